@@ -1,0 +1,326 @@
+"""Reading a bundle: index the tar members by seeking from header to header, then stream any one
+artifact, decompressed and bounded by its declared size. Nothing is extracted to answer a question.
+
+Bundles come from hostile places; every structural surprise becomes a `BundleFormatError` or a
+problem listed in `problems`, never a crash or an unbounded read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import tarfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyzstd
+
+from ir.bundle import layout
+from ir.bundle.manifest import ArtifactEntry, Manifest
+from ir.bundle.source import ByteSource, FileSource
+from ir.errors import BundleFormatError, IntegrityError
+
+READ_CHUNK = 1024 * 1024
+MAX_MEMBERS = 200_000
+MAX_SMALL_MEMBER = 64 * 1024 * 1024  # manifest, signature, journal entries
+
+
+@dataclass(frozen=True)
+class Member:
+    name: str
+    header_offset: int
+    offset: int  # of the data
+    size: int
+
+
+class BundleReader:
+    """An indexed view of one bundle file. Cheap to open: reads headers only."""
+
+    def __init__(self, source: ByteSource) -> None:
+        self.source = source
+        self.members: dict[str, Member] = {}
+        self.problems: list[str] = []  # structural findings (duplicates, truncation, odd members)
+        self.truncated = False
+        self._manifest: Manifest | None = None
+        self._manifest_bytes: bytes | None = None
+        self._index()
+
+    @classmethod
+    def open(cls, path: Path | str) -> BundleReader:
+        path = Path(path)
+        try:
+            source = FileSource(path)
+        except FileNotFoundError:
+            raise BundleFormatError(f"{path}: no such bundle") from None
+        except IsADirectoryError:
+            raise BundleFormatError(f"{path} is a directory, not a bundle file") from None
+        except OSError as exc:
+            raise BundleFormatError(f"{path}: cannot open: {exc.strerror}") from None
+        return cls(source)
+
+    def close(self) -> None:
+        self.source.close()
+
+    def __enter__(self) -> BundleReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- indexing ----------------------------------------------------------------------------
+    def _index(self) -> None:
+        size = self.source.size
+        pos = 0
+        if size < layout.BLOCK:
+            raise BundleFormatError(f"{self.source.name}: too short to be a bundle ({size} bytes)")
+        while True:
+            if len(self.members) >= MAX_MEMBERS:
+                raise BundleFormatError(f"{self.source.name}: more than {MAX_MEMBERS} members")
+            block = self.source.read_at(pos, layout.BLOCK)
+            if len(block) < layout.BLOCK:
+                if pos < size or not self.members:
+                    self.truncated = True
+                    self.problems.append(f"file ends inside a tar header at offset {pos}")
+                elif "manifest.json" not in self.members:
+                    self.truncated = True
+                break
+            if block == b"\0" * layout.BLOCK:
+                break
+            try:
+                info = tarfile.TarInfo.frombuf(block, "utf-8", "strict")
+            except (tarfile.HeaderError, UnicodeDecodeError) as exc:
+                if not self.members:
+                    raise BundleFormatError(f"{self.source.name}: not a bundle (not a tar file: {exc})") from None
+                self.truncated = True
+                self.problems.append(f"corrupt tar header at offset {pos}: {exc}")
+                break
+            if info.type not in (tarfile.REGTYPE, tarfile.AREGTYPE):
+                raise BundleFormatError(
+                    f"{self.source.name}: member {info.name!r} at offset {pos} is not a regular file "
+                    f"(type {info.type!r}); bundles hold regular files only"
+                )
+            name = info.name
+            if not _expected_member(name):
+                raise BundleFormatError(f"{self.source.name}: unexpected member name {name!r} at offset {pos}")
+            data = pos + layout.BLOCK
+            if name in self.members:
+                self.problems.append(f"member {name!r} appears twice (second at offset {pos})")
+            else:
+                self.members[name] = Member(name, pos, data, info.size)
+            end = data + info.size
+            if end > size:
+                self.truncated = True
+                self.problems.append(f"member {name!r} is cut short: needs {info.size} bytes, file ends at {size}")
+                break
+            pos = end + (-info.size % layout.BLOCK)
+        first = next(iter(self.members), None)
+        if first != layout.HEADER_MEMBER:
+            raise BundleFormatError(f"{self.source.name}: not an ir bundle (first member is {first!r})")
+
+    # -- small members ------------------------------------------------------------------------
+    def read_member(self, name: str, limit: int = MAX_SMALL_MEMBER) -> bytes:
+        member = self.members.get(name)
+        if member is None:
+            raise KeyError(name)
+        if member.size > limit:
+            raise BundleFormatError(f"member {name!r} is {member.size} bytes, over the {limit} limit")
+        return self.source.read_at(member.offset, member.size)
+
+    @property
+    def header(self) -> dict[str, Any]:
+        try:
+            doc = json.loads(self.read_member(layout.HEADER_MEMBER, 1024 * 1024))
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise BundleFormatError(f"header.json is not valid JSON: {exc}") from None
+        if not isinstance(doc, dict) or doc.get("format") != layout.FORMAT_NAME:
+            raise BundleFormatError("header.json does not describe an ir bundle")
+        return doc
+
+    @property
+    def sealed(self) -> bool:
+        return layout.MANIFEST_MEMBER in self.members
+
+    @property
+    def manifest_bytes(self) -> bytes:
+        if self._manifest_bytes is None:
+            if not self.sealed:
+                raise IntegrityError(
+                    f"{self.source.name}: bundle is incomplete: no manifest (the capture did not finish)"
+                )
+            self._manifest_bytes = self.read_member(layout.MANIFEST_MEMBER)
+        return self._manifest_bytes
+
+    @property
+    def manifest(self) -> Manifest:
+        if self._manifest is None:
+            self._manifest = Manifest.from_bytes(self.manifest_bytes)
+        return self._manifest
+
+    @property
+    def root_digest(self) -> str:
+        return hashlib.sha256(self.manifest_bytes).hexdigest()
+
+    def signature_document(self) -> bytes | None:
+        if layout.SIGNATURE_MEMBER not in self.members:
+            return None
+        return self.read_member(layout.SIGNATURE_MEMBER, 64 * 1024)
+
+    def journal(self) -> list[dict[str, Any]]:
+        """The per-artifact entries written as the capture went (useful for partial bundles)."""
+        entries = []
+        for name in self.members:
+            if name.startswith(layout.JOURNAL_PREFIX):
+                try:
+                    doc = json.loads(self.read_member(name, 16 * 1024 * 1024))
+                except (ValueError, UnicodeDecodeError):
+                    self.problems.append(f"journal entry {name} is not valid JSON")
+                    continue
+                entries.append(doc)
+        return entries
+
+    # -- artifacts ---------------------------------------------------------------------------
+    def entry(self, name: str) -> ArtifactEntry:
+        try:
+            return self.manifest.artifact(name)
+        except KeyError:
+            raise BundleFormatError(f"no artifact named {name!r} in this bundle") from None
+
+    def find(self, kind: str, container: str | None = None) -> list[ArtifactEntry]:
+        return [
+            a
+            for a in self.manifest.artifacts
+            if a.kind == kind and (container is None or a.container == container)
+        ]
+
+    def _member_for(self, entry: ArtifactEntry) -> Member:
+        member = self.members.get(layout.artifact_member(entry.name))
+        if member is None:
+            raise IntegrityError(f"artifact {entry.name!r}: listed in the manifest but missing from the file")
+        if member.offset != entry.offset or member.size != entry.stored_size:
+            raise IntegrityError(
+                f"artifact {entry.name!r}: stored at offset {member.offset} size {member.size}, "
+                f"manifest says offset {entry.offset} size {entry.stored_size}"
+            )
+        return member
+
+    def stored_chunks(self, entry: ArtifactEntry) -> Iterator[bytes]:
+        member = self._member_for(entry)
+        pos, end = member.offset, member.offset + member.size
+        while pos < end:
+            chunk = self.source.read_at(pos, min(READ_CHUNK, end - pos))
+            if not chunk:
+                raise IntegrityError(f"artifact {entry.name!r}: file ends inside its data")
+            pos += len(chunk)
+            yield chunk
+
+    def iter_artifact(self, name_or_entry: str | ArtifactEntry) -> Iterator[bytes]:
+        """Decompressed chunks of one artifact, never more than its declared size (bomb guard)."""
+        entry = self.entry(name_or_entry) if isinstance(name_or_entry, str) else name_or_entry
+        yield from decompress_bounded(self.stored_chunks(entry), entry.size, entry.name)
+
+    def open_artifact(self, name_or_entry: str | ArtifactEntry) -> io.BufferedReader:
+        """A file-like reader of one artifact's decompressed content (for tarfile streams, lines)."""
+        return io.BufferedReader(_ChunkStream(self.iter_artifact(name_or_entry)), buffer_size=READ_CHUNK)
+
+    def iter_lines(self, name_or_entry: str | ArtifactEntry) -> Iterator[bytes]:
+        with self.open_artifact(name_or_entry) as fh:
+            yield from fh
+
+    def iter_records(self, name_or_entry: str | ArtifactEntry) -> Iterator[dict[str, Any]]:
+        """JSON Lines records of an artifact; a malformed line raises BundleFormatError."""
+        for number, line in enumerate(self.iter_lines(name_or_entry), 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except ValueError:
+                raise BundleFormatError(f"{name_or_entry}: line {number} is not JSON") from None
+            if isinstance(record, dict):
+                yield record
+
+    def read_json(self, name_or_entry: str | ArtifactEntry, limit: int = 256 * 1024 * 1024) -> Any:
+        entry = self.entry(name_or_entry) if isinstance(name_or_entry, str) else name_or_entry
+        if entry.size > limit:
+            raise BundleFormatError(f"{entry.name}: {entry.size} bytes is too large to load as one document")
+        data = b"".join(self.iter_artifact(entry))
+        try:
+            return json.loads(data)
+        except ValueError as exc:
+            raise BundleFormatError(f"{entry.name}: not valid JSON: {exc}") from None
+
+
+def decompress_bounded(chunks: Iterator[bytes], declared: int, label: str) -> Iterator[bytes]:
+    """Decompress one zstd frame, refusing output beyond `declared` bytes and trailing garbage."""
+    decompressor = pyzstd.ZstdDecompressor()
+    produced = 0
+    try:
+        for chunk in chunks:
+            if decompressor.eof:
+                raise IntegrityError(f"artifact {label!r}: data after the end of its zstd frame")
+            data = chunk
+            while True:
+                out = decompressor.decompress(data, READ_CHUNK)
+                data = b""
+                if out:
+                    produced += len(out)
+                    if produced > declared:
+                        raise IntegrityError(
+                            f"artifact {label!r}: decompresses to more than its declared {declared} bytes "
+                            "(tampered, or a decompression bomb); stopped"
+                        )
+                    yield out
+                if decompressor.eof or decompressor.needs_input:
+                    break
+            if decompressor.eof and decompressor.unused_data:
+                raise IntegrityError(f"artifact {label!r}: data after the end of its zstd frame")
+    except pyzstd.ZstdError as exc:
+        raise IntegrityError(f"artifact {label!r}: zstd data is corrupt: {exc}") from None
+    if not decompressor.eof:
+        raise IntegrityError(f"artifact {label!r}: zstd frame is truncated")
+    if produced != declared:
+        raise IntegrityError(f"artifact {label!r}: decompressed to {produced} bytes, manifest declares {declared}")
+
+
+class _ChunkStream(io.RawIOBase):
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self._chunks = chunks
+        self._buf = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        while not self._buf:
+            try:
+                self._buf = next(self._chunks)
+            except StopIteration:
+                return 0
+        n = min(len(b), len(self._buf))
+        b[:n] = self._buf[:n]
+        self._buf = self._buf[n:]
+        return n
+
+
+def _expected_member(name: str) -> bool:
+    if name in (
+        layout.HEADER_MEMBER,
+        layout.MANIFEST_MEMBER,
+        layout.ROOT_DIGEST_MEMBER,
+        layout.SUMS_MEMBER,
+        layout.SIGNATURE_MEMBER,
+    ):
+        return True
+    if name.startswith(layout.JOURNAL_PREFIX):
+        rest = name[len(layout.JOURNAL_PREFIX) :]
+        return rest.endswith(".json") and rest[:-5].isdigit()
+    if name.startswith(layout.ARTIFACT_PREFIX) and name.endswith(layout.ARTIFACT_SUFFIX):
+        inner = name[len(layout.ARTIFACT_PREFIX) : -len(layout.ARTIFACT_SUFFIX)]
+        try:
+            layout.check_artifact_name(inner)
+        except BundleFormatError:
+            return False
+        return True
+    return False

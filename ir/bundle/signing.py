@@ -1,0 +1,150 @@
+"""Ed25519 signatures over manifests and custody records.
+
+A `Signer` is anything with `key_id`, `algorithm` and `sign(data)`: today a key file or
+environment variable; a KMS-held key only needs another class with the same three members.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from ir.errors import UsageError
+
+ALGORITHM = "ed25519"
+ENV_SIGNING_KEY = "IR_SIGNING_KEY"  # a path to a PEM private key, or the PEM text itself
+ENV_VERIFY_KEY = "IR_VERIFY_KEY"  # a path to a PEM public key, or the PEM text itself
+
+
+class Signer(Protocol):
+    key_id: str
+    algorithm: str
+
+    def sign(self, data: bytes) -> bytes: ...
+
+
+def key_id_of(public_key: Ed25519PublicKey) -> str:
+    raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return "ed25519:" + hashlib.sha256(raw).hexdigest()[:32]
+
+
+@dataclass
+class Ed25519Signer:
+    private_key: Ed25519PrivateKey
+    algorithm: str = ALGORITHM
+
+    @property
+    def key_id(self) -> str:
+        return key_id_of(self.private_key.public_key())
+
+    def sign(self, data: bytes) -> bytes:
+        return self.private_key.sign(data)
+
+
+def generate_keypair(directory: Path, name: str = "ir-signing") -> tuple[Path, Path]:
+    """Write NAME.key (PEM PKCS#8, mode 0600) and NAME.pub; refuse to overwrite."""
+    directory.mkdir(parents=True, exist_ok=True)
+    key_path, pub_path = directory / f"{name}.key", directory / f"{name}.pub"
+    for path in (key_path, pub_path):
+        if path.exists():
+            raise UsageError(f"{path} exists; refusing to overwrite a key")
+    key = Ed25519PrivateKey.generate()
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(pem)
+    pub_path.write_bytes(
+        key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    return key_path, pub_path
+
+
+def _pem_from(source: str) -> bytes:
+    if source.lstrip().startswith("-----BEGIN"):
+        return source.encode()
+    path = Path(source).expanduser()
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise UsageError(f"cannot read key {path}: {exc.strerror}") from None
+
+
+def load_signer(source: str | None) -> Ed25519Signer | None:
+    """A signer from a key path or PEM text, else from $IR_SIGNING_KEY, else None (unsigned)."""
+    source = source or os.environ.get(ENV_SIGNING_KEY)
+    if not source:
+        return None
+    try:
+        key = serialization.load_pem_private_key(_pem_from(source), password=None)
+    except (ValueError, TypeError) as exc:
+        raise UsageError(f"signing key is not a PEM Ed25519 private key: {exc}") from None
+    if not isinstance(key, Ed25519PrivateKey):
+        raise UsageError("signing key is not an Ed25519 key")
+    return Ed25519Signer(key)
+
+
+def load_public_key(source: str | None) -> Ed25519PublicKey | None:
+    source = source or os.environ.get(ENV_VERIFY_KEY)
+    if not source:
+        return None
+    try:
+        key = serialization.load_pem_public_key(_pem_from(source))
+    except (ValueError, TypeError) as exc:
+        raise UsageError(f"public key is not a PEM Ed25519 public key: {exc}") from None
+    if not isinstance(key, Ed25519PublicKey):
+        raise UsageError("public key is not an Ed25519 key")
+    return key
+
+
+def signature_document(signer: Signer, data: bytes) -> bytes:
+    """The `manifest.sig` member: which key, which algorithm, the signature in base64."""
+    doc = {
+        "algorithm": signer.algorithm,
+        "key_id": signer.key_id,
+        "signature": base64.b64encode(signer.sign(data)).decode(),
+        "signed": "manifest.json",
+    }
+    return (json.dumps(doc, sort_keys=True) + "\n").encode()
+
+
+@dataclass
+class SignatureCheck:
+    status: str  # "valid", "invalid", "unsigned", "unchecked" (signed, but no public key given)
+    key_id: str | None = None
+    detail: str = ""
+
+
+def check_signature(sig_doc: bytes | None, data: bytes, public_key: Ed25519PublicKey | None) -> SignatureCheck:
+    if sig_doc is None:
+        return SignatureCheck("unsigned", detail="bundle is unsigned")
+    try:
+        doc = json.loads(sig_doc)
+        key_id = str(doc["key_id"])
+        signature = base64.b64decode(doc["signature"], validate=True)
+        algorithm = doc["algorithm"]
+    except (ValueError, KeyError, TypeError) as exc:
+        return SignatureCheck("invalid", detail=f"signature document is malformed: {exc}")
+    if algorithm != ALGORITHM:
+        return SignatureCheck("invalid", key_id, f"unsupported signature algorithm {algorithm!r}")
+    if public_key is None:
+        return SignatureCheck("unchecked", key_id, f"signed by {key_id}; no public key given to check it")
+    if key_id_of(public_key) != key_id:
+        return SignatureCheck("invalid", key_id, f"signed by {key_id}, not by the given key {key_id_of(public_key)}")
+    try:
+        public_key.verify(signature, data)
+    except InvalidSignature:
+        return SignatureCheck("invalid", key_id, "signature does not match manifest.json")
+    return SignatureCheck("valid", key_id, f"signature valid ({key_id})")

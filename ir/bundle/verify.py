@@ -1,0 +1,181 @@
+"""Verification of a bundle: structure, root digest, every artifact's stored and content digests,
+checksum list, journal, signature and custody chain. Each failure names the artifact or record.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from ir.bundle import layout
+from ir.bundle.custody import CustodyCheck, check_chain
+from ir.bundle.reader import BundleReader, decompress_bounded
+from ir.bundle.signing import SignatureCheck, check_signature
+from ir.errors import BundleFormatError, ExitCode, IntegrityError
+
+# Verdicts, from best to worst.
+VALID, INCOMPLETE, TAMPERED = "valid", "incomplete", "tampered"
+
+
+@dataclass
+class VerifyReport:
+    bundle: str
+    verdict: str = VALID
+    root_digest: str | None = None
+    bundle_id: str | None = None
+    outcome: str | None = None
+    signature: SignatureCheck | None = None
+    custody: CustodyCheck | None = None
+    errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    artifacts_checked: int = 0
+    bytes_checked: int = 0
+
+    def fail(self, verdict: str, message: str) -> None:
+        self.errors.append(message)
+        if verdict == TAMPERED or self.verdict == VALID:
+            self.verdict = verdict
+
+    @property
+    def exit_code(self) -> ExitCode:
+        return ExitCode.OK if self.verdict == VALID else ExitCode.FAILED
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "bundle": self.bundle,
+            "verdict": self.verdict,
+            "root_digest": self.root_digest,
+            "bundle_id": self.bundle_id,
+            "outcome": self.outcome,
+            "signature": None if self.signature is None else vars(self.signature),
+            "custody": None
+            if self.custody is None
+            else {"records": len(self.custody.records), "signed": self.custody.signed, "errors": self.custody.errors},
+            "errors": self.errors,
+            "warnings": self.warnings,
+            "artifacts_checked": self.artifacts_checked,
+            "bytes_checked": self.bytes_checked,
+        }
+
+
+def verify_bundle(
+    reader: BundleReader,
+    *,
+    public_key: Ed25519PublicKey | None = None,
+    custody_lines: list[bytes] | None = None,
+    expected_digest: str | None = None,
+    require_signature: bool = False,
+    progress: Callable[[int], None] | None = None,
+) -> VerifyReport:
+    """Check everything a bundle declares. Raises BundleFormatError only for unusable input."""
+    report = VerifyReport(bundle=reader.source.name)
+    for problem in reader.problems:
+        report.fail(TAMPERED if not reader.truncated else INCOMPLETE, problem)
+    if not reader.sealed:
+        _report_unsealed(reader, report)
+        return report
+    manifest_bytes = reader.manifest_bytes
+    report.root_digest = digest = hashlib.sha256(manifest_bytes).hexdigest()
+    _check_root_digest(reader, digest, expected_digest, report)
+    manifest = reader.manifest  # BundleFormatError if malformed: unusable input
+    report.bundle_id, report.outcome = manifest.bundle_id, manifest.outcome
+    if reader.header.get("bundle_id") != manifest.bundle_id:
+        report.fail(TAMPERED, "header.json and manifest.json name different bundle ids")
+    if manifest.outcome == "interrupted":
+        report.fail(INCOMPLETE, "capture was interrupted: the bundle holds only what was captured before")
+    elif manifest.outcome in ("partial", "failed", "recovered"):
+        failed = [f"{c.name}: {c.error}" for c in manifest.collectors if c.status in ("failed", "partial")]
+        report.warnings.append(f"capture outcome is {manifest.outcome}" + ("; " + "; ".join(failed) if failed else ""))
+    _check_artifacts(reader, report, progress)
+    _check_members_listed(reader, report)
+    _check_sums(reader, report)
+    _check_journal(reader, report)
+    report.signature = check_signature(reader.signature_document(), manifest_bytes, public_key)
+    if report.signature.status == "invalid":
+        report.fail(TAMPERED, f"signature: {report.signature.detail}")
+    elif report.signature.status != "valid" and require_signature:
+        report.fail(TAMPERED, f"signature required: {report.signature.detail}")
+    if custody_lines is not None:
+        report.custody = check_chain(custody_lines, digest, public_key)
+        for error in report.custody.errors:
+            report.fail(TAMPERED, error)
+    return report
+
+
+def _report_unsealed(reader: BundleReader, report: VerifyReport) -> None:
+    journal = reader.journal()
+    report.fail(
+        INCOMPLETE,
+        f"bundle is incomplete: no manifest (capture did not finish); {len(journal)} artifact(s) "
+        "were fully written before it stopped",
+    )
+    for entry in journal:
+        name = entry.get("name")
+        report.warnings.append(f"journaled artifact {name!r} ({entry.get('size')} bytes, status {entry.get('status')})")
+
+
+def _check_root_digest(reader: BundleReader, digest: str, expected: str | None, report: VerifyReport) -> None:
+    if layout.ROOT_DIGEST_MEMBER not in reader.members:
+        report.fail(TAMPERED, "manifest.json.sha256 is missing")
+    else:
+        line = reader.read_member(layout.ROOT_DIGEST_MEMBER, 4096).decode("ascii", "replace")
+        if line.split()[:1] != [digest]:
+            report.fail(TAMPERED, f"manifest.json does not match its recorded digest (recorded {line.split()[:1]}, actual {digest})")
+    if expected and expected.removeprefix("sha256:") != digest:
+        report.fail(TAMPERED, f"root digest {digest} differs from the expected {expected}")
+
+
+def _check_artifacts(reader: BundleReader, report: VerifyReport, progress: Callable[[int], None] | None) -> None:
+    for entry in reader.manifest.artifacts:
+        where = f"artifact {entry.name!r}"
+        stored_hash, content_hash = hashlib.sha256(), hashlib.sha256()
+
+        def stored() -> Any:
+            for chunk in reader.stored_chunks(entry):
+                stored_hash.update(chunk)
+                report.bytes_checked += len(chunk)
+                if progress:
+                    progress(len(chunk))
+                yield chunk
+
+        try:
+            for out in decompress_bounded(stored(), entry.size, entry.name):
+                content_hash.update(out)
+        except IntegrityError as exc:
+            report.fail(TAMPERED, exc.message)
+            continue
+        report.artifacts_checked += 1
+        if stored_hash.hexdigest() != entry.stored_sha256:
+            report.fail(TAMPERED, f"{where}: stored bytes do not match stored_sha256")
+        if content_hash.hexdigest() != entry.sha256:
+            report.fail(TAMPERED, f"{where}: content does not match its sha256")
+        if entry.status != "ok":
+            report.warnings.append(f"{where} is {entry.status}: {entry.error}")
+
+
+def _check_members_listed(reader: BundleReader, report: VerifyReport) -> None:
+    listed = {layout.artifact_member(a.name) for a in reader.manifest.artifacts}
+    for name in reader.members:
+        if name.startswith(layout.ARTIFACT_PREFIX) and name not in listed:
+            report.fail(TAMPERED, f"member {name!r} is in the file but not in the manifest")
+
+
+def _check_sums(reader: BundleReader, report: VerifyReport) -> None:
+    if layout.SUMS_MEMBER not in reader.members:
+        report.fail(TAMPERED, "SHA256SUMS is missing")
+        return
+    expected = "".join(f"{a.stored_sha256}  {layout.artifact_member(a.name)}\n" for a in reader.manifest.artifacts)
+    if reader.read_member(layout.SUMS_MEMBER).decode("utf-8", "replace") != expected:
+        report.fail(TAMPERED, "SHA256SUMS does not agree with the manifest")
+
+
+def _check_journal(reader: BundleReader, report: VerifyReport) -> None:
+    by_name = {a.name: a for a in reader.manifest.artifacts}
+    for entry in reader.journal():
+        listed = by_name.get(str(entry.get("name")))
+        if listed is None or listed.stored_sha256 != entry.get("stored_sha256") or listed.sha256 != entry.get("sha256"):
+            report.fail(TAMPERED, f"journal entry for {entry.get('name')!r} disagrees with the manifest")

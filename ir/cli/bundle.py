@@ -1,0 +1,196 @@
+"""`ir bundle`: verify, show, list, read and extract evidence bundles (local paths or s3:// URIs)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ir.bundle.custody import append_record
+from ir.bundle.signing import load_public_key
+from ir.bundle.verify import VALID, verify_bundle
+from ir.cli.output import byte_progress, emit, emit_json, output_option, printable, table, warn
+from ir.errors import ExitCode
+from ir.store import open_bundle, open_store
+from ir.store.local import describe_target
+
+public_key_option = click.option(
+    "--public-key", metavar="FILE", help="Ed25519 public key (PEM) to check the signature; default $IR_VERIFY_KEY."
+)
+endpoint_option = click.option(
+    "--s3-endpoint-url", metavar="URL", default=None, help="S3-compatible endpoint (default $AWS_ENDPOINT_URL)."
+)
+
+
+@click.group("bundle")
+def bundle() -> None:
+    """Work with evidence bundles: verify, show, ls, cat, extract (paths or s3:// URIs)."""
+
+
+@bundle.command("verify")
+@click.argument("ref", metavar="BUNDLE")
+@public_key_option
+@click.option("--expect-digest", metavar="SHA256", help="Root digest recorded elsewhere (ticket, custody log) to compare.")
+@click.option("--require-signature", is_flag=True, help="Fail unless the bundle carries a valid signature.")
+@click.option("--no-custody-record", is_flag=True, help="Do not append a 'verified' custody record.")
+@endpoint_option
+@output_option
+def verify(ref: str, public_key: str | None, expect_digest: str | None, require_signature: bool,
+           no_custody_record: bool, s3_endpoint_url: str | None, output: str) -> int:
+    """Check a bundle end to end: every artifact's stored and content SHA-256, the root digest of
+    the manifest, the signature and the custody chain.
+
+    Exit 0: valid. 1: tampered or incomplete (each failing artifact or record is named).
+    2: not a usable bundle."""
+    key = load_public_key(public_key)
+    with open_bundle(ref, endpoint_url=s3_endpoint_url) as handle:
+        total = sum(a.stored_size for a in handle.reader.manifest.artifacts) if handle.reader.sealed else 0
+        with byte_progress(total, "verifying") as advance:
+            report = verify_bundle(
+                handle.reader,
+                public_key=key,
+                custody_lines=handle.custody.read_lines(),
+                expected_digest=expect_digest,
+                require_signature=require_signature,
+                progress=advance,
+            )
+        if report.root_digest and not no_custody_record:
+            append_record(handle.custody, action="verified", bundle_id=report.bundle_id or "",
+                          bundle_digest=report.root_digest, detail={"verdict": report.verdict})
+    emit(output, report.to_dict(), lambda: _print_report(report))
+    return int(report.exit_code)
+
+
+def _print_report(report: Any) -> None:
+    mark = {"valid": "VALID", "incomplete": "INCOMPLETE", "tampered": "TAMPERED"}[report.verdict]
+    click.echo(f"{mark}: {report.bundle}")
+    if report.root_digest:
+        click.echo(f"  root digest: sha256:{report.root_digest}")
+    if report.bundle_id:
+        click.echo(f"  bundle id:   {report.bundle_id} (capture outcome: {report.outcome})")
+    click.echo(f"  artifacts:   {report.artifacts_checked} checked, {report.bytes_checked} stored bytes")
+    if report.signature is not None:
+        click.echo(f"  signature:   {report.signature.status}: {report.signature.detail}")
+        if report.signature.status == "unsigned":
+            warn("bundle is unsigned: integrity is checked, origin is not")
+    if report.custody is not None:
+        click.echo(f"  custody:     {len(report.custody.records)} record(s), {report.custody.signed} signed"
+                   + ("" if report.custody.ok else ", CHAIN BROKEN"))
+    for error in report.errors:
+        click.echo(f"  FAIL: {printable(error)}")
+    for warning in report.warnings:
+        click.echo(f"  note: {printable(warning)}")
+
+
+@bundle.command("show")
+@click.argument("ref", metavar="BUNDLE")
+@endpoint_option
+@output_option
+def show(ref: str, s3_endpoint_url: str | None, output: str) -> None:
+    """Summarise a bundle: target, times, collectors and artifacts (no integrity check: use verify)."""
+    with open_bundle(ref, endpoint_url=s3_endpoint_url) as handle:
+        reader = handle.reader
+        m = reader.manifest
+        doc = {
+            "bundle": handle.display,
+            "root_digest": reader.root_digest,
+            "signed": reader.signature_document() is not None,
+            "custody_records": len(handle.custody.read_lines()),
+            "manifest": _manifest_dict(m),
+        }
+
+    def text() -> None:
+        click.echo(f"bundle:    {handle.display}")
+        click.echo(f"id:        {m.bundle_id}   case: {printable(m.case_id)}")
+        click.echo(f"target:    {printable(describe_target(m.target))}")
+        click.echo(f"time:      {m.started_at} .. {m.ended_at}  outcome: {m.outcome}")
+        click.echo(f"operator:  {printable(m.operator)} on {printable(m.host.get('hostname'))}  tool: {m.tool.get('name')} {m.tool.get('version')}")
+        if m.reason:
+            click.echo(f"reason:    {printable(m.reason)}")
+        click.echo(f"digest:    sha256:{doc['root_digest']}  signed: {'yes' if doc['signed'] else 'no'}  custody records: {doc['custody_records']}")
+        click.echo("")
+        table([(c.name, c.container, c.status, c.error or "") for c in m.collectors],
+              ["collector", "container", "status", "error"])
+        click.echo("")
+        table([(a.name, a.kind, a.size, a.stored_size, a.status, a.sha256[:16]) for a in m.artifacts],
+              ["artifact", "kind", "size", "stored", "status", "sha256"])
+        if m.actions:
+            click.echo("")
+            table([(a.time, a.action, a.target, a.outcome) for a in m.actions], ["time", "action on target", "target", "outcome"])
+
+    emit(output, doc, text)
+
+
+def _manifest_dict(m: Any) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    return asdict(m)
+
+
+@bundle.command("ls")
+@click.argument("store", required=False, metavar="[STORE]")
+@endpoint_option
+@output_option
+def ls(store: str | None, s3_endpoint_url: str | None, output: str) -> None:
+    """List the bundles in a store (default $IR_STORE or ./evidence; or s3://BUCKET/PREFIX)."""
+    st = open_store(store, endpoint_url=s3_endpoint_url) if (store or "").startswith("s3://") else open_store(store)
+    rows = list(st.list_bundles())
+    emit(output, [vars(r) for r in rows], lambda: table(
+        [(r.case_id, r.bundle_id, r.target, r.started_at, r.size, r.status, r.location) for r in rows],
+        ["case", "bundle", "target", "started", "size", "status", "location"]))
+
+
+@bundle.command("cat")
+@click.argument("ref", metavar="BUNDLE")
+@click.argument("artifact")
+@endpoint_option
+def cat(ref: str, artifact: str, s3_endpoint_url: str | None) -> None:
+    """Write one artifact, decompressed, to stdout (bounded by its declared size)."""
+    out = sys.stdout.buffer
+    with open_bundle(ref, endpoint_url=s3_endpoint_url) as handle:
+        for chunk in handle.reader.iter_artifact(artifact):
+            out.write(chunk)
+    out.flush()
+
+
+@bundle.command("extract")
+@click.argument("ref", metavar="BUNDLE")
+@click.option("--to", "to", required=True, type=click.Path(file_okay=False, path_type=Path), help="Target directory.")
+@click.option("--artifact", "names", multiple=True, help="Only these artifacts (repeatable).")
+@click.option("--allow-high-ratio", is_flag=True, help="Extract artifacts that expand more than 1000x.")
+@endpoint_option
+def extract(ref: str, to: Path, names: tuple[str, ...], allow_high_ratio: bool, s3_endpoint_url: str | None) -> int:
+    """Extract artifacts (decompressed, digest-checked) under DIR/artifacts/, never outside DIR."""
+    from ir.bundle.extract import extract_bundle
+
+    with open_bundle(ref, endpoint_url=s3_endpoint_url) as handle:
+        reader = handle.reader
+        entries = [reader.entry(n) for n in names] if names else reader.manifest.artifacts
+        with byte_progress(sum(e.size for e in entries), "extracting") as advance:
+            result = extract_bundle(reader, to, names=list(names) or None, allow_high_ratio=allow_high_ratio,
+                                    progress=advance)
+        append_record(handle.custody, action="extracted", bundle_id=reader.manifest.bundle_id,
+                      bundle_digest=reader.root_digest, detail={"to": str(to.resolve()), "artifacts": len(result.written)})
+    click.echo(f"extracted {len(result.written)} artifact(s) to {to}")
+    return int(ExitCode.OK)
+
+
+@bundle.command("custody")
+@click.argument("ref", metavar="BUNDLE")
+@endpoint_option
+@output_option
+def custody(ref: str, s3_endpoint_url: str | None, output: str) -> None:
+    """Show the chain-of-custody records of a bundle."""
+    import json
+
+    with open_bundle(ref, endpoint_url=s3_endpoint_url) as handle:
+        records = [json.loads(line) for line in handle.custody.read_lines()]
+    emit(output, records, lambda: table(
+        [(r.get("seq"), r.get("time"), r.get("action"), r.get("actor"), r.get("host"), "yes" if r.get("sig") else "no")
+         for r in records], ["seq", "time", "action", "actor", "host", "signed"]))
+
+
+COMMANDS = [bundle]
+_ = (emit_json, VALID)

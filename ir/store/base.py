@@ -1,0 +1,77 @@
+"""The store interface shared by the local directory and S3."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from ir.bundle.custody import CustodyBackend
+from ir.bundle.reader import BundleReader
+
+
+@dataclass
+class BundleListing:
+    """One row of `ir bundle ls`."""
+
+    location: str
+    bundle_id: str
+    case_id: str | None
+    target: str | None
+    started_at: str | None
+    size: int
+    status: str  # outcome of a sealed bundle, or "incomplete" for a .partial, "spooled", ...
+    root_digest: str | None = None
+
+
+@dataclass
+class StoreResult:
+    """Where a sealed bundle ended up, and what the store confirmed."""
+
+    location: str
+    root_digest: str
+    size: int
+    confirmed: bool  # the store confirmed the bytes (local fsync; S3 checksum)
+    spooled: str | None = None  # local spool path when an upload did not complete
+    detail: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class BundleHandle:
+    reader: BundleReader
+    custody: CustodyBackend
+    display: str
+    local_path: Path | None = None
+
+    def close(self) -> None:
+        self.reader.close()
+
+    def __enter__(self) -> BundleHandle:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class Store(Protocol):
+    uri: str
+
+    def staging_dir(self, case_id: str) -> Path:
+        """Where the writer puts the bundle file while it is written."""
+        ...
+
+    def attach(self, writer: Any) -> None:
+        """Follow a writer as it writes (S3 streams parts while the capture runs)."""
+        ...
+
+    def finish(self, sealed: Any, custody_signer: Any = None) -> StoreResult:
+        """Make a sealed bundle durable in the store and append the custody record(s)."""
+        ...
+
+    def abandon(self, writer: Any) -> None:
+        """The capture stopped without sealing: keep what was written, stop following."""
+        ...
+
+    def list_bundles(self) -> Iterator[BundleListing]: ...

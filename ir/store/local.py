@@ -1,0 +1,95 @@
+"""A local evidence directory: STORE/<case>/<bundle-id>.tar, with `.custody.jsonl` beside each."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from ir.bundle import layout
+from ir.bundle.custody import FileCustody, append_record
+from ir.bundle.reader import BundleReader
+from ir.errors import BundleFormatError, IrError, StoreError
+from ir.store.base import BundleHandle, BundleListing, StoreResult
+
+
+def custody_path(bundle: Path) -> Path:
+    name = bundle.name
+    for suffix in (layout.PARTIAL_SUFFIX, layout.BUNDLE_SUFFIX):
+        if name.endswith(suffix):
+            name = name[: -len(suffix)]
+            break
+    return bundle.with_name(name + layout.CUSTODY_SUFFIX)
+
+
+class LocalStore:
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+        self.uri = str(self.root)
+
+    def staging_dir(self, case_id: str) -> Path:
+        directory = self.root / layout.safe_component(case_id, "uncased")
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create evidence directory {directory}: {exc.strerror}") from None
+        return directory
+
+    def attach(self, writer: Any) -> None:
+        return None
+
+    def abandon(self, writer: Any) -> None:
+        return None
+
+    def finish(self, sealed: Any, custody_signer: Any = None) -> StoreResult:
+        append_record(
+            FileCustody(custody_path(sealed.path)),
+            action="created",
+            bundle_id=sealed.manifest.bundle_id,
+            bundle_digest=sealed.root_digest,
+            actor=sealed.manifest.operator,
+            detail={"location": str(sealed.path), "size": sealed.size, "outcome": sealed.manifest.outcome},
+            signer=custody_signer,
+        )
+        return StoreResult(str(sealed.path), sealed.root_digest, sealed.size, confirmed=True)
+
+    def list_bundles(self) -> Iterator[BundleListing]:
+        if not self.root.is_dir():
+            raise StoreError(f"{self.root}: no such evidence directory")
+        paths = sorted(self.root.glob(f"*/*{layout.BUNDLE_SUFFIX}")) + sorted(self.root.glob(f"*/*{layout.PARTIAL_SUFFIX}"))
+        for path in paths:
+            yield listing_of(path)
+
+    @staticmethod
+    def open_path(ref: str | Path) -> BundleHandle:
+        path = Path(ref)
+        reader = BundleReader.open(path)
+        return BundleHandle(reader, FileCustody(custody_path(path)), str(path), path)
+
+
+def listing_of(path: Path) -> BundleListing:
+    size = path.stat().st_size
+    try:
+        with BundleReader.open(path) as reader:
+            if not reader.sealed:
+                header = reader.header
+                return BundleListing(str(path), str(header.get("bundle_id")), header.get("case_id"), None,
+                                     header.get("started_at"), size, "incomplete")
+            m = reader.manifest
+            return BundleListing(
+                str(path), m.bundle_id, m.case_id, describe_target(m.target), m.started_at, size, m.outcome,
+                hashlib.sha256(reader.manifest_bytes).hexdigest(),
+            )
+    except (BundleFormatError, IrError) as exc:
+        return BundleListing(str(path), path.name, None, None, None, size, f"unreadable: {exc}")
+
+
+def describe_target(target: dict[str, Any]) -> str:
+    """One line naming a target: `pod shop/web-7f9c`, `container web (3f2a…)`."""
+    kind = target.get("kind", "target")
+    if kind == "pod":
+        return f"pod {target.get('namespace')}/{target.get('name')}"
+    if kind == "container":
+        return f"container {target.get('name')} ({str(target.get('id', ''))[:12]})"
+    return f"{kind} {target.get('name', '')}".strip()
