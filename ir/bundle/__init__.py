@@ -5,4 +5,11 @@ from ir.bundle.manifest import ArtifactEntry, CollectorEntry, Manifest
 from ir.bundle.reader import BundleReader
 from ir.bundle.writer import ArtifactSink, BundleWriter
 
-__all__ = ["ArtifactEntry", "ArtifactSink", "BundleReader", "BundleWriter", "CollectorEntry", "Manifest"]
+__all__ = [
+    "ArtifactEntry",
+    "ArtifactSink",
+    "BundleReader",
+    "BundleWriter",
+    "CollectorEntry",
+    "Manifest",
+]

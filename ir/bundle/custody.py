@@ -27,7 +27,18 @@ from ir.clock import rfc3339, utcnow
 
 GENESIS = "0" * 64
 MAX_RECORD = 1024 * 1024
-ACTIONS = ("created", "stored", "uploaded", "copied", "downloaded", "verified", "extracted", "respond", "released", "opened")
+ACTIONS = (
+    "created",
+    "stored",
+    "uploaded",
+    "copied",
+    "downloaded",
+    "verified",
+    "extracted",
+    "respond",
+    "released",
+    "opened",
+)
 
 
 class CustodyBackend(Protocol):
@@ -110,7 +121,9 @@ def append_record(
 
 def _canonical(record: dict[str, Any]) -> bytes:
     body = {k: v for k, v in record.items() if k != "sig"}
-    return json.dumps(body, sort_keys=True, ensure_ascii=True, separators=(",", ":"), default=str).encode()
+    return json.dumps(
+        body, sort_keys=True, ensure_ascii=True, separators=(",", ":"), default=str
+    ).encode()
 
 
 @dataclass
@@ -124,7 +137,9 @@ class CustodyCheck:
         return not self.errors
 
 
-def check_chain(lines: list[bytes], root_digest: str, public_key: Ed25519PublicKey | None = None) -> CustodyCheck:
+def check_chain(
+    lines: list[bytes], root_digest: str, public_key: Ed25519PublicKey | None = None
+) -> CustodyCheck:
     """Check sequence, hash chain, digest and (given a key) signatures of every record."""
     result = CustodyCheck()
     prev = GENESIS
@@ -142,9 +157,13 @@ def check_chain(lines: list[bytes], root_digest: str, public_key: Ed25519PublicK
             break
         result.records.append(record)
         if record.get("seq") != index:
-            result.errors.append(f"{where}: sequence number {record.get('seq')!r}, expected {index}")
+            result.errors.append(
+                f"{where}: sequence number {record.get('seq')!r}, expected {index}"
+            )
         if record.get("prev") != prev:
-            result.errors.append(f"{where}: chain broken (previous record was removed, reordered or edited)")
+            result.errors.append(
+                f"{where}: chain broken (previous record was removed, reordered or edited)"
+            )
         if record.get("bundle_digest") != root_digest:
             result.errors.append(
                 f"{where} ({record.get('action')} at {record.get('time')}): saw bundle digest "

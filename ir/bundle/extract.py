@@ -8,6 +8,7 @@ artifact's digest before it is given its final name.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -66,7 +67,9 @@ def extract_bundle(
             _write_new(root_fd, tmp, chunks())
             if digest.hexdigest() != entry.sha256:
                 _unlink(root_fd, tmp)
-                raise IntegrityError(f"artifact {entry.name!r}: content does not match its sha256; not extracted")
+                raise IntegrityError(
+                    f"artifact {entry.name!r}: content does not match its sha256; not extracted"
+                )
             _rename_new(root_fd, tmp, rel)
             result.written.append(rel)
     finally:
@@ -89,7 +92,9 @@ def _check_bomb(entries: list, target: Path, allow_high_ratio: bool) -> None:  #
         probe = probe.parent
     free = shutil.disk_usage(probe).free
     if total + FREE_SPACE_MARGIN > free:
-        raise IrError(f"extraction needs {total} bytes; only {free} free at {probe} (keeping a margin)")
+        raise IrError(
+            f"extraction needs {total} bytes; only {free} free at {probe} (keeping a margin)"
+        )
 
 
 def _open_parent(root_fd: int, rel: str) -> tuple[int, str]:
@@ -100,14 +105,14 @@ def _open_parent(root_fd: int, rel: str) -> tuple[int, str]:
     dfd = os.dup(root_fd)
     try:
         for part in parts[:-1]:
-            try:
+            with contextlib.suppress(FileExistsError):
                 os.mkdir(part, 0o755, dir_fd=dfd)
-            except FileExistsError:
-                pass
             try:
                 nfd = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=dfd)
             except OSError as exc:
-                raise UsageError(f"refusing to extract through {part!r} in {rel!r}: not a plain directory ({exc.strerror})") from None
+                raise UsageError(
+                    f"refusing to extract through {part!r} in {rel!r}: not a plain directory ({exc.strerror})"
+                ) from None
             os.close(dfd)
             dfd = nfd
     except BaseException:
@@ -120,9 +125,13 @@ def _write_new(root_fd: int, rel: str, chunks) -> None:  # type: ignore[no-untyp
     dfd, leaf = _open_parent(root_fd, rel)
     try:
         try:
-            fd = os.open(leaf, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644, dir_fd=dfd)
+            fd = os.open(
+                leaf, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644, dir_fd=dfd
+            )
         except FileExistsError:
-            raise UsageError(f"{rel} already exists in the target directory; refusing to overwrite") from None
+            raise UsageError(
+                f"{rel} already exists in the target directory; refusing to overwrite"
+            ) from None
         with os.fdopen(fd, "wb") as fh:
             for chunk in chunks:
                 fh.write(chunk)

@@ -9,6 +9,7 @@ A bundle is a POSIX/GNU tar file. Its members, in order:
   manifest.json                the sealed manifest (all entries, collectors, actions)
   manifest.json.sha256         `sha256sum` line of manifest.json: the root digest
   SHA256SUMS                   `sha256sum -c` list of every stored artifact member
+  CONTENTS.sha256              SHA-256 of every artifact's decompressed content, by artifact name
   manifest.sig                 Ed25519 signature over manifest.json (optional)
 """
 
@@ -26,6 +27,7 @@ HEADER_MEMBER = "header.json"
 MANIFEST_MEMBER = "manifest.json"
 ROOT_DIGEST_MEMBER = "manifest.json.sha256"
 SUMS_MEMBER = "SHA256SUMS"
+CONTENT_SUMS_MEMBER = "CONTENTS.sha256"
 SIGNATURE_MEMBER = "manifest.sig"
 ARTIFACT_PREFIX = "artifacts/"
 ARTIFACT_SUFFIX = ".zst"

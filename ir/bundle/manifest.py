@@ -83,6 +83,7 @@ class Manifest:
     collectors: list[CollectorEntry] = field(default_factory=list)
     actions: list[ActionEntry] = field(default_factory=list)
     labels: dict[str, str] = field(default_factory=dict)
+    header_sha256: str = ""  # of the header.json member, so every byte of the file is covered
     format: str = FORMAT_NAME
     format_version: int = FORMAT_VERSION
 
@@ -93,12 +94,16 @@ class Manifest:
         raise KeyError(name)
 
     def to_bytes(self) -> bytes:
-        return (json.dumps(asdict(self), indent=1, sort_keys=True, ensure_ascii=True) + "\n").encode()
+        return (
+            json.dumps(asdict(self), indent=1, sort_keys=True, ensure_ascii=True) + "\n"
+        ).encode()
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Manifest:
         if len(data) > MAX_MANIFEST_BYTES:
-            raise BundleFormatError(f"manifest is {len(data)} bytes, over the {MAX_MANIFEST_BYTES} limit")
+            raise BundleFormatError(
+                f"manifest is {len(data)} bytes, over the {MAX_MANIFEST_BYTES} limit"
+            )
         try:
             raw = json.loads(data.decode("utf-8"), object_pairs_hook=_no_duplicates)
         except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
@@ -125,6 +130,7 @@ class Manifest:
             outcome=r.choice("outcome", OUTCOMES),
             reason=r.opt_str("reason"),
             labels={str(k): str(v) for k, v in r.dict("labels", {}).items()},
+            header_sha256=r.hex64("header_sha256"),
             artifacts=[_artifact_from(a, i) for i, a in enumerate(r.list("artifacts"))],
             collectors=[_collector_from(c, i) for i, c in enumerate(r.list("collectors"))],
             actions=[_action_from(a, i) for i, a in enumerate(r.list("actions", []))],

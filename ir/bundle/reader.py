@@ -26,6 +26,8 @@ from ir.errors import BundleFormatError, IntegrityError
 READ_CHUNK = 1024 * 1024
 MAX_MEMBERS = 200_000
 MAX_SMALL_MEMBER = 64 * 1024 * 1024  # manifest, signature, journal entries
+MAX_TRAILER = 1024 * 1024
+ZERO_BLOCK = b"\0" * layout.BLOCK
 
 
 @dataclass(frozen=True)
@@ -43,7 +45,8 @@ class BundleReader:
         self.source = source
         self.members: dict[str, Member] = {}
         self.problems: list[str] = []  # structural findings (duplicates, truncation, odd members)
-        self.truncated = False
+        self.truncated = False  # the file was cut short (an interrupted write or copy)
+        self.corrupt = False  # the structure was altered (a tampered or damaged file)
         self._manifest: Manifest | None = None
         self._manifest_bytes: bytes | None = None
         self._index()
@@ -81,21 +84,19 @@ class BundleReader:
                 raise BundleFormatError(f"{self.source.name}: more than {MAX_MEMBERS} members")
             block = self.source.read_at(pos, layout.BLOCK)
             if len(block) < layout.BLOCK:
-                if pos < size or not self.members:
-                    self.truncated = True
-                    self.problems.append(f"file ends inside a tar header at offset {pos}")
-                elif "manifest.json" not in self.members:
-                    self.truncated = True
+                self._truncation(f"file ends inside a tar header at offset {pos}")
                 break
-            if block == b"\0" * layout.BLOCK:
+            if block == ZERO_BLOCK:
+                self._check_trailer(pos)
                 break
             try:
                 info = tarfile.TarInfo.frombuf(block, "utf-8", "strict")
             except (tarfile.HeaderError, UnicodeDecodeError) as exc:
-                if not self.members:
-                    raise BundleFormatError(f"{self.source.name}: not a bundle (not a tar file: {exc})") from None
-                self.truncated = True
-                self.problems.append(f"corrupt tar header at offset {pos}: {exc}")
+                if not self.members and block[257:262] != b"ustar":
+                    raise BundleFormatError(
+                        f"{self.source.name}: not a bundle (not a tar file: {exc})"
+                    ) from None
+                self._corruption(f"corrupt tar header at offset {pos}: {exc}")
                 break
             if info.type not in (tarfile.REGTYPE, tarfile.AREGTYPE):
                 raise BundleFormatError(
@@ -104,21 +105,52 @@ class BundleReader:
                 )
             name = info.name
             if not _expected_member(name):
-                raise BundleFormatError(f"{self.source.name}: unexpected member name {name!r} at offset {pos}")
+                raise BundleFormatError(
+                    f"{self.source.name}: unexpected member name {name!r} at offset {pos}"
+                )
             data = pos + layout.BLOCK
             if name in self.members:
-                self.problems.append(f"member {name!r} appears twice (second at offset {pos})")
+                self._corruption(f"member {name!r} appears twice (second at offset {pos})")
             else:
                 self.members[name] = Member(name, pos, data, info.size)
             end = data + info.size
-            if end > size:
-                self.truncated = True
-                self.problems.append(f"member {name!r} is cut short: needs {info.size} bytes, file ends at {size}")
+            pad = -info.size % layout.BLOCK
+            if end + pad > size:
+                self._truncation(
+                    f"member {name!r} is cut short: needs {info.size} bytes, file ends at {size}"
+                )
                 break
-            pos = end + (-info.size % layout.BLOCK)
-        first = next(iter(self.members), None)
+            if pad and self.source.read_at(end, pad) != b"\0" * pad:
+                self._corruption(
+                    f"non-zero bytes in the tar padding after member {name!r} (offset {end})"
+                )
+            pos = end + pad
+        if not self.members:
+            if self.corrupt:
+                return
+            raise BundleFormatError(f"{self.source.name}: not an ir bundle (no members)")
+        first = next(iter(self.members))
         if first != layout.HEADER_MEMBER:
-            raise BundleFormatError(f"{self.source.name}: not an ir bundle (first member is {first!r})")
+            raise BundleFormatError(
+                f"{self.source.name}: not an ir bundle (first member is {first!r})"
+            )
+
+    def _truncation(self, problem: str) -> None:
+        self.truncated = True
+        self.problems.append(problem)
+
+    def _corruption(self, problem: str) -> None:
+        self.corrupt = True
+        self.problems.append(problem)
+
+    def _check_trailer(self, pos: int) -> None:
+        """After the end-of-archive block only zero bytes may follow (bounded read)."""
+        rest = self.source.size - pos
+        if rest > MAX_TRAILER:
+            self._corruption(f"{rest} bytes after the end of the archive at offset {pos}")
+            return
+        if self.source.read_at(pos, rest).strip(b"\0"):
+            self._corruption(f"non-zero data after the end of the archive (offset {pos})")
 
     # -- small members ------------------------------------------------------------------------
     def read_member(self, name: str, limit: int = MAX_SMALL_MEMBER) -> bytes:
@@ -126,7 +158,9 @@ class BundleReader:
         if member is None:
             raise KeyError(name)
         if member.size > limit:
-            raise BundleFormatError(f"member {name!r} is {member.size} bytes, over the {limit} limit")
+            raise BundleFormatError(
+                f"member {name!r} is {member.size} bytes, over the {limit} limit"
+            )
         return self.source.read_at(member.offset, member.size)
 
     @property
@@ -169,16 +203,16 @@ class BundleReader:
         return self.read_member(layout.SIGNATURE_MEMBER, 64 * 1024)
 
     def journal(self) -> list[dict[str, Any]]:
-        """The per-artifact entries written as the capture went (useful for partial bundles)."""
-        entries = []
+        """The per-artifact entries written as the capture went (useful for partial bundles).
+        An entry that is not a JSON object comes back as {"_invalid": member name}."""
+        entries: list[dict[str, Any]] = []
         for name in self.members:
             if name.startswith(layout.JOURNAL_PREFIX):
                 try:
                     doc = json.loads(self.read_member(name, 16 * 1024 * 1024))
                 except (ValueError, UnicodeDecodeError):
-                    self.problems.append(f"journal entry {name} is not valid JSON")
-                    continue
-                entries.append(doc)
+                    doc = None
+                entries.append(doc if isinstance(doc, dict) else {"_invalid": name})
         return entries
 
     # -- artifacts ---------------------------------------------------------------------------
@@ -198,7 +232,9 @@ class BundleReader:
     def _member_for(self, entry: ArtifactEntry) -> Member:
         member = self.members.get(layout.artifact_member(entry.name))
         if member is None:
-            raise IntegrityError(f"artifact {entry.name!r}: listed in the manifest but missing from the file")
+            raise IntegrityError(
+                f"artifact {entry.name!r}: listed in the manifest but missing from the file"
+            )
         if member.offset != entry.offset or member.size != entry.stored_size:
             raise IntegrityError(
                 f"artifact {entry.name!r}: stored at offset {member.offset} size {member.size}, "
@@ -223,7 +259,9 @@ class BundleReader:
 
     def open_artifact(self, name_or_entry: str | ArtifactEntry) -> io.BufferedReader:
         """A file-like reader of one artifact's decompressed content (for tarfile streams, lines)."""
-        return io.BufferedReader(_ChunkStream(self.iter_artifact(name_or_entry)), buffer_size=READ_CHUNK)
+        return io.BufferedReader(
+            _ChunkStream(self.iter_artifact(name_or_entry)), buffer_size=READ_CHUNK
+        )
 
     def iter_lines(self, name_or_entry: str | ArtifactEntry) -> Iterator[bytes]:
         with self.open_artifact(name_or_entry) as fh:
@@ -244,7 +282,9 @@ class BundleReader:
     def read_json(self, name_or_entry: str | ArtifactEntry, limit: int = 256 * 1024 * 1024) -> Any:
         entry = self.entry(name_or_entry) if isinstance(name_or_entry, str) else name_or_entry
         if entry.size > limit:
-            raise BundleFormatError(f"{entry.name}: {entry.size} bytes is too large to load as one document")
+            raise BundleFormatError(
+                f"{entry.name}: {entry.size} bytes is too large to load as one document"
+            )
         data = b"".join(self.iter_artifact(entry))
         try:
             return json.loads(data)
@@ -281,7 +321,9 @@ def decompress_bounded(chunks: Iterator[bytes], declared: int, label: str) -> It
     if not decompressor.eof:
         raise IntegrityError(f"artifact {label!r}: zstd frame is truncated")
     if produced != declared:
-        raise IntegrityError(f"artifact {label!r}: decompressed to {produced} bytes, manifest declares {declared}")
+        raise IntegrityError(
+            f"artifact {label!r}: decompressed to {produced} bytes, manifest declares {declared}"
+        )
 
 
 class _ChunkStream(io.RawIOBase):
@@ -310,6 +352,7 @@ def _expected_member(name: str) -> bool:
         layout.MANIFEST_MEMBER,
         layout.ROOT_DIGEST_MEMBER,
         layout.SUMS_MEMBER,
+        layout.CONTENT_SUMS_MEMBER,
         layout.SIGNATURE_MEMBER,
     ):
         return True

@@ -31,6 +31,8 @@ class Signer(Protocol):
 
     def sign(self, data: bytes) -> bytes: ...
 
+    def public_key_raw(self) -> bytes: ...
+
 
 def key_id_of(public_key: Ed25519PublicKey) -> str:
     raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
@@ -48,6 +50,11 @@ class Ed25519Signer:
 
     def sign(self, data: bytes) -> bytes:
         return self.private_key.sign(data)
+
+    def public_key_raw(self) -> bytes:
+        return self.private_key.public_key().public_bytes(
+            serialization.Encoding.Raw, serialization.PublicFormat.Raw
+        )
 
 
 def generate_keypair(directory: Path, name: str = "ir-signing") -> tuple[Path, Path]:
@@ -110,10 +117,12 @@ def load_public_key(source: str | None) -> Ed25519PublicKey | None:
 
 
 def signature_document(signer: Signer, data: bytes) -> bytes:
-    """The `manifest.sig` member: which key, which algorithm, the signature in base64."""
+    """The `manifest.sig` member: algorithm, key id, the public key (so the signature can be
+    checked for consistency even without a trusted key at hand), and the signature in base64."""
     doc = {
         "algorithm": signer.algorithm,
         "key_id": signer.key_id,
+        "public_key": base64.b64encode(signer.public_key_raw()).decode(),
         "signature": base64.b64encode(signer.sign(data)).decode(),
         "signed": "manifest.json",
     }
@@ -122,29 +131,49 @@ def signature_document(signer: Signer, data: bytes) -> bytes:
 
 @dataclass
 class SignatureCheck:
-    status: str  # "valid", "invalid", "unsigned", "unchecked" (signed, but no public key given)
+    # "valid": checked against the trusted public key given; "self-consistent": no trusted key was
+    # given, the signature matches the key embedded in the bundle (proves integrity, not origin);
+    # "invalid"; "unsigned".
+    status: str
     key_id: str | None = None
     detail: str = ""
 
 
-def check_signature(sig_doc: bytes | None, data: bytes, public_key: Ed25519PublicKey | None) -> SignatureCheck:
+def check_signature(
+    sig_doc: bytes | None, data: bytes, public_key: Ed25519PublicKey | None
+) -> SignatureCheck:
     if sig_doc is None:
         return SignatureCheck("unsigned", detail="bundle is unsigned")
     try:
         doc = json.loads(sig_doc)
         key_id = str(doc["key_id"])
         signature = base64.b64decode(doc["signature"], validate=True)
+        embedded = Ed25519PublicKey.from_public_bytes(
+            base64.b64decode(doc["public_key"], validate=True)
+        )
         algorithm = doc["algorithm"]
+        if doc.get("signed") != "manifest.json":
+            raise ValueError("signature does not name manifest.json")
     except (ValueError, KeyError, TypeError) as exc:
         return SignatureCheck("invalid", detail=f"signature document is malformed: {exc}")
     if algorithm != ALGORITHM:
         return SignatureCheck("invalid", key_id, f"unsupported signature algorithm {algorithm!r}")
-    if public_key is None:
-        return SignatureCheck("unchecked", key_id, f"signed by {key_id}; no public key given to check it")
-    if key_id_of(public_key) != key_id:
-        return SignatureCheck("invalid", key_id, f"signed by {key_id}, not by the given key {key_id_of(public_key)}")
+    if key_id_of(embedded) != key_id:
+        return SignatureCheck("invalid", key_id, "key id does not match the embedded public key")
+    trusted = public_key is not None
+    key = public_key if public_key is not None else embedded
+    if trusted and key_id_of(key) != key_id:
+        return SignatureCheck(
+            "invalid", key_id, f"signed by {key_id}, not by the given key {key_id_of(key)}"
+        )
     try:
-        public_key.verify(signature, data)
+        key.verify(signature, data)
     except InvalidSignature:
         return SignatureCheck("invalid", key_id, "signature does not match manifest.json")
+    if not trusted:
+        return SignatureCheck(
+            "self-consistent",
+            key_id,
+            f"signed by {key_id}; no trusted public key given (--public-key) to prove who signed",
+        )
     return SignatureCheck("valid", key_id, f"signature valid ({key_id})")

@@ -5,8 +5,8 @@ checksum list, journal, signature and custody chain. Each failure names the arti
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -15,7 +15,8 @@ from ir.bundle import layout
 from ir.bundle.custody import CustodyCheck, check_chain
 from ir.bundle.reader import BundleReader, decompress_bounded
 from ir.bundle.signing import SignatureCheck, check_signature
-from ir.errors import BundleFormatError, ExitCode, IntegrityError
+from ir.bundle.writer import content_sums, stored_sums
+from ir.errors import ExitCode, IntegrityError
 
 # Verdicts, from best to worst.
 VALID, INCOMPLETE, TAMPERED = "valid", "incomplete", "tampered"
@@ -54,7 +55,11 @@ class VerifyReport:
             "signature": None if self.signature is None else vars(self.signature),
             "custody": None
             if self.custody is None
-            else {"records": len(self.custody.records), "signed": self.custody.signed, "errors": self.custody.errors},
+            else {
+                "records": len(self.custody.records),
+                "signed": self.custody.signed,
+                "errors": self.custody.errors,
+            },
             "errors": self.errors,
             "warnings": self.warnings,
             "artifacts_checked": self.artifacts_checked,
@@ -74,7 +79,7 @@ def verify_bundle(
     """Check everything a bundle declares. Raises BundleFormatError only for unusable input."""
     report = VerifyReport(bundle=reader.source.name)
     for problem in reader.problems:
-        report.fail(TAMPERED if not reader.truncated else INCOMPLETE, problem)
+        report.fail(TAMPERED if reader.corrupt else INCOMPLETE, problem)
     if not reader.sealed:
         _report_unsealed(reader, report)
         return report
@@ -83,13 +88,22 @@ def verify_bundle(
     _check_root_digest(reader, digest, expected_digest, report)
     manifest = reader.manifest  # BundleFormatError if malformed: unusable input
     report.bundle_id, report.outcome = manifest.bundle_id, manifest.outcome
-    if reader.header.get("bundle_id") != manifest.bundle_id:
+    header_bytes = reader.read_member(layout.HEADER_MEMBER, 1024 * 1024)
+    if hashlib.sha256(header_bytes).hexdigest() != manifest.header_sha256:
+        report.fail(TAMPERED, "header.json does not match the digest recorded in the manifest")
+    elif reader.header.get("bundle_id") != manifest.bundle_id:
         report.fail(TAMPERED, "header.json and manifest.json name different bundle ids")
     if manifest.outcome == "interrupted":
-        report.fail(INCOMPLETE, "capture was interrupted: the bundle holds only what was captured before")
+        report.fail(
+            INCOMPLETE, "capture was interrupted: the bundle holds only what was captured before"
+        )
     elif manifest.outcome in ("partial", "failed", "recovered"):
-        failed = [f"{c.name}: {c.error}" for c in manifest.collectors if c.status in ("failed", "partial")]
-        report.warnings.append(f"capture outcome is {manifest.outcome}" + ("; " + "; ".join(failed) if failed else ""))
+        failed = [
+            f"{c.name}: {c.error}" for c in manifest.collectors if c.status in ("failed", "partial")
+        ]
+        report.warnings.append(
+            f"capture outcome is {manifest.outcome}" + ("; " + "; ".join(failed) if failed else "")
+        )
     _check_artifacts(reader, report, progress)
     _check_members_listed(reader, report)
     _check_sums(reader, report)
@@ -97,7 +111,7 @@ def verify_bundle(
     report.signature = check_signature(reader.signature_document(), manifest_bytes, public_key)
     if report.signature.status == "invalid":
         report.fail(TAMPERED, f"signature: {report.signature.detail}")
-    elif report.signature.status != "valid" and require_signature:
+    elif report.signature.status != "valid" and require_signature:  # self-consistent is not trusted
         report.fail(TAMPERED, f"signature required: {report.signature.detail}")
     if custody_lines is not None:
         report.custody = check_chain(custody_lines, digest, public_key)
@@ -115,35 +129,40 @@ def _report_unsealed(reader: BundleReader, report: VerifyReport) -> None:
     )
     for entry in journal:
         name = entry.get("name")
-        report.warnings.append(f"journaled artifact {name!r} ({entry.get('size')} bytes, status {entry.get('status')})")
+        report.warnings.append(
+            f"journaled artifact {name!r} ({entry.get('size')} bytes, status {entry.get('status')})"
+        )
 
 
-def _check_root_digest(reader: BundleReader, digest: str, expected: str | None, report: VerifyReport) -> None:
+def _check_root_digest(
+    reader: BundleReader, digest: str, expected: str | None, report: VerifyReport
+) -> None:
     if layout.ROOT_DIGEST_MEMBER not in reader.members:
         report.fail(TAMPERED, "manifest.json.sha256 is missing")
     else:
-        line = reader.read_member(layout.ROOT_DIGEST_MEMBER, 4096).decode("ascii", "replace")
-        if line.split()[:1] != [digest]:
-            report.fail(TAMPERED, f"manifest.json does not match its recorded digest (recorded {line.split()[:1]}, actual {digest})")
+        recorded = reader.read_member(layout.ROOT_DIGEST_MEMBER, 4096)
+        if recorded != f"{digest}  {layout.MANIFEST_MEMBER}\n".encode():
+            report.fail(
+                TAMPERED,
+                f"manifest.json does not match manifest.json.sha256 (actual digest {digest}, "
+                f"recorded {recorded[:64].decode('ascii', 'replace')})",
+            )
     if expected and expected.removeprefix("sha256:") != digest:
         report.fail(TAMPERED, f"root digest {digest} differs from the expected {expected}")
 
 
-def _check_artifacts(reader: BundleReader, report: VerifyReport, progress: Callable[[int], None] | None) -> None:
+def _check_artifacts(
+    reader: BundleReader, report: VerifyReport, progress: Callable[[int], None] | None
+) -> None:
     for entry in reader.manifest.artifacts:
         where = f"artifact {entry.name!r}"
         stored_hash, content_hash = hashlib.sha256(), hashlib.sha256()
-
-        def stored() -> Any:
-            for chunk in reader.stored_chunks(entry):
-                stored_hash.update(chunk)
-                report.bytes_checked += len(chunk)
-                if progress:
-                    progress(len(chunk))
-                yield chunk
-
         try:
-            for out in decompress_bounded(stored(), entry.size, entry.name):
+            for out in decompress_bounded(
+                _hashed(reader.stored_chunks(entry), stored_hash, report, progress),
+                entry.size,
+                entry.name,
+            ):
                 content_hash.update(out)
         except IntegrityError as exc:
             report.fail(TAMPERED, exc.message)
@@ -157,6 +176,20 @@ def _check_artifacts(reader: BundleReader, report: VerifyReport, progress: Calla
             report.warnings.append(f"{where} is {entry.status}: {entry.error}")
 
 
+def _hashed(
+    chunks: Iterator[bytes],
+    digest: Any,
+    report: VerifyReport,
+    progress: Callable[[int], None] | None,
+) -> Iterator[bytes]:
+    for chunk in chunks:
+        digest.update(chunk)
+        report.bytes_checked += len(chunk)
+        if progress:
+            progress(len(chunk))
+        yield chunk
+
+
 def _check_members_listed(reader: BundleReader, report: VerifyReport) -> None:
     listed = {layout.artifact_member(a.name) for a in reader.manifest.artifacts}
     for name in reader.members:
@@ -165,17 +198,31 @@ def _check_members_listed(reader: BundleReader, report: VerifyReport) -> None:
 
 
 def _check_sums(reader: BundleReader, report: VerifyReport) -> None:
-    if layout.SUMS_MEMBER not in reader.members:
-        report.fail(TAMPERED, "SHA256SUMS is missing")
-        return
-    expected = "".join(f"{a.stored_sha256}  {layout.artifact_member(a.name)}\n" for a in reader.manifest.artifacts)
-    if reader.read_member(layout.SUMS_MEMBER).decode("utf-8", "replace") != expected:
-        report.fail(TAMPERED, "SHA256SUMS does not agree with the manifest")
+    for member, expected in (
+        (layout.SUMS_MEMBER, stored_sums(reader.manifest)),
+        (layout.CONTENT_SUMS_MEMBER, content_sums(reader.manifest)),
+    ):
+        if member not in reader.members:
+            report.fail(TAMPERED, f"{member} is missing")
+        elif reader.read_member(member).decode("utf-8", "replace") != expected:
+            report.fail(TAMPERED, f"{member} does not agree with the manifest")
 
 
 def _check_journal(reader: BundleReader, report: VerifyReport) -> None:
-    by_name = {a.name: a for a in reader.manifest.artifacts}
+    """Each journal entry must equal the manifest's entry for that artifact, field for field."""
+    by_name = {a.name: asdict(a) for a in reader.manifest.artifacts}
+    seen = 0
     for entry in reader.journal():
-        listed = by_name.get(str(entry.get("name")))
-        if listed is None or listed.stored_sha256 != entry.get("stored_sha256") or listed.sha256 != entry.get("sha256"):
-            report.fail(TAMPERED, f"journal entry for {entry.get('name')!r} disagrees with the manifest")
+        if "_invalid" in entry:
+            report.fail(TAMPERED, f"journal entry {entry['_invalid']} is not a valid JSON object")
+            continue
+        seen += 1
+        if by_name.get(str(entry.get("name"))) != entry:
+            report.fail(
+                TAMPERED,
+                f"journal entry for artifact {entry.get('name')!r} disagrees with the manifest",
+            )
+    if seen != len(by_name):
+        report.fail(
+            TAMPERED, f"{seen} journal entries for {len(by_name)} artifacts in the manifest"
+        )

@@ -168,7 +168,9 @@ class BundleWriter:
             "started_at": self.manifest.started_at,
             "tool": tool,
         }
-        self._write_member(layout.HEADER_MEMBER, _json_bytes(header))
+        header_bytes = _json_bytes(header)
+        self.manifest.header_sha256 = hashlib.sha256(header_bytes).hexdigest()
+        self._write_member(layout.HEADER_MEMBER, header_bytes)
 
     # -- progress (the S3 uploader follows stable_offset) ---------------------------------
     def on_progress(self, hook: ProgressHook) -> None:
@@ -242,12 +244,16 @@ class BundleWriter:
         self._write_raw(layout.padding(entry.stored_size))
         end = self._pos
         self._fh.seek(header_offset)
-        self._fh.write(layout.tar_header(layout.artifact_member(entry.name), entry.stored_size, time.time()))
+        self._fh.write(
+            layout.tar_header(layout.artifact_member(entry.name), entry.stored_size, time.time())
+        )
         self._fh.seek(end)
         self._open = None
         self.manifest.artifacts.append(entry)
         self._seq += 1
-        self._write_member(f"{layout.JOURNAL_PREFIX}{self._seq:06d}.json", _json_bytes(asdict(entry)))
+        self._write_member(
+            f"{layout.JOURNAL_PREFIX}{self._seq:06d}.json", _json_bytes(asdict(entry))
+        )
 
     def add_stream(self, name: str, chunks: Iterable[bytes], **kw: Any) -> ArtifactEntry:
         with self.artifact(name, **kw) as sink:
@@ -262,7 +268,9 @@ class BundleWriter:
         kw.setdefault("media_type", "application/json")
         return self.add_bytes(name, _json_bytes(document), **kw)
 
-    def add_file(self, name: str, stream: io.BufferedIOBase | IO[bytes], **kw: Any) -> ArtifactEntry:
+    def add_file(
+        self, name: str, stream: io.BufferedIOBase | IO[bytes], **kw: Any
+    ) -> ArtifactEntry:
         with self.artifact(name, **kw) as sink:
             sink.write_from(stream)
         return sink.entry
@@ -271,8 +279,16 @@ class BundleWriter:
     def record_collector(self, entry: CollectorEntry) -> None:
         self.manifest.collectors.append(entry)
 
-    def record_action(self, action: str, target: str, outcome: str = "ok", **detail: Any) -> ActionEntry:
-        entry = ActionEntry(time=rfc3339(utcnow()) or "", action=action, target=target, detail=detail, outcome=outcome)
+    def record_action(
+        self, action: str, target: str, outcome: str = "ok", **detail: Any
+    ) -> ActionEntry:
+        entry = ActionEntry(
+            time=rfc3339(utcnow()) or "",
+            action=action,
+            target=target,
+            detail=detail,
+            outcome=outcome,
+        )
         self.manifest.actions.append(entry)
         return entry
 
@@ -288,9 +304,14 @@ class BundleWriter:
         manifest_bytes = m.to_bytes()
         digest = hashlib.sha256(manifest_bytes).hexdigest()
         self._write_member(layout.MANIFEST_MEMBER, manifest_bytes)
-        self._write_member(layout.ROOT_DIGEST_MEMBER, f"{digest}  {layout.MANIFEST_MEMBER}\n".encode())
-        sums = "".join(f"{a.stored_sha256}  {layout.artifact_member(a.name)}\n" for a in m.artifacts)
+        self._write_member(
+            layout.ROOT_DIGEST_MEMBER, f"{digest}  {layout.MANIFEST_MEMBER}\n".encode()
+        )
+        sums = "".join(
+            f"{a.stored_sha256}  {layout.artifact_member(a.name)}\n" for a in m.artifacts
+        )
         self._write_member(layout.SUMS_MEMBER, sums.encode())
+        self._write_member(layout.CONTENT_SUMS_MEMBER, content_sums(m).encode())
         if signer is not None:
             self._write_member(layout.SIGNATURE_MEMBER, signature_document(signer, manifest_bytes))
         self._write_raw(b"\0" * (2 * layout.BLOCK))  # tar end-of-archive
@@ -322,6 +343,16 @@ class SealedBundle:
         self.manifest = manifest
 
 
+def stored_sums(m: Manifest) -> str:
+    """The SHA256SUMS member: `sha256sum -c` lines for every stored artifact member."""
+    return "".join(f"{a.stored_sha256}  {layout.artifact_member(a.name)}\n" for a in m.artifacts)
+
+
+def content_sums(m: Manifest) -> str:
+    """The CONTENTS.sha256 member: content digest and name of every artifact."""
+    return "".join(f"{a.sha256}  {a.name}\n" for a in m.artifacts)
+
+
 def _outcome_of(m: Manifest) -> str:
     statuses = [c.status for c in m.collectors] + [a.status for a in m.artifacts]
     if statuses and all(s == "failed" for s in statuses):
@@ -332,7 +363,9 @@ def _outcome_of(m: Manifest) -> str:
 
 
 def _json_bytes(document: Any) -> bytes:
-    return (json.dumps(document, indent=1, sort_keys=True, ensure_ascii=True, default=str) + "\n").encode()
+    return (
+        json.dumps(document, indent=1, sort_keys=True, ensure_ascii=True, default=str) + "\n"
+    ).encode()
 
 
 def _fsync_dir(path: Path) -> None:

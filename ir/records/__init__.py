@@ -39,7 +39,10 @@ class Record:
         return asdict(self)  # type: ignore[call-overload]
 
     def to_line(self) -> bytes:
-        return json.dumps(self.to_dict(), sort_keys=True, ensure_ascii=True, default=str).encode() + b"\n"
+        return (
+            json.dumps(self.to_dict(), sort_keys=True, ensure_ascii=True, default=str).encode()
+            + b"\n"
+        )
 
     @classmethod
     def from_dict(cls: type[T], raw: dict[str, Any]) -> T:
@@ -154,4 +157,10 @@ class KubeEvent(Record):
     source: str | None = None
 
 
-ALL_RECORDS: tuple[type[Record], ...] = (FileChange, ProcessRecord, SocketRecord, LogLine, KubeEvent)
+ALL_RECORDS: tuple[type[Record], ...] = (
+    FileChange,
+    ProcessRecord,
+    SocketRecord,
+    LogLine,
+    KubeEvent,
+)

@@ -33,7 +33,9 @@ class LocalStore:
         try:
             directory.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise StoreError(f"cannot create evidence directory {directory}: {exc.strerror}") from None
+            raise StoreError(
+                f"cannot create evidence directory {directory}: {exc.strerror}"
+            ) from None
         return directory
 
     def attach(self, writer: Any) -> None:
@@ -49,7 +51,11 @@ class LocalStore:
             bundle_id=sealed.manifest.bundle_id,
             bundle_digest=sealed.root_digest,
             actor=sealed.manifest.operator,
-            detail={"location": str(sealed.path), "size": sealed.size, "outcome": sealed.manifest.outcome},
+            detail={
+                "location": str(sealed.path),
+                "size": sealed.size,
+                "outcome": sealed.manifest.outcome,
+            },
             signer=custody_signer,
         )
         return StoreResult(str(sealed.path), sealed.root_digest, sealed.size, confirmed=True)
@@ -57,7 +63,9 @@ class LocalStore:
     def list_bundles(self) -> Iterator[BundleListing]:
         if not self.root.is_dir():
             raise StoreError(f"{self.root}: no such evidence directory")
-        paths = sorted(self.root.glob(f"*/*{layout.BUNDLE_SUFFIX}")) + sorted(self.root.glob(f"*/*{layout.PARTIAL_SUFFIX}"))
+        paths = sorted(self.root.glob(f"*/*{layout.BUNDLE_SUFFIX}")) + sorted(
+            self.root.glob(f"*/*{layout.PARTIAL_SUFFIX}")
+        )
         for path in paths:
             yield listing_of(path)
 
@@ -74,11 +82,24 @@ def listing_of(path: Path) -> BundleListing:
         with BundleReader.open(path) as reader:
             if not reader.sealed:
                 header = reader.header
-                return BundleListing(str(path), str(header.get("bundle_id")), header.get("case_id"), None,
-                                     header.get("started_at"), size, "incomplete")
+                return BundleListing(
+                    str(path),
+                    str(header.get("bundle_id")),
+                    header.get("case_id"),
+                    None,
+                    header.get("started_at"),
+                    size,
+                    "incomplete",
+                )
             m = reader.manifest
             return BundleListing(
-                str(path), m.bundle_id, m.case_id, describe_target(m.target), m.started_at, size, m.outcome,
+                str(path),
+                m.bundle_id,
+                m.case_id,
+                describe_target(m.target),
+                m.started_at,
+                size,
+                m.outcome,
                 hashlib.sha256(reader.manifest_bytes).hexdigest(),
             )
     except (BundleFormatError, IrError) as exc:

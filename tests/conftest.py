@@ -1,0 +1,5 @@
+"""Session fixtures live in one plugin module per test-bed part (docker, s3, k8s, ...)."""
+
+pytest_plugins: list[str] = [
+    "tests.fixtures_bundle",
+]

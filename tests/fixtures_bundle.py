@@ -1,0 +1,50 @@
+"""Fixtures for bundle tests: a signing key pair and a helper to write bundles from byte blobs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ir.bundle.signing import Ed25519Signer, generate_keypair, load_signer
+from ir.bundle.writer import BundleWriter, SealedBundle
+
+
+@pytest.fixture(scope="session")
+def keypair(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    return generate_keypair(tmp_path_factory.mktemp("keys"))
+
+
+@pytest.fixture(scope="session")
+def signer(keypair: tuple[Path, Path]) -> Ed25519Signer:
+    s = load_signer(str(keypair[0]))
+    assert s is not None
+    return s
+
+
+MakeBundle = Callable[..., SealedBundle]
+
+
+@pytest.fixture
+def make_bundle(tmp_path: Path) -> MakeBundle:
+    """make_bundle({"name": bytes_or_iterable, ...}, signer=None) -> SealedBundle in tmp_path."""
+
+    def make(artifacts: dict[str, bytes | Iterable[bytes]], signer: Any = None, directory: Path | None = None,
+             **kw: Any) -> SealedBundle:
+        writer = BundleWriter(
+            directory or tmp_path / "evidence",
+            case_id=kw.pop("case_id", "TEST-1"),
+            target=kw.pop("target", {"kind": "sample", "name": "unit"}),
+            operator="tester",
+            host={"hostname": "test"},
+            tool={"name": "ir", "version": "test"},
+            **kw,
+        )
+        for name, data in artifacts.items():
+            chunks = [data] if isinstance(data, bytes) else data
+            writer.add_stream(name, chunks, kind="blob", media_type="application/octet-stream", collector="test")
+        return writer.seal(signer)
+
+    return make

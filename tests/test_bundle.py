@@ -1,0 +1,345 @@
+"""The bundle core against real files: round trips, tamper detection, hostile bundles, the
+independent tar/zstd/sha256sum recipe. No mocks: every test writes and reads real bundle files."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pyzstd
+import pytest
+
+from ir.bundle.custody import FileCustody, append_record, check_chain
+from ir.bundle.extract import extract_bundle
+from ir.bundle.reader import BundleReader
+from ir.bundle.signing import load_public_key
+from ir.bundle.verify import INCOMPLETE, TAMPERED, VALID, verify_bundle
+from ir.bundle.writer import BundleWriter
+from ir.errors import BundleFormatError, IrError, UsageError
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _verify(path: Path, **kw):  # type: ignore[no-untyped-def]
+    with BundleReader.open(path) as reader:
+        return verify_bundle(reader, **kw)
+
+
+def test_round_trip_many_artifacts(make_bundle, signer, keypair) -> None:  # type: ignore[no-untyped-def]
+    rng = random.Random(7)
+    blobs = {f"a/{i:03d}.bin": rng.randbytes(rng.choice([0, 1, 511, 512, 513, 70_000, 1_500_000])) for i in range(60)}
+    blobs["logs/current.jsonl"] = b"".join(b'{"n": %d}\n' % i for i in range(50_000))
+    sealed = make_bundle(blobs, signer=signer)
+    assert sealed.path.name.endswith(".tar") and not sealed.path.with_suffix(".tar.partial").exists()
+    with BundleReader.open(sealed.path) as reader:
+        for name, data in blobs.items():
+            assert b"".join(reader.iter_artifact(name)) == data
+        assert sum(1 for _ in reader.iter_records("logs/current.jsonl")) == 50_000
+        report = verify_bundle(reader, public_key=load_public_key(str(keypair[1])))
+    assert report.verdict == VALID, report.errors
+    assert report.signature is not None and report.signature.status == "valid"
+    assert report.artifacts_checked == len(blobs)
+    # A standard tar reads it too, and each member is a standard zstd frame.
+    with tarfile.open(sealed.path) as tf:
+        member = tf.extractfile("artifacts/a/005.bin.zst")
+        assert member is not None
+        assert pyzstd.decompress(member.read()) == blobs["a/005.bin"]
+
+
+BIG_WRITER = r"""
+import os, resource, sys, hashlib
+from pathlib import Path
+from ir.bundle.writer import BundleWriter
+from ir.bundle.reader import BundleReader
+from ir.bundle.verify import verify_bundle
+size_mib = int(sys.argv[2])
+w = BundleWriter(Path(sys.argv[1]), case_id="BIG", target={"kind": "sample"}, operator="t",
+                 host={}, tool={"name": "ir", "version": "t"})
+digest = hashlib.sha256()
+def chunks():
+    block = os.urandom(1 << 20)
+    for i in range(size_mib):
+        data = block if i % 2 else b"log line %d\n" % i * 200000
+        data = data[: 1 << 20]
+        digest.update(data)
+        yield data
+entry = w.add_stream("huge.bin", chunks(), kind="blob", media_type="application/octet-stream", collector="t")
+sealed = w.seal()
+with BundleReader.open(sealed.path) as r:
+    report = verify_bundle(r)
+print(report.verdict, entry.size, entry.sha256 == digest.hexdigest(), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+"""
+
+
+def test_large_artifact_streams_with_bounded_memory(tmp_path: Path) -> None:
+    """A 400 MiB artifact is written and verified in a fresh process whose peak RSS stays bounded."""
+    out = subprocess.run([sys.executable, "-c", BIG_WRITER, str(tmp_path), "400"], capture_output=True, text=True,
+                         check=True).stdout.split()
+    verdict, size, digest_ok, rss_mib = out[0], int(out[1]), out[2], int(out[3])
+    assert verdict == VALID and size == 400 << 20 and digest_ok == "True"
+    assert rss_mib < 150, f"peak RSS {rss_mib} MiB"
+
+
+def _flip(path: Path, offset: int) -> None:
+    with path.open("r+b") as fh:
+        fh.seek(offset)
+        byte = fh.read(1)
+        fh.seek(offset)
+        fh.write(bytes([byte[0] ^ 0x41]))
+
+
+def test_a_flipped_byte_anywhere_fails_verification(make_bundle, signer, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    sealed = make_bundle({"one.txt": b"hello " * 3000, "two.bin": os.urandom(5000), "empty": b""}, signer=signer)
+    original = sealed.path.read_bytes()
+    with BundleReader.open(sealed.path) as reader:
+        members = list(reader.members.values())
+        trailer = reader.source.size
+    offsets: set[int] = set()
+    for m in members:  # header start/middle/end, data start/middle/end, padding
+        for o in (m.header_offset, m.header_offset + 100, m.header_offset + 148, m.header_offset + 511,
+                  m.offset, m.offset + m.size // 2, m.offset + m.size - 1, m.offset + m.size):
+            if o < trailer:
+                offsets.add(o)
+    offsets.update(random.Random(3).sample(range(len(original)), 150))
+    offsets.add(len(original) - 1)  # end-of-archive zeros
+    undetected = []
+    for offset in sorted(offsets):
+        copy = tmp_path / "copy.tar"
+        copy.write_bytes(original)
+        _flip(copy, offset)
+        try:
+            report = _verify(copy)
+            if report.verdict == VALID:
+                undetected.append(offset)
+            else:
+                assert report.errors and all(e for e in report.errors)
+        except (BundleFormatError, IrError):
+            pass  # unusable input is also a refusal (exit 2), with a message
+    assert not undetected, f"flips at offsets {undetected} went undetected"
+
+
+def test_errors_name_the_tampered_artifact(make_bundle, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    sealed = make_bundle({"keep.txt": b"a" * 1000, "victim.bin": os.urandom(4096)})
+    with BundleReader.open(sealed.path) as reader:
+        member = reader.members["artifacts/victim.bin.zst"]
+    _flip(sealed.path, member.offset + 10)
+    report = _verify(sealed.path)
+    assert report.verdict == TAMPERED
+    assert any("victim.bin" in e for e in report.errors)
+    assert not any("keep.txt" in e for e in report.errors)
+
+
+def test_bad_signature_and_wrong_key(make_bundle, signer, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from ir.bundle.signing import generate_keypair
+
+    sealed = make_bundle({"x": b"x"}, signer=signer)
+    other_pub = load_public_key(str(generate_keypair(tmp_path / "other")[1]))
+    report = _verify(sealed.path, public_key=other_pub)
+    assert report.verdict == TAMPERED and "not by the given key" in report.signature.detail
+    # Without a trusted key the signature is checked against the embedded key only.
+    report = _verify(sealed.path)
+    assert report.verdict == VALID and report.signature.status == "self-consistent"
+    assert _verify(sealed.path, require_signature=True).verdict == TAMPERED
+
+
+def test_unsigned_bundle_verifies_with_notice(make_bundle) -> None:  # type: ignore[no-untyped-def]
+    report = _verify(make_bundle({"x": b"x"}).path)
+    assert report.verdict == VALID and report.signature.status == "unsigned"
+
+
+def test_truncated_bundle_is_incomplete(make_bundle, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    sealed = make_bundle({"a": os.urandom(100_000), "b": os.urandom(100_000)})
+    data = sealed.path.read_bytes()
+    for cut in (len(data) - 1024, len(data) // 2, 2000):
+        copy = tmp_path / f"cut{cut}.tar"
+        copy.write_bytes(data[:cut])
+        report = _verify(copy)
+        assert report.verdict in (INCOMPLETE, TAMPERED) and report.errors
+
+
+def test_interrupted_capture_leaves_an_explicit_partial(tmp_path: Path) -> None:
+    w = BundleWriter(tmp_path, case_id="C", target={"kind": "sample"}, operator="t", host={}, tool={"name": "ir", "version": "t"})
+    w.add_bytes("first", b"1" * 1000, kind="blob", media_type="x", collector="t")
+    sink = w.artifact("second", kind="blob", media_type="x", collector="t")
+    sink.write(b"2" * 5000)
+    # the process dies here: nothing renames the file, no manifest exists
+    w._fh.flush()
+    assert w.path.name.endswith(".tar.partial") and not w.final_path.exists()
+    report = _verify(w.path)
+    assert report.verdict == INCOMPLETE
+    assert "no manifest" in report.errors[-1] and "1 artifact(s)" in report.errors[-1]
+
+
+def test_custody_chain_detects_edits(make_bundle, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    sealed = make_bundle({"x": b"x"})
+    log = FileCustody(tmp_path / "c.jsonl")
+    for action in ("created", "stored", "verified"):
+        append_record(log, action=action, bundle_id="b", bundle_digest=sealed.root_digest)
+    assert check_chain(log.read_lines(), sealed.root_digest).ok
+    lines = log.read_lines()
+    edited = [lines[0], lines[1].replace(b'"stored"', b'"copied"'), lines[2]]
+    assert not check_chain(edited, sealed.root_digest).ok
+    assert not check_chain([lines[0], lines[2]], sealed.root_digest).ok  # removed record
+    assert not check_chain(lines, "0" * 64).ok  # another bundle's digest
+
+
+# -- hostile bundles ---------------------------------------------------------------------------
+
+def _hostile_tar(path: Path, members: list[tuple[tarfile.TarInfo, bytes | None]]) -> None:
+    with tarfile.open(path, "w", format=tarfile.GNU_FORMAT) as tf:
+        for info, data in members:
+            tf.addfile(info, io.BytesIO(data) if data is not None else None)
+
+
+def _info(name: str, size: int = 0, type_: bytes = tarfile.REGTYPE, link: str = "") -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.size, info.type, info.linkname = size, type_, link
+    return info
+
+
+@pytest.mark.parametrize("bad", ["../escape.txt", "/etc/evil", "artifacts/../../x.zst", "artifacts/a/../../b.zst"])
+def test_traversal_member_names_are_refused(tmp_path: Path, bad: str) -> None:
+    header = b'{"format": "ir-bundle"}'
+    path = tmp_path / "evil.tar"
+    _hostile_tar(path, [(_info("header.json", len(header)), header), (_info(bad, 3), b"bad")])
+    with pytest.raises(BundleFormatError, match="unexpected member name"):
+        BundleReader.open(path)
+    assert not (tmp_path.parent / "escape.txt").exists()
+
+
+@pytest.mark.parametrize("kind", [tarfile.SYMTYPE, tarfile.LNKTYPE, tarfile.CHRTYPE, tarfile.FIFOTYPE, tarfile.DIRTYPE])
+def test_non_regular_members_are_refused(tmp_path: Path, kind: bytes) -> None:
+    header = b'{"format": "ir-bundle"}'
+    path = tmp_path / "evil.tar"
+    _hostile_tar(path, [(_info("header.json", len(header)), header),
+                        (_info("artifacts/x.zst", 0, kind, "/etc/shadow"), None)])
+    with pytest.raises(BundleFormatError, match="not a regular file"):
+        BundleReader.open(path)
+
+
+def _rewrite_manifest(sealed_path: Path, mutate) -> Path:  # type: ignore[no-untyped-def]
+    """Build a new bundle file whose manifest was changed by `mutate` (digest members recomputed,
+    as a careful attacker would), keeping every other member."""
+    import hashlib
+
+    out = sealed_path.with_name("forged.tar")
+    with tarfile.open(sealed_path) as src, tarfile.open(out, "w", format=tarfile.GNU_FORMAT) as dst:
+        for info in src.getmembers():
+            data = src.extractfile(info).read()  # type: ignore[union-attr]
+            if info.name == "manifest.json":
+                doc = json.loads(data)
+                mutate(doc)
+                data = (json.dumps(doc, indent=1, sort_keys=True) + "\n").encode()
+                digest = hashlib.sha256(data).hexdigest()
+            if info.name == "manifest.json.sha256":
+                data = f"{digest}  manifest.json\n".encode()
+            info.size = len(data)
+            dst.addfile(info, io.BytesIO(data))
+    return out
+
+
+def test_decompression_bomb_is_refused(make_bundle, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    # 200 MiB of zeros compress to a few KiB; a forged manifest declares a small size.
+    sealed = make_bundle({"bomb": (b"\0" * (1 << 20) for _ in range(200))})
+    forged = _rewrite_manifest(sealed.path, lambda m: m["artifacts"][0].update(size=1000))
+    with BundleReader.open(forged) as reader:
+        with pytest.raises(IrError, match="more than its declared"):
+            for _ in reader.iter_artifact("bomb"):
+                pass
+        report = verify_bundle(reader)
+    assert report.verdict == TAMPERED and any("bomb" in e for e in report.errors)
+    # Honest but enormous expansion is refused by extract unless explicitly allowed.
+    with BundleReader.open(sealed.path) as reader, pytest.raises(IrError, match="decompression bomb"):
+        extract_bundle(reader, tmp_path / "out")
+    assert not (tmp_path / "out" / "artifacts" / "bomb").exists()
+
+
+def test_forged_artifact_name_in_manifest_is_refused(make_bundle) -> None:  # type: ignore[no-untyped-def]
+    sealed = make_bundle({"fine": b"x"})
+    forged = _rewrite_manifest(sealed.path, lambda m: m["artifacts"][0].update(name="../../etc/passwd"))
+    with BundleReader.open(forged) as reader, pytest.raises(BundleFormatError, match="invalid artifact name"):
+        _ = reader.manifest
+
+
+@pytest.mark.parametrize("garbage", [b"not json", b"[]", b'{"format": "ir-bundle", "format_version": 1}',
+                                     b'{"format": "ir-bundle", "format": "x"}'])
+def test_malformed_manifest_gives_a_clear_error(make_bundle, garbage: bytes) -> None:  # type: ignore[no-untyped-def]
+    sealed = make_bundle({"x": b"x"})
+    import hashlib
+
+    out = sealed.path.with_name("bad.tar")
+    with tarfile.open(sealed.path) as src, tarfile.open(out, "w", format=tarfile.GNU_FORMAT) as dst:
+        for info in src.getmembers():
+            data = src.extractfile(info).read()  # type: ignore[union-attr]
+            if info.name == "manifest.json":
+                data = garbage
+            if info.name == "manifest.json.sha256":
+                data = f"{hashlib.sha256(garbage).hexdigest()}  manifest.json\n".encode()
+            info.size = len(data)
+            dst.addfile(info, io.BytesIO(data))
+    with BundleReader.open(out) as reader, pytest.raises(BundleFormatError) as err:
+        verify_bundle(reader)
+    assert "manifest" in str(err.value)
+
+
+def test_extract_never_writes_outside_the_target(make_bundle, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    sealed = make_bundle({"d/inner.txt": b"inner", "top.txt": b"top"})
+    target = tmp_path / "target"
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    target.mkdir()
+    (target / "artifacts").mkdir()
+    os.symlink(outside, target / "artifacts" / "d")  # symlink-then-file trick planted in the target
+    with BundleReader.open(sealed.path) as reader, pytest.raises(UsageError, match="not a plain directory"):
+        extract_bundle(reader, target)
+    assert list(outside.iterdir()) == []
+    shutil.rmtree(target)
+    with BundleReader.open(sealed.path) as reader:
+        result = extract_bundle(reader, target)
+    assert (target / "artifacts" / "d" / "inner.txt").read_bytes() == b"inner"
+    assert len(result.written) == 2
+    with BundleReader.open(sealed.path) as reader, pytest.raises(UsageError, match="refusing to overwrite"):
+        extract_bundle(reader, target)
+
+
+def test_not_a_bundle_is_a_usage_error(tmp_path: Path) -> None:
+    junk = tmp_path / "junk.tar"
+    junk.write_bytes(os.urandom(4096))
+    with pytest.raises(BundleFormatError):
+        BundleReader.open(junk)
+    with pytest.raises(BundleFormatError, match="no such bundle"):
+        BundleReader.open(tmp_path / "missing.tar")
+
+
+def test_independent_recipe_with_tar_zstd_sha256sum(make_bundle, signer, keypair, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    sealed = make_bundle({"a.txt": b"alpha\n" * 100, "b/c.bin": os.urandom(10_000)}, signer=signer)
+    script = REPO / "scripts" / "verify-by-hand"
+    ok = subprocess.run([str(script), str(sealed.path), str(keypair[1])], capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert f"root digest: {sealed.root_digest}" in ok.stdout and "signature: valid" in ok.stdout
+    with BundleReader.open(sealed.path) as reader:
+        member = reader.members["artifacts/b/c.bin.zst"]
+    _flip(sealed.path, member.offset + 5)
+    bad = subprocess.run([str(script), str(sealed.path)], capture_output=True, text=True)
+    assert bad.returncode != 0
+
+
+def test_cli_verify_exit_codes(make_bundle, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    sealed = make_bundle({"x": b"x" * 100})
+    ir = [sys.executable, "-m", "ir.cli.main"]
+    good = subprocess.run([*ir, "bundle", "verify", str(sealed.path), "-o", "json"], capture_output=True, text=True)
+    assert good.returncode == 0 and json.loads(good.stdout)["verdict"] == "valid"
+    _flip(sealed.path, sealed.path.stat().st_size - 2000)
+    bad = subprocess.run([*ir, "bundle", "verify", str(sealed.path)], capture_output=True, text=True)
+    assert bad.returncode in (1, 2) and "Traceback" not in bad.stderr
+    junk = tmp_path / "junk"
+    junk.write_bytes(b"nope")
+    unusable = subprocess.run([*ir, "bundle", "verify", str(junk)], capture_output=True, text=True)
+    assert unusable.returncode == 2 and "ir: error:" in unusable.stderr and "Traceback" not in unusable.stderr
