@@ -12,7 +12,7 @@ from ir import __version__
 from ir.errors import ExitCode, IrError
 
 # Each module registers its commands on import (a list `COMMANDS` of click commands).
-COMMAND_MODULES = ("bundle", "keys", "capture", "respond", "playbook", "serve", "replay")
+COMMAND_MODULES = ("bundle", "keys", "capture", "capture_pod", "respond", "playbook", "serve", "replay", "transfer")
 
 HELP = """ir: capture forensic evidence from containers and Kubernetes pods, package it as signed,
 hashed bundles, respond (quarantine, replace) and replay the evidence offline.
@@ -30,7 +30,9 @@ Exit codes: 0 ok; 1 evidence failed verification or is partial/incomplete; 2 bad
 """
 
 
-@click.group(help=HELP, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(
+    help=HELP, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100}
+)
 @click.version_option(__version__, prog_name="ir")
 def cli() -> None:
     pass
@@ -41,7 +43,7 @@ def _register() -> None:
         try:
             module = importlib.import_module(f"ir.cli.{name}")
         except ModuleNotFoundError as exc:
-            if exc.name == f"ir.cli.{name}":
+            if exc.name and exc.name.startswith("ir."):
                 continue  # that room is not built yet
             raise
         for command in getattr(module, "COMMANDS", ()):
@@ -72,7 +74,10 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as exc:  # noqa: BLE001 -- one line, never a traceback, unless asked
         if os.environ.get("IR_DEBUG"):
             raise
-        click.echo(f"ir: internal error: {type(exc).__name__}: {exc} (set IR_DEBUG=1 for a traceback)", err=True)
+        click.echo(
+            f"ir: internal error: {type(exc).__name__}: {exc} (set IR_DEBUG=1 for a traceback)",
+            err=True,
+        )
         sys.exit(ExitCode.INTERNAL)
     sys.exit(int(code) if isinstance(code, int) else ExitCode.OK)
 

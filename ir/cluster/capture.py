@@ -1,0 +1,176 @@
+"""`ir capture pod`: resolve the pod, capture its Kubernetes context and its containers into one
+bundle, then -- only if the capture succeeded (or --force) -- quarantine and replace it.
+
+The bundle is sealed and stored before anything is changed on the cluster; the actions that
+follow are appended to the bundle's chain of custody.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ir.bundle.signing import Signer
+from ir.cluster.context import KubeContextCollector, KubeLogsCollector
+from ir.cluster.kube import Kube
+from ir.cluster.ops import Operator, check_namespace
+from ir.cluster.record import record_actions
+from ir.cluster.resolve import ContainerRef, PodTarget, resolve_pod
+from ir.cluster.respond import QuarantineResult, ReplaceResult, quarantine_pod, replace_pod
+from ir.collect.session import CaptureRequest, CaptureResult, CaptureSession
+from ir.errors import ExitCode
+from ir.store.base import Store
+
+Echo = Callable[[str], None]
+
+
+@dataclass
+class PodCaptureOptions:
+    case_id: str
+    reason: str | None = None
+    operator: str | None = None
+    quarantine: bool = True
+    replace: bool = True
+    cordon: bool = False
+    force: bool = False
+    dry_run: bool = False
+    allow_protected: bool = False
+    replace_timeout: float = 120.0
+    allow_egress_cidrs: tuple[str, ...] = ()
+    container_options: dict[str, Any] = field(default_factory=dict)  # passed to the container collectors
+    backend: str = "auto"
+    docker_host: str | None = None
+    signer: Signer | None = None
+    alert: dict[str, Any] | None = None
+    api_logs: bool = True
+
+
+@dataclass
+class PodCaptureResult:
+    target: PodTarget
+    capture: CaptureResult | None
+    gate_open: bool
+    gate_reason: str
+    quarantine: QuarantineResult | None = None
+    replace: ReplaceResult | None = None
+    actions: list[dict[str, Any]] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> ExitCode:
+        if self.errors:
+            return ExitCode.CLUSTER
+        if self.capture is not None and self.capture.exit_code != ExitCode.OK:
+            return self.capture.exit_code
+        if not self.gate_open and (self.quarantine is None and self.replace is None):
+            return ExitCode.REFUSED
+        if self.replace is not None and self.replace.strategy != "not-possible" and not self.replace.ready \
+                and self.capture is not None:
+            return ExitCode.FAILED
+        return ExitCode.OK
+
+
+ContainerCapture = Callable[[CaptureSession, PodTarget, ContainerRef, PodCaptureOptions, Echo], None]
+
+
+def capture_pod(
+    kube: Kube,
+    store: Store,
+    namespace: str,
+    name: str,
+    opts: PodCaptureOptions,
+    *,
+    echo: Echo,
+    capture_container: ContainerCapture | None = None,
+) -> PodCaptureResult:
+    acting = opts.quarantine or opts.replace or opts.cordon
+    if acting:
+        check_namespace(namespace, opts.allow_protected)
+    target = resolve_pod(kube, namespace, name)
+    if opts.dry_run:
+        return _dry_run(kube, target, opts, echo)
+    capture = _capture(store, kube, target, opts, echo, capture_container or _default_container_capture)
+    outcome = capture.sealed.manifest.outcome
+    gate_open, gate_reason = True, ""
+    if outcome != "complete" or not capture.stored.confirmed:
+        gate_reason = (f"capture outcome is {outcome}" if outcome != "complete"
+                       else "the bundle is not confirmed stored") + "; nothing destructive without --force"
+        gate_open = opts.force
+    result = PodCaptureResult(target, capture, gate_open, gate_reason)
+    op = Operator(kube, gate_open=gate_open, gate_reason=gate_reason, echo=echo)
+    if opts.force and gate_reason:
+        op.note("gate", "forced", why=gate_reason)
+    if acting and not gate_open:
+        echo(f"not acting on the pod: {gate_reason}")
+    else:
+        _respond(op, target, opts, capture, result)
+    result.actions = [a.to_dict() for a in op.log]
+    if op.log:
+        record_actions(capture.stored.location, op, "capture-pod", signer=opts.signer)
+    return result
+
+
+def _respond(op: Operator, target: PodTarget, opts: PodCaptureOptions, capture: CaptureResult,
+             result: PodCaptureResult) -> None:
+    from ir.bundle.custody import operator_name
+    from ir.errors import IrError
+
+    try:
+        if opts.quarantine:
+            result.quarantine = quarantine_pod(
+                op, target, reason=opts.reason or "ir capture pod", case_id=opts.case_id,
+                actor=operator_name(opts.operator), allow_egress_cidrs=opts.allow_egress_cidrs,
+                cordon=opts.cordon, allow_protected=opts.allow_protected, bundle=capture.stored.location)
+        if opts.replace:
+            result.replace = replace_pod(op, target, timeout=opts.replace_timeout,
+                                         allow_protected=opts.allow_protected)
+    except IrError as exc:
+        result.errors.append(exc.message)
+
+
+def _capture(store: Store, kube: Kube, target: PodTarget, opts: PodCaptureOptions, echo: Echo,
+             capture_container: ContainerCapture) -> CaptureResult:
+    request = CaptureRequest(case_id=opts.case_id, target=target.describe(), operator=opts.operator,
+                             reason=opts.reason, signer=opts.signer,
+                             labels={"namespace": target.namespace, "pod": target.name})
+    with CaptureSession(store, request) as session:
+        echo(f"capturing pod {target.namespace}/{target.name} into bundle {session.bundle_id}")
+        label = f"pod {target.namespace}/{target.name}"
+        session.run([KubeContextCollector(kube, target)], scope=None, target=target, options={}, label=label)
+        if opts.alert is not None:
+            session.writer.add_json("alert.json", opts.alert, kind="alert", collector="alert")
+        for ref in target.containers:
+            if ref.container_id is None:
+                session.writer.record_action("skip-container", label, outcome="skipped",
+                                             container=ref.name, why="no container id (never started)")
+                continue
+            capture_container(session, target, ref, opts, echo)
+            if opts.api_logs:
+                from ir.bundle.layout import safe_component
+
+                session.run([KubeLogsCollector(kube, target, ref.name)], scope=f"containers/{safe_component(ref.name)}",
+                            target=target, options={}, label=label, container=ref.name)
+        return session.finish()
+
+
+def _default_container_capture(session: CaptureSession, target: PodTarget, ref: ContainerRef,
+                               opts: PodCaptureOptions, echo: Echo) -> None:
+    from ir.collect.container import capture_pod_container
+
+    capture_pod_container(session, target, ref, opts, echo)
+
+
+def _dry_run(kube: Kube, target: PodTarget, opts: PodCaptureOptions, echo: Echo) -> PodCaptureResult:
+    echo(f"[dry-run] would capture pod {target.namespace}/{target.name} (uid {target.uid}) on node {target.node}: "
+         f"Kubernetes context and containers " + ", ".join(f"{c.name} ({c.container_id})" for c in target.containers))
+    op = Operator(kube, dry_run=True, echo=echo)
+    result = PodCaptureResult(target, None, True, "")
+    _respond(op, target, opts, _DryCapture(), result)  # type: ignore[arg-type]
+    result.actions = [a.to_dict() for a in op.log]
+    return result
+
+
+class _DryCapture:
+    class stored:  # noqa: N801 -- a stand-in with the one attribute _respond reads
+        location = "(dry run: no bundle)"

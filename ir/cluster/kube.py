@@ -1,0 +1,200 @@
+"""A connection to one Kubernetes API server, the standard way (kubeconfig, $KUBECONFIG, context,
+in-cluster), and raw JSON requests whose failures become precise ClusterErrors.
+
+Objects are handled as the JSON the API serves (camelCase dicts), so what lands in a bundle is
+exactly what the server said, with resourceVersion and uid.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+from ir.errors import ClusterError, UsageError
+
+RETRY_STATUSES = (429, 500, 502, 503, 504)
+RETRY_DELAYS = (0.25, 0.5, 1.0, 2.0, 4.0)
+REQUEST_TIMEOUT = (5, 30)  # connect, read seconds
+
+
+class ApiError(ClusterError):
+    """An API request failed; `status` is the HTTP status (0 when the server was unreachable)."""
+
+    def __init__(self, message: str, status: int, method: str, path: str, body: Any = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.method = method
+        self.path = path
+        self.body = body
+
+
+@dataclass
+class Kube:
+    api_client: Any
+    namespace: str  # the default namespace of the context (or the one given)
+    context: str | None
+    server: str
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        query: dict[str, Any] | None = None,
+        content_type: str = "application/json",
+        retry: bool | None = None,
+    ) -> Any:
+        """Send one request and return the decoded JSON. GETs and requests marked `retry` are
+        retried with backoff on 429/5xx and connection failures; others fail at once."""
+        retry = method == "GET" if retry is None else retry
+        url_path = path + ("?" + urlencode(query) if query else "")
+        attempts = len(RETRY_DELAYS) + 1 if retry else 1
+        for attempt in range(attempts):
+            try:
+                return self._send(method, url_path, body, content_type)
+            except ApiError as exc:
+                if attempt + 1 >= attempts or (exc.status not in RETRY_STATUSES and exc.status != 0):
+                    raise
+                time.sleep(RETRY_DELAYS[attempt])
+        raise AssertionError("unreachable")
+
+    def _open(self, method: str, path: str, body: Any, headers: dict[str, str]) -> Any:
+        """Send a request; return the raw urllib3 response of a 2xx, else raise ApiError."""
+        from kubernetes.client.exceptions import ApiException  # type: ignore[import-untyped]
+        from urllib3.exceptions import HTTPError
+
+        try:
+            method_, url, header_params, body_, post = self.api_client.param_serialize(
+                method, path, header_params=headers, body=body, auth_settings=["BearerToken"])
+            response = self.api_client.call_api(method_, url, header_params=header_params, body=body_,
+                                                post_params=post, _request_timeout=REQUEST_TIMEOUT)
+        except ApiException as exc:
+            raise _api_error(exc.status, exc.body or exc.reason, method, path) from None
+        except (HTTPError, OSError) as exc:
+            raise ApiError(
+                f"Kubernetes API server {self.server} unreachable ({method} {path}): {exc}", 0, method, path
+            ) from None
+        raw = response.response
+        if not 200 <= response.status < 300:
+            try:
+                data = raw.data
+            finally:
+                raw.release_conn()
+            raise _api_error(response.status, data, method, path)
+        return raw
+
+    def _send(self, method: str, path: str, body: Any, content_type: str) -> Any:
+        raw = self._open(method, path, body, {"Accept": "application/json", "Content-Type": content_type})
+        try:
+            data = raw.data
+        finally:
+            raw.release_conn()
+        return json.loads(data) if data else None
+
+    def get(self, path: str, **query: Any) -> Any:
+        return self.request("GET", path, query=query or None)
+
+    def get_optional(self, path: str) -> Any:
+        try:
+            return self.get(path)
+        except ApiError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def stream_text(self, path: str, query: dict[str, Any]) -> Iterator[bytes]:
+        """A streaming GET (pod logs): yields bytes chunks."""
+        raw = self._open("GET", path + "?" + urlencode(query), None, {"Accept": "*/*"})
+        try:
+            yield from raw.stream(64 * 1024)
+        finally:
+            raw.release_conn()
+
+
+def _api_error(status: int, body: Any, method: str, path: str) -> ApiError:
+    reason = ""
+    try:
+        doc = json.loads(body)
+        reason = str(doc.get("message", "")) if isinstance(doc, dict) else str(doc)
+    except (TypeError, ValueError):
+        reason = body.decode("utf-8", "replace")[:500] if isinstance(body, bytes) else str(body or "")[:500]
+    status = int(status or 0)
+    verb = _verb(method, path)
+    resource = _resource(path)
+    if status == 403:
+        message = f"permission denied: cannot {verb} {resource} ({reason})"
+    elif status == 401:
+        message = f"not authenticated to the Kubernetes API ({method} {path}): {reason or 'Unauthorized'}"
+    elif status == 404:
+        message = f"not found: {resource} ({reason})"
+    elif status == 409:
+        message = f"conflict on {resource}: {reason}"
+    elif status == 0:
+        message = f"Kubernetes API unreachable ({method} {path}): {reason}"
+    else:
+        message = f"Kubernetes API {method} {path} failed with HTTP {status}: {reason}"
+    return ApiError(message, status, method, path, body)
+
+
+def _verb(method: str, path: str) -> str:
+    tail = path.split("?")[0].rstrip("/").split("/")
+    named = len(tail) % 2 == 1 if "namespaces" in tail else True
+    return {"GET": "get" if named else "list", "POST": "create", "PATCH": "patch", "PUT": "update",
+            "DELETE": "delete"}.get(method, method.lower())
+
+
+def _resource(path: str) -> str:
+    """`pods "web-1" in namespace shop` from /api/v1/namespaces/shop/pods/web-1."""
+    parts = [p for p in path.split("?")[0].split("/") if p]
+    ns = None
+    if "namespaces" in parts:
+        i = parts.index("namespaces")
+        if i + 1 < len(parts):
+            ns = parts[i + 1]
+            parts = parts[i + 2 :]
+        else:
+            parts = parts[i:]
+    else:
+        parts = parts[2:] if parts[:1] == ["api"] else parts[3:]
+    text = "/".join(parts[:1]) or "namespaces"
+    if len(parts) >= 2:
+        text += f' "{parts[1]}"' + (f" ({'/'.join(parts[2:])})" if len(parts) > 2 else "")
+    if ns:
+        text += f" in namespace {ns}"
+    return text
+
+
+def connect(kubeconfig: str | None = None, context: str | None = None, namespace: str | None = None) -> Kube:
+    """Load credentials the standard way: --kubeconfig, else $KUBECONFIG, else ~/.kube/config,
+    else the in-cluster service account. Raises ClusterError when none works."""
+    from kubernetes import client, config  # type: ignore[import-untyped]
+    from kubernetes.config.config_exception import ConfigException  # type: ignore[import-untyped]
+
+    path = kubeconfig or os.environ.get("KUBECONFIG") or os.path.expanduser("~/.kube/config")
+    paths = [p for p in path.split(os.pathsep) if p]
+    try:
+        if any(os.path.exists(p) for p in paths):
+            cfg = client.Configuration()
+            loader_kw: dict[str, Any] = {"client_configuration": cfg, "persist_config": False}
+            config.load_kube_config(config_file=paths[0] if len(paths) == 1 else None, context=context, **loader_kw)
+            contexts, active = config.list_kube_config_contexts(config_file=paths[0] if len(paths) == 1 else None)
+            chosen = next((c for c in contexts if c["name"] == context), active) if context else active
+            default_ns = (chosen or {}).get("context", {}).get("namespace") or "default"
+            api = client.ApiClient(configuration=cfg)
+            return Kube(api, namespace or default_ns, (chosen or {}).get("name"), cfg.host)
+        if os.environ.get("KUBERNETES_SERVICE_HOST"):
+            cfg = client.Configuration()
+            config.load_incluster_config(client_configuration=cfg)
+            ns_file = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
+            default_ns = Path(ns_file).read_text().strip() if os.path.exists(ns_file) else "default"
+            return Kube(client.ApiClient(configuration=cfg), namespace or default_ns, "in-cluster", cfg.host)
+    except (ConfigException, OSError, ValueError, KeyError, TypeError) as exc:
+        raise UsageError(f"cannot load Kubernetes credentials ({path}, context {context or 'current'}): {exc}") from None
+    raise UsageError(f"no Kubernetes credentials: {path} does not exist and not running in a cluster")
