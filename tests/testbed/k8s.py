@@ -198,74 +198,94 @@ def _start_once(workdir: Path, bin_dir: Path, startup_timeout: float) -> Control
             shutil.rmtree(etcd_dir)
         etcd_url = f"http://127.0.0.1:{etcd_port}"
         peer_url = f"http://127.0.0.1:{peer_port}"
-        _spawn(cp, "etcd", [
-            str(bin_dir / "etcd"),
-            "--name=ir-testbed",
-            f"--data-dir={etcd_dir}",
-            f"--listen-client-urls={etcd_url}",
-            f"--advertise-client-urls={etcd_url}",
-            f"--listen-peer-urls={peer_url}",
-            f"--initial-advertise-peer-urls={peer_url}",
-            f"--initial-cluster=ir-testbed={peer_url}",
-            "--unsafe-no-fsync=true",
-            "--log-level=warn",
-        ])
+        _spawn(
+            cp,
+            "etcd",
+            [
+                str(bin_dir / "etcd"),
+                "--name=ir-testbed",
+                f"--data-dir={etcd_dir}",
+                f"--listen-client-urls={etcd_url}",
+                f"--advertise-client-urls={etcd_url}",
+                f"--listen-peer-urls={peer_url}",
+                f"--initial-advertise-peer-urls={peer_url}",
+                f"--initial-cluster=ir-testbed={peer_url}",
+                "--unsafe-no-fsync=true",
+                "--log-level=warn",
+            ],
+        )
         _wait(cp, "etcd", deadline, lambda: _http_ok(f"{etcd_url}/health"))
 
-        _spawn(cp, "kube-apiserver", [
-            str(bin_dir / "kube-apiserver"),
-            f"--etcd-servers={etcd_url}",
-            "--bind-address=127.0.0.1",
-            "--advertise-address=127.0.0.1",
-            f"--secure-port={api_port}",
-            f"--cert-dir={pki}",
-            f"--tls-cert-file={pki / 'apiserver.crt'}",
-            f"--tls-private-key-file={pki / 'apiserver.key'}",
-            f"--client-ca-file={ca_file}",
-            f"--token-auth-file={pki / 'tokens.csv'}",
-            "--authorization-mode=RBAC",
-            "--anonymous-auth=false",
-            f"--service-cluster-ip-range={SERVICE_CLUSTER_IP_RANGE}",
-            f"--service-account-issuer={server}",
-            f"--service-account-key-file={pki / 'sa.pub'}",
-            f"--service-account-signing-key-file={pki / 'sa.key'}",
-            "--allow-privileged=true",
-            "--profiling=false",
-            "--v=1",
-        ])
+        _spawn(
+            cp,
+            "kube-apiserver",
+            [
+                str(bin_dir / "kube-apiserver"),
+                f"--etcd-servers={etcd_url}",
+                "--bind-address=127.0.0.1",
+                "--advertise-address=127.0.0.1",
+                f"--secure-port={api_port}",
+                f"--cert-dir={pki}",
+                f"--tls-cert-file={pki / 'apiserver.crt'}",
+                f"--tls-private-key-file={pki / 'apiserver.key'}",
+                f"--client-ca-file={ca_file}",
+                f"--token-auth-file={pki / 'tokens.csv'}",
+                "--authorization-mode=RBAC",
+                "--anonymous-auth=false",
+                f"--service-cluster-ip-range={SERVICE_CLUSTER_IP_RANGE}",
+                f"--service-account-issuer={server}",
+                f"--service-account-key-file={pki / 'sa.pub'}",
+                f"--service-account-signing-key-file={pki / 'sa.key'}",
+                "--allow-privileged=true",
+                "--profiling=false",
+                "--v=1",
+            ],
+        )
         _wait(cp, "kube-apiserver", deadline, lambda: _ready(cp))
 
         kcm_kubeconfig = workdir / "kubeconfig-kube-controller-manager"
         _write_kubeconfig(
             kcm_kubeconfig, server, ca_file, "system:kube-controller-manager", kcm_token
         )
-        _spawn(cp, "kube-controller-manager", [
-            str(bin_dir / "kube-controller-manager"),
-            f"--kubeconfig={kcm_kubeconfig}",
-            f"--authentication-kubeconfig={kcm_kubeconfig}",
-            f"--authorization-kubeconfig={kcm_kubeconfig}",
-            "--bind-address=127.0.0.1",
-            "--secure-port=0",
-            f"--service-account-private-key-file={pki / 'sa.key'}",
-            f"--root-ca-file={ca_file}",
-            f"--cluster-signing-cert-file={ca_file}",
-            f"--cluster-signing-key-file={pki / 'ca.key'}",
-            "--use-service-account-credentials=true",
-            "--controllers=*",
-            "--leader-elect=false",
-            "--v=1",
-        ])
+        _spawn(
+            cp,
+            "kube-controller-manager",
+            [
+                str(bin_dir / "kube-controller-manager"),
+                f"--kubeconfig={kcm_kubeconfig}",
+                f"--authentication-kubeconfig={kcm_kubeconfig}",
+                f"--authorization-kubeconfig={kcm_kubeconfig}",
+                "--bind-address=127.0.0.1",
+                "--secure-port=0",
+                f"--service-account-private-key-file={pki / 'sa.key'}",
+                f"--root-ca-file={ca_file}",
+                f"--cluster-signing-cert-file={ca_file}",
+                f"--cluster-signing-key-file={pki / 'ca.key'}",
+                "--use-service-account-credentials=true",
+                "--controllers=*",
+                "--leader-elect=false",
+                "--v=1",
+            ],
+        )
         _wait(cp, "kube-controller-manager", deadline, lambda: _default_sa_exists(cp))
 
-        cp.api("POST", "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings", {
-            "apiVersion": "rbac.authorization.k8s.io/v1",
-            "kind": "ClusterRoleBinding",
-            "metadata": {"name": "ir-testbed-viewer"},
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io",
-                        "kind": "ClusterRole", "name": "view"},
-            "subjects": [{"apiGroup": "rbac.authorization.k8s.io",
-                          "kind": "User", "name": "viewer"}],
-        })
+        cp.api(
+            "POST",
+            "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings",
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "ClusterRoleBinding",
+                "metadata": {"name": "ir-testbed-viewer"},
+                "roleRef": {
+                    "apiGroup": "rbac.authorization.k8s.io",
+                    "kind": "ClusterRole",
+                    "name": "view",
+                },
+                "subjects": [
+                    {"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "viewer"}
+                ],
+            },
+        )
         _write_kubeconfig(cp.kubeconfig, server, ca_file, "admin", tokens["admin"])
         return cp
     except BaseException:
@@ -275,7 +295,7 @@ def _start_once(workdir: Path, bin_dir: Path, startup_timeout: float) -> Control
 
 def _write_pki(pki: Path) -> Path:
     """CA, apiserver serving cert and service-account keys; returns the CA path."""
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     not_before = now - datetime.timedelta(hours=1)
     not_after = now + datetime.timedelta(days=7)
 
@@ -292,9 +312,15 @@ def _write_pki(pki: Path) -> Path:
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .add_extension(
             x509.KeyUsage(
-                digital_signature=True, key_cert_sign=True, crl_sign=True,
-                content_commitment=False, key_encipherment=False, data_encipherment=False,
-                key_agreement=False, encipher_only=False, decipher_only=False,
+                digital_signature=True,
+                key_cert_sign=True,
+                crl_sign=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                encipher_only=False,
+                decipher_only=False,
             ),
             critical=True,
         )
@@ -305,7 +331,7 @@ def _write_pki(pki: Path) -> Path:
     )
 
     key = ec.generate_private_key(ec.SECP256R1())
-    service_ip = next(ipaddress.ip_network(SERVICE_CLUSTER_IP_RANGE).hosts())
+    service_ip = next(ipaddress.IPv4Network(SERVICE_CLUSTER_IP_RANGE).hosts())
     cert = (
         x509.CertificateBuilder()
         .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kube-apiserver")]))
@@ -315,18 +341,22 @@ def _write_pki(pki: Path) -> Path:
         .not_valid_before(not_before)
         .not_valid_after(not_after)
         .add_extension(
-            x509.SubjectAlternativeName([
-                x509.DNSName("localhost"),
-                x509.DNSName("kubernetes"),
-                x509.DNSName("kubernetes.default"),
-                x509.DNSName("kubernetes.default.svc"),
-                x509.DNSName("kubernetes.default.svc.cluster.local"),
-                x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-                x509.IPAddress(service_ip),
-            ]),
+            x509.SubjectAlternativeName(
+                [
+                    x509.DNSName("localhost"),
+                    x509.DNSName("kubernetes"),
+                    x509.DNSName("kubernetes.default"),
+                    x509.DNSName("kubernetes.default.svc"),
+                    x509.DNSName("kubernetes.default.svc.cluster.local"),
+                    x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+                    x509.IPAddress(service_ip),
+                ]
+            ),
             critical=False,
         )
-        .add_extension(x509.ExtendedKeyUsage([x509.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(
+            x509.ExtendedKeyUsage([x509.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False
+        )
         .add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
         )
@@ -345,8 +375,10 @@ def _write_pki(pki: Path) -> Path:
     write("apiserver.crt", cert.public_bytes(pem))
     write("apiserver.key", _private_pem(key), private=True)
     write("sa.key", _private_pem(sa_key), private=True)
-    write("sa.pub", sa_key.public_key().public_bytes(
-        pem, serialization.PublicFormat.SubjectPublicKeyInfo))
+    write(
+        "sa.pub",
+        sa_key.public_key().public_bytes(pem, serialization.PublicFormat.SubjectPublicKeyInfo),
+    )
     return pki / "ca.crt"
 
 
@@ -364,12 +396,19 @@ def _write_kubeconfig(path: Path, server: str, ca_file: Path, user: str, token: 
     config = {
         "apiVersion": "v1",
         "kind": "Config",
-        "clusters": [{"name": "ir-testbed",
-                      "cluster": {"server": server, "certificate-authority-data": ca_data}}],
+        "clusters": [
+            {
+                "name": "ir-testbed",
+                "cluster": {"server": server, "certificate-authority-data": ca_data},
+            }
+        ],
         "users": [{"name": user, "user": {"token": token}}],
-        "contexts": [{"name": f"{user}@ir-testbed",
-                      "context": {"cluster": "ir-testbed", "user": user,
-                                  "namespace": "default"}}],
+        "contexts": [
+            {
+                "name": f"{user}@ir-testbed",
+                "context": {"cluster": "ir-testbed", "user": user, "namespace": "default"},
+            }
+        ],
         "current-context": f"{user}@ir-testbed",
         "preferences": {},
     }
@@ -496,11 +535,18 @@ def main(argv: list[str]) -> int:
     if len(argv) != 2:
         print("usage: python -m tests.testbed.k8s DIR", file=sys.stderr)
         return 2
+
+    # Explicit handlers: a shell starts background jobs with SIGINT ignored.
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, interrupt)
+    signal.signal(signal.SIGTERM, interrupt)
     started = time.monotonic()
     try:
         cp = start_control_plane(Path(argv[1]))
-    except ControlPlaneError as err:
-        print(err, file=sys.stderr)
+    except (ControlPlaneError, KeyboardInterrupt) as err:
+        print(err or "interrupted", file=sys.stderr)
         return 1
     with cp:
         print(f"control plane ready in {time.monotonic() - started:.1f} s at {cp.server}")

@@ -31,6 +31,7 @@ the older and the pydantic-based (37+) Python clients.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import logging
@@ -68,11 +69,11 @@ MAX_BACKOFF = 10.0
 
 
 def _now() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _micro_now() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _docker_time(value: str | None) -> str | None:
@@ -121,12 +122,22 @@ class NodeStandIn:
         self._created: set[str] = set()  # ids of every container made here
         self._reported: dict[str, dict[str, Any]] = {}  # pod uid -> last status sent
         self._announced: set[tuple[str, str]] = set()  # (uid, event key) already emitted
+        self._listed: dict[str, list[dict[str, Any]]] = {}  # pod uid -> this pass's `docker ps -a`
+        self._inspected: dict[str, tuple[Any, dict[str, Any]]] = {}  # container id -> inspect
+        # (pod uid, container) -> (Docker's error, failures in a row, monotonic retry time)
+        self._failures: dict[tuple[str, str], tuple[str, int, float]] = {}
+        self._finalized: set[str] = set()  # pod uids whose deletion was finalized
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_heartbeat = 0.0
         self._docker_version = str(docker_client.version().get("Version", "unknown"))
         if start:
             self.start()
+
+    @property
+    def created_containers(self) -> frozenset[str]:
+        """Ids of the containers this stand-in made and has not removed yet."""
+        return frozenset(self._created)
 
     # -- life cycle -------------------------------------------------------
 
@@ -165,13 +176,15 @@ class NodeStandIn:
             self._heartbeat()
         pods = _json(self.core.list_pod_for_all_namespaces(_preload_content=False))["items"]
         containers = self._containers_by_pod()
+        self._listed = dict(containers)
         live_uids = set()
         for pod in pods:
             uid = pod["metadata"]["uid"]
             node = pod["spec"].get("nodeName")
             if not node:
-                if pod["spec"].get("schedulerName", "default-scheduler") == "default-scheduler" \
-                        and not pod["metadata"].get("deletionTimestamp"):
+                if pod["spec"].get(
+                    "schedulerName", "default-scheduler"
+                ) == "default-scheduler" and not pod["metadata"].get("deletionTimestamp"):
                     self._bind(pod)
                 continue
             if node != self.node_name:
@@ -183,7 +196,9 @@ class NodeStandIn:
                 else:
                     self._sync_pod(pod, containers.get(uid, []))
             except Exception as err:  # one bad pod must not stop the others
-                self._record(f"pod {pod['metadata']['namespace']}/{pod['metadata']['name']}: {err!r}")
+                self._record(
+                    f"pod {pod['metadata']['namespace']}/{pod['metadata']['name']}: {err!r}"
+                )
         # Pods force-deleted behind our back: their containers go too.
         for uid, ctrs in containers.items():
             if uid not in live_uids:
@@ -213,26 +228,47 @@ class NodeStandIn:
         now = _now()
         conditions = []
         for ctype, status, reason, message in (
-            ("MemoryPressure", "False", "KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
+            (
+                "MemoryPressure",
+                "False",
+                "KubeletHasSufficientMemory",
+                "kubelet has sufficient memory available",
+            ),
             ("DiskPressure", "False", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
-            ("PIDPressure", "False", "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
+            (
+                "PIDPressure",
+                "False",
+                "KubeletHasSufficientPID",
+                "kubelet has sufficient PID available",
+            ),
             ("Ready", "True", "KubeletReady", "node stand-in is posting ready status"),
         ):
-            conditions.append({
-                "type": ctype, "status": status, "reason": reason, "message": message,
-                "lastHeartbeatTime": now, "lastTransitionTime": self._node_since,
-            })
+            conditions.append(
+                {
+                    "type": ctype,
+                    "status": status,
+                    "reason": reason,
+                    "message": message,
+                    "lastHeartbeatTime": now,
+                    "lastTransitionTime": self._node_since,
+                }
+            )
         return conditions
 
     def _register_node(self) -> None:
         self._node_since = _now()
-        version = _json(kubernetes.client.VersionApi(self.core.api_client).get_code(
-            _preload_content=False))
+        version = _json(
+            kubernetes.client.VersionApi(self.core.api_client).get_code(_preload_content=False)
+        )
         kubelet_version = version.get("gitVersion", "v0.0.0") if version else "v0.0.0"
-        resources = {"cpu": str(os.cpu_count() or 1), "memory": "16Gi",
-                     "pods": "110", "ephemeral-storage": "50Gi"}
+        resources = {
+            "cpu": str(os.cpu_count() or 1),
+            "memory": "16Gi",
+            "pods": "110",
+            "ephemeral-storage": "50Gi",
+        }
         uname = platform.uname()
-        node = {
+        node: Any = {
             "apiVersion": "v1",
             "kind": "Node",
             "metadata": {
@@ -281,41 +317,56 @@ class NodeStandIn:
 
     def _patch_node_status(self, body: dict[str, Any]) -> None:
         self.core.patch_node_status(
-            self.node_name, body, _content_type="application/strategic-merge-patch+json",
+            self.node_name,
+            body,
+            _content_type="application/strategic-merge-patch+json",
             _preload_content=False,
         )
 
     def _heartbeat(self) -> None:
         self._last_heartbeat = time.monotonic()
         self._patch_node_status({"status": {"conditions": self._node_conditions()}})
-        lease = {
+        lease: Any = {
             "apiVersion": "coordination.k8s.io/v1",
             "kind": "Lease",
             "metadata": {
                 "name": self.node_name,
                 "namespace": "kube-node-lease",
-                "ownerReferences": [{"apiVersion": "v1", "kind": "Node",
-                                     "name": self.node_name, "uid": self._node_uid}],
+                "ownerReferences": [
+                    {
+                        "apiVersion": "v1",
+                        "kind": "Node",
+                        "name": self.node_name,
+                        "uid": self._node_uid,
+                    }
+                ],
             },
-            "spec": {"holderIdentity": self.node_name, "leaseDurationSeconds": 40,
-                     "renewTime": _micro_now()},
+            "spec": {
+                "holderIdentity": self.node_name,
+                "leaseDurationSeconds": 40,
+                "renewTime": _micro_now(),
+            },
         }
         try:
             self.coordination.patch_namespaced_lease(
-                self.node_name, "kube-node-lease", {"spec": lease["spec"]},
-                _content_type="application/merge-patch+json", _preload_content=False,
+                self.node_name,
+                "kube-node-lease",
+                {"spec": lease["spec"]},
+                _content_type="application/merge-patch+json",
+                _preload_content=False,
             )
         except ApiException as err:
             if err.status != 404:
                 raise
             self.coordination.create_namespaced_lease(
-                "kube-node-lease", lease, _preload_content=False)
+                "kube-node-lease", lease, _preload_content=False
+            )
 
     # -- scheduling -------------------------------------------------------
 
     def _bind(self, pod: dict[str, Any]) -> None:
         meta = pod["metadata"]
-        binding = {
+        binding: Any = {
             "apiVersion": "v1",
             "kind": "Binding",
             "metadata": {"name": meta["name"], "namespace": meta["namespace"], "uid": meta["uid"]},
@@ -323,14 +374,18 @@ class NodeStandIn:
         }
         try:
             self.core.create_namespaced_pod_binding(
-                meta["name"], meta["namespace"], binding, _preload_content=False)
+                meta["name"], meta["namespace"], binding, _preload_content=False
+            )
         except ApiException as err:
             if err.status in (404, 409):  # gone, or bound meanwhile
                 return
             raise
-        self._event(pod, "Scheduled",
-                    f"Successfully assigned {meta['namespace']}/{meta['name']} to {self.node_name}",
-                    component="default-scheduler")
+        self._event(
+            pod,
+            "Scheduled",
+            f"Successfully assigned {meta['namespace']}/{meta['name']} to {self.node_name}",
+            component="default-scheduler",
+        )
 
     # -- docker -------------------------------------------------------------
 
@@ -353,6 +408,7 @@ class NodeStandIn:
                 self._record(f"remove {cid[:12]}: {err}")
                 return
         self._created.discard(cid)
+        self._inspected.pop(cid, None)
 
     def _container_name(self, pod: dict[str, Any], cname: str, attempt: int) -> str:
         meta = pod["metadata"]
@@ -370,8 +426,9 @@ class NodeStandIn:
     def _ensure_sandbox(self, pod: dict[str, Any], mine: list[dict[str, Any]]) -> dict[str, Any]:
         for c in mine:
             if c["Labels"].get(LABEL_CONTAINER_NAME) == SANDBOX_NAME:
-                if c["State"] != "running":
-                    self.docker.api.start(c["Id"])
+                if c["State"] == "running":
+                    return self._inspect(c)
+                self.docker.api.start(c["Id"])
                 return self.docker.api.inspect_container(c["Id"])
         spec = pod["spec"]
         first_image = (spec.get("containers") or [{}])[0].get("image", "pause")
@@ -408,7 +465,9 @@ class NodeStandIn:
         for item in container.get("env") or []:
             if "value" in item:
                 env.append(f"{item['name']}={item['value']}")
-            elif (ref := (item.get("valueFrom") or {}).get("fieldRef")) and ref["fieldPath"] in fields:
+            elif (ref := (item.get("valueFrom") or {}).get("fieldRef")) and ref[
+                "fieldPath"
+            ] in fields:
                 env.append(f"{item['name']}={fields[ref['fieldPath']]}")
         return env
 
@@ -429,8 +488,12 @@ class NodeStandIn:
         return binds
 
     def _run_container(
-        self, pod: dict[str, Any], container: dict[str, Any], sandbox: dict[str, Any],
-        attempt: int, pod_ip: str,
+        self,
+        pod: dict[str, Any],
+        container: dict[str, Any],
+        sandbox: dict[str, Any],
+        attempt: int,
+        pod_ip: str,
     ) -> None:
         spec = pod["spec"]
         security = container.get("securityContext") or {}
@@ -467,65 +530,157 @@ class NodeStandIn:
             host_config=host_config,
         )
         self._created.add(created["Id"])
-        self.docker.api.start(created["Id"])
+        try:
+            self.docker.api.start(created["Id"])
+        except docker.errors.APIError:
+            self._remove_container(created["Id"])  # the next attempt reuses its name
+            raise
         verb = "Restarted" if attempt else "Started"
-        self._event(pod, "Started", f"{verb} container {container['name']}", key=f"{container['name']}/{attempt}")
+        self._event(
+            pod,
+            "Started",
+            f"{verb} container {container['name']}",
+            key=f"{container['name']}/{attempt}",
+        )
+
+    def _start_attempt(
+        self,
+        pod: dict[str, Any],
+        container: dict[str, Any],
+        sandbox: dict[str, Any],
+        attempt: int,
+        pod_ip: str,
+    ) -> list[dict[str, Any]]:
+        """Start one attempt of a container unless a failed one is backing off.
+
+        A Docker error is not the stand-in's fault but the pod's: it is kept
+        for the container's waiting state and retried after a back-off.
+        Returns the container's attempts, fresh.
+        """
+        key = (pod["metadata"]["uid"], container["name"])
+        failure = self._failures.get(key)
+        if failure is not None and time.monotonic() < failure[2]:
+            return self._attempts(pod, container["name"])
+        try:
+            self._run_container(pod, container, sandbox, attempt, pod_ip)
+        except docker.errors.APIError as err:
+            count = failure[1] + 1 if failure else 1
+            message = str(err.explanation or err)
+            self._failures[key] = (
+                message,
+                count,
+                time.monotonic() + min(MAX_BACKOFF, 0.5 * 2**count),
+            )
+            log.warning(
+                "node stand-in %s: pod %s container %s: %s",
+                self.node_name,
+                pod["metadata"]["name"],
+                container["name"],
+                message,
+            )
+        else:
+            self._failures.pop(key, None)
+        return self._attempts(pod, container["name"], fresh=True)
 
     # -- pods ---------------------------------------------------------------
 
     def _sync_pod(self, pod: dict[str, Any], mine: list[dict[str, Any]]) -> None:
-        if pod.get("status", {}).get("phase") in ("Succeeded", "Failed") and \
-                pod["metadata"]["uid"] in self._reported:
+        uid = pod["metadata"]["uid"]
+        if pod.get("status", {}).get("phase") in ("Succeeded", "Failed") and uid in self._reported:
             return
         sandbox = self._ensure_sandbox(pod, mine)
         pod_ip = self._pod_ip(pod, sandbox)
         spec = pod["spec"]
         policy = spec.get("restartPolicy", "Always")
 
-        def attempts(cname: str) -> list[dict[str, Any]]:
-            found = [self.docker.api.inspect_container(c["Id"]) for c in mine
-                     if c["Labels"].get(LABEL_CONTAINER_NAME) == cname]
-            return sorted(found, key=lambda c: int(c["Config"]["Labels"].get(LABEL_RESTART_COUNT, "0")),
-                          reverse=True)
+        def exited(runs: list[dict[str, Any]]) -> int | None:
+            """Exit code of the latest attempt, None if none or still running."""
+            if runs and runs[0]["State"]["Status"] in ("exited", "dead"):
+                return int(runs[0]["State"]["ExitCode"])
+            return None
 
         init_statuses = []
         initialized = True
         for container in spec.get("initContainers") or []:
-            runs = attempts(container["name"])
-            if initialized and not runs:
-                self._run_container(pod, container, sandbox, 0, pod_ip)
-                runs = attempts_after(self, container["name"], pod)
-            if runs and runs[0]["State"]["Status"] == "exited" and runs[0]["State"]["ExitCode"] != 0 \
-                    and policy != "Never" and self._backoff_over(runs[0], len(runs)):
-                self._run_container(pod, container, sandbox, len(runs), pod_ip)
-                runs = attempts_after(self, container["name"], pod)
-            init_statuses.append(self._container_status(container, runs, init=True))
-            done = bool(runs) and runs[0]["State"]["Status"] == "exited" and runs[0]["State"]["ExitCode"] == 0
-            initialized = initialized and done
+            runs = self._attempts(pod, container["name"]) if initialized else []
+            code = exited(runs)
+            if initialized and (
+                not runs
+                or (
+                    code not in (None, 0)
+                    and policy != "Never"
+                    and self._backoff_over(runs[0], len(runs))
+                )
+            ):
+                runs = self._start_attempt(pod, container, sandbox, len(runs), pod_ip)
+                code = exited(runs)
+            init_statuses.append(self._container_status(pod, container, runs, init=True))
+            initialized = initialized and code == 0
 
         statuses = []
         for container in spec.get("containers") or []:
-            runs = attempts(container["name"]) if initialized else []
-            if initialized and not runs:
-                self._run_container(pod, container, sandbox, 0, pod_ip)
-                runs = attempts_after(self, container["name"], pod)
-            elif runs and runs[0]["State"]["Status"] == "exited":
-                code = runs[0]["State"]["ExitCode"]
-                if (policy == "Always" or (policy == "OnFailure" and code != 0)) \
-                        and self._backoff_over(runs[0], len(runs)):
-                    self._run_container(pod, container, sandbox, len(runs), pod_ip)
-                    runs = attempts_after(self, container["name"], pod)
-            statuses.append(self._container_status(container, runs))
+            runs = self._attempts(pod, container["name"]) if initialized else []
+            code = exited(runs)
+            if initialized and (
+                not runs
+                or (
+                    code is not None
+                    and (policy == "Always" or (policy == "OnFailure" and code != 0))
+                    and self._backoff_over(runs[0], len(runs))
+                )
+            ):
+                runs = self._start_attempt(pod, container, sandbox, len(runs), pod_ip)
+            statuses.append(self._container_status(pod, container, runs))
 
-        status = self._pod_status(pod, sandbox, pod_ip, initialized, init_statuses, statuses, policy)
-        uid = pod["metadata"]["uid"]
+        status = self._pod_status(
+            pod, sandbox, pod_ip, initialized, init_statuses, statuses, policy
+        )
+        if status["phase"] in ("Succeeded", "Failed"):
+            # As a kubelet does: the sandbox goes once the pod is done.
+            with contextlib.suppress(docker.errors.APIError):
+                self.docker.api.kill(sandbox["Id"])
         if self._reported.get(uid) != status:
             meta = pod["metadata"]
             self.core.patch_namespaced_pod_status(
-                meta["name"], meta["namespace"], {"status": status},
-                _content_type="application/merge-patch+json", _preload_content=False,
+                meta["name"],
+                meta["namespace"],
+                {"status": status},
+                _content_type="application/merge-patch+json",
+                _preload_content=False,
             )
             self._reported[uid] = status
+
+    def _attempts(
+        self, pod: dict[str, Any], cname: str, fresh: bool = False
+    ) -> list[dict[str, Any]]:
+        """Inspected containers of one pod container, latest attempt first.
+
+        Uses this pass's container list unless ``fresh`` (after starting one).
+        """
+        uid = pod["metadata"]["uid"]
+        if fresh or uid not in self._listed:
+            self._listed[uid] = self.docker.api.containers(
+                all=True, filters={"label": f"{LABEL_POD_UID}={uid}"}
+            )
+        found = [
+            self._inspect(c)
+            for c in self._listed[uid]
+            if c["Labels"].get(LABEL_CONTAINER_NAME) == cname
+        ]
+        return sorted(
+            found,
+            key=lambda c: int(c["Config"]["Labels"].get(LABEL_RESTART_COUNT, "0")),
+            reverse=True,
+        )
+
+    def _inspect(self, listed: dict[str, Any]) -> dict[str, Any]:
+        """docker inspect, cached while the container's listed state is unchanged."""
+        key = (listed["Id"], listed["State"])
+        cached = self._inspected.get(listed["Id"])
+        if cached is None or cached[0] != key:
+            cached = (key, self.docker.api.inspect_container(listed["Id"]))
+            self._inspected[listed["Id"]] = cached
+        return cached[1]
 
     def _backoff_over(self, last: dict[str, Any], restarts: int) -> bool:
         finished = last["State"].get("FinishedAt") or ""
@@ -533,7 +688,7 @@ class NodeStandIn:
             ended = datetime.datetime.fromisoformat(finished[:26].rstrip("Z") + "+00:00")
         except ValueError:
             return True
-        waited = (datetime.datetime.now(datetime.timezone.utc) - ended).total_seconds()
+        waited = (datetime.datetime.now(datetime.UTC) - ended).total_seconds()
         return waited >= min(MAX_BACKOFF, 0.5 * 2 ** max(0, restarts - 1))
 
     def _pod_ip(self, pod: dict[str, Any], sandbox: dict[str, Any]) -> str:
@@ -552,7 +707,11 @@ class NodeStandIn:
         return f"docker-pullable://{repo}@{inspected['Image']}"
 
     def _container_status(
-        self, container: dict[str, Any], runs: list[dict[str, Any]], init: bool = False
+        self,
+        pod: dict[str, Any],
+        container: dict[str, Any],
+        runs: list[dict[str, Any]],
+        init: bool = False,
     ) -> dict[str, Any]:
         status: dict[str, Any] = {
             "name": container["name"],
@@ -561,21 +720,35 @@ class NodeStandIn:
             "ready": False,
             "started": False,
             "restartCount": max(0, len(runs) - 1),
-            "state": {"waiting": {"reason": "PodInitializing" if not init else "ContainerCreating"}},
+            "state": {
+                "waiting": {
+                    "reason": "ContainerCreating"
+                    if init or not pod["spec"].get("initContainers")
+                    else "PodInitializing"
+                }
+            },
             "lastState": {},
         }
+        failure = self._failures.get((pod["metadata"]["uid"], container["name"]))
+        if failure is not None:
+            status["state"] = {"waiting": {"reason": "RunContainerError", "message": failure[0]}}
         if not runs:
             return status
         current = runs[0]
         status["containerID"] = f"docker://{current['Id']}"
         status["imageID"] = self._image_id(container["image"], current)
+        if failure is not None:
+            status["lastState"] = self._state(current)
+            return status
         status["state"] = self._state(current)
         if len(runs) > 1:
             status["lastState"] = self._state(runs[1])
         running = current["State"]["Status"] == "running"
         status["started"] = running
-        status["ready"] = running and not init or (
-            init and current["State"]["Status"] == "exited" and current["State"]["ExitCode"] == 0)
+        if init:  # an init container counts as ready once it has succeeded
+            status["ready"] = "terminated" in status["state"] and current["State"]["ExitCode"] == 0
+        else:
+            status["ready"] = running
         return status
 
     def _state(self, inspected: dict[str, Any]) -> dict[str, Any]:
@@ -583,40 +756,75 @@ class NodeStandIn:
         if state["Status"] == "running":
             return {"running": {"startedAt": _docker_time(state["StartedAt"])}}
         if state["Status"] in ("exited", "dead"):
-            return {"terminated": {
-                "exitCode": state["ExitCode"],
-                "reason": "Completed" if state["ExitCode"] == 0 else ("OOMKilled" if state.get("OOMKilled") else "Error"),
-                "startedAt": _docker_time(state["StartedAt"]),
-                "finishedAt": _docker_time(state["FinishedAt"]),
-                "containerID": f"docker://{inspected['Id']}",
-            }}
+            return {
+                "terminated": {
+                    "exitCode": state["ExitCode"],
+                    "reason": "Completed"
+                    if state["ExitCode"] == 0
+                    else ("OOMKilled" if state.get("OOMKilled") else "Error"),
+                    "startedAt": _docker_time(state["StartedAt"]),
+                    "finishedAt": _docker_time(state["FinishedAt"]),
+                    "containerID": f"docker://{inspected['Id']}",
+                }
+            }
         return {"waiting": {"reason": "ContainerCreating"}}
 
     def _pod_status(
-        self, pod: dict[str, Any], sandbox: dict[str, Any], pod_ip: str, initialized: bool,
-        init_statuses: list[dict[str, Any]], statuses: list[dict[str, Any]], policy: str,
+        self,
+        pod: dict[str, Any],
+        sandbox: dict[str, Any],
+        pod_ip: str,
+        initialized: bool,
+        init_statuses: list[dict[str, Any]],
+        statuses: list[dict[str, Any]],
+        policy: str,
     ) -> dict[str, Any]:
         start = _docker_time(sandbox["State"]["StartedAt"]) or _now()
         all_ready = bool(statuses) and all(s["ready"] for s in statuses)
         states = [s["state"] for s in statuses]
         terminated = [st["terminated"] for st in states if "terminated" in st]
-        if initialized and terminated and len(terminated) == len(states) and (
-                policy == "Never" or (policy == "OnFailure" and all(t["exitCode"] == 0 for t in terminated))):
+        if (
+            initialized
+            and terminated
+            and len(terminated) == len(states)
+            and (
+                policy == "Never"
+                or (policy == "OnFailure" and all(t["exitCode"] == 0 for t in terminated))
+            )
+        ):
             phase = "Succeeded" if all(t["exitCode"] == 0 for t in terminated) else "Failed"
-        elif initialized and statuses and all("waiting" not in st for st in states):
+        elif initialized and statuses and all("containerID" in st for st in statuses):
             phase = "Running"
         else:
             phase = "Pending"
-        ready_since = max((st["running"]["startedAt"] for st in states if "running" in st), default=start)
-        scheduled = next((c.get("lastTransitionTime") for c in pod.get("status", {}).get("conditions") or []
-                          if c["type"] == "PodScheduled"), None) or start
+        ready_since = max(
+            (st["running"]["startedAt"] for st in states if "running" in st), default=start
+        )
+        scheduled = (
+            next(
+                (
+                    c.get("lastTransitionTime")
+                    for c in pod.get("status", {}).get("conditions") or []
+                    if c["type"] == "PodScheduled"
+                ),
+                None,
+            )
+            or start
+        )
 
         def condition(ctype: str, ok: bool, since: str) -> dict[str, Any]:
-            cond = {"type": ctype, "status": "True" if ok else "False", "lastTransitionTime": since,
-                    "lastProbeTime": None}
+            cond = {
+                "type": ctype,
+                "status": "True" if ok else "False",
+                "lastTransitionTime": since,
+                "lastProbeTime": None,
+            }
             if not ok:
-                cond["reason"] = "ContainersNotReady" if ctype in ("Ready", "ContainersReady") \
+                cond["reason"] = (
+                    "ContainersNotReady"
+                    if ctype in ("Ready", "ContainersReady")
                     else "ContainersNotInitialized"
+                )
             return cond
 
         status: dict[str, Any] = {
@@ -647,36 +855,56 @@ class NodeStandIn:
         for c in mine:
             self._remove_container(c["Id"])
         shutil.rmtree(self.volume_root / meta["uid"], ignore_errors=True)
-        if meta.get("finalizers"):
-            return  # someone else's finalizer holds it; it is gone when they let go
+        if meta["uid"] in self._finalized:
+            return  # a finalizer of someone else's holds it; it goes when they let go
+        delete_options: Any = {
+            "apiVersion": "v1",
+            "kind": "DeleteOptions",
+            "gracePeriodSeconds": 0,
+            "preconditions": {"uid": meta["uid"]},
+        }
         try:
             self.core.delete_namespaced_pod(
-                meta["name"], meta["namespace"],
-                body={"apiVersion": "v1", "kind": "DeleteOptions", "gracePeriodSeconds": 0,
-                      "preconditions": {"uid": meta["uid"]}},
-                grace_period_seconds=0, _preload_content=False,
+                meta["name"],
+                meta["namespace"],
+                body=delete_options,
+                grace_period_seconds=0,
+                _preload_content=False,
             )
         except ApiException as err:
             if err.status not in (404, 409):
                 raise
+        self._finalized.add(meta["uid"])
         self._reported.pop(meta["uid"], None)
 
     # -- events -------------------------------------------------------------
 
-    def _event(self, pod: dict[str, Any], reason: str, message: str, *,
-               component: str = "kubelet", key: str | None = None) -> None:
+    def _event(
+        self,
+        pod: dict[str, Any],
+        reason: str,
+        message: str,
+        *,
+        component: str = "kubelet",
+        key: str | None = None,
+    ) -> None:
         meta = pod["metadata"]
         marker = (meta["uid"], key or reason)
         if marker in self._announced:
             return
         self._announced.add(marker)
         now = _now()
-        event = {
+        event: Any = {
             "apiVersion": "v1",
             "kind": "Event",
             "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
-            "involvedObject": {"apiVersion": "v1", "kind": "Pod", "name": meta["name"],
-                               "namespace": meta["namespace"], "uid": meta["uid"]},
+            "involvedObject": {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "name": meta["name"],
+                "namespace": meta["namespace"],
+                "uid": meta["uid"],
+            },
             "reason": reason,
             "message": message,
             "type": "Normal",
@@ -691,15 +919,3 @@ class NodeStandIn:
             self.core.create_namespaced_event(meta["namespace"], event, _preload_content=False)
         except ApiException as err:  # events are best effort, as in a kubelet
             self._record(f"event {reason} for {meta['name']}: {err.status}")
-
-
-def attempts_after(standin: NodeStandIn, cname: str, pod: dict[str, Any]) -> list[dict[str, Any]]:
-    """Re-read a container's attempts after starting a new one."""
-    uid = pod["metadata"]["uid"]
-    found = [
-        standin.docker.api.inspect_container(c["Id"])
-        for c in standin.docker.api.containers(all=True, filters={"label": f"{LABEL_POD_UID}={uid}"})
-        if c["Labels"].get(LABEL_CONTAINER_NAME) == cname
-    ]
-    return sorted(found, key=lambda c: int(c["Config"]["Labels"].get(LABEL_RESTART_COUNT, "0")),
-                  reverse=True)
