@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from ir.bundle import layout
 from ir.bundle.custody import CustodyCheck, check_chain
+from ir.bundle.pipeline import BackgroundHasher, prefetch
 from ir.bundle.reader import BundleReader, decompress_bounded
 from ir.bundle.signing import SignatureCheck, check_signature
 from ir.bundle.writer import content_sums, stored_sums
@@ -156,17 +157,18 @@ def _check_artifacts(
 ) -> None:
     for entry in reader.manifest.artifacts:
         where = f"artifact {entry.name!r}"
-        stored_hash, content_hash = hashlib.sha256(), hashlib.sha256()
+        stored_hash = hashlib.sha256()
+        content_hash = BackgroundHasher(hashlib.sha256())
+        # Three stages in parallel: read + stored hash | decompress | content hash.
+        stored = prefetch(_hashed(reader.stored_chunks(entry), stored_hash, report, progress))
         try:
-            for out in decompress_bounded(
-                _hashed(reader.stored_chunks(entry), stored_hash, report, progress),
-                entry.size,
-                entry.name,
-            ):
+            for out in decompress_bounded(stored, entry.size, entry.name):
                 content_hash.update(out)
         except IntegrityError as exc:
             report.fail(TAMPERED, exc.message)
             continue
+        finally:
+            content_hash.close()
         report.artifacts_checked += 1
         if stored_hash.hexdigest() != entry.stored_sha256:
             report.fail(TAMPERED, f"{where}: stored bytes do not match stored_sha256")

@@ -23,6 +23,7 @@ import pyzstd
 
 from ir.bundle import layout
 from ir.bundle.manifest import ActionEntry, ArtifactEntry, CollectorEntry, Manifest
+from ir.bundle.pipeline import Background, BackgroundHasher
 from ir.bundle.signing import Signer, signature_document
 from ir.clock import rfc3339, utcnow
 from ir.errors import IrError
@@ -44,8 +45,10 @@ class ArtifactSink:
         self._writer = writer
         self.entry = entry
         self._header_offset = header_offset
-        self._raw_hash = hashlib.sha256()
+        # Three stages in parallel: content hash | compress (here) | stored hash + file write.
+        self._raw_hash = BackgroundHasher(hashlib.sha256())
         self._stored_hash = hashlib.sha256()
+        self._out = Background(self._store, name="ir-bundle-write")
         self._size = 0
         self._stored = 0
         self._compressor = pyzstd.ZstdCompressor(writer.zstd_options)
@@ -57,6 +60,8 @@ class ArtifactSink:
         n = len(data)
         if not n:
             return 0
+        if not isinstance(data, bytes):
+            data = bytes(data)  # the caller may reuse its buffer while the hasher reads this one
         self._raw_hash.update(data)
         self._size += n
         self._emit(self._compressor.compress(data))
@@ -84,15 +89,21 @@ class ArtifactSink:
 
     def _emit(self, out: bytes) -> None:
         if out:
-            self._stored_hash.update(out)
-            self._stored += len(out)
-            self._writer._write_raw(out)
+            self._out.put(out)
+
+    def _store(self, out: bytes) -> None:
+        self._stored_hash.update(out)
+        self._stored += len(out)
+        self._writer._write_raw(out)
 
     def close(self, status: str = "ok", error: str | None = None) -> ArtifactEntry:
         if self.closed:
             return self.entry
         self.closed = True
-        self._emit(self._compressor.flush())
+        try:
+            self._emit(self._compressor.flush())
+        finally:
+            self._out.close()  # every compressed byte is written (or the write error raised)
         e = self.entry
         e.status, e.error = status, error
         e.ended_at = rfc3339(utcnow())

@@ -1,0 +1,108 @@
+"""Small threading helpers that overlap I/O, hashing and (de)compression.
+
+hashlib and zstd release the GIL on large buffers, so a reader thread, the main thread and a
+hasher thread run truly in parallel on a multi-core machine. Queues are bounded: memory stays
+at a few chunks whatever the artifact size.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+_DONE = object()
+
+
+def prefetch(source: Iterator[T], depth: int = 4) -> Iterator[T]:
+    """Run `source` in a background thread, `depth` items ahead; exceptions are re-raised here."""
+    q: queue.Queue[Any] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def run() -> None:
+        try:
+            for item in source:
+                while not stop.is_set():
+                    try:
+                        q.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put(_DONE)
+        except BaseException as exc:  # noqa: BLE001 -- handed to the consumer thread
+            q.put(_Raised(exc))
+
+    thread = threading.Thread(target=run, name="ir-prefetch", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = q.get()
+            if item is _DONE:
+                return
+            if isinstance(item, _Raised):
+                raise item.exc
+            yield item
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+
+
+class _Raised:
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+
+
+class Background:
+    """Run `consume(chunk)` for each chunk in a worker thread, in order. `close()` waits for the
+    rest and re-raises the worker's exception, if any. Chunks must not be mutated after `put`."""
+
+    def __init__(self, consume: Callable[[bytes], Any], depth: int = 8, name: str = "ir-background") -> None:
+        self._consume = consume
+        self._q: queue.Queue[Any] = queue.Queue(maxsize=depth)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+        self._closed = False
+
+    def _run(self) -> None:
+        while True:
+            chunk = self._q.get()
+            if chunk is _DONE:
+                return
+            if self._error is None:
+                try:
+                    self._consume(chunk)
+                except BaseException as exc:  # noqa: BLE001 -- re-raised by put/close
+                    self._error = exc
+
+    def put(self, chunk: bytes) -> None:
+        if self._error is not None:
+            self.close()
+        self._q.put(chunk)
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._q.put(_DONE)
+            self._thread.join()
+        if self._error is not None:
+            raise self._error
+
+
+class BackgroundHasher(Background):
+    """Feed chunks with `update`; they are hashed in a thread. `hexdigest()` waits for the rest."""
+
+    def __init__(self, digest: Any, depth: int = 8) -> None:
+        self.digest = digest
+        super().__init__(digest.update, depth, "ir-hasher")
+
+    def update(self, chunk: bytes) -> None:
+        self.put(chunk)
+
+    def hexdigest(self) -> str:
+        self.close()
+        return str(self.digest.hexdigest())
