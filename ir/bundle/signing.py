@@ -26,8 +26,11 @@ ENV_VERIFY_KEY = "IR_VERIFY_KEY"  # a path to a PEM public key, or the PEM text 
 
 
 class Signer(Protocol):
-    key_id: str
-    algorithm: str
+    @property
+    def key_id(self) -> str: ...
+
+    @property
+    def algorithm(self) -> str: ...
 
     def sign(self, data: bytes) -> bytes: ...
 

@@ -60,9 +60,13 @@ def run_collectors(
     return entries
 
 
-def run_one(ctx: RunContext, collector: Collector, *, container: str | None = None) -> CollectorEntry:
+def run_one(
+    ctx: RunContext, collector: Collector, *, container: str | None = None
+) -> CollectorEntry:
     """Run one collector; never raises except KeyboardInterrupt/SystemExit (capture interrupted)."""
-    entry = CollectorEntry(name=collector.name, status="ok", started_at=rfc3339(utcnow()), container=container)
+    entry = CollectorEntry(
+        name=collector.name, status="ok", started_at=rfc3339(utcnow()), container=container
+    )
     try:
         try:
             collector.check(ctx)
@@ -84,7 +88,11 @@ def run_one(ctx: RunContext, collector: Collector, *, container: str | None = No
 
 
 def _write_artifact(
-    ctx: RunContext, collector: str, artifact: Artifact, container: str | None, entry: CollectorEntry
+    ctx: RunContext,
+    collector: str,
+    artifact: Artifact,
+    container: str | None,
+    entry: CollectorEntry,
 ) -> str:
     name = f"{ctx.scope}/{artifact.name}" if ctx.scope else artifact.name
     sink = ctx.writer.artifact(

@@ -72,8 +72,12 @@ class CaptureSession:
     def bundle_id(self) -> str:
         return self.writer.bundle_id
 
-    def context(self, *, scope: str | None, target: Any, options: dict[str, Any], label: str) -> RunContext:
-        return RunContext(self.writer, scope=scope, target=target, options=options, target_label=label)
+    def context(
+        self, *, scope: str | None, target: Any, options: dict[str, Any], label: str
+    ) -> RunContext:
+        return RunContext(
+            self.writer, scope=scope, target=target, options=options, target_label=label
+        )
 
     def run(
         self,

@@ -9,11 +9,18 @@ Artifact conventions (per container, under `containers/<name>/`):
   fs-files.tar      kind fs-files     tar of added/changed regular files and symlinks (paths
                                       relative to the container root, no leading '/')
   processes.jsonl   kind processes    ProcessRecord
+  deleted-exes.tar  kind deleted-exes tar of the executables of processes whose binary was deleted
+                                      from disk (read via /proc/PID/exe; member name = sha256)
   sockets.jsonl     kind sockets      SocketRecord
   network.json      kind network      {"interfaces": [...], "routes": [...], "resolv_conf": str,
                                        "hosts": str, "netns": str}
   logs-current.jsonl, logs-previous.jsonl  kind logs  LogLine (meta: {"instance": ...})
   inspect.json      kind container-inspect     image.json  kind image-inspect
+                                      ({"inspect": ..., "history": [...]})
+  engine.json       kind engine-info  runtime and node facts (version, info, namespaces, cgroup)
+  capture.json      kind capture-info backend used and why, options, container state at start and
+                                      end of the capture, each source used (partial if the
+                                      container exited during the capture)
 Bundle level: k8s/*.json (kind k8s-<what>), alert.json (kind alert).
 """
 
@@ -81,6 +88,10 @@ class FileChange(Record):
     changed_while_read: bool = False
     path_b64: str | None = None  # exact bytes when the name is not valid UTF-8
     executable: bool = False
+    link_target_b64: str | None = None  # exact bytes when the link target is not valid UTF-8
+    rdev: str | None = None  # "major:minor" of char/block device nodes
+    opaque: bool = False  # overlay opaque directory: hides everything of the image below it
+    note: str | None = None  # e.g. what changed while the file was read
 
 
 @dataclass
@@ -105,7 +116,7 @@ class ProcessRecord(Record):
     state: str | None = None
     threads: int | None = None
     fds: list[str] = field(default_factory=list)
-    env: dict[str, str] | None = None  # None unless --include-env; values redacted unless asked
+    env: dict[str, str] | None = None  # names with values "<redacted>" unless --include-env
     source: str = "procfs"  # procfs | docker-top
 
 

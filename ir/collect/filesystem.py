@@ -1,0 +1,282 @@
+"""Filesystem diff: every added/changed/deleted path of the container (type, size, mode, owner,
+times, link target), and a tar of the contents of added/changed regular files and symlinks.
+
+Hostile content rules: links are stored as links and never followed; FIFOs, sockets and device
+nodes are listed, never opened; a file over --max-file-size, or past the --max-diff-size budget,
+is listed as skipped with the reason (so a 2 GiB sparse file costs nothing); a file that changes
+while read is flagged; names are kept byte-exact (tar PAX, `path_b64` in the records).
+
+Artifacts: fs-files.tar first (the records are spooled meanwhile), then fs-changes.jsonl."""
+
+from __future__ import annotations
+
+import hashlib
+import tarfile
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import IO, TYPE_CHECKING
+
+from ir.clock import from_epoch, rfc3339
+from ir.collect.base import Artifact
+from ir.collect.runner import RunContext
+from ir.errors import IrError
+from ir.records import FileChange, encode_path
+from ir.runtime.base import FileContent, FsDiffSource, FsEntry
+
+if TYPE_CHECKING:
+    from ir.collect.container import ContainerTarget
+
+READ_CHUNK = 1024 * 1024
+SPOOL_IN_MEMORY = 8 * 1024 * 1024
+
+
+@dataclass
+class DiffStats:
+    entries: int = 0
+    added: int = 0
+    changed: int = 0
+    deleted: int = 0
+    files_captured: int = 0
+    symlinks_captured: int = 0
+    bytes_captured: int = 0
+    skipped: int = 0
+    changed_while_read: int = 0
+
+
+class FilesystemCollector:
+    name = "filesystem"
+
+    def check(self, ctx: RunContext) -> None:
+        ctx.target.handle.fs_diff()  # raises Unsupported (e.g. no overlay); cheap: nothing is walked
+
+    def collect(self, ctx: RunContext) -> Iterator[Artifact]:
+        target: ContainerTarget = ctx.target
+        source = target.handle.fs_diff()
+        target.sources[self.name] = source.description
+        opts = target.options
+        stats = DiffStats()
+        with tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY) as spool:
+            files = Artifact(
+                "fs-files.tar",
+                kind="fs-files",
+                media_type="application/x-tar",
+                meta={
+                    "limits": {
+                        "max_file_size": opts.max_file_size,
+                        "max_diff_size": opts.max_diff_size,
+                    }
+                },
+            )
+
+            def write(sink: IO[bytes]) -> None:
+                try:
+                    write_diff(
+                        sink,
+                        source,
+                        spool,
+                        stats,
+                        max_file=opts.max_file_size,
+                        max_total=opts.max_diff_size,
+                    )
+                except (OSError, IrError, tarfile.TarError) as exc:
+                    # Keep what was captured; the listing below still goes out.
+                    files.status, files.error = "partial", f"{type(exc).__name__}: {exc}"
+                entry = getattr(sink, "entry", None)
+                if entry is not None:
+                    entry.meta["stats"] = vars(stats)
+
+            files.write = write
+            yield files
+            for note in getattr(source, "notes", []):
+                ctx.note(note)
+            ctx.note(
+                f"{stats.entries} change(s): {stats.added} added, {stats.changed} changed, "
+                f"{stats.deleted} deleted; {stats.files_captured} file(s) / {stats.bytes_captured} bytes "
+                f"captured, {stats.skipped} skipped"
+            )
+            spool.seek(0)
+            yield Artifact(
+                "fs-changes.jsonl",
+                kind="fs-changes",
+                media_type=FileChange.media_type(),
+                chunks=_chunks(spool),
+                meta={"stats": vars(stats), "source": source.description},
+                status=files.status,
+                error=files.error,
+            )
+
+
+def write_diff(
+    sink: IO[bytes],
+    source: FsDiffSource,
+    records: IO[bytes],
+    stats: DiffStats,
+    *,
+    max_file: int,
+    max_total: int,
+) -> None:
+    """Stream the diff of `source` as a tar into `sink`, writing one FileChange line per path
+    to `records`. Per-path problems become record fields; only a broken source raises."""
+    with tarfile.open(
+        fileobj=sink,
+        mode="w|",
+        format=tarfile.PAX_FORMAT,  # type: ignore[call-overload]
+        encoding="utf-8",
+        errors="surrogateescape",
+    ) as tar:
+        for entry in source.entries():
+            stats.entries += 1
+            setattr(stats, entry.change, getattr(stats, entry.change, 0) + 1)
+            record = file_change(entry)
+            if entry.error:
+                record.skipped = entry.error
+            elif entry.change == "deleted":
+                pass
+            elif entry.type == "symlink":
+                _add_symlink(tar, entry, record, stats)
+            elif entry.type == "file":
+                _add_file(tar, source, entry, record, stats, max_file, max_total)
+            elif entry.type in ("fifo", "socket", "char", "block"):
+                record.skipped = f"{entry.type}: listed, never opened"
+            if record.skipped:
+                stats.skipped += 1
+            records.write(record.to_line())
+
+
+def file_change(entry: FsEntry) -> FileChange:
+    path, path_b64 = encode_path(entry.path)
+    record = FileChange(
+        path=path,
+        path_b64=path_b64,
+        change=entry.change,
+        type=entry.type,
+        size=entry.size,
+        mode=f"{entry.mode:04o}" if entry.mode is not None else None,
+        uid=entry.uid,
+        gid=entry.gid,
+        rdev=entry.rdev,
+        opaque=entry.opaque,
+        mtime=rfc3339(from_epoch(entry.mtime)) if entry.mtime is not None else None,
+        ctime=rfc3339(from_epoch(entry.ctime)) if entry.ctime is not None else None,
+    )
+    if entry.link_target is not None:
+        record.link_target, record.link_target_b64 = encode_path(entry.link_target)
+    if entry.type == "file" and entry.mode is not None:
+        record.executable = bool(entry.mode & 0o111)
+    if entry.type == "file" and entry.blocks is not None and entry.size:
+        record.sparse = entry.blocks * 512 < entry.size
+    return record
+
+
+def _member(entry: FsEntry) -> tarfile.TarInfo:
+    # Paths relative to the container root; bytes kept exact through surrogateescape + PAX.
+    info = tarfile.TarInfo(entry.path.lstrip(b"/").decode("utf-8", "surrogateescape"))
+    info.mode = entry.mode or 0
+    info.uid, info.gid = entry.uid or 0, entry.gid or 0
+    info.mtime = int(entry.mtime or 0)
+    return info
+
+
+def _add_symlink(
+    tar: tarfile.TarFile, entry: FsEntry, record: FileChange, stats: DiffStats
+) -> None:
+    if entry.link_target is None:
+        record.skipped = "symlink target unknown"
+        return
+    info = _member(entry)
+    info.type = tarfile.SYMTYPE
+    info.linkname = entry.link_target.decode("utf-8", "surrogateescape")
+    tar.addfile(info)
+    record.captured = True
+    stats.symlinks_captured += 1
+
+
+def _add_file(
+    tar: tarfile.TarFile,
+    source: FsDiffSource,
+    entry: FsEntry,
+    record: FileChange,
+    stats: DiffStats,
+    max_file: int,
+    max_total: int,
+) -> None:
+    size = entry.size or 0
+    if size > max_file:
+        record.skipped = f"larger than --max-file-size ({size} > {max_file} bytes)"
+        return
+    if stats.bytes_captured + size > max_total:
+        record.skipped = (
+            f"--max-diff-size budget exhausted ({stats.bytes_captured} of {max_total} bytes used)"
+        )
+        return
+    try:
+        content = source.open(entry)
+    except (OSError, IrError) as exc:
+        record.skipped = f"cannot open: {exc}"
+        return
+    try:
+        declared = content.size
+        if declared > max_file or stats.bytes_captured + declared > max_total:
+            record.skipped = f"grew to {declared} bytes before it was read: over the limits"
+            record.changed_while_read = True
+            return
+        info = _member(entry)
+        info.size = declared
+        record.uid, record.gid = entry.uid, entry.gid
+        info.uid, info.gid = entry.uid or 0, entry.gid or 0
+        reader = _ExactReader(content, declared)
+        tar.addfile(info, reader)
+        record.sha256 = reader.hexdigest()
+        record.size = declared
+        record.captured = True
+        why = content.changed() or reader.short_note()
+        if not why and entry.size is not None and entry.size != declared:
+            why = f"size changed between listing and reading ({entry.size} -> {declared} bytes)"
+        if why:
+            record.changed_while_read = True
+            record.note = why
+            stats.changed_while_read += 1
+        stats.files_captured += 1
+        stats.bytes_captured += declared
+    finally:
+        content.close()
+
+
+class _ExactReader:
+    """Exactly `size` bytes of a FileContent for tarfile (zero-padded if it ends early), hashed."""
+
+    def __init__(self, content: FileContent, size: int) -> None:
+        self.content, self.left = content, size
+        self.h = hashlib.sha256()
+        self.padded = 0
+
+    def read(self, n: int = -1) -> bytes:
+        if self.left <= 0:
+            return b""
+        want = min(self.left, READ_CHUNK if n < 0 else n)
+        data = b"" if self.padded else self.content.read(want)
+        if not data:
+            data = b"\0" * want
+            self.padded += want
+        self.left -= len(data)
+        self.h.update(data)
+        return data
+
+    def hexdigest(self) -> str:
+        return self.h.hexdigest()
+
+    def short_note(self) -> str | None:
+        return (
+            f"file ended {self.padded} bytes early while read (zero-padded in the tar)"
+            if self.padded
+            else None
+        )
+
+
+def _chunks(fh: IO[bytes]) -> Iterator[bytes]:
+    while chunk := fh.read(READ_CHUNK):
+        yield chunk
+
+
+COLLECTOR = FilesystemCollector()

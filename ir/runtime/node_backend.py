@@ -1,0 +1,245 @@
+"""The node backend: ir runs as root on the container's host and reads the kernel's view directly.
+
+Runtime-agnostic at its core: given the container's init pid (from the runtime's API, or
+`--pid` for containerd/CRI-O nodes), processes and sockets come from /proc, and the filesystem
+diff from the overlay upperdir of /proc/PID/mountinfo. When the runtime is Docker, its API still
+provides metadata and logs (the node view never execs or asks the runtime to read files)."""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+from typing import Any
+
+from ir.errors import IrError, Unsupported, UsageError
+from ir.runtime.base import ActionLog, ContainerHandle, ContainerState
+from ir.runtime.docker_backend import DockerContainer, DockerLogs
+from ir.runtime.overlay import OverlayDiff, OverlayMount, _split_lower, root_overlay
+from ir.runtime.procfs import (
+    MAX_SMALL_FILE,
+    PROC,
+    ProcfsNetwork,
+    ProcfsProcesses,
+    ns_link,
+    parse_passwd,
+    read_file_in_root,
+    read_text,
+    start_ticks,
+)
+
+_CONTAINER_ID = re.compile(r"([0-9a-f]{64})")
+
+
+class NodeContainer(ContainerHandle):
+    """A container seen from its node: /proc and the overlay upperdir (+ the runtime's API for
+    metadata and logs when there is one)."""
+
+    backend = "node"
+
+    def __init__(
+        self,
+        *,
+        pid: int | None,
+        runtime: DockerContainer | None = None,
+        name: str | None = None,
+        proc: str = PROC,
+        actions: ActionLog | None = None,
+    ) -> None:
+        if os.geteuid() != 0:
+            raise UsageError(
+                "the node backend reads the host's /proc and overlay directories: run ir as root"
+            )
+        self.proc = proc
+        self.runtime = runtime
+        self.actions = runtime.actions if runtime else (actions or ActionLog())
+        self.decisions: dict[str, Any] = {}
+        self.pid = pid
+        self.init_ticks = start_ticks(pid, proc) if pid else None
+        if pid and self.init_ticks is None:
+            raise UsageError(f"no process {pid} in {proc}")
+        if runtime is not None:
+            self.id, self.name, self.image = runtime.id, runtime.name, runtime.image
+        else:
+            assert pid is not None
+            m = _CONTAINER_ID.search(read_text(f"{proc}/{pid}/cgroup"))
+            self.id = m.group(1) if m else f"pid-{pid}"
+            self.name = name or (self.id[:12] if m else f"pid-{pid}")
+            self.image = None
+        self.actions.record("node.attach", pid=pid, proc=proc, container=self.id)
+        self._mount: OverlayMount | None = None
+
+    # -- state -----------------------------------------------------------------------------
+
+    def init_alive(self) -> bool:
+        return self.pid is not None and start_ticks(self.pid, self.proc) == self.init_ticks
+
+    def state(self) -> ContainerState:
+        if self.runtime is not None:
+            return self.runtime.state()
+        return ContainerState("running" if self.init_alive() else "gone", pid=self.pid)
+
+    # -- metadata --------------------------------------------------------------------------
+
+    def inspect(self) -> dict[str, Any] | None:
+        return self.runtime.inspect() if self.runtime else None
+
+    def image_details(self) -> dict[str, Any] | None:
+        return self.runtime.image_details() if self.runtime else None
+
+    def engine_details(self) -> dict[str, Any] | None:
+        node: dict[str, Any] = {
+            "kernel": platform.release(),
+            "hostname": platform.node(),
+            "proc": self.proc,
+        }
+        if self.pid and self.init_alive():
+            base = f"{self.proc}/{self.pid}"
+            node["init_pid"] = self.pid
+            node["cgroup"] = _quiet_text(f"{base}/cgroup")
+            node["namespaces"] = {
+                ns: ns_link(self.pid, ns, self.proc)
+                for ns in ("pid", "net", "mnt", "uts", "ipc", "user", "cgroup")
+            }
+            node["host_namespaces"] = {
+                ns: ns_link("self", ns, self.proc) for ns in ("pid", "net", "mnt", "user")
+            }
+            node["root_mount"] = [
+                line for line in _quiet_text(f"{base}/mountinfo").splitlines() if " / / " in line
+            ]
+            self.actions.record(
+                "procfs.read-node-facts", pid=self.pid, reads="cgroup,ns/*,mountinfo"
+            )
+        details: dict[str, Any] = {"node": node}
+        if self.runtime is not None:
+            details.update(self.runtime.engine_details() or {})
+        return details
+
+    # -- sources ---------------------------------------------------------------------------
+
+    def overlay(self) -> OverlayMount:
+        """The container's overlay: from /proc/PID/mountinfo while it runs, else from the
+        runtime's record of its layers (Docker keeps them until the container is removed)."""
+        if self._mount is not None:
+            return self._mount
+        mount: OverlayMount | None = None
+        why = ""
+        if self.pid and self.init_alive():
+            try:
+                mount = root_overlay(self.pid, self.proc)
+                self.actions.record("procfs.read-mountinfo", pid=self.pid, upperdir=mount.upperdir)
+            except (LookupError, OSError) as exc:
+                why = str(exc)
+        # The layer paths do not change while the container exists: the first inspect will do.
+        graph = (self.runtime.first_inspect.get("GraphDriver") or {}) if self.runtime else {}
+        data = graph.get("Data") or {}
+        if mount is None and data.get("UpperDir"):
+            mount = OverlayMount(
+                data["UpperDir"],
+                _split_lower(data.get("LowerDir", "")),
+                data.get("WorkDir"),
+                "runtime",
+            )
+        if mount is None:
+            raise Unsupported(
+                f"no overlay upperdir for this container ({why or 'not running, no runtime record'})"
+            )
+        if data.get("UpperDir") and os.path.realpath(data["UpperDir"]) != os.path.realpath(
+            mount.upperdir
+        ):
+            self.decisions["upperdir_mismatch"] = {
+                "mountinfo": mount.upperdir,
+                "runtime": data["UpperDir"],
+            }
+        if any(not os.path.isabs(p) for p in mount.lowerdirs) and data.get("LowerDir"):
+            mount.lowerdirs = _split_lower(
+                data["LowerDir"]
+            )  # relative short links: use the runtime's
+        if not os.path.isdir(mount.upperdir):
+            raise Unsupported(
+                f"the upperdir {mount.upperdir} is not visible from this mount namespace"
+            )
+        self._mount = mount
+        return mount
+
+    def fs_diff(self) -> OverlayDiff:
+        return OverlayDiff(self.overlay())
+
+    def processes(self) -> ProcfsProcesses:
+        self._need_running("processes")
+        assert self.pid is not None
+        return ProcfsProcesses(self.pid, users=self._users, actions=self.actions, proc=self.proc)
+
+    def network(self) -> ProcfsNetwork:
+        self._need_running("sockets")
+        assert self.pid is not None
+        return ProcfsNetwork(self.pid, actions=self.actions, proc=self.proc)
+
+    def logs(self) -> DockerLogs:
+        if self.runtime is None:
+            raise Unsupported("logs are kept by the runtime; the node backend was given only a pid")
+        return self.runtime.logs()
+
+    def previous_logs_note(self) -> str | None:
+        return self.runtime.previous_logs_note() if self.runtime else "no runtime: no logs"
+
+    def started_at(self) -> str | None:
+        return self.runtime.started_at() if self.runtime else None
+
+    def previous_until(self) -> str | None:
+        return self.runtime.previous_until() if self.runtime else None
+
+    def read_file(self, path: str, limit: int = MAX_SMALL_FILE) -> bytes | None:
+        """Through /proc/PID/root while running, else from the overlay layers (upper first);
+        every component opened O_NOFOLLOW, so a planted link cannot lead onto the host."""
+        if self.pid and self.init_alive():
+            self.actions.count(
+                "procfs.read-container-file",
+                note="small files via /proc/PID/root, no links followed",
+            )
+            return read_file_in_root(f"{self.proc}/{self.pid}/root", path, limit)
+        try:
+            mount = self.overlay()
+        except Unsupported:
+            return None
+        for layer in [mount.upperdir, *mount.lowerdirs]:
+            data = read_file_in_root(layer, path, limit)
+            if data is not None:
+                return data
+        return None
+
+    def _users(self) -> dict[int, str]:
+        try:
+            return parse_passwd(self.read_file("/etc/passwd"))
+        except (OSError, ValueError, IrError):
+            return {}
+
+    def _need_running(self, what: str) -> None:
+        if not self.pid:
+            raise Unsupported(f"the container is not running: no {what}")
+        if not self.init_alive():
+            raise Unsupported(f"the container's init (pid {self.pid}) is gone: no {what}")
+
+    def close(self) -> None:
+        if self.runtime is not None:
+            self.runtime.close()
+
+
+def _quiet_text(path: str) -> str:
+    try:
+        return read_text(path)
+    except OSError:
+        return ""
+
+
+def open_node(
+    *,
+    runtime: DockerContainer | None = None,
+    pid: int | None = None,
+    name: str | None = None,
+    proc: str = PROC,
+) -> NodeContainer:
+    """Attach to a container from the node: its pid from the runtime (running) or `pid`."""
+    if pid is None and runtime is not None:
+        pid = runtime.state().pid
+    return NodeContainer(pid=pid, runtime=runtime, name=name, proc=proc)

@@ -1,0 +1,76 @@
+"""Choosing a backend for one container: `open_container()`."""
+
+from __future__ import annotations
+
+import os
+
+from ir.errors import IrError, Unsupported, UsageError
+from ir.runtime.base import ActionLog, ContainerHandle
+from ir.runtime.docker_backend import DockerContainer, open_docker, state_of
+from ir.runtime.node_backend import open_node
+
+BACKENDS = ("auto", "docker", "node")
+
+
+def open_container(
+    ref: str | None,
+    *,
+    backend: str = "auto",
+    docker_host: str | None = None,
+    pid: int | None = None,
+    allow_exec: bool = False,
+    name: str | None = None,
+) -> ContainerHandle:
+    """Reach container `ref` (id or name on the Docker engine) and/or host pid `pid`.
+
+    backend "docker": the Docker API (plus the local /proc when the engine is local and ir is
+    root). "node": host /proc + overlay upperdir (root on the node; `pid` alone works without a
+    runtime). "auto": node when it can see the container, else docker; the reason is recorded in
+    `handle.decisions["backend"]`. Raises UsageError (bad input), ClusterError (engine down)."""
+    if backend not in BACKENDS:
+        raise UsageError(f"unknown backend {backend!r} (one of {', '.join(BACKENDS)})")
+    actions = ActionLog()
+    if ref is None:
+        if pid is None:
+            raise UsageError("give a container id or name, or --pid")
+        if backend == "docker":
+            raise UsageError("--pid without a container needs the node backend")
+        handle: ContainerHandle = open_node(pid=pid, name=name)
+        handle.decisions["backend"] = "node: given a host pid"
+        return handle
+    docker = open_docker(ref, docker_host=docker_host, allow_exec=allow_exec, actions=actions)
+    if backend == "docker":
+        docker.decisions["backend"] = "docker: asked for"
+        return docker
+    if backend == "node":
+        node = open_node(runtime=docker, pid=pid)
+        node.decisions["backend"] = "node: asked for"
+        node.decisions.update({f"docker.{k}": v for k, v in docker.decisions.items()})
+        return node
+    why = _node_unusable(docker)
+    if why:
+        docker.decisions["backend"] = f"docker: node backend not usable ({why})"
+        return docker
+    try:
+        node = open_node(runtime=docker, pid=pid)
+        node.overlay()
+    except (Unsupported, IrError, OSError) as exc:
+        docker.decisions["backend"] = f"docker: node backend not usable ({exc})"
+        return docker
+    node.decisions["backend"] = "node: root on the engine's host, overlay upperdir visible"
+    node.decisions.update({f"docker.{k}": v for k, v in docker.decisions.items()})
+    return node
+
+
+def _node_unusable(docker: DockerContainer) -> str | None:
+    if os.geteuid() != 0:
+        return "ir is not root"
+    if not docker.runtime.local:
+        return "the engine is not on this host"
+    driver = (docker.first_inspect.get("GraphDriver") or {}).get("Name")
+    if driver not in ("overlay2", "overlay", "overlayfs"):
+        return f"storage driver {driver!r} is not overlay"
+    state = state_of(docker.first_inspect)
+    if state.running and not (docker.decisions.get("procfs", "").startswith("used")):
+        return "this host's /proc does not show the container"
+    return None
