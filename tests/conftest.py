@@ -2,4 +2,7 @@
 
 pytest_plugins: list[str] = [
     "tests.fixtures_bundle",
+    "tests.fixtures_docker",
+    "tests.fixtures_k8s",
+    "tests.fixtures_s3",
 ]

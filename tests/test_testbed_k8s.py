@@ -7,17 +7,14 @@ pods whose labels stop matching, and RBAC denies an unprivileged user.
 
 from __future__ import annotations
 
-import os
-import time
-import uuid
-from collections.abc import Callable, Iterator
 from typing import Any
 
 import docker
 import docker.errors
 import pytest
 
-from tests.testbed.k8s import ControlPlane, start_control_plane
+from tests.fixtures_k8s import NODE, wait_for
+from tests.testbed.k8s import ControlPlane
 from tests.testbed.node_standin import (
     LABEL_CONTAINER_NAME,
     LABEL_POD_NAME,
@@ -31,66 +28,6 @@ from kubernetes.client.rest import ApiException  # noqa: E402
 
 pytestmark = pytest.mark.k8s
 
-NODE = "standin-node-1"
-
-
-@pytest.fixture(scope="session")
-def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
-    with start_control_plane(tmp_path_factory.mktemp("k8s")) as cp:
-        yield cp
-
-
-@pytest.fixture(scope="session")
-def docker_engine() -> tuple[docker.DockerClient, str]:
-    """(client, local image with busybox) of the test Docker engine.
-
-    Local to this file until the shared Docker fixture exists: the engine is
-    the one at IR_TESTBED_DOCKER_HOST (or DOCKER_HOST), the image is
-    IR_TESTBED_IMAGE.
-    """
-    host = os.environ.get("IR_TESTBED_DOCKER_HOST") or os.environ.get("DOCKER_HOST")
-    image = os.environ.get("IR_TESTBED_IMAGE")
-    if not host or not image:
-        pytest.skip("set IR_TESTBED_DOCKER_HOST and IR_TESTBED_IMAGE (test engine not wired yet)")
-    client = docker.DockerClient(base_url=host)
-    client.images.get(image)
-    return client, image
-
-
-@pytest.fixture(scope="session")
-def kube(control_plane: ControlPlane) -> Any:
-    return kubernetes.config.new_client_from_config(config_file=str(control_plane.kubeconfig))
-
-
-@pytest.fixture(scope="session")
-def node(kube: Any, docker_engine: tuple[docker.DockerClient, str]) -> Iterator[NodeStandIn]:
-    client, image = docker_engine
-    with NodeStandIn(kube, client, NODE, lambda _name: image) as standin:
-        yield standin
-        created = standin.created_containers
-    assert created, "the stand-in never made a container"
-    left = [c.name for c in client.containers.list(all=True) if c.id in created]
-    assert not left, f"stop() left containers behind: {left}"
-
-
-@pytest.fixture
-def namespace(kube: Any) -> Iterator[str]:
-    core = kubernetes.client.CoreV1Api(kube)
-    name = f"t-{uuid.uuid4().hex[:8]}"
-    core.create_namespace({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
-    yield name
-    core.delete_namespace(name)
-
-
-def wait_for(what: str, check: Callable[[], Any], timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(0.3)
 
 
 def running_pods(core: Any, namespace: str, selector: str) -> list[Any]:

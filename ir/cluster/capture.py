@@ -57,16 +57,18 @@ class PodCaptureResult:
     actions: list[dict[str, Any]] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
 
+    requested_action: bool = False
+
     @property
     def exit_code(self) -> ExitCode:
         if self.errors:
             return ExitCode.CLUSTER
+        if self.requested_action and not self.gate_open:
+            return ExitCode.REFUSED
         if self.capture is not None and self.capture.exit_code != ExitCode.OK:
             return self.capture.exit_code
-        if not self.gate_open and (self.quarantine is None and self.replace is None):
-            return ExitCode.REFUSED
-        if self.replace is not None and self.replace.strategy != "not-possible" and not self.replace.ready \
-                and self.capture is not None:
+        if self.replace is not None and self.capture is not None and \
+                self.replace.strategy not in ("not-possible", "already") and not self.replace.ready:
             return ExitCode.FAILED
         return ExitCode.OK
 
@@ -97,7 +99,7 @@ def capture_pod(
         gate_reason = (f"capture outcome is {outcome}" if outcome != "complete"
                        else "the bundle is not confirmed stored") + "; nothing destructive without --force"
         gate_open = opts.force
-    result = PodCaptureResult(target, capture, gate_open, gate_reason)
+    result = PodCaptureResult(target, capture, gate_open, gate_reason, requested_action=acting)
     op = Operator(kube, gate_open=gate_open, gate_reason=gate_reason, echo=echo)
     if opts.force and gate_reason:
         op.note("gate", "forced", why=gate_reason)
@@ -156,9 +158,38 @@ def _capture(store: Store, kube: Kube, target: PodTarget, opts: PodCaptureOption
 
 def _default_container_capture(session: CaptureSession, target: PodTarget, ref: ContainerRef,
                                opts: PodCaptureOptions, echo: Echo) -> None:
-    from ir.collect.container import capture_pod_container
+    """Reach the container through the node's runtime and run every container collector on it.
+    When it cannot be reached, a failed `container-access` collector says why and what to do."""
+    from ir.bundle.layout import safe_component
+    from ir.bundle.manifest import CollectorEntry
+    from ir.clock import rfc3339, utcnow
+    from ir.collect.container import CaptureOptions, capture_container
+    from ir.errors import IrError
+    from ir.runtime import open_container
 
-    capture_pod_container(session, target, ref, opts, echo)
+    scope = f"containers/{safe_component(ref.name, 'container')}"
+    if ref.runtime not in ("docker", None):
+        note = f"runtime {ref.runtime}: only the node backend (on the node, --backend node) can read it"
+        if opts.backend != "node":
+            session.writer.record_collector(CollectorEntry(
+                "container-access", "failed", rfc3339(utcnow()), rfc3339(utcnow()), note, container=ref.name))
+            return
+    echo(f"  container {ref.name} ({ref.container_id})")
+    try:
+        handle = open_container(ref.runtime_id, backend=opts.backend, docker_host=opts.docker_host, name=ref.name)
+    except IrError as exc:
+        session.writer.record_collector(CollectorEntry(
+            "container-access", "failed", rfc3339(utcnow()), rfc3339(utcnow()),
+            f"cannot reach container {ref.container_id} on node {target.node}: {exc.message}. Run ir on that "
+            "node, give --docker-host for its engine, or use `ir serve --dispatch jobs` to capture there.",
+            container=ref.name))
+        return
+    try:
+        known = set(CaptureOptions.__dataclass_fields__)
+        options = CaptureOptions(**{k: v for k, v in opts.container_options.items() if k in known})
+        capture_container(session, handle, options, scope=scope)
+    finally:
+        handle.close()
 
 
 def _dry_run(kube: Kube, target: PodTarget, opts: PodCaptureOptions, echo: Echo) -> PodCaptureResult:
