@@ -68,7 +68,7 @@ def test_capture_quarantine_replace_release(control_plane: ControlPlane, docker_
     store = tmp_path / "evidence"
     started = time.monotonic()
     done = run_ir(["capture", "pod", name, "-n", ns, "--store", str(store), "--case", "INC-7",
-                   "--reason", "falco: shell in container", "-o", "json"], cp, docker_bed)
+                   "--reason", "falco: shell in container", "--checkpoint", "-o", "json"], cp, docker_bed)
     elapsed = time.monotonic() - started
     assert done.returncode == 0, done.stderr + done.stdout
     out = json.loads(done.stdout)
@@ -82,6 +82,10 @@ def test_capture_quarantine_replace_release(control_plane: ControlPlane, docker_
     names = {a["name"] for a in show["manifest"]["artifacts"]}
     assert {"k8s/pod.json", "k8s/events.json", "k8s/owners.json", "k8s/services.json", "k8s/rbac.json",
             "k8s/node.json", "containers/web/processes.jsonl", "containers/web/fs-changes.jsonl"} <= names
+    # No kubelet here: the checkpoint request is recorded as not offered, and the capture goes on.
+    checkpoint = [c for c in show["manifest"]["collectors"] if c["name"] == "kubelet-checkpoint"]
+    assert checkpoint and "not offered" in " ".join(checkpoint[0]["notes"])
+    assert any(a["action"] == "kubelet-checkpoint" for a in show["manifest"]["actions"])
     pod_doc = json.loads(run_ir(["bundle", "cat", bundle, "k8s/pod.json"], cp, docker_bed).stdout)
     assert pod_doc["metadata"]["uid"] == uid and pod_doc["metadata"]["resourceVersion"]
     owners = json.loads(run_ir(["bundle", "cat", bundle, "k8s/owners.json"], cp, docker_bed).stdout)

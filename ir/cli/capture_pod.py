@@ -37,6 +37,8 @@ from ir.store import open_store
 @click.option("--max-file-size", type=int, default=None, help="Largest changed file whose content is captured (bytes).")
 @click.option("--max-diff-size", type=int, default=None, help="Total content bytes captured per container.")
 @click.option("--include-env", is_flag=True, help="Capture process environments (redacted values by default).")
+@click.option("--checkpoint", is_flag=True,
+              help="Also ask the kubelet for a CRIU checkpoint of each running container (ContainerCheckpoint feature).")
 @click.option("--alert", "alert_file", type=click.Path(dir_okay=False, path_type=Path), help="Alert JSON to keep in the bundle.")
 @click.option("--signing-key", metavar="FILE", help="Ed25519 private key (default $IR_SIGNING_KEY); unsigned if none.")
 @dry_run_option
@@ -47,7 +49,7 @@ def capture_pod_cmd(name: str, kubeconfig: str | None, kube_context: str | None,
                     s3_endpoint_url: str | None, quarantine: bool, replace: bool, cordon: bool, force: bool,
                     replace_timeout: float, allow: tuple[str, ...], backend: str, docker_host: str | None,
                     max_file_size: int | None, max_diff_size: int | None, include_env: bool,
-                    alert_file: Path | None, signing_key: str | None, dry_run: bool,
+                    checkpoint: bool, alert_file: Path | None, signing_key: str | None, dry_run: bool,
                     allow_protected_namespace: bool, output: str) -> int:
     """Capture pod NAME (Kubernetes context + every container), seal and store the bundle, then
     quarantine it (deny-all NetworkPolicy) and replace it (the controller starts a clean pod).
@@ -70,7 +72,8 @@ def capture_pod_cmd(name: str, kubeconfig: str | None, kube_context: str | None,
         case_id=case_id or f"adhoc-{utcnow():%Y%m%d}", reason=reason, operator=operator, quarantine=quarantine,
         replace=replace, cordon=cordon, force=force, dry_run=dry_run, allow_protected=allow_protected_namespace,
         replace_timeout=replace_timeout, allow_egress_cidrs=allow, container_options=container_options,
-        backend=backend, docker_host=docker_host, signer=load_signer(signing_key), alert=alert)
+        backend=backend, docker_host=docker_host, signer=load_signer(signing_key), alert=alert,
+        checkpoint=checkpoint)
     result = capture_pod(kube, store, kube.namespace, name, opts, echo=info)
     doc = {
         "target": result.target.describe(),

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ir.bundle.signing import Signer
-from ir.cluster.context import KubeContextCollector, KubeLogsCollector
+from ir.cluster.context import KubeContextCollector, KubeletCheckpointCollector, KubeLogsCollector
 from ir.cluster.kube import Kube
 from ir.cluster.ops import Operator, check_namespace
 from ir.cluster.record import record_actions
@@ -44,6 +44,7 @@ class PodCaptureOptions:
     signer: Signer | None = None
     alert: dict[str, Any] | None = None
     api_logs: bool = True
+    checkpoint: bool = False  # ask the kubelet for a CRIU checkpoint of each running container
 
 
 @dataclass
@@ -148,10 +149,15 @@ def _capture(store: Store, kube: Kube, target: PodTarget, opts: PodCaptureOption
                                              container=ref.name, why="no container id (never started)")
                 continue
             capture_container(session, target, ref, opts, echo)
+            extra: list[Any] = []
             if opts.api_logs:
+                extra.append(KubeLogsCollector(kube, target, ref.name))
+            if opts.checkpoint and ref.state == "running":
+                extra.append(KubeletCheckpointCollector(kube, target, ref.name))
+            if extra:
                 from ir.bundle.layout import safe_component
 
-                session.run([KubeLogsCollector(kube, target, ref.name)], scope=f"containers/{safe_component(ref.name)}",
+                session.run(extra, scope=f"containers/{safe_component(ref.name)}",
                             target=target, options={}, label=label, container=ref.name)
         return session.finish()
 

@@ -199,3 +199,35 @@ def _log_line(line: bytes, container: str, instance: str) -> bytes:
     except ValueError:
         time, message = None, text
     return LogLine(time=time, stream="combined", message=message, container=container, instance=instance).to_line()
+
+
+class KubeletCheckpointCollector:
+    """Ask the kubelet (through the API server's node proxy) to checkpoint a container (CRIU).
+
+    Opt-in (`--checkpoint`): it is an action on the container, recorded as such. The archive stays
+    on the node (the kubelet writes it under /var/lib/kubelet/checkpoints); the bundle records
+    the kubelet's answer. Clusters without the ContainerCheckpoint feature say so, and that is
+    recorded too."""
+
+    name = "kubelet-checkpoint"
+
+    def __init__(self, kube: Kube, target: PodTarget, container: str) -> None:
+        self.kube, self.target, self.container = kube, target, container
+
+    def check(self, ctx: Any) -> None:
+        from ir.errors import Unsupported
+
+        if not self.target.node:
+            raise Unsupported("pod is not on a node")
+
+    def collect(self, ctx: Any) -> Iterator[Artifact]:
+        t = self.target
+        path = f"/api/v1/nodes/{t.node}/proxy/checkpoint/{t.namespace}/{t.name}/{self.container}"
+        try:
+            answer = self.kube.request("POST", path, retry=False)
+        except ApiError as exc:
+            ctx.record_action("kubelet-checkpoint", outcome="failed", path=path, error=exc.message)
+            ctx.note(f"kubelet checkpoint not offered by this cluster: {exc.message}")
+            return
+        ctx.record_action("kubelet-checkpoint", path=path)
+        yield _json("checkpoint.json", "kubelet-checkpoint", {"request": path, "answer": answer})
