@@ -15,8 +15,14 @@ def keys() -> None:
 
 
 @keys.command("generate")
-@click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), default=Path("."), show_default=True,
-              help="Directory for NAME.key (private, mode 0600) and NAME.pub.")
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("."),
+    show_default=True,
+    help="Directory for NAME.key (private, mode 0600) and NAME.pub.",
+)
 @click.option("--name", default="ir-signing", show_default=True)
 def generate(out: Path, name: str) -> None:
     """Generate a key pair. Use the private key with --signing-key or $IR_SIGNING_KEY, and give
@@ -24,7 +30,9 @@ def generate(out: Path, name: str) -> None:
     key, pub = generate_keypair(out, name)
     signer = load_signer(str(key))
     assert signer is not None
-    click.echo(f"private key: {key}\npublic key:  {pub}\nkey id:      {key_id_of(signer.private_key.public_key())}")
+    click.echo(
+        f"private key: {key}\npublic key:  {pub}\nkey id:      {key_id_of(signer.private_key.public_key())}"
+    )
 
 
 COMMANDS = [keys]

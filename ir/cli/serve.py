@@ -1,0 +1,279 @@
+"""`ir serve`: the webhook receiver for Falco/Falcosidekick, Alertmanager and GuardDuty alerts
+that runs playbooks. Secrets come from files or the environment, never from the command line."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import click
+
+from ir.cli.output import info, warn
+from ir.cli.playbook import make_actions, playbook_paths
+from ir.errors import ClusterError, ExitCode, UsageError
+from ir.playbook.actions import DryRunActions, ResponseActions
+from ir.playbook.audit import AuditLog
+from ir.playbook.k8snames import PROTECTED_NAMESPACES
+from ir.playbook.loader import load_playbooks_strict
+from ir.serve.config import ServeConfig, is_loopback
+from ir.serve.dispatch import DEFAULT_IMAGE, NAMESPACE, JobDispatchActions
+from ir.serve.server import AlertServer
+
+ENV_TOKEN = "IR_SERVE_TOKEN"
+ENV_HMAC = "IR_SERVE_HMAC_SECRET"
+
+
+def _read_lines(path: str | None) -> list[str]:
+    if not path:
+        return []
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror}") from None
+    return [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
+
+
+def _listen(value: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit():
+        raise UsageError(
+            f"--listen {value!r}: expected HOST:PORT (e.g. 127.0.0.1:8080 or [::]:8080)"
+        )
+    return host.strip("[]") or "0.0.0.0", int(port)
+
+
+@click.command("serve")
+@click.option(
+    "--listen",
+    default="127.0.0.1:8080",
+    show_default=True,
+    metavar="HOST:PORT",
+    help="Address to listen on (0.0.0.0:8080 in a pod).",
+)
+@click.option(
+    "--playbooks",
+    "playbook_dirs",
+    multiple=True,
+    metavar="PATH",
+    help="Playbook file or directory (repeatable); default $IR_PLAYBOOKS or ./playbooks.",
+)
+@click.option(
+    "--token-file",
+    metavar="FILE",
+    help=f"Bearer tokens, one per line (rotation: list old and new). Also ${ENV_TOKEN}.",
+)
+@click.option(
+    "--hmac-secret-file",
+    metavar="FILE",
+    help=f"HMAC-SHA256 secrets, one per line, for X-Ir-Signature. Also ${ENV_HMAC}.",
+)
+@click.option(
+    "--insecure-no-auth",
+    is_flag=True,
+    help="Accept unauthenticated alerts. Refused unless listening on a loopback address.",
+)
+@click.option(
+    "--actions",
+    "actions_kind",
+    type=click.Choice(["cluster", "dry-run"]),
+    default="cluster",
+    show_default=True,
+    help="Who acts: the Kubernetes API (ir.cluster) or nobody (audit only).",
+)
+@click.option(
+    "--dispatch",
+    type=click.Choice(["inline", "jobs"]),
+    default="inline",
+    show_default=True,
+    help="Captures in this process, or as node-pinned collector Jobs.",
+)
+@click.option(
+    "--collector-image", default=DEFAULT_IMAGE, show_default=True, help="Image of collector Jobs."
+)
+@click.option(
+    "--collector-namespace",
+    default=NAMESPACE,
+    show_default=True,
+    help="Namespace of collector Jobs.",
+)
+@click.option("--store", default=None, metavar="URI", help="Where captures go (default $IR_STORE).")
+@click.option(
+    "--kubeconfig",
+    default=None,
+    metavar="FILE",
+    help="kubeconfig (default: in-cluster or standard).",
+)
+@click.option("--context", "kube_context", default=None, metavar="NAME", help="kubeconfig context.")
+@click.option(
+    "--signing-key",
+    metavar="KEY",
+    help="Ed25519 key (PEM path) to sign bundles; default $IR_SIGNING_KEY.",
+)
+@click.option(
+    "--audit-log",
+    default="-",
+    show_default=True,
+    metavar="FILE",
+    help="JSON Lines audit log; '-' is standard output.",
+)
+@click.option("--workers", default=4, show_default=True, help="Playbook runs in parallel.")
+@click.option("--queue-size", default=1000, show_default=True, help="Runs waiting before 503s.")
+@click.option(
+    "--max-body", default=1024 * 1024, show_default=True, help="Largest request body, bytes."
+)
+@click.option(
+    "--max-connections", default=256, show_default=True, help="Open connections before 503s."
+)
+@click.option(
+    "--dedupe-window",
+    default=600.0,
+    show_default=True,
+    help="Seconds in which the same alert, or the same playbook on the same target, runs once.",
+)
+@click.option(
+    "--rate-limit", default=5, show_default=True, help="Runs per target per --rate-window (0: off)."
+)
+@click.option("--rate-window", default=60.0, show_default=True, help="Seconds.")
+@click.option(
+    "--hmac-tolerance", default=300.0, show_default=True, help="Seconds a signature stays valid."
+)
+@click.option(
+    "--shutdown-grace",
+    default=30.0,
+    show_default=True,
+    help="Seconds to finish queued/running work on SIGTERM; the rest is audited as abandoned.",
+)
+@click.option(
+    "--protect-namespace",
+    "protect",
+    multiple=True,
+    metavar="NS",
+    help="Protect this namespace too (repeatable); always: "
+    + ", ".join(PROTECTED_NAMESPACES)
+    + ".",
+)
+@click.option("--dry-run", is_flag=True, help="Run every playbook as a dry run (act on nothing).")
+def serve(
+    listen: str,
+    playbook_dirs: tuple[str, ...],
+    token_file: str | None,
+    hmac_secret_file: str | None,
+    insecure_no_auth: bool,
+    actions_kind: str,
+    dispatch: str,
+    collector_image: str,
+    collector_namespace: str,
+    store: str | None,
+    kubeconfig: str | None,
+    kube_context: str | None,
+    signing_key: str | None,
+    audit_log: str,
+    workers: int,
+    queue_size: int,
+    max_body: int,
+    max_connections: int,
+    dedupe_window: float,
+    rate_limit: int,
+    rate_window: float,
+    hmac_tolerance: float,
+    shutdown_grace: float,
+    protect: tuple[str, ...],
+    dry_run: bool,
+) -> int:
+    """Receive alerts over HTTP and run the playbooks they trigger.
+
+    \b
+    POST /v1/alerts                (source detected)
+    POST /v1/alerts/falco          (Falco http_output, Falcosidekick webhook)
+    POST /v1/alerts/alertmanager   (webhook_config, payload version 4)
+    POST /v1/alerts/guardduty      (EventBridge API destination, or a bare finding)
+    GET  /healthz  /readyz  /metrics
+
+    Authentication: `Authorization: Bearer <token>` or `X-Ir-Timestamp` + `X-Ir-Signature:
+    sha256=<hex HMAC of "<timestamp>." + body>`. SIGTERM drains gracefully."""
+    host, port = _listen(listen)
+    tokens = _read_lines(token_file) + (
+        [os.environ[ENV_TOKEN]] if os.environ.get(ENV_TOKEN) else []
+    )
+    secrets = [s.encode() for s in _read_lines(hmac_secret_file)]
+    if os.environ.get(ENV_HMAC):
+        secrets.append(os.environ[ENV_HMAC].encode())
+    config = ServeConfig(
+        host=host,
+        port=port,
+        tokens=tuple(tokens),
+        hmac_secrets=tuple(secrets),
+        allow_unauthenticated=insecure_no_auth,
+        hmac_tolerance=hmac_tolerance,
+        max_body=max_body,
+        max_connections=max_connections,
+        queue_size=queue_size,
+        workers=workers,
+        dedupe_window=dedupe_window,
+        rate_limit=rate_limit,
+        rate_window=rate_window,
+        shutdown_grace=shutdown_grace,
+        protected_namespaces=tuple(PROTECTED_NAMESPACES) + protect,
+    )
+    config.validate()
+    if insecure_no_auth and not (tokens or secrets) and is_loopback(host):
+        warn("accepting unauthenticated alerts on a loopback address (--insecure-no-auth)")
+    playbooks = load_playbooks_strict(playbook_paths(playbook_dirs))
+    actions: ResponseActions = make_actions(
+        actions_kind,
+        store=store,
+        kubeconfig=kubeconfig,
+        context=kube_context,
+        signing_key=signing_key,
+        echo=info,
+    )
+    if dispatch == "jobs":
+        if actions_kind == "dry-run":
+            raise UsageError("--dispatch jobs needs --actions cluster")
+        client_factory = getattr(actions, "job_client", None)
+        if client_factory is None:
+            raise ClusterError(
+                "--dispatch jobs needs ClusterActions.job_client() (a JobClient, see "
+                "ir.serve.dispatch), which this ir.cluster does not provide"
+            )
+        actions = JobDispatchActions(
+            actions,
+            client_factory(),
+            image=collector_image,
+            namespace=collector_namespace,
+            store=store,
+        )
+    audit = (
+        AuditLog(stream=click.get_text_stream("stdout"))
+        if audit_log == "-"
+        else AuditLog(audit_log)
+    )
+    server = AlertServer(
+        config,
+        playbooks,
+        actions,
+        audit=audit,
+        # dry runs (--dry-run, or a playbook's dry_run: true) go through the same implementation
+        # with context.dry_run set: ClusterActions then reports the exact requests it would make
+        dry_run_actions=actions if actions_kind == "cluster" else DryRunActions(),
+        dry_run=dry_run or actions_kind == "dry-run",
+    )
+    server.start()
+    info(
+        f"ir serve: listening on {server.url} with {len(playbooks)} playbook(s), "
+        f"{workers} worker(s), actions {actions_kind}"
+        + (" (dry run)" if dry_run else "")
+        + f", dispatch {dispatch}"
+    )
+    report = server.run_until_signal()
+    info(
+        f"ir serve: stopped: {report['completed']} run(s) completed, {report['abandoned']} abandoned, "
+        f"{report['interrupted']} interrupted"
+    )
+    audit.close()
+    return int(
+        ExitCode.OK if not (report["abandoned"] or report["interrupted"]) else ExitCode.FAILED
+    )
+
+
+COMMANDS = [serve]

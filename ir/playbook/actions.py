@@ -1,0 +1,448 @@
+"""The narrow interface between the playbook engine and whatever acts on a cluster.
+
+The engine decides *whether* a step runs (trigger, target validation, conditions, the capture
+gate, dry-run); an implementation of `ResponseActions` decides *how* to do it. ir.cluster provides
+the real one (`ir.cluster.actions.ClusterActions`); this module provides `DryRunActions` (prints
+and records the API requests it would make) and `RecordingActions` (for tests).
+
+Contract for every method `m(target, params, context) -> StepResult`:
+  * `target` is an `ir.playbook.alerts.Target`: every name in it is validated (DNS-1123), the
+    namespace is neither protected (unless the playbook allowed it) nor outside the playbook's
+    allow/deny lists, and a pod always comes with its namespace. Use names only as Kubernetes API
+    path segments or field values; never pass them to a shell or format them into commands.
+  * `params` is the step's parameters from the playbook, already validated (see each method).
+  * `context` carries the run id, case id, reason, operator, dry-run flag, deadline and the
+    results of earlier steps (e.g. the capture's bundle, the quarantine id).
+  * Return a `StepResult`; do not raise for expected failures (API 403/404/409/5xx, timeouts):
+    return status "failed" with a one-line `detail`. An `ir.errors.IrError` that escapes is
+    recorded as "failed" with its message; any other exception as "failed" ("internal error").
+  * Record each API request made (or, with `context.dry_run`, that would be made) in
+    `StepResult.requests` as `ApiRequest(method, path, body)`: it goes into the audit log.
+  * Be idempotent: a second run for the same target must not create a second NetworkPolicy,
+    and must not fail because labels are already set.
+  * Honour `context.deadline` (a `time.monotonic()` value, or None): stop waiting at it.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+from ir.playbook.alerts import Alert, Target
+
+OK, PARTIAL, FAILED, SKIPPED, REFUSED, DRY_RUN = (
+    "ok",
+    "partial",
+    "failed",
+    "skipped",
+    "refused",
+    "dry-run",
+)
+STATUSES = (OK, PARTIAL, FAILED, SKIPPED, REFUSED, DRY_RUN)
+
+# Label and annotation names the dry run shows; the real implementation defines its own.
+QUARANTINE_LABEL = "ir.forensics/quarantine"
+ANNOTATION_PREFIX = "ir.forensics/"
+
+
+@dataclass(frozen=True)
+class ApiRequest:
+    """One API request made (or that a dry run would make)."""
+
+    method: str  # GET | POST | PATCH | PUT | DELETE
+    path: str  # e.g. /api/v1/namespaces/shop/pods/web-1, or a URL for notify
+    body: Any = None  # JSON-serialisable, or None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"method": self.method, "path": self.path, "body": self.body}
+
+    def __str__(self) -> str:
+        body = (
+            ""
+            if self.body is None
+            else " " + json.dumps(self.body, sort_keys=True, ensure_ascii=True)
+        )
+        return f"{self.method} {self.path}{body}"
+
+
+@dataclass
+class StepResult:
+    """The outcome of one step.
+
+    status: ok | partial | failed | skipped | refused | dry-run.
+      capture:    ok = bundle sealed, complete and confirmed stored; partial = sealed but some
+                  collector failed or the store spooled it; failed = no usable bundle. Set
+                  `bundle` (local path or s3:// URI) and `bundle_digest` ("sha256:<hex>" root).
+      quarantine: ok = policy exists and selects exactly the pod (verified); data: networkpolicy,
+                  quarantine_id.
+      replace:    ok = a replacement is ready; partial = taken out of its controller but no ready
+                  replacement in time (or a bare pod that cannot be replaced); data: replacement.
+      cordon/label/annotate/delete: ok when the API accepted it.
+    """
+
+    action: str
+    status: str
+    detail: str = ""
+    bundle: str | None = None
+    bundle_digest: str | None = None
+    requests: list[ApiRequest] = field(default_factory=list)
+    data: dict[str, Any] = field(default_factory=dict)
+    step: str = ""  # the step's name in the playbook (set by the engine)
+    started_at: str | None = None  # set by the engine
+    duration_seconds: float | None = None  # set by the engine
+    since_alert_seconds: float | None = None  # from receipt of the alert to the end of the step
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status in (OK, DRY_RUN)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "step": self.step,
+            "action": self.action,
+            "status": self.status,
+            "detail": self.detail,
+            "bundle": self.bundle,
+            "bundle_digest": self.bundle_digest,
+            "requests": [r.to_dict() for r in self.requests],
+            "data": self.data,
+            "started_at": self.started_at,
+            "duration_seconds": self.duration_seconds,
+            "since_alert_seconds": self.since_alert_seconds,
+        }
+
+
+@dataclass
+class ActionContext:
+    """What an action knows about the run it is part of."""
+
+    run_id: str  # unique per run; use it in names (quarantine id, job names)
+    case_id: str
+    playbook: str
+    step: str
+    reason: str  # one line: "<source>: <rule> (alert <id>)", for annotations and custody
+    operator: str  # who acts: "ir-serve" or the user running `ir playbook run`
+    dry_run: bool
+    alert: Alert
+    results: list[StepResult] = field(default_factory=list)  # earlier steps of this run
+    deadline: float | None = None  # time.monotonic() by which the step must finish
+
+    def result_of(self, action: str) -> StepResult | None:
+        """The latest earlier result of `action` (e.g. "capture", "quarantine")."""
+        return next((r for r in reversed(self.results) if r.action == action), None)
+
+    def remaining(self) -> float | None:
+        return None if self.deadline is None else max(0.0, self.deadline - time.monotonic())
+
+
+@runtime_checkable
+class ResponseActions(Protocol):
+    """What the engine calls. Implemented by ir.cluster.actions.ClusterActions (real API),
+    DryRunActions and RecordingActions. `notify` is not here: the engine sends it itself."""
+
+    def capture(self, target: Target, params: dict[str, Any], context: ActionContext) -> StepResult:
+        """Capture evidence of `target.pod` (all containers; only `target.container` when
+        params["scope"] == "container") into a bundle that includes `target.raw` as the alert.
+        params: collectors (list[str], default: all), max_bytes (int), timeout_seconds (float),
+        store (URI, default: the configured store), scope ("pod" | "container"), sign (bool)."""
+        ...
+
+    def quarantine(
+        self, target: Target, params: dict[str, Any], context: ActionContext
+    ) -> StepResult:
+        """Isolate `target.pod`: label it with a quarantine id, create a deny-all ingress+egress
+        NetworkPolicy selecting only that label, annotate who/why/when, verify.
+        params: allow_egress_cidrs (list[str]), allow_dns (bool)."""
+        ...
+
+    def replace(self, target: Target, params: dict[str, Any], context: ActionContext) -> StepResult:
+        """Take `target.pod` out of its controller's selector so a clean replacement is created;
+        wait for it to be ready. params: wait_ready_seconds (int, default 120)."""
+        ...
+
+    def cordon(self, target: Target, params: dict[str, Any], context: ActionContext) -> StepResult:
+        """Mark unschedulable the node `target.pod` runs on (read from the API), or `target.node`
+        when the target is a node. params: none."""
+        ...
+
+    def label(self, target: Target, params: dict[str, Any], context: ActionContext) -> StepResult:
+        """Set labels on the pod (params["object"] == "pod", default) or its node ("node").
+        params: labels (dict[str, str], validated label keys and values), object."""
+        ...
+
+    def annotate(
+        self, target: Target, params: dict[str, Any], context: ActionContext
+    ) -> StepResult:
+        """Set annotations on the pod or node. params: annotations (dict[str, str]), object."""
+        ...
+
+    def delete(self, target: Target, params: dict[str, Any], context: ActionContext) -> StepResult:
+        """Delete `target.pod` (only ever reached after a complete capture unless the playbook
+        set on_capture_failure: continue). params: grace_period_seconds (int)."""
+        ...
+
+
+def pod_path(target: Target) -> str:
+    return f"/api/v1/namespaces/{target.namespace}/pods/{target.pod}"
+
+
+def _object_path(target: Target, on: str) -> str | None:
+    if on == "node":
+        return f"/api/v1/nodes/{target.node}" if target.node else None
+    return pod_path(target) if target.pod else None
+
+
+class DryRunActions:
+    """Acts on nothing: returns status "dry-run" with the Kubernetes API requests the step would
+    make (as ClusterActions makes them), and prints each through `echo` when given."""
+
+    def __init__(self, echo: Callable[[str], None] | None = None) -> None:
+        self.echo = echo
+        self.requests: list[ApiRequest] = []
+        self._lock = threading.Lock()
+
+    def _result(
+        self, action: str, requests: list[ApiRequest], detail: str, **data: Any
+    ) -> StepResult:
+        with self._lock:
+            self.requests.extend(requests)
+        if self.echo:
+            for request in requests:
+                self.echo(f"  would {request}")
+        return StepResult(
+            action=action, status=DRY_RUN, detail=detail, requests=requests, data=data
+        )
+
+    def capture(self, target: Target, params: dict[str, Any], context: ActionContext) -> StepResult:
+        path = pod_path(target)
+        requests = [
+            ApiRequest("GET", path),
+            ApiRequest(
+                "GET",
+                f"/api/v1/namespaces/{target.namespace}/events",
+                {"fieldSelector": f"involvedObject.name={target.pod}"},
+            ),
+            ApiRequest(
+                "GET", f"{path}/log", {"container": target.container} if target.container else None
+            ),
+        ]
+        scope = params.get("scope", "pod")
+        what = (
+            f"container {target.container}"
+            if scope == "container" and target.container
+            else "all containers"
+        )
+        return self._result(
+            "capture",
+            requests,
+            f"would capture {what} of {target.namespace}/{target.pod} "
+            f"(collectors: {', '.join(params.get('collectors', [])) or 'all'}) into case {context.case_id}",
+        )
+
+    def quarantine(
+        self, target: Target, params: dict[str, Any], context: ActionContext
+    ) -> StepResult:
+        qid = f"q-{context.run_id[:12]}"
+        egress: list[dict[str, Any]] = [
+            {"to": [{"ipBlock": {"cidr": c}}]} for c in params.get("allow_egress_cidrs", [])
+        ]
+        if params.get("allow_dns"):
+            egress.append(
+                {"ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]}
+            )
+        name = f"ir-quarantine-{qid}"
+        policy: dict[str, Any] = {
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "NetworkPolicy",
+            "metadata": {
+                "name": name,
+                "namespace": target.namespace,
+                "labels": {QUARANTINE_LABEL: qid},
+            },
+            "spec": {
+                "podSelector": {"matchLabels": {QUARANTINE_LABEL: qid}},
+                "policyTypes": ["Ingress", "Egress"],
+                "ingress": [],
+                "egress": egress,
+            },
+        }
+        requests = [
+            ApiRequest(
+                "PATCH",
+                pod_path(target),
+                {
+                    "metadata": {
+                        "labels": {QUARANTINE_LABEL: qid},
+                        "annotations": {
+                            f"{ANNOTATION_PREFIX}quarantined-by": context.operator,
+                            f"{ANNOTATION_PREFIX}reason": context.reason,
+                            f"{ANNOTATION_PREFIX}case": context.case_id,
+                        },
+                    }
+                },
+            ),
+            ApiRequest(
+                "POST",
+                f"/apis/networking.k8s.io/v1/namespaces/{target.namespace}/networkpolicies",
+                policy,
+            ),
+            ApiRequest(
+                "GET",
+                f"/api/v1/namespaces/{target.namespace}/pods",
+                {"labelSelector": f"{QUARANTINE_LABEL}={qid}"},
+            ),
+        ]
+        return self._result(
+            "quarantine",
+            requests,
+            f"would isolate {target.namespace}/{target.pod}",
+            quarantine_id=qid,
+            networkpolicy=name,
+        )
+
+    def replace(self, target: Target, params: dict[str, Any], context: ActionContext) -> StepResult:
+        requests = [
+            ApiRequest("GET", pod_path(target)),
+            ApiRequest(
+                "PATCH",
+                pod_path(target),
+                {
+                    "metadata": {
+                        "labels": "<the owning controller's selector labels removed>",
+                        "annotations": {
+                            f"{ANNOTATION_PREFIX}original-labels": "<saved selector labels>"
+                        },
+                    }
+                },
+            ),
+            ApiRequest(
+                "GET",
+                f"/api/v1/namespaces/{target.namespace}/pods",
+                {
+                    "labelSelector": "<controller selector>",
+                    "wait_ready_seconds": params.get("wait_ready_seconds", 120),
+                },
+            ),
+        ]
+        return self._result(
+            "replace",
+            requests,
+            f"would take {target.namespace}/{target.pod} out of its "
+            "controller so a clean replacement starts",
+        )
+
+    def cordon(self, target: Target, params: dict[str, Any], context: ActionContext) -> StepResult:
+        node = target.node or "<node of the pod>"
+        requests = [ApiRequest("GET", pod_path(target))] if target.pod else []
+        requests.append(
+            ApiRequest("PATCH", f"/api/v1/nodes/{node}", {"spec": {"unschedulable": True}})
+        )
+        return self._result("cordon", requests, f"would cordon node {node}")
+
+    def label(self, target: Target, params: dict[str, Any], context: ActionContext) -> StepResult:
+        on = params.get("object", "pod")
+        path = _object_path(target, on) or f"<{on} of the target>"
+        request = ApiRequest(
+            "PATCH", path, {"metadata": {"labels": dict(params.get("labels", {}))}}
+        )
+        return self._result("label", [request], f"would label {on} {path.rsplit('/', 1)[-1]}")
+
+    def annotate(
+        self, target: Target, params: dict[str, Any], context: ActionContext
+    ) -> StepResult:
+        on = params.get("object", "pod")
+        path = _object_path(target, on) or f"<{on} of the target>"
+        request = ApiRequest(
+            "PATCH", path, {"metadata": {"annotations": dict(params.get("annotations", {}))}}
+        )
+        return self._result("annotate", [request], f"would annotate {on} {path.rsplit('/', 1)[-1]}")
+
+    def delete(self, target: Target, params: dict[str, Any], context: ActionContext) -> StepResult:
+        body = {"gracePeriodSeconds": params.get("grace_period_seconds", 30)}
+        return self._result(
+            "delete",
+            [ApiRequest("DELETE", pod_path(target), body)],
+            f"would delete {target.namespace}/{target.pod}",
+        )
+
+
+@dataclass
+class RecordedCall:
+    action: str
+    target: Target
+    params: dict[str, Any]
+    context: ActionContext
+    at: float  # time.monotonic()
+
+
+class RecordingActions:
+    """For tests: records every call; returns `statuses[action]` (default "ok"); sleeps
+    `delays[action]` seconds first; raises `errors[action]` when set. Thread-safe."""
+
+    def __init__(
+        self,
+        statuses: dict[str, str] | None = None,
+        delays: dict[str, float] | None = None,
+        errors: dict[str, Exception] | None = None,
+    ) -> None:
+        self.statuses = dict(statuses or {})
+        self.delays = dict(delays or {})
+        self.errors = dict(errors or {})
+        self.calls: list[RecordedCall] = []
+        self._cond = threading.Condition()
+
+    def _call(
+        self, action: str, target: Target, params: dict[str, Any], context: ActionContext
+    ) -> StepResult:
+        with self._cond:
+            self.calls.append(RecordedCall(action, target, dict(params), context, time.monotonic()))
+            self._cond.notify_all()
+        delay = self.delays.get(action, 0.0)
+        if delay:
+            time.sleep(delay)
+        if action in self.errors:
+            raise self.errors[action]
+        status = self.statuses.get(action, OK)
+        result = StepResult(action=action, status=status, detail=f"recorded {action}")
+        if action == "capture" and status in (OK, PARTIAL):
+            result.bundle = f"evidence/{context.case_id}/{context.run_id}.tar"
+            result.bundle_digest = "sha256:" + "0" * 64
+        return result
+
+    def wait_for_calls(self, count: int, timeout: float = 5.0) -> bool:
+        """Block until at least `count` calls were recorded (or `timeout`); True if they were."""
+        with self._cond:
+            return self._cond.wait_for(lambda: len(self.calls) >= count, timeout)
+
+    def actions_called(self) -> list[str]:
+        with self._cond:
+            return [c.action for c in self.calls]
+
+    def capture(self, target: Target, params: dict[str, Any], context: ActionContext) -> StepResult:
+        return self._call("capture", target, params, context)
+
+    def quarantine(
+        self, target: Target, params: dict[str, Any], context: ActionContext
+    ) -> StepResult:
+        return self._call("quarantine", target, params, context)
+
+    def replace(self, target: Target, params: dict[str, Any], context: ActionContext) -> StepResult:
+        return self._call("replace", target, params, context)
+
+    def cordon(self, target: Target, params: dict[str, Any], context: ActionContext) -> StepResult:
+        return self._call("cordon", target, params, context)
+
+    def label(self, target: Target, params: dict[str, Any], context: ActionContext) -> StepResult:
+        return self._call("label", target, params, context)
+
+    def annotate(
+        self, target: Target, params: dict[str, Any], context: ActionContext
+    ) -> StepResult:
+        return self._call("annotate", target, params, context)
+
+    def delete(self, target: Target, params: dict[str, Any], context: ActionContext) -> StepResult:
+        return self._call("delete", target, params, context)

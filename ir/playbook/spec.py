@@ -1,0 +1,144 @@
+"""What a playbook is, once validated: a trigger, how the target is read from the alert, and
+ordered steps. Built only by `ir.playbook.loader` (which checks everything and knows the lines).
+
+The YAML format (`ir playbook validate` checks it; see playbooks/ for complete examples):
+
+    apiVersion: ir/v1
+    kind: Playbook
+    name: shell-in-container          # DNS-1123 label, unique
+    description: ...
+    order: 10                         # lowest first; the first matching playbook runs
+    dry_run: false                    # true: act on nothing, record the requests
+    on_capture_failure: stop          # stop (default): no destructive step unless capture ok
+    allow_protected_namespaces: false # kube-system, kube-public, kube-node-lease (+ --protect-namespace)
+    case: INC-42                      # optional fixed case id (default IR-<date>-<run>)
+    trigger:                          # all given conditions must hold
+      sources: [falco, alertmanager, guardduty]
+      rules: [Terminal shell in container]          # exact rule / alertname / finding type
+      rule_patterns: ["^[A-Za-z]+:Runtime/"]         # Python regular expressions (search)
+      min_priority: warning           # debug informational notice warning error critical alert emergency
+      tags_any: [shell]               # tags_all: [...]
+      fields: {/labels/ir_capture: "true"}          # JSON Pointer -> accepted value(s)
+      namespaces: {allow: ["shop", "pay*"], deny: [ir-system]}
+      targets: [pod]                  # pod workload service-account node none
+    target:                           # optional, per source: JSON Pointers into the raw alert
+      falco: {namespace: /output_fields/k8s.ns.name, pod: /output_fields/k8s.pod.name}
+    steps:                            # in order; `when`: always (default) capture_ok
+      - action: capture               #   capture_failed previous_ok previous_failed
+        collectors: [processes, network]   # max_bytes: 2GiB, timeout_seconds, store, scope, sign
+      - action: quarantine            # allow_egress_cidrs: [10.0.0.0/8], allow_dns: true
+      - action: replace               # wait_ready_seconds: 120
+      - action: cordon
+      - action: label                 # labels: {k: v}, object: pod|node
+      - action: annotate              # annotations: {k: v}, object: pod|node
+      - action: delete                # grace_period_seconds: 30
+      - action: notify                # url | url_from_env, headers, headers_from_env,
+        url_from_env: IR_NOTIFY_URL   #   timeout_seconds (<= 30), include_raw
+        when: always
+
+Values are static: nothing from an alert is ever formatted into a parameter, a command or a URL.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+API_VERSION = "ir/v1"
+KIND = "Playbook"
+
+ACTIONS: tuple[str, ...] = (
+    "capture",
+    "quarantine",
+    "replace",
+    "cordon",
+    "label",
+    "annotate",
+    "delete",
+    "notify",
+)
+# Steps that change or remove the workload: never run unless the capture gate is open.
+DESTRUCTIVE: frozenset[str] = frozenset({"quarantine", "replace", "cordon", "delete", "label"})
+# What each action needs in the target; a run whose target lacks it records the step "skipped".
+NEEDS: dict[str, str] = {
+    "capture": "pod",
+    "quarantine": "pod",
+    "replace": "pod",
+    "delete": "pod",
+    "cordon": "node",
+}
+
+# Conditions between steps (a fixed vocabulary: no expression language, nothing evaluated).
+WHEN: tuple[str, ...] = ("always", "capture_ok", "capture_failed", "previous_ok", "previous_failed")
+# The capture gate is not a condition: destructive steps are refused (not skipped) when the
+# capture failed, whatever their `when`, unless the playbook sets on_capture_failure: continue.
+DEFAULT_WHEN = dict.fromkeys(ACTIONS, "always")
+
+ON_CAPTURE_FAILURE = ("stop", "continue")
+TARGET_KINDS = ("pod", "workload", "service-account", "node", "none")
+POINTER_FIELDS = (
+    "namespace",
+    "pod",
+    "container",
+    "container_id",
+    "node",
+    "service_account",
+    "workload_kind",
+    "workload_name",
+)
+
+
+@dataclass(frozen=True)
+class Step:
+    action: str
+    params: dict[str, Any]
+    when: str
+    name: str  # unique in the playbook: given, or "<index>-<action>"
+    line: int
+
+    @property
+    def destructive(self) -> bool:
+        return self.action in DESTRUCTIVE
+
+
+@dataclass(frozen=True)
+class Trigger:
+    sources: tuple[str, ...] = ()  # empty: any source
+    rules: tuple[str, ...] = ()  # exact names
+    rule_patterns: tuple[re.Pattern[str], ...] = ()  # re.search
+    min_priority: str | None = None
+    tags_any: tuple[str, ...] = ()
+    tags_all: tuple[str, ...] = ()
+    fields: tuple[tuple[str, tuple[Any, ...]], ...] = ()  # (JSON Pointer, accepted values)
+    namespaces_allow: tuple[str, ...] = ()  # fnmatch patterns; empty: any
+    namespaces_deny: tuple[str, ...] = ()
+    targets: tuple[str, ...] = ()  # target kinds accepted; empty: any
+
+
+@dataclass(frozen=True)
+class Playbook:
+    name: str
+    path: str
+    line: int
+    trigger: Trigger
+    steps: tuple[Step, ...]
+    description: str = ""
+    order: int = 100
+    dry_run: bool = False
+    on_capture_failure: str = "stop"
+    allow_protected_namespaces: bool = False
+    case: str | None = None
+    # per source: target field -> JSON Pointer into the alert's raw object
+    target_pointers: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "path": self.path,
+            "order": self.order,
+            "dry_run": self.dry_run,
+            "on_capture_failure": self.on_capture_failure,
+            "sources": list(self.trigger.sources),
+            "steps": [f"{s.name} ({s.action}, when {s.when})" for s in self.steps],
+        }

@@ -1,0 +1,76 @@
+"""Settings of `ir serve`, checked once at start (unsafe combinations are refused, not warned)."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+
+from ir.errors import UsageError
+from ir.playbook.alerts.decode import MAX_BYTES, MAX_DEPTH
+from ir.playbook.k8snames import PROTECTED_NAMESPACES
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass
+class ServeConfig:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    tokens: tuple[str, ...] = ()
+    hmac_secrets: tuple[bytes, ...] = ()
+    allow_unauthenticated: bool = False  # only ever honoured on a loopback address
+    hmac_tolerance: float = 300.0
+    max_body: int = MAX_BYTES
+    max_depth: int = MAX_DEPTH
+    max_connections: int = 256
+    request_timeout: float = 10.0  # per socket read/write: slow clients are cut off
+    queue_size: int = 1000
+    workers: int = 4
+    dedupe_window: float = 600.0
+    rate_limit: int = 5  # runs per target per rate_window; 0 disables
+    rate_window: float = 60.0
+    shutdown_grace: float = 30.0
+    protected_namespaces: tuple[str, ...] = field(default_factory=lambda: PROTECTED_NAMESPACES)
+    operator: str = "ir-serve"
+
+    def validate(self) -> None:
+        """Raise UsageError on settings that would make the server unsafe or unusable."""
+        if not (self.tokens or self.hmac_secrets):
+            if not self.allow_unauthenticated:
+                raise UsageError(
+                    "ir serve needs a bearer token (IR_SERVE_TOKEN / --token-file) or an HMAC "
+                    "secret (IR_SERVE_HMAC_SECRET / --hmac-secret-file); "
+                    "--insecure-no-auth is accepted only on a loopback address"
+                )
+            if not is_loopback(self.host):
+                raise UsageError(
+                    f"--insecure-no-auth refused: {self.host} is not a loopback address"
+                )
+        if any(len(t) < 16 for t in self.tokens):
+            raise UsageError("bearer tokens must be at least 16 characters")
+        if any(len(s) < 16 for s in self.hmac_secrets):
+            raise UsageError("HMAC secrets must be at least 16 bytes")
+        checks = [
+            (0 <= self.port <= 65535, "port must be 0-65535"),
+            (1 <= self.workers <= 256, "workers must be 1-256"),
+            (1 <= self.queue_size <= 1_000_000, "queue size must be 1-1000000"),
+            (1024 <= self.max_body <= 64 * 1024 * 1024, "max body must be 1 KiB - 64 MiB"),
+            (1 <= self.max_connections <= 10_000, "max connections must be 1-10000"),
+            (self.dedupe_window >= 0, "dedupe window must be >= 0"),
+            (
+                self.rate_limit >= 0 and self.rate_window > 0,
+                "rate limit must be >= 0 per a window > 0",
+            ),
+            (self.shutdown_grace >= 0, "shutdown grace must be >= 0"),
+            (self.request_timeout > 0, "request timeout must be > 0"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise UsageError(message)
