@@ -40,6 +40,8 @@ from ir.store import open_store
 @click.option("--checkpoint", is_flag=True,
               help="Also ask the kubelet for a CRIU checkpoint of each running container (ContainerCheckpoint feature).")
 @click.option("--alert", "alert_file", type=click.Path(dir_okay=False, path_type=Path), help="Alert JSON to keep in the bundle.")
+@click.option("--termination-log", metavar="PATH", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write the result (bundle, digest, outcome) as JSON here, e.g. /dev/termination-log in a collector Job.")
 @click.option("--signing-key", metavar="FILE", help="Ed25519 private key (default $IR_SIGNING_KEY); unsigned if none.")
 @dry_run_option
 @protected_option
@@ -49,7 +51,7 @@ def capture_pod_cmd(name: str, kubeconfig: str | None, kube_context: str | None,
                     s3_endpoint_url: str | None, quarantine: bool, replace: bool, cordon: bool, force: bool,
                     replace_timeout: float, allow: tuple[str, ...], backend: str, docker_host: str | None,
                     max_file_size: int | None, max_diff_size: int | None, include_env: bool,
-                    checkpoint: bool, alert_file: Path | None, signing_key: str | None, dry_run: bool,
+                    checkpoint: bool, alert_file: Path | None, termination_log: Path | None, signing_key: str | None, dry_run: bool,
                     allow_protected_namespace: bool, output: str) -> int:
     """Capture pod NAME (Kubernetes context + every container), seal and store the bundle, then
     quarantine it (deny-all NetworkPolicy) and replace it (the controller starts a clean pod).
@@ -109,8 +111,23 @@ def capture_pod_cmd(name: str, kubeconfig: str | None, kube_context: str | None,
         for error in result.errors:
             click.echo(f"error:      {error}")
 
+    if termination_log is not None:
+        _write_termination_log(termination_log, result)
     emit(output, doc, text)
     return int(result.exit_code)
+
+
+def _write_termination_log(path: Path, result: Any) -> None:
+    """The small JSON a collector Job's termination message carries back to `ir serve`."""
+    cap = result.capture
+    doc = {"bundle": None if cap is None else cap.stored.location,
+           "bundle_digest": None if cap is None else "sha256:" + cap.sealed.root_digest,
+           "outcome": "failed" if cap is None else cap.sealed.manifest.outcome,
+           "detail": "; ".join(result.errors) or ("" if cap is None or cap.stored.confirmed else "spooled, not stored")}
+    try:
+        path.write_text(json.dumps(doc)[:4000])  # the kubelet keeps at most 4096 bytes
+    except OSError as exc:
+        warn(f"cannot write termination log {path}: {exc.strerror}")
 
 
 COMMANDS: list[Any] = []

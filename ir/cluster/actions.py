@@ -9,10 +9,11 @@ from typing import Any
 
 from ir.bundle.signing import Signer
 from ir.cluster.capture import PodCaptureOptions, capture_pod
+from ir.cluster.jobs import KubeJobClient
 from ir.cluster.kube import Kube
 from ir.cluster.ops import MERGE_PATCH, ActionRecord, Operator, Request
 from ir.cluster.record import record_actions
-from ir.cluster.resolve import pod_path, resolve_pod
+from ir.cluster.resolve import check_name, pod_path, resolve_pod
 from ir.cluster.respond import quarantine_pod, replace_pod
 from ir.errors import IrError
 from ir.playbook.actions import (
@@ -40,6 +41,10 @@ class ClusterActions:
         self.store_options = store_options or {}
         self.echo = echo or (lambda _m: None)
 
+    def job_client(self) -> KubeJobClient:
+        """For `ir serve --dispatch jobs`: captures run as Jobs pinned to the target's node."""
+        return KubeJobClient(self.kube)
+
     # -- helpers -----------------------------------------------------------------------------
     def _operator(self, context: ActionContext) -> Operator:
         return Operator(self.kube, dry_run=context.dry_run)
@@ -53,9 +58,9 @@ class ClusterActions:
         return capture.bundle if capture is not None else None
 
     def _run(self, action: str, target: Target, context: ActionContext,
-             body: Callable[[Operator], StepResult]) -> StepResult:
-        if not target.pod or not target.namespace:
-            return StepResult(action, SKIPPED, "the alert names no pod")
+             body: Callable[[Operator], StepResult], node_ok: bool = False) -> StepResult:
+        if (not target.pod or not target.namespace) and not (node_ok and target.node):
+            return StepResult(action, SKIPPED, "the alert names no pod" + (" and no node" if node_ok else ""))
         op = self._operator(context)
         try:
             result = body(op)
@@ -82,9 +87,11 @@ class ClusterActions:
         container_options: dict[str, Any] = {}
         if params.get("max_bytes"):
             container_options["max_diff_size"] = int(params["max_bytes"])
+        only = target.container if params.get("scope") == "container" else None
         opts = PodCaptureOptions(case_id=context.case_id, reason=context.reason, operator=context.operator,
                                  quarantine=False, replace=False, signer=self.signer if params.get("sign", True) else None,
-                                 alert=_alert_doc(target), container_options=container_options)
+                                 alert=_alert_doc(target), container_options=container_options,
+                                 collectors=tuple(params.get("collectors") or ()), only_container=only)
         try:
             result = capture_pod(self.kube, store, target.namespace, target.pod, opts, echo=self.echo)
         except IrError as exc:
@@ -103,6 +110,7 @@ class ClusterActions:
             pod = resolve_pod(self.kube, str(target.namespace), str(target.pod))
             q = quarantine_pod(op, pod, reason=context.reason, case_id=context.case_id, actor=context.operator,
                                allow_egress_cidrs=tuple(params.get("allow_egress_cidrs") or ()),
+                               allow_dns=bool(params.get("allow_dns")),
                                allow_protected=True,  # the engine already applied the namespace policy
                                bundle=self._bundle_of(context))
             status = OK if (q.verified or op.dry_run) else PARTIAL
@@ -127,25 +135,33 @@ class ClusterActions:
 
     def cordon(self, target: Target, params: dict[str, Any], context: ActionContext) -> StepResult:
         def body(op: Operator) -> StepResult:
-            node = resolve_pod(self.kube, str(target.namespace), str(target.pod)).node
+            node = self._node_of(target)
             if not node:
                 return self._result("cordon", op, SKIPPED, "pod is not scheduled on a node")
             op.apply("cordon-node", Request("PATCH", f"/api/v1/nodes/{node}", {"spec": {"unschedulable": True}},
                                             content_type=MERGE_PATCH, retry=True))
             return self._result("cordon", op, OK, f"node {node} cordoned", node=node)
-        return self._run("cordon", target, context, body)
+        return self._run("cordon", target, context, body, node_ok=True)
 
     def _set_meta(self, action: str, key: str, target: Target, params: dict[str, Any], context: ActionContext) -> StepResult:
         def body(op: Operator) -> StepResult:
             values = dict(params.get(key) or {})
-            if params.get("object") == "node":
-                node = resolve_pod(self.kube, str(target.namespace), str(target.pod)).node
-                path = f"/api/v1/nodes/{node}"
+            if params.get("object") == "node" or not target.pod:
+                node = self._node_of(target)
+                if not node:
+                    return self._result(action, op, SKIPPED, "no node to act on")
+                path = f"/api/v1/nodes/{check_name('node', node)}"
             else:
                 path = pod_path(target)
             op.apply(action, Request("PATCH", path, {"metadata": {key: values}}, content_type=MERGE_PATCH, retry=True))
             return self._result(action, op, OK, f"{len(values)} {key} set on {path}")
-        return self._run(action, target, context, body)
+        return self._run(action, target, context, body, node_ok=params.get("object") == "node" or not target.pod)
+
+    def _node_of(self, target: Target) -> str | None:
+        """The node the API says the pod runs on; for a node target (no pod), the alert's node."""
+        if target.pod and target.namespace:
+            return resolve_pod(self.kube, target.namespace, target.pod).node
+        return target.node
 
     def label(self, target: Target, params: dict[str, Any], context: ActionContext) -> StepResult:
         return self._set_meta("label", "labels", target, params, context)

@@ -23,6 +23,7 @@ from ir.errors import ExitCode
 from ir.store.base import Store
 
 Echo = Callable[[str], None]
+KUBE_COLLECTOR = "kubernetes"  # the name playbooks use for the Kubernetes context collectors
 
 
 @dataclass
@@ -45,6 +46,8 @@ class PodCaptureOptions:
     alert: dict[str, Any] | None = None
     api_logs: bool = True
     checkpoint: bool = False  # ask the kubelet for a CRIU checkpoint of each running container
+    collectors: tuple[str, ...] = ()  # container collectors to run (default: all)
+    only_container: str | None = None  # capture just this container of the pod
 
 
 @dataclass
@@ -140,10 +143,13 @@ def _capture(store: Store, kube: Kube, target: PodTarget, opts: PodCaptureOption
     with CaptureSession(store, request) as session:
         echo(f"capturing pod {target.namespace}/{target.name} into bundle {session.bundle_id}")
         label = f"pod {target.namespace}/{target.name}"
-        session.run([KubeContextCollector(kube, target)], scope=None, target=target, options={}, label=label)
+        if not opts.collectors or KUBE_COLLECTOR in opts.collectors:
+            session.run([KubeContextCollector(kube, target)], scope=None, target=target, options={}, label=label)
         if opts.alert is not None:
             session.writer.add_json("alert.json", opts.alert, kind="alert", collector="alert")
         for ref in target.containers:
+            if opts.only_container and ref.name != opts.only_container:
+                continue
             if ref.container_id is None:
                 session.writer.record_action("skip-container", label, outcome="skipped",
                                              container=ref.name, why="no container id (never started)")
@@ -193,7 +199,8 @@ def _default_container_capture(session: CaptureSession, target: PodTarget, ref: 
     try:
         known = set(CaptureOptions.__dataclass_fields__)
         options = CaptureOptions(**{k: v for k, v in opts.container_options.items() if k in known})
-        capture_container(session, handle, options, scope=scope)
+        names = [n for n in opts.collectors if n != KUBE_COLLECTOR]
+        capture_container(session, handle, options, scope=scope, collectors=names or None)
     finally:
         handle.close()
 

@@ -54,6 +54,7 @@ def quarantine_pod(
     case_id: str,
     actor: str,
     allow_egress_cidrs: tuple[str, ...] = (),
+    allow_dns: bool = False,
     cordon: bool = False,
     allow_protected: bool = False,
     bundle: str | None = None,
@@ -71,7 +72,7 @@ def quarantine_pod(
         op.note("quarantine-policy", "skipped", why=f"policy {policy_name} exists already")
     else:
         op.apply("create-quarantine-policy", Request(
-            "POST", policy_path, deny_all_policy(policy_name, qid, target, reason, allow_egress_cidrs),
+            "POST", policy_path, deny_all_policy(policy_name, qid, target, reason, allow_egress_cidrs, allow_dns),
             why="deny all ingress and egress of the suspect pod", retry=False))
     if result.already and target.labels.get(LABEL_QUARANTINE) == qid:
         op.note("label-pod-quarantined", "skipped", why="pod already carries the quarantine label")
@@ -101,12 +102,22 @@ def quarantine_pod(
     return result
 
 
-def deny_all_policy(name: str, qid: str, target: PodTarget, reason: str, allow_egress_cidrs: tuple[str, ...]) -> dict[str, Any]:
+def deny_all_policy(name: str, qid: str, target: PodTarget, reason: str, allow_egress_cidrs: tuple[str, ...],
+                    allow_dns: bool = False) -> dict[str, Any]:
+    egress: list[dict[str, Any]] = []
+    if allow_egress_cidrs:
+        egress.append({"to": [{"ipBlock": {"cidr": c}} for c in allow_egress_cidrs]})
+    if allow_dns:  # cluster DNS only (kube-dns pods in kube-system), port 53
+        egress.append({
+            "to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+                    "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}],
+            "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
+        })
     spec: dict[str, Any] = {
         "podSelector": {"matchLabels": {LABEL_QUARANTINE: qid}},
         "policyTypes": ["Ingress", "Egress"],
         "ingress": [],
-        "egress": [{"to": [{"ipBlock": {"cidr": c}} for c in allow_egress_cidrs]}] if allow_egress_cidrs else [],
+        "egress": egress,
     }
     return {
         "apiVersion": "networking.k8s.io/v1",

@@ -93,6 +93,7 @@ def node_collector_job(
         "--backend", "node",
         "--no-quarantine",
         "--no-replace",
+        "--termination-log", "/dev/termination-log",
     ]  # fmt: skip
     if params.get("max_bytes"):
         command += ["--max-diff-size", str(int(params["max_bytes"]))]
