@@ -1,0 +1,917 @@
+"""`ir replay BUNDLE ...`: offline views over a bundle (verified first), and `ir bundle diff A B`."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import IO, Any
+
+import click
+
+from ir.bundle.signing import load_public_key
+from ir.cli.bundle import bundle
+from ir.cli.output import byte_progress, emit_json, info, printable, table
+from ir.clock import parse_timestamp, rfc3339
+from ir.errors import ExitCode, UsageError
+from ir.replay.diff import diff_connections, diff_files, diff_processes
+from ir.replay.evidence import Evidence
+from ir.replay.export import write_csv, write_jsonl, write_timesketch
+from ir.replay.files import FsFilter, iter_changes, locate_file, stream_file
+from ir.replay.findings import TITLES
+from ir.replay.network import connection_rows, endpoint
+from ir.replay.processes import exe_path, process_rows
+from ir.replay.report import write_report
+from ir.replay.summary import build_summary
+from ir.replay.timeline import SOURCES, TimelineEvent, TimelineStats, build_timeline
+from ir.replay.trust import Trust, establish_trust
+from ir.store import open_bundle
+
+_FLAG_CODES = {"deleted-exe": "D", "started-late": "L", "temp-dir": "T"}
+_DEFAULT_LOG_DESCRIPTION = "Log line written (runtime time)"
+
+
+# -- opening and trusting a bundle ------------------------------------------------------------
+
+
+@dataclass
+class _Options:
+    force: bool = False
+    public_key: str | None = None
+    reverify: bool = False
+    endpoint: str | None = None
+
+    def merge(self, other: _Options) -> _Options:
+        return _Options(
+            self.force or other.force,
+            other.public_key or self.public_key,
+            self.reverify or other.reverify,
+            other.endpoint or self.endpoint,
+        )
+
+
+@dataclass
+class _Session:
+    """What the `replay` group parsed; the bundle is opened (and verified) by the subcommand,
+    so `ir replay BUNDLE ps --help` touches nothing."""
+
+    ref: str
+    options: _Options
+
+
+def _trust_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """The same options on the group and on every subcommand: both spellings work."""
+    for decorator in reversed(
+        [
+            click.option(
+                "--force",
+                is_flag=True,
+                default=None,
+                help="Show a bundle that failed verification (tampered/incomplete); every page says so.",
+            ),
+            click.option(
+                "--public-key",
+                metavar="FILE",
+                default=None,
+                help="Ed25519 public key (PEM) to check the signature; default $IR_VERIFY_KEY.",
+            ),
+            click.option(
+                "--reverify",
+                is_flag=True,
+                default=None,
+                help="Hash every artifact again, ignoring a cached verdict.",
+            ),
+            click.option(
+                "--s3-endpoint-url",
+                "endpoint",
+                metavar="URL",
+                default=None,
+                help="S3-compatible endpoint (default $AWS_ENDPOINT_URL).",
+            ),
+        ]
+    ):
+        f = decorator(f)
+    return f
+
+
+def _open(
+    ctx: click.Context,
+    force: bool | None,
+    public_key: str | None,
+    reverify: bool | None,
+    endpoint: str | None,
+) -> tuple[Evidence, Trust]:
+    session: _Session = ctx.find_object(_Session)  # type: ignore[assignment]
+    opts = session.options.merge(_Options(bool(force), public_key, bool(reverify), endpoint))
+    return open_evidence(ctx, session.ref, opts)
+
+
+def open_evidence(ctx: click.Context, ref: str, opts: _Options) -> tuple[Evidence, Trust]:
+    key = load_public_key(opts.public_key)
+    handle = (
+        open_bundle(ref, endpoint_url=opts.endpoint)
+        if ref.startswith("s3://")
+        else open_bundle(ref)
+    )
+    ctx.call_on_close(handle.close)
+    reader = handle.reader
+    total = sum(a.stored_size for a in reader.manifest.artifacts) if reader.sealed else 0
+    with byte_progress(total, "verifying") as advance:
+        trust = establish_trust(
+            handle, public_key=key, force=opts.force, use_cache=not opts.reverify, progress=advance
+        )
+    try:
+        custody = handle.custody.read_lines()
+    except Exception:  # noqa: BLE001 -- reported by establish_trust already
+        custody = []
+    evidence = Evidence(reader, display=handle.display, custody_lines=custody)
+    if trust.valid:
+        info(f"ir: {trust.label} {handle.display} ({trust.how}); signature {trust.signature}")
+    else:
+        info(click.style(f"ir: {trust.banner()}", fg="red", bold=True))
+    return evidence, trust
+
+
+def _exit_code(*trusts: Trust) -> int:
+    """0 for a verified bundle; 1 when a bad one was shown with --force (scripts must not take
+    forced output for good evidence)."""
+    return int(ExitCode.OK if all(t.valid for t in trusts) else ExitCode.FAILED)
+
+
+def _print_banner(trust: Trust) -> None:
+    banner = trust.banner()
+    if banner:
+        bar = "!" * min(100, len(banner))
+        click.echo(click.style(f"{bar}\n{printable(banner)}\n{bar}", fg="red", bold=True))
+
+
+@contextlib.contextmanager
+def _page(trust: Trust, output: str) -> Iterator[None]:
+    """Text pages carry the banner at the top and the bottom; machine formats carry the verdict
+    in their data (and the banner went to stderr)."""
+    text = output in ("text", "table")
+    if text:
+        _print_banner(trust)
+    yield
+    sys.stdout.flush()  # rows were written to sys.stdout directly, banner goes after them
+    if text:
+        _print_banner(trust)
+
+
+def _problems(ev: Evidence) -> None:
+    for problem in ev.problems:
+        click.echo(f"problem: {printable(problem)}", err=True)
+
+
+def _time_option(value: str | None, ev: Evidence, name: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        return parse_timestamp(value, reference=ev.reference_time).utc
+    except ValueError as exc:
+        raise UsageError(f"{name}: {exc}") from None
+
+
+def _size_option(value: str | None, name: str) -> int | None:
+    if value is None:
+        return None
+    text = value.strip().upper().removesuffix("B").removesuffix("I")
+    factor = 1
+    for suffix, mult in (("K", 1024), ("M", 1024**2), ("G", 1024**3), ("T", 1024**4)):
+        if text.endswith(suffix):
+            text, factor = text[:-1], mult
+            break
+    try:
+        return int(float(text) * factor)
+    except ValueError:
+        raise UsageError(f"{name}: not a size: {value!r} (e.g. 4096, 10k, 2M)") from None
+
+
+def _out_stream(path: str | None) -> contextlib.AbstractContextManager[IO[str]]:
+    if path in (None, "-"):
+        return contextlib.nullcontext(sys.stdout)
+    return open(path, "w", encoding="utf-8", newline="")  # noqa: SIM115
+
+
+# -- ir replay --------------------------------------------------------------------------------
+
+
+class _ReplayGroup(click.Group):
+    """Accepts the group's options after BUNDLE too (`ir replay B --force ps`): the options
+    between BUNDLE and the subcommand name are moved in front of BUNDLE before parsing."""
+
+    _VALUED = ("--public-key", "--s3-endpoint-url")
+    _FLAGS = ("--force", "--reverify", "-h", "--help")
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        options: list[str] = []
+        positionals: list[str] = []
+        i = 0
+        while i < len(args) and len(positionals) < 2:
+            token = args[i]
+            if token in self._VALUED and i + 1 < len(args):
+                options += [token, args[i + 1]]
+                i += 2
+                continue
+            if token in self._FLAGS or token.startswith(tuple(f"{v}=" for v in self._VALUED)):
+                options.append(token)
+            else:
+                positionals.append(token)
+            i += 1
+        return super().parse_args(ctx, options + positionals + args[i:])
+
+
+@click.group("replay", cls=_ReplayGroup)
+@click.argument("ref", metavar="BUNDLE")
+@_trust_options
+@click.pass_context
+def replay(
+    ctx: click.Context,
+    ref: str,
+    force: bool | None,
+    public_key: str | None,
+    reverify: bool | None,
+    endpoint: str | None,
+) -> None:
+    """Offline views over a bundle (a path or s3:// URI): summary, ps, net, fs, logs, timeline,
+    export.
+
+    The bundle is verified first (every artifact's hashes, the root digest, signature, custody
+    chain); a tampered or incomplete bundle is refused (exit 1) unless --force, and then every
+    page says so. The verdict is cached per bundle id + digest in ~/.cache/ir/verified/ while the
+    file's size and mtime are unchanged, so repeated views of a big bundle do not re-hash it.
+
+    \b
+    Examples:
+      ir replay evidence/INC-42/<id>.tar summary
+      ir replay <id>.tar timeline --since 2025-03-14T09:00Z --source log,process -o csv
+      ir replay <id>.tar fs --glob '/usr/bin/*' --change added
+      ir replay <id>.tar fs cat /tmp/payload.sh
+      ir replay <id>.tar export html --out report.html
+    """
+    ctx.obj = _Session(ref, _Options(bool(force), public_key, bool(reverify), endpoint))
+
+
+_output_text_json = click.option(
+    "-o",
+    "--output",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="text for people, json for machines.",
+)
+
+
+@replay.command("summary")
+@_output_text_json
+@_trust_options
+@click.pass_context
+def summary_cmd(ctx: click.Context, output: str, **trust_opts: Any) -> int:
+    """Target, times, collectors and key findings."""
+    ev, trust = _open(ctx, **trust_opts)
+    doc = build_summary(ev, trust)
+    if output == "json":
+        emit_json(doc)
+        return _exit_code(trust)
+    with _page(trust, output):
+        _print_summary(doc, trust)
+    _problems(ev)
+    return _exit_code(trust)
+
+
+def _print_summary(doc: dict[str, Any], trust: Trust) -> None:
+    def line(label: str, value: Any) -> None:
+        if value not in (None, "", []):
+            click.echo(f"{label:<11}{printable(value)}")
+
+    line("bundle:", doc["bundle"])
+    line("id:", f"{doc['bundle_id']}   case: {doc['case_id']}")
+    line("target:", doc["target"] + (f" on node {doc['node']}" if doc["node"] else ""))
+    line(
+        "captured:",
+        f"{doc['started_at']} .. {doc['ended_at']}  outcome: {doc['outcome']}  by {doc['operator']} on {doc['host']}",
+    )
+    line("reason:", doc["reason"])
+    if doc["alert"]:
+        a = doc["alert"]
+        line("alert:", f"{a['source']}: {a['rule']} [{a['priority']}] at {a['time']}")
+    line("verified:", f"{trust.label}: {trust.how}")
+    line("signature:", trust.signature)
+    line("custody:", trust.custody)
+    for error in trust.errors:
+        line("FAIL:", error)
+    click.echo("")
+    table(
+        [
+            (c["name"], c["image"], c["started"], c["restarts"], len(c["artifacts"]))
+            for c in doc["containers"]
+        ],
+        ["container", "image", "started (UTC)", "restarts", "artifacts"],
+    )
+    click.echo("")
+    table(
+        [(c["name"], c["container"], c["status"], c["error"] or "") for c in doc["collectors"]],
+        ["collector", "container", "status", "error"],
+    )
+    findings = doc["findings"]
+    total = sum(findings["counts"].values())
+    click.echo("")
+    click.echo(click.style(f"KEY FINDINGS ({total})", bold=True))
+    grouped: dict[str, list[dict[str, Any]]] = {}
+    for f in findings["items"]:
+        grouped.setdefault(f["kind"], []).append(f)
+    for kind, title in TITLES.items():
+        count = findings["counts"].get(kind, 0)
+        if not count:
+            continue
+        items = grouped.get(kind, [])
+        severity = items[0]["severity"] if items else ""
+        click.echo(
+            click.style(
+                f"  [{severity}] {title} ({count})", fg="red" if severity == "high" else "yellow"
+            )
+        )
+        for f in items:
+            click.echo(f"      {printable(f['summary'])}")
+            click.echo(f"          [{printable(f['container'])}] {printable(f['cited'])}")
+    if not total:
+        click.echo("  none of the rules matched (that is not proof of innocence)")
+    for note in findings["notes"]:
+        click.echo(f"  note: {printable(note)}")
+
+
+@replay.command("ps")
+@click.option("--container", help="Only this container.")
+@_output_text_json
+@_trust_options
+@click.pass_context
+def ps_cmd(ctx: click.Context, container: str | None, output: str, **trust_opts: Any) -> int:
+    """The process tree: users, start times, executables and their hashes.
+
+    Flags: D deleted executable, L started after the container, T running from a temp dir."""
+    ev, trust = _open(ctx, **trust_opts)
+    rows = list(process_rows(ev, container))
+    if output == "json":
+        emit_json(
+            {
+                "verification": trust.to_dict(),
+                "processes": [r.to_dict() for r in rows],
+                "problems": ev.problems,
+            }
+        )
+        return _exit_code(trust)
+    with _page(trust, output):
+        table(
+            [
+                (
+                    r.cited.container,
+                    r.record.pid,
+                    r.record.ppid,
+                    r.record.user or r.record.uid,
+                    rfc3339(r.started) if r.started else r.record.start_time,
+                    "".join(_FLAG_CODES[f] for f in r.flags) or "",
+                    (r.record.exe_sha256 or "")[:12],
+                    "  " * min(r.depth, 30)
+                    + ("\\_ " if r.depth else "")
+                    + (exe_path(r.record) or "?")
+                    + ("  " + " ".join(r.record.cmdline) if r.record.cmdline else ""),
+                )
+                for r in rows
+            ],
+            [
+                "container",
+                "pid",
+                "ppid",
+                "user",
+                "started (UTC)",
+                "flags",
+                "sha256",
+                "executable  command line",
+            ],
+        )
+        click.echo(
+            "flags: D deleted executable, L started after the container, T running from /tmp, /var/tmp, /dev/shm"
+        )
+    _problems(ev)
+    return _exit_code(trust)
+
+
+@replay.command("net")
+@click.option("--container", help="Only this container.")
+@click.option(
+    "--direction",
+    type=click.Choice(["listen", "inbound", "outbound", "local", "unix", "other"]),
+    multiple=True,
+    help="Only these directions (repeatable).",
+)
+@_output_text_json
+@_trust_options
+@click.pass_context
+def net_cmd(
+    ctx: click.Context,
+    container: str | None,
+    direction: tuple[str, ...],
+    output: str,
+    **trust_opts: Any,
+) -> int:
+    """Sockets with their owning processes: listeners, inbound, outbound and local connections."""
+    ev, trust = _open(ctx, **trust_opts)
+    rows = [r for r in connection_rows(ev, container) if not direction or r.direction in direction]
+    if output == "json":
+        emit_json(
+            {
+                "verification": trust.to_dict(),
+                "connections": [r.to_dict() for r in rows],
+                "problems": ev.problems,
+            }
+        )
+        return _exit_code(trust)
+    with _page(trust, output):
+        table(
+            [
+                (
+                    r.cited.container,
+                    r.record.proto,
+                    endpoint(r.record.local_addr, r.record.local_port),
+                    endpoint(r.record.remote_addr, r.record.remote_port)
+                    if r.record.remote_port
+                    else (r.record.path or ""),
+                    r.record.state,
+                    r.direction,
+                    r.process,
+                    ",".join(r.flags),
+                )
+                for r in rows
+            ],
+            ["container", "proto", "local", "remote", "state", "direction", "process", "flags"],
+        )
+    _problems(ev)
+    return _exit_code(trust)
+
+
+@replay.group("fs", invoke_without_command=True)
+@click.option("--container", help="Only this container.")
+@click.option(
+    "--glob", "glob", metavar="PATTERN", help="Path glob, e.g. '/usr/bin/*' ('*' also crosses '/')."
+)
+@click.option("--type", "types", multiple=True, help="file, dir, symlink, ... (repeatable).")
+@click.option(
+    "--change",
+    "changes",
+    type=click.Choice(["added", "changed", "deleted"]),
+    multiple=True,
+    help="Only these changes (repeatable).",
+)
+@click.option("--min-size", metavar="SIZE", help="At least this size (4096, 10k, 2M).")
+@click.option("--max-size", metavar="SIZE", help="At most this size.")
+@click.option(
+    "--since", metavar="TIME", help="mtime or ctime at or after TIME (any format ir parses)."
+)
+@click.option("--until", metavar="TIME", help="mtime or ctime at or before TIME.")
+@click.option("--executable", is_flag=True, default=None, help="Only executable files.")
+@click.option(
+    "-o", "--output", type=click.Choice(["text", "jsonl"]), default="text", show_default=True
+)
+@_trust_options
+@click.pass_context
+def fs_cmd(
+    ctx: click.Context,
+    container: str | None,
+    glob: str | None,
+    types: tuple[str, ...],
+    changes: tuple[str, ...],
+    min_size: str | None,
+    max_size: str | None,
+    since: str | None,
+    until: str | None,
+    executable: bool | None,
+    output: str,
+    **trust_opts: Any,
+) -> int | None:
+    """Added, changed and deleted files (streamed), with filters; `fs cat PATH` prints one
+    captured file."""
+    if ctx.invoked_subcommand is not None:
+        ctx.obj.options = ctx.obj.options.merge(
+            _Options(
+                bool(trust_opts["force"]),
+                trust_opts["public_key"],
+                bool(trust_opts["reverify"]),
+                trust_opts["endpoint"],
+            )
+        )
+        return None
+    ev, trust = _open(ctx, **trust_opts)
+    flt = FsFilter(
+        glob=glob,
+        types=set(types),
+        changes=set(changes),
+        min_size=_size_option(min_size, "--min-size"),
+        max_size=_size_option(max_size, "--max-size"),
+        since=_time_option(since, ev, "--since"),
+        until=_time_option(until, ev, "--until"),
+        executable=executable,
+    )
+    out = sys.stdout
+    with _page(trust, output):
+        if output == "text":
+            out.write(
+                f"{'container':<12} {'change':<8} {'type':<8} {'mode':<5} {'size':>10} {'mtime (UTC)':<27} path\n"
+            )
+        for cited in iter_changes(ev, flt, container):
+            c = cited.record
+            if output == "jsonl":
+                doc = c.to_dict() | {
+                    "container": cited.container,
+                    "cited": cited.citation,
+                    "bundle_verdict": trust.verdict,
+                }
+                out.write(json.dumps(doc, ensure_ascii=False) + "\n")
+                continue
+            target = f" -> {c.link_target}" if c.link_target else ""
+            note = (
+                ""
+                if c.captured or c.change == "deleted" or c.type == "dir"
+                else f"  [not captured: {c.skipped or '-'}]"
+            )
+            out.write(
+                f"{printable(cited.container):<12} {c.change:<8} {printable(c.type):<8} {printable(c.mode):<5} "
+                f"{printable(c.size):>10} {printable(c.mtime):<27} {printable(c.path + target)}{printable(note)}\n"
+            )
+    _problems(ev)
+    return _exit_code(trust)
+
+
+@fs_cmd.command("cat")
+@click.argument("path")
+@click.option(
+    "--container", help="The container whose capture holds PATH (needed when several do)."
+)
+@click.option("--raw", is_flag=True, help="Write the bytes as they are, even to a terminal.")
+@_trust_options
+@click.pass_context
+def fs_cat_cmd(
+    ctx: click.Context, path: str, container: str | None, raw: bool, **trust_opts: Any
+) -> int:
+    """Print a captured file's content, streamed from the capture's tar (nothing is extracted).
+
+    On a terminal, control characters are escaped unless --raw; into a pipe, bytes go as they are."""
+    ev, trust = _open(ctx, **trust_opts)
+    located = locate_file(ev, path, container)
+    if located.change is not None:
+        digest = located.change.record.sha256
+        where = f"ir: {printable(located.change.record.path)} from {located.tar_artifact}"
+        info(where + (f" (sha256 {digest})" if digest else ""))
+    elif located.note:
+        info(f"ir: {printable(path)}: {printable(located.note)}, from {located.tar_artifact}")
+    _print_banner_stderr(trust)
+    out = sys.stdout.buffer
+    terminal = sys.stdout.isatty() and not raw
+    for chunk in stream_file(ev, located, path):
+        if terminal:
+            text = chunk.decode("utf-8", "replace")
+            out.write(
+                "\n".join(printable(part) if part else "" for part in text.split("\n")).encode()
+            )
+        else:
+            out.write(chunk)
+    out.flush()
+    return _exit_code(trust)
+
+
+def _print_banner_stderr(trust: Trust) -> None:
+    banner = trust.banner()
+    if banner:
+        click.echo(click.style(printable(banner), fg="red", bold=True), err=True)
+
+
+@replay.command("logs")
+@click.option(
+    "--container", "containers", multiple=True, help="Only these containers (repeatable)."
+)
+@click.option(
+    "--instance", type=click.Choice(["current", "previous"]), help="Only this container instance."
+)
+@click.option(
+    "--since",
+    metavar="TIME",
+    help="At or after TIME (any format ir parses; year-less: capture's year).",
+)
+@click.option("--until", metavar="TIME", help="At or before TIME.")
+@click.option(
+    "-o", "--output", type=click.Choice(["text", "jsonl", "csv"]), default="text", show_default=True
+)
+@_trust_options
+@click.pass_context
+def logs_cmd(
+    ctx: click.Context,
+    containers: tuple[str, ...],
+    instance: str | None,
+    since: str | None,
+    until: str | None,
+    output: str,
+    **trust_opts: Any,
+) -> int:
+    """Container logs merged across containers and instances, in time order (UTC)."""
+    ev, trust = _open(ctx, **trust_opts)
+    stats = TimelineStats()
+    rows = build_timeline(
+        ev,
+        sources=["log"],
+        since=_time_option(since, ev, "--since"),
+        until=_time_option(until, ev, "--until"),
+        containers=set(containers) or None,
+        stats=stats,
+    )
+    if instance:
+        rows = (r for r in rows if r.fields.get("instance") == instance)
+    with _page(trust, output):
+        if output == "jsonl":
+            write_jsonl(rows, sys.stdout, verdict=trust.verdict)
+        elif output == "csv":
+            write_csv(rows, sys.stdout, verdict=trust.verdict)
+        else:
+            write = sys.stdout.write
+            for r in rows:
+                marker = "" if r.description == _DEFAULT_LOG_DESCRIPTION else " ~"
+                write(
+                    f"{rfc3339(r.time)}{marker} {printable(r.container)} {r.fields.get('instance', '-')}/"
+                    f"{printable(r.fields.get('stream'))}  {printable(r.message)}\n"
+                )
+    _stats_notes(stats)
+    _problems(ev)
+    return _exit_code(trust)
+
+
+def _stats_notes(stats: TimelineStats) -> None:
+    if stats.late.late:
+        info(
+            f"note: {stats.late.late} log line(s) were more than the reorder window out of order and are shown "
+            "where they were read"
+        )
+
+
+def _sources_option(values: tuple[str, ...]) -> list[str] | None:
+    chosen = [s.strip() for v in values for s in v.split(",") if s.strip()]
+    unknown = [s for s in chosen if s not in SOURCES]
+    if unknown:
+        raise UsageError(
+            f"--source: unknown {', '.join(unknown)}; choose from {', '.join(SOURCES)}"
+        )
+    return chosen or None
+
+
+@replay.command("timeline")
+@click.option(
+    "--since",
+    metavar="TIME",
+    help="At or after TIME (RFC 3339, '10/Oct/2000:13:55:36 -0700', epoch, ...).",
+)
+@click.option("--until", metavar="TIME", help="At or before TIME.")
+@click.option(
+    "--source",
+    "sources",
+    multiple=True,
+    metavar="NAME[,NAME]",
+    help=f"Only these sources: {', '.join(SOURCES)} (repeatable or comma-separated).",
+)
+@click.option(
+    "--container",
+    "containers",
+    multiple=True,
+    help="Only rows of these containers (and bundle-level rows).",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Choice(["table", "csv", "jsonl", "timesketch"]),
+    default="table",
+    show_default=True,
+    help="timesketch: JSON Lines ready for Timesketch import.",
+)
+@click.option("--out", "out_path", metavar="FILE", help="Write to FILE instead of stdout.")
+@_trust_options
+@click.pass_context
+def timeline_cmd(
+    ctx: click.Context,
+    since: str | None,
+    until: str | None,
+    sources: tuple[str, ...],
+    containers: tuple[str, ...],
+    output: str,
+    out_path: str | None,
+    **trust_opts: Any,
+) -> int:
+    """One merged, UTC timeline: log lines, Kubernetes events and pod status, container and
+    process starts, file mtimes/ctimes, the alert and ir's own actions, each row citing its
+    artifact and line. Year-less times (syslog, klog) take the capture's year; times without
+    offset are taken as UTC and say so."""
+    ev, trust = _open(ctx, **trust_opts)
+    stats = TimelineStats()
+    rows = build_timeline(
+        ev,
+        sources=_sources_option(sources),
+        since=_time_option(since, ev, "--since"),
+        until=_time_option(until, ev, "--until"),
+        containers=set(containers) or None,
+        stats=stats,
+    )
+    started = time.monotonic()
+    with _out_stream(out_path) as out, _page(trust, output if out_path is None else "file"):
+        if output == "csv":
+            n = write_csv(rows, out, verdict=trust.verdict)
+        elif output == "jsonl":
+            n = write_jsonl(rows, out, verdict=trust.verdict)
+        elif output == "timesketch":
+            n = write_timesketch(
+                rows,
+                out,
+                bundle_id=ev.manifest.bundle_id,
+                case_id=ev.manifest.case_id,
+                verdict=trust.verdict,
+            )
+        else:
+            n = _write_table(rows, out)
+    if out_path:
+        info(f"ir: wrote {n} rows to {out_path} in {time.monotonic() - started:.1f}s")
+    _stats_notes(stats)
+    _problems(ev)
+    return _exit_code(trust)
+
+
+def _write_table(rows: Iterator[TimelineEvent], out: IO[str]) -> int:
+    n = 0
+    write = out.write
+    write(f"{'time (UTC)':<27}  {'source':<9} {'container':<12} message  [cited]\n")
+    for r in rows:
+        what = "" if r.description == _DEFAULT_LOG_DESCRIPTION else f"{r.description}: "
+        note = f" ({r.time_note})" if r.time_note else ""
+        write(
+            f"{rfc3339(r.time)}  {r.source:<9} {printable(r.container or '-'):<12} "
+            f"{printable(what + r.message)}{printable(note)}  [{printable(r.cited)}]\n"
+        )
+        n += 1
+    return n
+
+
+@replay.group("export")
+def export_grp() -> None:
+    """Exports: Timesketch JSON Lines, a self-contained HTML report."""
+
+
+@export_grp.command("timesketch")
+@click.option(
+    "--out",
+    "out_path",
+    metavar="FILE",
+    default="-",
+    show_default=True,
+    help="Output file ('-': stdout).",
+)
+@_trust_options
+@click.pass_context
+def export_timesketch(ctx: click.Context, out_path: str, **trust_opts: Any) -> int:
+    """The whole timeline as Timesketch JSON Lines (message, datetime, timestamp_desc, timestamp
+    and the source fields; every row carries bundle_id and bundle_verdict)."""
+    ev, trust = _open(ctx, **trust_opts)
+    with _out_stream(out_path) as out:
+        n = write_timesketch(
+            build_timeline(ev),
+            out,
+            bundle_id=ev.manifest.bundle_id,
+            case_id=ev.manifest.case_id,
+            verdict=trust.verdict,
+        )
+    if out_path != "-":
+        info(f"ir: wrote {n} Timesketch events to {out_path}")
+    _print_banner_stderr(trust)
+    _problems(ev)
+    return _exit_code(trust)
+
+
+@export_grp.command("html")
+@click.option("--out", "out_path", metavar="FILE", required=True, help="The report file to write.")
+@_trust_options
+@click.pass_context
+def export_html(ctx: click.Context, out_path: str, **trust_opts: Any) -> int:
+    """A self-contained HTML report (no network needed to open it): summary, findings, timeline
+    chart, process/network/file tables and the timeline rows."""
+    ev, trust = _open(ctx, **trust_opts)
+    target = Path(out_path)
+    tmp = target.with_name(f".{target.name}.partial")
+    try:
+        with open(tmp, "w", encoding="utf-8") as out:
+            counts = write_report(ev, trust, out)
+        tmp.replace(target)
+    except OSError as exc:
+        raise UsageError(f"cannot write {out_path}: {exc.strerror}") from None
+    finally:
+        tmp.unlink(missing_ok=True)
+    info(
+        f"ir: wrote {out_path}: {counts['timeline_rows']} timeline rows ({counts['timeline_rows_in_table']} in the "
+        f"table), {counts['findings']} findings"
+    )
+    _print_banner_stderr(trust)
+    _problems(ev)
+    return _exit_code(trust)
+
+
+# -- ir bundle diff ---------------------------------------------------------------------------
+
+
+@bundle.command("diff")
+@click.argument("ref_a", metavar="A")
+@click.argument("ref_b", metavar="B")
+@_trust_options
+@click.option(
+    "-o", "--output", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
+@click.pass_context
+def diff_cmd(
+    ctx: click.Context,
+    ref_a: str,
+    ref_b: str,
+    output: str,
+    force: bool | None,
+    public_key: str | None,
+    reverify: bool | None,
+    endpoint: str | None,
+) -> int:
+    """What differs between two bundles of the same workload (e.g. the suspect pod and its clean
+    replacement): files, processes (by executable + command line), connections and listeners.
+
+    Both are verified first (refused unless valid, or --force). "-" lines are only in A, "+"
+    only in B, "~" in both but different."""
+    opts = _Options(bool(force), public_key, bool(reverify), endpoint)
+    a, trust_a = open_evidence(ctx, ref_a, opts)
+    b, trust_b = open_evidence(ctx, ref_b, opts)
+    processes = diff_processes(a, b)
+    connections = diff_connections(a, b)
+    if output == "json":
+        emit_json(
+            {
+                "a": {
+                    "bundle": a.display,
+                    "bundle_id": a.manifest.bundle_id,
+                    "verification": trust_a.to_dict(),
+                },
+                "b": {
+                    "bundle": b.display,
+                    "bundle_id": b.manifest.bundle_id,
+                    "verification": trust_b.to_dict(),
+                },
+                "files": [d.to_dict() for d in diff_files(a, b)],
+                "processes": [d.to_dict() for d in processes],
+                "connections": [d.to_dict() for d in connections if d.kind == "connection"],
+                "listeners": [d.to_dict() for d in connections if d.kind == "listener"],
+                "problems": a.problems + b.problems,
+            }
+        )
+        return _exit_code(trust_a, trust_b)
+    for trust in (trust_a, trust_b):
+        _print_banner(trust)
+    click.echo(f"A: {printable(a.display)}  ({a.manifest.bundle_id}, {printable(_target(a))})")
+    click.echo(f"B: {printable(b.display)}  ({b.manifest.bundle_id}, {printable(_target(b))})")
+    click.echo("\nFiles")
+    n = 0
+    for fd in diff_files(a, b):
+        n += 1
+        side = fd.a if fd.status == "only-a" else fd.b
+        assert side is not None
+        sign = {"only-a": "-", "only-b": "+", "differs": "~"}[fd.status]
+        what = f"({', '.join(fd.differs)})" if fd.differs else f"{side['change']} {side['type']}"
+        click.echo(f"  {sign} [{printable(fd.container)}] {printable(fd.path)}  {printable(what)}")
+    if not n:
+        click.echo("  no difference")
+    for title, kind, deltas in (
+        ("Processes (executable + command line)", "process", processes),
+        ("Listeners", "listener", connections),
+        ("Connections", "connection", connections),
+    ):
+        click.echo(f"\n{title}")
+        shown = [d for d in deltas if d.kind == kind]
+        for d in shown:
+            sign = "-" if d.status == "only-a" else "+" if d.status == "only-b" else "~"
+            click.echo(
+                f"  {sign} [{printable(d.container)}] {printable(d.key)}  (A: {d.a}, B: {d.b})"
+            )
+        if not shown:
+            click.echo("  no difference")
+    for trust in (trust_a, trust_b):
+        _print_banner(trust)
+    for problem in a.problems + b.problems:
+        click.echo(f"problem: {printable(problem)}", err=True)
+    return _exit_code(trust_a, trust_b)
+
+
+def _target(ev: Evidence) -> str:
+    from ir.store.local import describe_target
+
+    return describe_target(ev.manifest.target)
+
+
+COMMANDS = [replay]

@@ -1,0 +1,3 @@
+"""Replay: read-only views over a bundle (summary, ps, net, fs, logs, timeline, diff, exports,
+HTML report), all streaming from the bundle file. Imports bundle, store, records, clock, errors.
+"""

