@@ -11,7 +11,15 @@ from ir.store.local import LocalStore
 DEFAULT_STORE = "./evidence"
 ENV_STORE = "IR_STORE"
 
-__all__ = ["BundleHandle", "BundleListing", "LocalStore", "Store", "StoreResult", "open_store", "open_bundle"]
+__all__ = [
+    "BundleHandle",
+    "BundleListing",
+    "LocalStore",
+    "Store",
+    "StoreResult",
+    "open_store",
+    "open_bundle",
+]
 
 
 def store_uri(explicit: str | None) -> str:
