@@ -13,8 +13,8 @@ import sys
 import tarfile
 from pathlib import Path
 
-import pyzstd
 import pytest
+import pyzstd
 
 from ir.bundle.custody import FileCustody, append_record, check_chain
 from ir.bundle.extract import extract_bundle

@@ -17,10 +17,15 @@ from ir.store import open_bundle, open_store
 from ir.store.local import describe_target
 
 public_key_option = click.option(
-    "--public-key", metavar="FILE", help="Ed25519 public key (PEM) to check the signature; default $IR_VERIFY_KEY."
+    "--public-key",
+    metavar="FILE",
+    help="Ed25519 public key (PEM) to check the signature; default $IR_VERIFY_KEY.",
 )
 endpoint_option = click.option(
-    "--s3-endpoint-url", metavar="URL", default=None, help="S3-compatible endpoint (default $AWS_ENDPOINT_URL)."
+    "--s3-endpoint-url",
+    metavar="URL",
+    default=None,
+    help="S3-compatible endpoint (default $AWS_ENDPOINT_URL).",
 )
 
 
@@ -32,13 +37,28 @@ def bundle() -> None:
 @bundle.command("verify")
 @click.argument("ref", metavar="BUNDLE")
 @public_key_option
-@click.option("--expect-digest", metavar="SHA256", help="Root digest recorded elsewhere (ticket, custody log) to compare.")
-@click.option("--require-signature", is_flag=True, help="Fail unless the bundle carries a valid signature.")
-@click.option("--no-custody-record", is_flag=True, help="Do not append a 'verified' custody record.")
+@click.option(
+    "--expect-digest",
+    metavar="SHA256",
+    help="Root digest recorded elsewhere (ticket, custody log) to compare.",
+)
+@click.option(
+    "--require-signature", is_flag=True, help="Fail unless the bundle carries a valid signature."
+)
+@click.option(
+    "--no-custody-record", is_flag=True, help="Do not append a 'verified' custody record."
+)
 @endpoint_option
 @output_option
-def verify(ref: str, public_key: str | None, expect_digest: str | None, require_signature: bool,
-           no_custody_record: bool, s3_endpoint_url: str | None, output: str) -> int:
+def verify(
+    ref: str,
+    public_key: str | None,
+    expect_digest: str | None,
+    require_signature: bool,
+    no_custody_record: bool,
+    s3_endpoint_url: str | None,
+    output: str,
+) -> int:
     """Check a bundle end to end: every artifact's stored and content SHA-256, the root digest of
     the manifest, the signature and the custody chain.
 
@@ -46,7 +66,11 @@ def verify(ref: str, public_key: str | None, expect_digest: str | None, require_
     2: not a usable bundle."""
     key = load_public_key(public_key)
     with open_bundle(ref, endpoint_url=s3_endpoint_url) as handle:
-        total = sum(a.stored_size for a in handle.reader.manifest.artifacts) if handle.reader.sealed else 0
+        total = (
+            sum(a.stored_size for a in handle.reader.manifest.artifacts)
+            if handle.reader.sealed
+            else 0
+        )
         with byte_progress(total, "verifying") as advance:
             report = verify_bundle(
                 handle.reader,
@@ -57,8 +81,13 @@ def verify(ref: str, public_key: str | None, expect_digest: str | None, require_
                 progress=advance,
             )
         if report.root_digest and not no_custody_record:
-            append_record(handle.custody, action="verified", bundle_id=report.bundle_id or "",
-                          bundle_digest=report.root_digest, detail={"verdict": report.verdict})
+            append_record(
+                handle.custody,
+                action="verified",
+                bundle_id=report.bundle_id or "",
+                bundle_digest=report.root_digest,
+                detail={"verdict": report.verdict},
+            )
     emit(output, report.to_dict(), lambda: _print_report(report))
     return int(report.exit_code)
 
@@ -70,14 +99,18 @@ def _print_report(report: Any) -> None:
         click.echo(f"  root digest: sha256:{report.root_digest}")
     if report.bundle_id:
         click.echo(f"  bundle id:   {report.bundle_id} (capture outcome: {report.outcome})")
-    click.echo(f"  artifacts:   {report.artifacts_checked} checked, {report.bytes_checked} stored bytes")
+    click.echo(
+        f"  artifacts:   {report.artifacts_checked} checked, {report.bytes_checked} stored bytes"
+    )
     if report.signature is not None:
         click.echo(f"  signature:   {report.signature.status}: {report.signature.detail}")
         if report.signature.status == "unsigned":
             warn("bundle is unsigned: integrity is checked, origin is not")
     if report.custody is not None:
-        click.echo(f"  custody:     {len(report.custody.records)} record(s), {report.custody.signed} signed"
-                   + ("" if report.custody.ok else ", CHAIN BROKEN"))
+        click.echo(
+            f"  custody:     {len(report.custody.records)} record(s), {report.custody.signed} signed"
+            + ("" if report.custody.ok else ", CHAIN BROKEN")
+        )
     for error in report.errors:
         click.echo(f"  FAIL: {printable(error)}")
     for warning in report.warnings:
@@ -106,19 +139,30 @@ def show(ref: str, s3_endpoint_url: str | None, output: str) -> None:
         click.echo(f"id:        {m.bundle_id}   case: {printable(m.case_id)}")
         click.echo(f"target:    {printable(describe_target(m.target))}")
         click.echo(f"time:      {m.started_at} .. {m.ended_at}  outcome: {m.outcome}")
-        click.echo(f"operator:  {printable(m.operator)} on {printable(m.host.get('hostname'))}  tool: {m.tool.get('name')} {m.tool.get('version')}")
+        click.echo(
+            f"operator:  {printable(m.operator)} on {printable(m.host.get('hostname'))}  tool: {m.tool.get('name')} {m.tool.get('version')}"
+        )
         if m.reason:
             click.echo(f"reason:    {printable(m.reason)}")
-        click.echo(f"digest:    sha256:{doc['root_digest']}  signed: {'yes' if doc['signed'] else 'no'}  custody records: {doc['custody_records']}")
+        click.echo(
+            f"digest:    sha256:{doc['root_digest']}  signed: {'yes' if doc['signed'] else 'no'}  custody records: {doc['custody_records']}"
+        )
         click.echo("")
-        table([(c.name, c.container, c.status, c.error or "") for c in m.collectors],
-              ["collector", "container", "status", "error"])
+        table(
+            [(c.name, c.container, c.status, c.error or "") for c in m.collectors],
+            ["collector", "container", "status", "error"],
+        )
         click.echo("")
-        table([(a.name, a.kind, a.size, a.stored_size, a.status, a.sha256[:16]) for a in m.artifacts],
-              ["artifact", "kind", "size", "stored", "status", "sha256"])
+        table(
+            [(a.name, a.kind, a.size, a.stored_size, a.status, a.sha256[:16]) for a in m.artifacts],
+            ["artifact", "kind", "size", "stored", "status", "sha256"],
+        )
         if m.actions:
             click.echo("")
-            table([(a.time, a.action, a.target, a.outcome) for a in m.actions], ["time", "action on target", "target", "outcome"])
+            table(
+                [(a.time, a.action, a.target, a.outcome) for a in m.actions],
+                ["time", "action on target", "target", "outcome"],
+            )
 
     emit(output, doc, text)
 
@@ -135,11 +179,23 @@ def _manifest_dict(m: Any) -> dict[str, Any]:
 @output_option
 def ls(store: str | None, s3_endpoint_url: str | None, output: str) -> None:
     """List the bundles in a store (default $IR_STORE or ./evidence; or s3://BUCKET/PREFIX)."""
-    st = open_store(store, endpoint_url=s3_endpoint_url) if (store or "").startswith("s3://") else open_store(store)
+    st = (
+        open_store(store, endpoint_url=s3_endpoint_url)
+        if (store or "").startswith("s3://")
+        else open_store(store)
+    )
     rows = list(st.list_bundles())
-    emit(output, [vars(r) for r in rows], lambda: table(
-        [(r.case_id, r.bundle_id, r.target, r.started_at, r.size, r.status, r.location) for r in rows],
-        ["case", "bundle", "target", "started", "size", "status", "location"]))
+    emit(
+        output,
+        [vars(r) for r in rows],
+        lambda: table(
+            [
+                (r.case_id, r.bundle_id, r.target, r.started_at, r.size, r.status, r.location)
+                for r in rows
+            ],
+            ["case", "bundle", "target", "started", "size", "status", "location"],
+        ),
+    )
 
 
 @bundle.command("cat")
@@ -157,11 +213,21 @@ def cat(ref: str, artifact: str, s3_endpoint_url: str | None) -> None:
 
 @bundle.command("extract")
 @click.argument("ref", metavar="BUNDLE")
-@click.option("--to", "to", required=True, type=click.Path(file_okay=False, path_type=Path), help="Target directory.")
+@click.option(
+    "--to",
+    "to",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Target directory.",
+)
 @click.option("--artifact", "names", multiple=True, help="Only these artifacts (repeatable).")
-@click.option("--allow-high-ratio", is_flag=True, help="Extract artifacts that expand more than 1000x.")
+@click.option(
+    "--allow-high-ratio", is_flag=True, help="Extract artifacts that expand more than 1000x."
+)
 @endpoint_option
-def extract(ref: str, to: Path, names: tuple[str, ...], allow_high_ratio: bool, s3_endpoint_url: str | None) -> int:
+def extract(
+    ref: str, to: Path, names: tuple[str, ...], allow_high_ratio: bool, s3_endpoint_url: str | None
+) -> int:
     """Extract artifacts (decompressed, digest-checked) under DIR/artifacts/, never outside DIR."""
     from ir.bundle.extract import extract_bundle
 
@@ -169,10 +235,20 @@ def extract(ref: str, to: Path, names: tuple[str, ...], allow_high_ratio: bool, 
         reader = handle.reader
         entries = [reader.entry(n) for n in names] if names else reader.manifest.artifacts
         with byte_progress(sum(e.size for e in entries), "extracting") as advance:
-            result = extract_bundle(reader, to, names=list(names) or None, allow_high_ratio=allow_high_ratio,
-                                    progress=advance)
-        append_record(handle.custody, action="extracted", bundle_id=reader.manifest.bundle_id,
-                      bundle_digest=reader.root_digest, detail={"to": str(to.resolve()), "artifacts": len(result.written)})
+            result = extract_bundle(
+                reader,
+                to,
+                names=list(names) or None,
+                allow_high_ratio=allow_high_ratio,
+                progress=advance,
+            )
+        append_record(
+            handle.custody,
+            action="extracted",
+            bundle_id=reader.manifest.bundle_id,
+            bundle_digest=reader.root_digest,
+            detail={"to": str(to.resolve()), "artifacts": len(result.written)},
+        )
     click.echo(f"extracted {len(result.written)} artifact(s) to {to}")
     return int(ExitCode.OK)
 
@@ -187,9 +263,24 @@ def custody(ref: str, s3_endpoint_url: str | None, output: str) -> None:
 
     with open_bundle(ref, endpoint_url=s3_endpoint_url) as handle:
         records = [json.loads(line) for line in handle.custody.read_lines()]
-    emit(output, records, lambda: table(
-        [(r.get("seq"), r.get("time"), r.get("action"), r.get("actor"), r.get("host"), "yes" if r.get("sig") else "no")
-         for r in records], ["seq", "time", "action", "actor", "host", "signed"]))
+    emit(
+        output,
+        records,
+        lambda: table(
+            [
+                (
+                    r.get("seq"),
+                    r.get("time"),
+                    r.get("action"),
+                    r.get("actor"),
+                    r.get("host"),
+                    "yes" if r.get("sig") else "no",
+                )
+                for r in records
+            ],
+            ["seq", "time", "action", "actor", "host", "signed"],
+        ),
+    )
 
 
 COMMANDS = [bundle]
