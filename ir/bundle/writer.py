@@ -104,6 +104,9 @@ class ArtifactSink:
             self._emit(self._compressor.flush())
         finally:
             self._out.close()  # every compressed byte is written (or the write error raised)
+            # Drop the zstd context (tens of MiB with workers) now: the sink and its writer thread
+            # refer to each other, and waiting for the cycle collector grows memory per artifact.
+            del self._compressor, self._out
         e = self.entry
         e.status, e.error = status, error
         e.ended_at = rfc3339(utcnow())
