@@ -718,3 +718,28 @@ def test_two_gib_bundle_streams_with_bounded_memory(
     assert verify.returncode == 0, verify.stdout + verify.stderr
     rss = int(verify.stderr.rsplit("maxrss_kib=", 1)[1].split()[0])
     assert rss < 256 * 1024, rss
+
+
+@pytest.mark.docker
+def test_capture_container_straight_into_a_locked_encrypted_bucket(
+    seaweedfs: SeaweedFS,
+    lock_bucket: str,
+    s3_env: dict[str, str],
+    docker_bed: Any,
+    compromised_container: Any,
+) -> None:
+    """The responder's command with an s3:// store (SeaweedFS: real Object Lock and checksums):
+    the capture is streamed to S3 with retention, encryption and tags asked on the command line,
+    and the stored bundle verifies straight from S3."""
+    env = {**s3_env, "DOCKER_HOST": docker_bed.host}
+    done = ir("capture", "container", compromised_container.name, "--store", f"s3://{lock_bucket}/cli",
+              "--case", "INC-S3", "--object-lock-mode", "governance", "--object-lock-days", "1",
+              "--sse", "AES256", "--s3-tag", "team=dfir", "-o", "json", env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    location = json.loads(done.stdout)["bundle"]
+    assert location.startswith(f"s3://{lock_bucket}/cli/INC-S3/")
+    bucket, key = split(location)
+    head = seaweedfs.client().head_object(Bucket=bucket, Key=key)
+    assert head["ObjectLockMode"] == "GOVERNANCE"
+    verified = ir("bundle", "verify", location, env=env)
+    assert verified.returncode == 0, verified.stdout + verified.stderr

@@ -12,12 +12,12 @@ import click
 
 from ir.bundle.signing import load_signer
 from ir.cli.output import emit, output_option, printable, table, warn
+from ir.cli.transfer import open_capture_store, s3_capture_options
 from ir.collect.container import CaptureOptions, capture_container
 from ir.collect.registry import CONTAINER_COLLECTORS
 from ir.collect.session import CaptureRequest, CaptureResult, CaptureSession
 from ir.errors import UsageError
 from ir.runtime import BACKENDS, open_container
-from ir.store import open_store
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b?)\s*$", re.IGNORECASE)
 
@@ -89,6 +89,7 @@ def store_options(fn: Any) -> Any:
 @capture.command("container")
 @click.argument("ref", metavar="[ID_OR_NAME]", required=False)
 @store_options
+@s3_capture_options
 @click.option(
     "--collectors",
     metavar="LIST",
@@ -166,6 +167,7 @@ def container(
     tail: int | None,
     allow_exec: bool,
     output: str,
+    **s3: Any,
 ) -> int:
     """Capture one container into an evidence bundle: metadata, network, processes, filesystem
     diff (with contents) and logs. The container is not changed: nothing runs inside it unless
@@ -202,7 +204,7 @@ def container(
             signer=signer,  # type: ignore[arg-type]
         )
         progress = _Progress(handle.label) if output == "text" and sys.stderr.isatty() else None
-        with CaptureSession(open_store(store), request) as session:
+        with CaptureSession(open_capture_store(store, s3), request) as session:
             capture_container(session, handle, options, collectors=names, progress=progress)
             result = session.finish()
         if progress:

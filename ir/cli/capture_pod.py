@@ -12,9 +12,9 @@ from ir.bundle.signing import load_signer
 from ir.cli.capture import capture
 from ir.cli.kubeopts import dry_run_option, kube_from, kube_options, protected_option
 from ir.cli.output import emit, info, output_option, printable, table, warn
+from ir.cli.transfer import open_capture_store, s3_capture_options
 from ir.cluster.capture import PodCaptureOptions, capture_pod
 from ir.errors import UsageError
-from ir.store import open_store
 
 
 @capture.command("pod")
@@ -24,7 +24,6 @@ from ir.store import open_store
 @click.option("--reason", help="Why this pod is captured (goes into the manifest and annotations).")
 @click.option("--operator", help="Who captures (default $IR_OPERATOR or the login name).")
 @click.option("--store", "store_uri", metavar="DIR|s3://BUCKET/PREFIX", help="Evidence store (default $IR_STORE or ./evidence).")
-@click.option("--s3-endpoint-url", metavar="URL", help="S3-compatible endpoint (default $AWS_ENDPOINT_URL).")
 @click.option("--quarantine/--no-quarantine", default=True, show_default=True, help="Isolate the pod with a deny-all NetworkPolicy.")
 @click.option("--replace/--no-replace", default=True, show_default=True, help="Take the pod out of its controller so a clean one replaces it.")
 @click.option("--cordon", is_flag=True, help="Also cordon the pod's node.")
@@ -43,16 +42,17 @@ from ir.store import open_store
 @click.option("--termination-log", metavar="PATH", type=click.Path(dir_okay=False, path_type=Path),
               help="Also write the result (bundle, digest, outcome) as JSON here, e.g. /dev/termination-log in a collector Job.")
 @click.option("--signing-key", metavar="FILE", help="Ed25519 private key (default $IR_SIGNING_KEY); unsigned if none.")
+@s3_capture_options
 @dry_run_option
 @protected_option
 @output_option
 def capture_pod_cmd(name: str, kubeconfig: str | None, kube_context: str | None, namespace: str | None,
                     case_id: str | None, reason: str | None, operator: str | None, store_uri: str | None,
-                    s3_endpoint_url: str | None, quarantine: bool, replace: bool, cordon: bool, force: bool,
+                    quarantine: bool, replace: bool, cordon: bool, force: bool,
                     replace_timeout: float, allow: tuple[str, ...], backend: str, docker_host: str | None,
                     max_file_size: int | None, max_diff_size: int | None, include_env: bool,
                     checkpoint: bool, alert_file: Path | None, termination_log: Path | None, signing_key: str | None, dry_run: bool,
-                    allow_protected_namespace: bool, output: str) -> int:
+                    allow_protected_namespace: bool, output: str, **s3: Any) -> int:
     """Capture pod NAME (Kubernetes context + every container), seal and store the bundle, then
     quarantine it (deny-all NetworkPolicy) and replace it (the controller starts a clean pod).
 
@@ -61,7 +61,7 @@ def capture_pod_cmd(name: str, kubeconfig: str | None, kube_context: str | None,
     from ir.clock import utcnow
 
     kube = kube_from(kubeconfig, kube_context, namespace)
-    store = open_store(store_uri, endpoint_url=s3_endpoint_url) if (store_uri or "").startswith("s3://") else open_store(store_uri)
+    store = open_capture_store(store_uri, s3)
     alert: dict[str, Any] | None = None
     if alert_file is not None:
         try:

@@ -342,3 +342,22 @@ def pull(
 
 # Both commands are added to the `bundle` group above; nothing new at the top level.
 COMMANDS: list[click.Command] = []
+
+
+def s3_capture_options(func: F) -> F:
+    """Everything an S3 store takes, for the capture commands (endpoint, profile, SSE, lock...)."""
+    func = s3_store_options(func)
+    func = s3_connection_options(func)
+    return click.option(
+        "--s3-endpoint-url", metavar="URL", default=None,
+        help="S3-compatible endpoint (default $AWS_ENDPOINT_URL).",
+    )(func)
+
+
+def open_capture_store(store: str | None, options: dict[str, Any]) -> Any:
+    """open_store() with the S3 options when the store is s3:// (or $IR_STORE is)."""
+    from ir.store import open_store, store_uri
+
+    if store_uri(store).startswith("s3://"):
+        return open_store(store, **store_options(**options))
+    return open_store(store)
