@@ -60,7 +60,7 @@ class Background:
     """Run `consume(chunk)` for each chunk in a worker thread, in order. `close()` waits for the
     rest and re-raises the worker's exception, if any. Chunks must not be mutated after `put`."""
 
-    def __init__(self, consume: Callable[[bytes], Any], depth: int = 8, name: str = "ir-background") -> None:
+    def __init__(self, consume: Callable[[bytes], Any], depth: int = 4, name: str = "ir-background") -> None:
         self._consume = consume
         self._q: queue.Queue[Any] = queue.Queue(maxsize=depth)
         self._error: BaseException | None = None
@@ -96,7 +96,7 @@ class Background:
 class BackgroundHasher(Background):
     """Feed chunks with `update`; they are hashed in a thread. `hexdigest()` waits for the rest."""
 
-    def __init__(self, digest: Any, depth: int = 8) -> None:
+    def __init__(self, digest: Any, depth: int = 4) -> None:
         self.digest = digest
         super().__init__(digest.update, depth, "ir-hasher")
 
