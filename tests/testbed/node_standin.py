@@ -918,4 +918,6 @@ class NodeStandIn:
         try:
             self.core.create_namespaced_event(meta["namespace"], event, _preload_content=False)
         except ApiException as err:  # events are best effort, as in a kubelet
+            if err.status == 403 and "being terminated" in str(err.body or ""):
+                return  # the namespace is being deleted: a kubelet's event is refused there too
             self._record(f"event {reason} for {meta['name']}: {err.status}")
