@@ -16,22 +16,28 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
+from urllib3.util.retry import Retry
+
 from ir.errors import ClusterError, UsageError
 
 RETRY_STATUSES = (429, 500, 502, 503, 504)
 RETRY_DELAYS = (0.25, 0.5, 1.0, 2.0, 4.0)
+MAX_RETRY_AFTER = 10.0  # a server's Retry-After is honoured up to this many seconds
+RETRY_BUDGET = 60.0  # no new attempt of one request starts after this many seconds
 REQUEST_TIMEOUT = (5, 30)  # connect, read seconds
 
 
 class ApiError(ClusterError):
     """An API request failed; `status` is the HTTP status (0 when the server was unreachable)."""
 
-    def __init__(self, message: str, status: int, method: str, path: str, body: Any = None) -> None:
+    def __init__(self, message: str, status: int, method: str, path: str, body: Any = None,
+                 retry_after: float | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.method = method
         self.path = path
         self.body = body
+        self.retry_after = retry_after  # seconds, from the server's Retry-After header
 
 
 @dataclass
@@ -52,17 +58,23 @@ class Kube:
         retry: bool | None = None,
     ) -> Any:
         """Send one request and return the decoded JSON. GETs and requests marked `retry` are
-        retried with backoff on 429/5xx and connection failures; others fail at once."""
+        retried with backoff on 429/5xx and connection failures; any request is retried on 429
+        (the server refused it before acting, as client-go assumes). A Retry-After header is
+        honoured (up to MAX_RETRY_AFTER); no attempt starts after RETRY_BUDGET seconds."""
         retry = method == "GET" if retry is None else retry
         url_path = path + ("?" + urlencode(query) if query else "")
-        attempts = len(RETRY_DELAYS) + 1 if retry else 1
-        for attempt in range(attempts):
+        deadline = time.monotonic() + RETRY_BUDGET
+        for attempt in range(len(RETRY_DELAYS) + 1):
             try:
                 return self._send(method, url_path, body, content_type)
             except ApiError as exc:
-                if attempt + 1 >= attempts or (exc.status not in RETRY_STATUSES and exc.status != 0):
+                retriable = exc.status == 429 or (retry and (exc.status in RETRY_STATUSES or exc.status == 0))
+                if not retriable or attempt >= len(RETRY_DELAYS):
                     raise
-                time.sleep(RETRY_DELAYS[attempt])
+                delay = min(max(RETRY_DELAYS[attempt], exc.retry_after or 0.0), MAX_RETRY_AFTER)
+                if time.monotonic() + delay > deadline:
+                    raise
+                time.sleep(delay)
         raise AssertionError("unreachable")
 
     def _open(self, method: str, path: str, body: Any, headers: dict[str, str]) -> Any:
@@ -87,7 +99,9 @@ class Kube:
                 data = raw.data
             finally:
                 raw.release_conn()
-            raise _api_error(response.status, data, method, path)
+            error = _api_error(response.status, data, method, path)
+            error.retry_after = _seconds(raw.headers.get("Retry-After"))
+            raise error
         return raw
 
     def _send(self, method: str, path: str, body: Any, content_type: str) -> Any:
@@ -143,6 +157,14 @@ def _api_error(status: int, body: Any, method: str, path: str) -> ApiError:
     return ApiError(message, status, method, path, body)
 
 
+def _seconds(value: str | None) -> float | None:
+    """A Retry-After header in delta-seconds (the form the apiserver sends); None otherwise."""
+    try:
+        return max(0.0, float(value)) if value else None
+    except ValueError:
+        return None
+
+
 def _verb(method: str, path: str) -> str:
     tail = path.split("?")[0].rstrip("/").split("/")
     named = len(tail) % 2 == 1 if "namespaces" in tail else True
@@ -171,6 +193,12 @@ def _resource(path: str) -> str:
     return text
 
 
+# urllib3 retries only what never reached the server (connection not established); everything
+# else is Kube.request's to decide. Its default, Retry(3) on reads too, multiplied ir's own six
+# attempts: a hung apiserver cost 24 read timeouts (12 minutes) per GET.
+_TRANSPORT_RETRIES = Retry(total=2, connect=2, read=0, status=0, other=0, redirect=0, raise_on_status=False)
+
+
 def connect(kubeconfig: str | None = None, context: str | None = None, namespace: str | None = None) -> Kube:
     """Load credentials the standard way: --kubeconfig, else $KUBECONFIG, else ~/.kube/config,
     else the in-cluster service account. Raises ClusterError when none works."""
@@ -184,6 +212,7 @@ def connect(kubeconfig: str | None = None, context: str | None = None, namespace
             cfg = client.Configuration()
             loader_kw: dict[str, Any] = {"client_configuration": cfg, "persist_config": False}
             config.load_kube_config(config_file=paths[0] if len(paths) == 1 else None, context=context, **loader_kw)
+            cfg.retries = _TRANSPORT_RETRIES
             contexts, active = config.list_kube_config_contexts(config_file=paths[0] if len(paths) == 1 else None)
             chosen = next((c for c in contexts if c["name"] == context), active) if context else active
             default_ns = (chosen or {}).get("context", {}).get("namespace") or "default"
@@ -192,6 +221,7 @@ def connect(kubeconfig: str | None = None, context: str | None = None, namespace
         if os.environ.get("KUBERNETES_SERVICE_HOST"):
             cfg = client.Configuration()
             config.load_incluster_config(client_configuration=cfg)
+            cfg.retries = _TRANSPORT_RETRIES
             ns_file = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
             default_ns = Path(ns_file).read_text().strip() if os.path.exists(ns_file) else "default"
             return Kube(client.ApiClient(configuration=cfg), namespace or default_ns, "in-cluster", cfg.host)
