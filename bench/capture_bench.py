@@ -1,0 +1,547 @@
+#!/usr/bin/env python3
+"""Capture throughput of `ir capture container` on a real Docker engine, against the limit of the
+machine and the pipeline a responder would type by hand; then verify and replay of the bundles
+against `zstd -d` of the same stored bytes.
+
+    python bench/capture_bench.py                       # 100 MiB and 2 GiB diffs, 3 runs each
+    python bench/capture_bench.py --sizes 100 --runs 5 --backends node
+    python bench/capture_bench.py --s3                  # also capture to SeaweedFS (test bed)
+
+Data: for each size, a container of the test bed's busybox image (tests/testbed/docker.py) whose
+writable layer gets SIZE MiB of files written straight into its overlay upperdir before it starts
+(`docker inspect` GraphDriver.Data.UpperDir): half varied log-like text (~3.8x with zstd -3), half
+random bytes, 512 B to 24 MiB per file, many small files (bench/common.py:fill_tree).
+
+Cases, each run --runs times in a rotating order, medians printed with ratios measured in the
+same run (the machine is shared: absolute times alone mean little). The page cache is warm for all.
+  limit       tar -C UPPERDIR -c . | zstd -3 -T2 > /dev/null      (read + compress, nothing else)
+  hand        docker export C | gzip > FILE                       (what a responder types)
+  ir-node     ir capture container C --backend node  --store DIR  (all collectors)
+  ir-docker   ir capture container C --backend docker --store DIR (Engine API only)
+  ir-startup  ir --help                                           (interpreter + imports: fixed cost)
+  ir-node-s3  ir capture container C --backend node --store s3:// (--s3: SeaweedFS)
+  hand-s3     docker export C | gzip | boto3 upload_fileobj       (--s3)
+ir runs with --max-file-size 1G --max-diff-size 64G so the whole diff is captured (the defaults,
+64M and 1G, would skip part of the 2 GiB set). MiB/s are of the data set's bytes for every case.
+Peak RSS of ir comes from GNU time (/usr/bin/time -f %M).
+
+Verify and replay (the first run's ir-node bundle of each size):
+  zstd-d      zstd -dc STORED > /dev/null, STORED = `tar -xOf B --wildcards 'artifacts/*'`
+  verify      ir bundle verify B
+  timeline    ir replay B timeline -o csv > /dev/null, empty verdict cache (verify + timeline)
+  timeline-c  the same with the verdict cached (the timeline alone)
+MiB/s there are of the bundle's content (decompressed) bytes.
+
+--profile DIR: one extra py-spy run of each ir capture case; prints the functions where the
+samples land and writes DIR/<case>-<size>.svg (flame graph) and .txt.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.common import (  # noqa: E402
+    REPO,
+    MiB,
+    ensure_gnu_time,
+    fill_tree,
+    machine,
+    median,
+    need,
+    timed,
+    write_json,
+)
+
+DATA_VERSION = "1"
+IR = [sys.executable, "-m", "ir.cli.main"]
+IR_LIMITS = ["--max-file-size", "1G", "--max-diff-size", "64G"]
+HAND_S3 = r"""
+import sys, boto3
+from botocore.config import Config
+s3 = boto3.client("s3", config=Config(s3={"addressing_style": "path"}))
+s3.upload_fileobj(sys.stdin.buffer, sys.argv[1], sys.argv[2])
+"""
+
+
+# -- the data --------------------------------------------------------------------------------
+
+
+def docker_cli(env: dict[str, str], *args: str, check: bool = True) -> str:
+    run = subprocess.run(["docker", *args], env=env, capture_output=True, text=True, check=False)
+    if check and run.returncode != 0:
+        raise SystemExit(f"docker {' '.join(args)} failed: {run.stderr.strip()}")
+    return run.stdout.strip()
+
+
+def prepare(
+    env: dict[str, str], image: str, size_mib: int, seed: int, work: Path
+) -> dict[str, Any]:
+    """A running container of the test image with `size_mib` MiB written into its upperdir (reused
+    when a container of the same data version, size and seed is already there)."""
+    name = f"ir-bench-capture-{size_mib}m"
+    tag = f"v{DATA_VERSION}-{size_mib}-{seed}"
+    info_file = work / f"{name}.json"
+    found = docker_cli(
+        env,
+        "ps",
+        "-a",
+        "--filter",
+        f"name=^{name}$",
+        "--format",
+        '{{.ID}} {{.State}} {{.Label "ir-bench-data"}}',
+    )
+    if found:
+        cid, state, label = (found.split() + ["", ""])[:3]
+        if state == "running" and label == tag and info_file.exists():
+            info = json.loads(info_file.read_text())
+            if info.get("id") == cid:
+                print(f"reusing {name} ({size_mib} MiB data set)", file=sys.stderr)
+                return dict(info)
+        docker_cli(env, "rm", "-f", "-v", name)
+    cid = docker_cli(
+        env,
+        "create",
+        "--name",
+        name,
+        "--label",
+        f"ir-bench-data={tag}",
+        "--label",
+        "ir-bench=1",
+        image,
+        "sh",
+        "-c",
+        'for i in $(seq 1 500); do echo "bench line $i"; done; exec sleep 1000000',
+    )
+    upper = Path(docker_cli(env, "inspect", "-f", "{{.GraphDriver.Data.UpperDir}}", cid))
+    started = time.perf_counter()
+    data = fill_tree(upper, size_mib * MiB, seed=seed)
+    docker_cli(env, "start", cid)
+    info = {
+        "name": name,
+        "id": cid,
+        "upperdir": str(upper),
+        "files": data.files,
+        "bytes": data.bytes,
+        "text_bytes": data.text_bytes,
+        "random_bytes": data.random_bytes,
+    }
+    info_file.write_text(json.dumps(info))
+    print(
+        f"made {name}: {data.files} files, {data.bytes / MiB:.0f} MiB "
+        f"({data.text_bytes / MiB:.0f} text, {data.random_bytes / MiB:.0f} random) in "
+        f"{time.perf_counter() - started:.1f}s",
+        file=sys.stderr,
+    )
+    return info
+
+
+# -- the cases -------------------------------------------------------------------------------
+
+
+def ir_capture(
+    name: str, backend: str, store: str, env: dict[str, str]
+) -> tuple[float, float, dict[str, Any]]:
+    res = timed(
+        [
+            *IR,
+            "capture",
+            "container",
+            name,
+            "--backend",
+            backend,
+            "--store",
+            store,
+            "--case",
+            "bench",
+            "--operator",
+            "bench",
+            *IR_LIMITS,
+            "-o",
+            "json",
+        ],
+        env=env,
+    )
+    doc = json.loads(res.stdout)
+    if doc.get("outcome") != "complete":
+        raise SystemExit(
+            f"capture {backend} -> {store}: outcome {doc.get('outcome')}: {res.stderr[-2000:]}"
+        )
+    return res.seconds, res.rss_mib, doc
+
+
+def run_size(
+    args: argparse.Namespace, env: dict[str, str], image: str, size: int, work: Path, s3: Any
+) -> dict[str, Any]:
+    info = prepare(env, image, size, args.seed, work)
+    name, upper, data_bytes = info["name"], info["upperdir"], int(info["bytes"])
+    subprocess.run(f"tar -C {upper} -c . > /dev/null", shell=True, check=True)  # warm the cache
+    runs = args.runs
+    slow_runs = runs if size <= args.large_mib else min(runs, args.large_slow_runs)
+    slow = {"ir-docker", "hand-s3"}  # minutes per run on the large set: fewer runs there
+    cases: list[str] = ["limit", "ir-startup"] if args.no_hand else ["limit", "hand", "ir-startup"]
+    if "node" in args.backends:
+        cases.append("ir-node")
+    if "docker" in args.backends and slow_runs > 0:
+        cases.append("ir-docker")
+    if s3 is not None:
+        cases.append("ir-node-s3")
+        if slow_runs > 0:
+            cases.append("hand-s3")
+    seconds: dict[str, list[float]] = {c: [] for c in cases}
+    rss: dict[str, list[float]] = {c: [] for c in cases}
+    sizes: dict[str, int] = {}
+    keep: dict[str, Any] = {}
+    for run in range(runs):
+        order = cases[run % len(cases) :] + cases[: run % len(cases)]
+        for case in order:
+            if case in slow and run >= slow_runs:
+                continue
+            out = work / f"out-{size}-{case}"
+            shutil.rmtree(out, ignore_errors=True)
+            out.mkdir(parents=True)
+            if case == "limit":
+                res = timed(f"tar -C {upper} -c . | zstd -3 -T2 -q > /dev/null", env=env)
+                seconds[case].append(res.seconds)
+            elif case == "ir-startup":  # the fixed cost in every ir run: interpreter + imports
+                res = timed([*IR, "--help"], env=env)
+                seconds[case].append(res.seconds)
+                rss[case].append(res.rss_mib)
+            elif case == "hand":
+                res = timed(f"docker export {name} | gzip > {out}/hand.tar.gz", env=env)
+                seconds[case].append(res.seconds)
+                sizes[case] = (out / "hand.tar.gz").stat().st_size
+            elif case == "hand-s3":
+                bucket = s3.create_bucket(f"hand-{size}-{run}")
+                res = timed(
+                    f"docker export {name} | gzip | {sys.executable} -c '{HAND_S3}' {bucket} hand.tar.gz",
+                    env=env,
+                )
+                seconds[case].append(res.seconds)
+            else:
+                backend = "docker" if case == "ir-docker" else "node"
+                if case == "ir-node-s3":
+                    bucket = s3.create_bucket(f"ir-{size}-{run}")
+                    store = f"s3://{bucket}/evidence"
+                else:
+                    store = str(out / "store")
+                secs, peak, doc = ir_capture(name, backend, store, env)
+                seconds[case].append(secs)
+                rss[case].append(peak)
+                sizes[case] = int(doc.get("size") or 0)
+                if case == "ir-node" and run == 0:
+                    keep_dir = work / f"bundle-{size}"
+                    shutil.rmtree(keep_dir, ignore_errors=True)
+                    keep_dir.mkdir()
+                    bundle = Path(doc["bundle"])
+                    shutil.move(str(bundle), keep_dir / bundle.name)
+                    keep = {
+                        "bundle": str(keep_dir / bundle.name),
+                        "content_bytes": sum(int(a.get("size") or 0) for a in doc["artifacts"]),
+                    }
+            shutil.rmtree(out, ignore_errors=True)
+            print(
+                f"  {size} MiB run {run + 1}: {case:<10} {seconds[case][-1]:7.2f}s", file=sys.stderr
+            )
+    med = {c: median(v) for c, v in seconds.items()}
+    result: dict[str, Any] = {
+        "size_mib": size,
+        "files": info["files"],
+        "data_bytes": data_bytes,
+        "runs": runs,
+        "cases": {
+            c: {
+                "median_s": round(med[c], 3),
+                "mib_s": round(data_bytes / MiB / med[c], 1),
+                "runs_s": [round(x, 3) for x in seconds[c]],
+                "peak_rss_mib": round(max(rss[c]), 1) if rss[c] else None,
+                "output_bytes": sizes.get(c),
+            }
+            for c in cases
+        },
+    }
+    ratios: dict[str, float] = {}
+    for case in ("ir-node", "ir-docker", "ir-node-s3"):
+        if case in med:
+            ratios[f"{case}/limit"] = round(med["limit"] / med[case], 3)
+            if "hand" in med:
+                ratios[f"{case}/hand"] = round(med["hand"] / med[case], 3)
+    if "ir-node-s3" in med and "hand-s3" in med:
+        ratios["ir-node-s3/hand-s3"] = round(med["hand-s3"] / med["ir-node-s3"], 3)
+    result["ratios"] = ratios
+    if keep and not args.no_verify:
+        result["verify"] = verify_cases(
+            Path(keep["bundle"]), int(keep["content_bytes"]), runs, work, env
+        )
+    if args.profile:
+        result["profile"] = profile(args, name, size, env, work)
+    return result
+
+
+def verify_cases(
+    bundle: Path, content: int, runs: int, work: Path, env: dict[str, str]
+) -> dict[str, Any]:
+    stored = work / "stored.zst"
+    subprocess.run(
+        f"tar -xOf {bundle} --wildcards 'artifacts/*' > {stored}", shell=True, check=True
+    )
+    cache = work / "xdg-cache"
+    venv = {**env, "XDG_CACHE_HOME": str(cache)}
+    seconds: dict[str, list[float]] = {"zstd-d": [], "verify": [], "timeline": [], "timeline-c": []}
+    rss: dict[str, list[float]] = {k: [] for k in seconds}
+    replay = _has_replay()
+    for run in range(runs):
+        order = list(seconds)
+        order = order[run % 2 * 2 :] + order[: run % 2 * 2]  # zstd-d/verify first or second
+        for case in order:
+            if case.startswith("timeline") and not replay:
+                continue
+            if case == "zstd-d":
+                res = timed(f"zstd -dcq {stored} > /dev/null", env=venv)
+            elif case == "verify":
+                res = timed([*IR, "bundle", "verify", str(bundle), "-o", "json"], env=venv)
+            elif case == "timeline":
+                shutil.rmtree(cache, ignore_errors=True)
+                res = timed(f"{' '.join(IR)} replay {bundle} timeline -o csv > /dev/null", env=venv)
+            else:
+                res = timed(f"{' '.join(IR)} replay {bundle} timeline -o csv > /dev/null", env=venv)
+            seconds[case].append(res.seconds)
+            rss[case].append(res.rss_mib)
+    stored.unlink()
+    med = {c: median(v) for c, v in seconds.items() if v}
+    out: dict[str, Any] = {
+        "bundle_bytes": bundle.stat().st_size,
+        "content_bytes": content,
+        "cases": {
+            c: {
+                "median_s": round(m, 3),
+                "mib_s": round(content / MiB / m, 1),
+                "runs_s": [round(x, 3) for x in seconds[c]],
+                "peak_rss_mib": round(max(rss[c]), 1),
+            }
+            for c, m in med.items()
+        },
+        "ratios": {"verify/zstd-d": round(med["zstd-d"] / med["verify"], 3)},
+    }
+    if "timeline" in med:
+        out["ratios"]["timeline/zstd-d"] = round(med["zstd-d"] / med["timeline"], 3)
+        out["ratios"]["timeline-cached/zstd-d"] = round(med["zstd-d"] / med["timeline-c"], 3)
+    return out
+
+
+def _has_replay() -> bool:
+    run = subprocess.run([*IR, "replay", "--help"], capture_output=True, check=False)
+    return run.returncode == 0
+
+
+def profile(
+    args: argparse.Namespace, name: str, size: int, env: dict[str, str], work: Path
+) -> dict[str, Any]:
+    """One py-spy run per ir case: where the samples land (own time per function, all threads)."""
+    if shutil.which("py-spy") is None:
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "py-spy"], check=True)
+    outdir = Path(args.profile)
+    outdir.mkdir(parents=True, exist_ok=True)
+    found: dict[str, Any] = {}
+    for backend in args.backends:
+        raw = outdir / f"ir-{backend}-{size}m.raw"
+        store = work / "profile-store"
+        shutil.rmtree(store, ignore_errors=True)
+        cmd = [
+            *IR,
+            "capture",
+            "container",
+            name,
+            "--backend",
+            backend,
+            "--store",
+            str(store),
+            *IR_LIMITS,
+            "-o",
+            "json",
+        ]
+        subprocess.run(
+            [
+                "py-spy",
+                "record",
+                "--threads",
+                "--idle",
+                "-r",
+                "100",
+                "-f",
+                "raw",
+                "-o",
+                str(raw),
+                "--",
+                *cmd,
+            ],
+            env=env,
+            capture_output=True,
+            check=True,
+        )
+        subprocess.run(
+            [
+                "py-spy",
+                "record",
+                "--threads",
+                "-r",
+                "100",
+                "-o",
+                str(raw.with_suffix(".svg")),
+                "--",
+                *cmd,
+            ],
+            env=env,
+            capture_output=True,
+            check=False,
+        )
+        shutil.rmtree(store, ignore_errors=True)
+        top = summarize_raw(raw)
+        raw.with_suffix(".txt").write_text(
+            "\n".join(f"{n:6d} {share:5.1f}% {where}" for where, n, share in top) + "\n"
+        )
+        found[backend] = [{"where": w, "samples": n, "share": s} for w, n, s in top[:12]]
+    return found
+
+
+def summarize_raw(raw: Path, limit: int = 25) -> list[tuple[str, int, float]]:
+    """Leaf functions (thread: function) by samples, idle waits kept apart."""
+    counts: dict[str, int] = {}
+    total = 0
+    for line in raw.read_text().splitlines():
+        stack, _, n = line.rpartition(" ")
+        frames = stack.split(";")
+        thread = frames[0].split(": ")[-1] if ": " in frames[0] else "thread"
+        leaf = frames[-1]
+        if leaf.startswith("Condition.wait") and len(frames) > 3:
+            leaf = "waiting in " + " <- ".join(f.split(" (")[0] for f in frames[-4:-1][::-1])
+        key = f"{thread}: {leaf}"
+        counts[key] = counts.get(key, 0) + int(n)
+        total += int(n)
+    ordered = sorted(counts.items(), key=lambda kv: -kv[1])[:limit]
+    return [(k, v, 100.0 * v / max(total, 1)) for k, v in ordered]
+
+
+# -- report ----------------------------------------------------------------------------------
+
+
+def report(results: list[dict[str, Any]]) -> None:
+    for res in results:
+        print(
+            f"\n== diff of {res['size_mib']} MiB, {res['files']} files; {res['runs']} run(s); medians"
+        )
+        print(f"{'case':<12} {'seconds':>8} {'MiB/s':>8} {'peak RSS MiB':>13} {'output MiB':>11}")
+        for case, c in res["cases"].items():
+            peak = f"{c['peak_rss_mib']:.0f}" if c["peak_rss_mib"] else "-"
+            outb = f"{c['output_bytes'] / MiB:.0f}" if c.get("output_bytes") else "-"
+            print(f"{case:<12} {c['median_s']:8.2f} {c['mib_s']:8.1f} {peak:>13} {outb:>11}")
+        for k, v in res["ratios"].items():
+            print(f"  throughput {k:<22} {v:.2f}x")
+        ver = res.get("verify")
+        if ver:
+            print(
+                f"-- verify/replay of the ir-node bundle ({ver['bundle_bytes'] / MiB:.0f} MiB stored, "
+                f"{ver['content_bytes'] / MiB:.0f} MiB content)"
+            )
+            for case, c in ver["cases"].items():
+                print(
+                    f"{case:<12} {c['median_s']:8.2f} {c['mib_s']:8.1f} {c['peak_rss_mib']:13.0f}"
+                )
+            for k, v in ver["ratios"].items():
+                print(f"  throughput {k:<22} {v:.2f}x")
+        for backend, top in (res.get("profile") or {}).items():
+            print(
+                f"-- profile, ir capture --backend {backend} (share of samples, all threads, idle included)"
+            )
+            for row in top:
+                print(f"  {row['share']:5.1f}% {row['where']}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--sizes", default="100,2048", help="diff sizes in MiB, comma-separated")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--backends", default="node,docker", help="ir backends: node,docker")
+    parser.add_argument(
+        "--large-mib",
+        type=int,
+        default=512,
+        help="sizes above this are 'large': the slow cases (ir-docker, which makes one "
+        "Engine API archive call per file, and hand-s3) run --large-slow-runs times",
+    )
+    parser.add_argument("--large-slow-runs", type=int, default=1)
+    parser.add_argument(
+        "--s3", action="store_true", help="also capture to SeaweedFS (tests/testbed/s3.py)"
+    )
+    parser.add_argument("--no-verify", action="store_true", help="skip verify/replay")
+    parser.add_argument(
+        "--no-hand", action="store_true", help="skip the hand pipeline (quick before/after runs)"
+    )
+    parser.add_argument("--profile", metavar="DIR", help="py-spy profile of each ir case into DIR")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--work", default="/var/tmp/ir-capture-bench", help="work directory (bundles, outputs)"
+    )
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the containers and work directory"
+    )
+    parser.add_argument("--json", metavar="FILE", help="write the results as JSON too")
+    args = parser.parse_args()
+    args.backends = [b for b in args.backends.split(",") if b]
+    ensure_gnu_time()
+    need("zstd", "zstd")
+    need("gzip", "gzip")
+    from tests.testbed.docker import ensure_docker
+
+    bed = ensure_docker()
+    # an outer PYTHONPATH goes first: PYTHONPATH=/scratch/copy measures a patched ir (before/after)
+    env = {
+        **bed.env(),
+        "PYTHONPATH": os.pathsep.join(filter(None, [os.environ.get("PYTHONPATH"), str(REPO)])),
+        "IR_OPERATOR": "bench",
+    }
+    env.pop("IR_STORE", None)
+    env.pop("IR_SIGNING_KEY", None)
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    s3 = None
+    results: list[dict[str, Any]] = []
+    try:
+        if args.s3:
+            from tests.testbed.s3 import SeaweedFS
+
+            s3 = SeaweedFS(work / "seaweedfs").start()
+            env.update(s3.env())
+            env["IR_SPOOL_DIR"] = str(work / "spool")
+        for size in [int(s) for s in args.sizes.split(",") if s]:
+            results.append(run_size(args, env, bed.image, size, work, s3))
+    finally:
+        if s3 is not None:
+            s3.stop()
+        if not args.keep:
+            for size in [int(s) for s in args.sizes.split(",") if s]:
+                docker_cli(env, "rm", "-f", "-v", f"ir-bench-capture-{size}m", check=False)
+            shutil.rmtree(work, ignore_errors=True)
+    doc = {
+        "bench": "capture",
+        "machine": machine(),
+        "command": " ".join(sys.argv),
+        "results": results,
+    }
+    report(results)
+    write_json(args.json, doc)
+
+
+if __name__ == "__main__":
+    main()
