@@ -29,6 +29,7 @@ from ir.clock import rfc3339, utcnow
 from ir.errors import IrError
 
 CHUNK = 1024 * 1024
+COALESCE = 256 * 1024  # writes smaller than this are gathered up to CHUNK
 DEFAULT_LEVEL = 3
 
 ProgressHook = Callable[[int], None]
@@ -51,6 +52,7 @@ class ArtifactSink:
         self._out = Background(self._store, name="ir-bundle-write")
         self._size = 0
         self._stored = 0
+        self._pending = bytearray()
         self._compressor = pyzstd.ZstdCompressor(writer.zstd_options)
         self.closed = False
 
@@ -60,12 +62,25 @@ class ArtifactSink:
         n = len(data)
         if not n:
             return 0
-        if not isinstance(data, bytes):
-            data = bytes(data)  # the caller may reuse its buffer while the hasher reads this one
-        self._raw_hash.update(data)
         self._size += n
-        self._emit(self._compressor.compress(data))
+        if n < COALESCE:
+            # Small writes (a tar stream's 10 KiB blocks) are gathered into ~1 MiB before they
+            # cross to the hashing and writing threads: per-chunk hand-offs cost more than hashing.
+            self._pending += data
+            if len(self._pending) >= CHUNK:
+                self._push(bytes(self._pending))
+                self._pending.clear()
+            return n
+        if self._pending:
+            self._push(bytes(self._pending))
+            self._pending.clear()
+        # bytes(): the caller may reuse its buffer while the hasher thread reads this one
+        self._push(data if isinstance(data, bytes) else bytes(data))
         return n
+
+    def _push(self, data: bytes) -> None:
+        self._raw_hash.update(data)
+        self._emit(self._compressor.compress(data))
 
     def write_from(self, stream: IO[bytes], limit: int | None = None) -> int:
         """Copy a readable binary stream in (up to `limit` bytes); returns bytes copied."""
@@ -101,6 +116,9 @@ class ArtifactSink:
             return self.entry
         self.closed = True
         try:
+            if self._pending:
+                self._push(bytes(self._pending))
+                self._pending.clear()
             self._emit(self._compressor.flush())
         finally:
             self._out.close()  # every compressed byte is written (or the write error raised)
