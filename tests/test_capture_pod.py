@@ -178,3 +178,46 @@ def test_protected_namespace_and_rbac(control_plane: ControlPlane, docker_bed: D
     limited = run_ir(["quarantine", "pod", name, "-n", ns], cp, docker_bed, user="limited")
     assert limited.returncode == 4
     assert "permission denied: cannot get pods" in limited.stderr and "Traceback" not in limited.stderr
+
+
+def test_cluster_actions_label_annotate_cordon_delete(control_plane: ControlPlane, web: str,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """The playbook steps other than capture/quarantine/replace, through ClusterActions on the
+    real API: label, annotate (pod and node), cordon, a dry run that sends nothing, and delete."""
+    from datetime import UTC, datetime
+
+    from ir.cluster.actions import ClusterActions
+    from ir.cluster.kube import connect
+    from ir.playbook.actions import ActionContext
+    from ir.playbook.alerts import Alert, Target
+
+    cp, ns = control_plane, web
+    monkeypatch.setenv("KUBECONFIG", str(cp.kubeconfig))
+    actions = ClusterActions(connect())
+    pod = ready_pods(cp, ns)[0]
+    name = pod["metadata"]["name"]
+    now = datetime.now(UTC)
+    target = Target("falco", "Terminal shell in container", "critical", now, "a1", namespace=ns, pod=name)
+    alert = Alert("falco", "Terminal shell in container", "critical", "Critical", now, now.isoformat(), "a1")
+
+    def ctx(dry_run: bool = False) -> ActionContext:
+        return ActionContext("run1", "INC-9", "test", "step", "falco: test", "pytest", dry_run, alert)
+
+    assert actions.label(target, {"labels": {"ir.forensics/seen": "yes"}}, ctx()).status == "ok"
+    assert actions.annotate(target, {"annotations": {"ir.forensics/note": "x"}, "object": "node"}, ctx()).status == "ok"
+    dry = actions.delete(target, {}, ctx(dry_run=True))
+    assert dry.status == "dry-run" and dry.requests[0].method == "DELETE"
+    after = cp.api("GET", f"/api/v1/namespaces/{ns}/pods/{name}")
+    assert after["metadata"]["labels"]["ir.forensics/seen"] == "yes"
+    node = cp.api("GET", f"/api/v1/nodes/{after['spec']['nodeName']}")
+    assert node["metadata"]["annotations"]["ir.forensics/note"] == "x"
+    cordoned = actions.cordon(target, {}, ctx())
+    assert cordoned.status == "ok"
+    try:
+        assert cp.api("GET", f"/api/v1/nodes/{after['spec']['nodeName']}")["spec"]["unschedulable"] is True
+    finally:
+        actions.kube.request("PATCH", f"/api/v1/nodes/{after['spec']['nodeName']}",
+                             {"spec": {"unschedulable": False}}, content_type="application/merge-patch+json")
+    assert actions.delete(target, {"grace_period_seconds": 0}, ctx()).status == "ok"
+    wait_for("the pod to go", lambda: not any(
+        p["metadata"]["name"] == name for p in cp.api("GET", f"/api/v1/namespaces/{ns}/pods")["items"]), 30)

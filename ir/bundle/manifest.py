@@ -113,27 +113,27 @@ class Manifest:
     @classmethod
     def from_dict(cls, raw: Any) -> Manifest:
         r = _Fields(raw, "manifest")
-        if r.str("format") != FORMAT_NAME:
+        if r.text("format") != FORMAT_NAME:
             raise BundleFormatError(f"not an ir bundle manifest (format {raw.get('format')!r})")
-        version = r.int("format_version")
+        version = r.integer("format_version")
         if version != FORMAT_VERSION:
             raise BundleFormatError(f"unsupported bundle format version {version}")
         manifest = cls(
-            bundle_id=r.str("bundle_id"),
-            case_id=r.str("case_id"),
-            target=r.dict("target"),
-            tool={k: str(v) for k, v in r.dict("tool").items()},
-            operator=r.str("operator"),
-            host=r.dict("host"),
-            started_at=r.str("started_at"),
-            ended_at=r.opt_str("ended_at"),
+            bundle_id=r.text("bundle_id"),
+            case_id=r.text("case_id"),
+            target=r.obj("target"),
+            tool={k: str(v) for k, v in r.obj("tool").items()},
+            operator=r.text("operator"),
+            host=r.obj("host"),
+            started_at=r.text("started_at"),
+            ended_at=r.opt_text("ended_at"),
             outcome=r.choice("outcome", OUTCOMES),
-            reason=r.opt_str("reason"),
-            labels={str(k): str(v) for k, v in r.dict("labels", {}).items()},
+            reason=r.opt_text("reason"),
+            labels={str(k): str(v) for k, v in r.obj("labels", {}).items()},
             header_sha256=r.hex64("header_sha256"),
-            artifacts=[_artifact_from(a, i) for i, a in enumerate(r.list("artifacts"))],
-            collectors=[_collector_from(c, i) for i, c in enumerate(r.list("collectors"))],
-            actions=[_action_from(a, i) for i, a in enumerate(r.list("actions", []))],
+            artifacts=[_artifact_from(a, i) for i, a in enumerate(r.seq("artifacts"))],
+            collectors=[_collector_from(c, i) for i, c in enumerate(r.seq("collectors"))],
+            actions=[_action_from(a, i) for i, a in enumerate(r.seq("actions", []))],
         )
         names = [a.name for a in manifest.artifacts]
         if len(set(names)) != len(names):
@@ -144,22 +144,22 @@ class Manifest:
 def _artifact_from(raw: Any, index: int) -> ArtifactEntry:
     r = _Fields(raw, f"artifacts[{index}]")
     entry = ArtifactEntry(
-        name=check_artifact_name(r.str("name")),
-        kind=r.str("kind"),
-        media_type=r.str("media_type"),
-        collector=r.str("collector"),
+        name=check_artifact_name(r.text("name")),
+        kind=r.text("kind"),
+        media_type=r.text("media_type"),
+        collector=r.text("collector"),
         status=r.choice("status", ARTIFACT_STATUSES),
-        error=r.opt_str("error"),
-        started_at=r.opt_str("started_at"),
-        ended_at=r.opt_str("ended_at"),
-        size=r.int("size"),
+        error=r.opt_text("error"),
+        started_at=r.opt_text("started_at"),
+        ended_at=r.opt_text("ended_at"),
+        size=r.integer("size"),
         sha256=r.hex64("sha256"),
-        stored_size=r.int("stored_size"),
+        stored_size=r.integer("stored_size"),
         stored_sha256=r.hex64("stored_sha256"),
-        offset=r.int("offset"),
+        offset=r.integer("offset"),
         compression=r.choice("compression", ("zstd",)),
-        container=r.opt_str("container"),
-        meta=r.dict("meta", {}),
+        container=r.opt_text("container"),
+        meta=r.obj("meta", {}),
     )
     return entry
 
@@ -167,25 +167,25 @@ def _artifact_from(raw: Any, index: int) -> ArtifactEntry:
 def _collector_from(raw: Any, index: int) -> CollectorEntry:
     r = _Fields(raw, f"collectors[{index}]")
     return CollectorEntry(
-        name=r.str("name"),
+        name=r.text("name"),
         status=r.choice("status", COLLECTOR_STATUSES),
-        started_at=r.opt_str("started_at"),
-        ended_at=r.opt_str("ended_at"),
-        error=r.opt_str("error"),
-        artifacts=[str(a) for a in r.list("artifacts", [])],
-        container=r.opt_str("container"),
-        notes=[str(n) for n in r.list("notes", [])],
+        started_at=r.opt_text("started_at"),
+        ended_at=r.opt_text("ended_at"),
+        error=r.opt_text("error"),
+        artifacts=[str(a) for a in r.seq("artifacts", [])],
+        container=r.opt_text("container"),
+        notes=[str(n) for n in r.seq("notes", [])],
     )
 
 
 def _action_from(raw: Any, index: int) -> ActionEntry:
     r = _Fields(raw, f"actions[{index}]")
     return ActionEntry(
-        time=r.str("time"),
-        action=r.str("action"),
-        target=r.str("target"),
-        detail=r.dict("detail", {}),
-        outcome=r.str("outcome") if "outcome" in raw else "ok",
+        time=r.text("time"),
+        action=r.text("action"),
+        target=r.text("target"),
+        detail=r.obj("detail", {}),
+        outcome=r.text("outcome") if "outcome" in raw else "ok",
     )
 
 
@@ -220,43 +220,43 @@ class _Fields:
     def _bad(self, key: str, what: str) -> BundleFormatError:
         return BundleFormatError(f"{self.where}.{key} must be {what}")
 
-    def str(self, key: str) -> str:
+    def text(self, key: str) -> str:
         value = self._get(key)
         if not isinstance(value, str):
             raise self._bad(key, "a string")
         return value
 
-    def opt_str(self, key: str) -> str | None:
+    def opt_text(self, key: str) -> str | None:
         value = self._get(key, None)
         if value is not None and not isinstance(value, str):
             raise self._bad(key, "a string or null")
         return value
 
-    def int(self, key: str) -> int:
+    def integer(self, key: str) -> int:
         value = self._get(key)
         if not isinstance(value, int) or isinstance(value, bool) or value < 0 or value > 2**62:
             raise self._bad(key, "a non-negative integer")
         return value
 
     def hex64(self, key: str) -> str:
-        value = self.str(key)
+        value = self.text(key)
         if not _HEX64.match(value):
             raise self._bad(key, "a lowercase hex SHA-256")
         return value
 
     def choice(self, key: str, allowed: tuple[str, ...]) -> str:
-        value = self.str(key)
+        value = self.text(key)
         if value not in allowed:
             raise self._bad(key, "one of " + ", ".join(allowed))
         return value
 
-    def dict(self, key: str, default: Any = _MISSING) -> dict[str, Any]:
+    def obj(self, key: str, default: Any = _MISSING) -> dict[str, Any]:
         value = self._get(key, default)
         if not isinstance(value, dict):
             raise self._bad(key, "an object")
         return value
 
-    def list(self, key: str, default: Any = _MISSING) -> list[Any]:
+    def seq(self, key: str, default: Any = _MISSING) -> list[Any]:
         value = self._get(key, default)
         if not isinstance(value, list):
             raise self._bad(key, "a list")

@@ -9,7 +9,6 @@ Memory is bounded by the chunk size and zstd's window, whatever the artifact siz
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 import time
@@ -174,7 +173,7 @@ class BundleWriter:
         self._open: ArtifactSink | None = None
         self._seq = 0
         workers = threads if threads > 0 else min(2, os.cpu_count() or 1)
-        self.zstd_options = {
+        self.zstd_options: dict[int, int] = {
             pyzstd.CParameter.compressionLevel: level,
             pyzstd.CParameter.checksumFlag: 1,
         }
@@ -304,7 +303,7 @@ class BundleWriter:
         return self.add_bytes(name, _json_bytes(document), **kw)
 
     def add_file(
-        self, name: str, stream: io.BufferedIOBase | IO[bytes], **kw: Any
+        self, name: str, stream: IO[bytes], **kw: Any
     ) -> ArtifactEntry:
         with self.artifact(name, **kw) as sink:
             sink.write_from(stream)

@@ -80,7 +80,7 @@ class ClusterActions:
             return StepResult("capture", SKIPPED, "the alert names no pod")
         if context.dry_run:
             return StepResult("capture", DRY_RUN, f"would capture pod {target.namespace}/{target.pod}",
-                              requests=[ApiRequest("GET", pod_path(target))])
+                              requests=[ApiRequest("GET", pod_path(str(target.namespace), str(target.pod)))])
         store_uri = params.get("store") or self.store_uri
         store = open_store(store_uri, **self.store_options) if (store_uri or "").startswith("s3://") \
             else open_store(store_uri)
@@ -152,7 +152,7 @@ class ClusterActions:
                     return self._result(action, op, SKIPPED, "no node to act on")
                 path = f"/api/v1/nodes/{check_name('node', node)}"
             else:
-                path = pod_path(target)
+                path = pod_path(str(target.namespace), str(target.pod))
             op.apply(action, Request("PATCH", path, {"metadata": {key: values}}, content_type=MERGE_PATCH, retry=True))
             return self._result(action, op, OK, f"{len(values)} {key} set on {path}")
         return self._run(action, target, context, body, node_ok=params.get("object") == "node" or not target.pod)
@@ -172,7 +172,7 @@ class ClusterActions:
     def delete(self, target: Target, params: dict[str, Any], context: ActionContext) -> StepResult:
         def body(op: Operator) -> StepResult:
             query = f"?gracePeriodSeconds={int(params['grace_period_seconds'])}" if "grace_period_seconds" in params else ""
-            op.apply("delete-pod", Request("DELETE", pod_path(target) + query, why="playbook delete step"))
+            op.apply("delete-pod", Request("DELETE", pod_path(str(target.namespace), str(target.pod)) + query, why="playbook delete step"))
             return self._result("delete", op, OK, f"pod {target.namespace}/{target.pod} deleted")
         return self._run("delete", target, context, body)
 
