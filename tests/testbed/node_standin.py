@@ -185,7 +185,13 @@ class NodeStandIn:
                 if pod["spec"].get(
                     "schedulerName", "default-scheduler"
                 ) == "default-scheduler" and not pod["metadata"].get("deletionTimestamp"):
-                    self._bind(pod)
+                    try:
+                        self._bind(pod)
+                    except ApiException as err:
+                        # A pod created just as its namespace is deleted cannot be bound (403,
+                        # "being terminated"): the real scheduler meets the same refusal.
+                        if not (err.status == 403 and "being terminated" in str(err.body or "")):
+                            raise
                 continue
             if node != self.node_name:
                 continue
