@@ -219,6 +219,10 @@ class NodeStandIn:
         while not self._stop.is_set():
             try:
                 self.sync_once()
+            except ApiException as err:
+                body = str(err.body or "")
+                if not (err.status == 403 and "being terminated" in body):
+                    self._record(f"sync: {err!r} {body[:300]}")
             except Exception as err:
                 self._record(f"sync: {err!r}")
             self._stop.wait(self.poll_interval)
