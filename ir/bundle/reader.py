@@ -96,6 +96,15 @@ class BundleReader:
                     raise BundleFormatError(
                         f"{self.source.name}: not a bundle (not a tar file: {exc})"
                     ) from None
+                last = next(reversed(self.members.values()), None)
+                if last is not None and last.size == 0 and last.name.startswith(layout.ARTIFACT_PREFIX):
+                    # The writer's placeholder header (its size is patched when the artifact
+                    # closes; a zstd frame is never empty): the writing stopped inside this artifact.
+                    self._truncation(
+                        f"file ends inside artifact {last.name!r}, still being written when the "
+                        f"capture stopped ({size - last.offset} bytes of it follow, unindexed)"
+                    )
+                    break
                 self._corruption(f"corrupt tar header at offset {pos}: {exc}")
                 break
             if info.type not in (tarfile.REGTYPE, tarfile.AREGTYPE):

@@ -8,6 +8,7 @@ Memory is bounded by the chunk size and zstd's window, whatever the artifact siz
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -25,7 +26,7 @@ from ir.bundle.manifest import ActionEntry, ArtifactEntry, CollectorEntry, Manif
 from ir.bundle.pipeline import Background, BackgroundHasher
 from ir.bundle.signing import Signer, signature_document
 from ir.clock import rfc3339, utcnow
-from ir.errors import IrError
+from ir.errors import IrError, StoreError
 
 CHUNK = 1024 * 1024
 COALESCE = 256 * 1024  # writes smaller than this are gathered up to CHUNK
@@ -167,6 +168,7 @@ class BundleWriter:
         # O_EXCL: never append to or overwrite someone else's evidence.
         fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
         self._fh = os.fdopen(fd, "wb", buffering=0)
+        self._failed: StoreError | None = None
         self._pos = 0
         self.stable_offset = 0  # bytes at the start of the file that will never be rewritten
         self._progress: list[ProgressHook] = []
@@ -217,13 +219,25 @@ class BundleWriter:
 
     # -- raw file writing ------------------------------------------------------------------
     def _write_raw(self, data: bytes | memoryview) -> None:
+        if self._failed is not None:
+            raise self._failed
         view = memoryview(data)
-        while view:
-            n = self._fh.write(view)
-            if n is None or n <= 0:
-                raise OSError("short write to bundle file")
-            view = view[n:]
-            self._pos += n
+        try:
+            while view:
+                n = self._fh.write(view)
+                if n is None or n <= 0:
+                    raise OSError("short write to bundle file")
+                view = view[n:]
+                self._pos += n
+        except OSError as exc:
+            # Disk full, I/O error: the file can no longer be trusted to grow; every later write
+            # fails with this one error, naming the cause and what is left.
+            self._failed = StoreError(
+                f"cannot write the bundle: {exc.strerror or exc}; what was written is kept, "
+                f"incomplete, in {self.path}"
+            )
+            self._open = None
+            raise self._failed from None
 
     def _write_member(self, name: str, data: bytes) -> int:
         """Write a small member whole; returns the offset of its data."""
@@ -236,6 +250,8 @@ class BundleWriter:
         return offset
 
     def _check_open(self) -> None:
+        if self._failed is not None:
+            raise self._failed
         if self.sealed:
             raise IrError("bundle is sealed; it cannot change")
         if self._open is not None:
@@ -363,8 +379,9 @@ class BundleWriter:
         if self._open is not None and not self._open.closed:
             self._open.close("partial", "capture interrupted")
         if not self._fh.closed:
-            self._fh.flush()
-            os.fsync(self._fh.fileno())
+            with contextlib.suppress(OSError):  # a full disk: what is written stays as it is
+                self._fh.flush()
+                os.fsync(self._fh.fileno())
             self._fh.close()
         return self.path
 

@@ -62,7 +62,7 @@ def quarantine_pod(
     """Isolate a pod with a deny-all NetworkPolicy. Idempotent: a quarantined pod keeps its policy."""
     ns = target.namespace
     check_namespace(ns, allow_protected)
-    qid = target.labels.get(LABEL_QUARANTINE) or "q" + uuid.uuid4().hex[:12]
+    qid = target.labels.get(LABEL_QUARANTINE) or _policy_left_for(op, target) or "q" + uuid.uuid4().hex[:12]
     policy_name = POLICY_PREFIX + qid
     result = QuarantineResult(qid, policy_name, warnings=[ENFORCEMENT_WARNING])
     policy_path = f"/apis/networking.k8s.io/v1/namespaces/{ns}/networkpolicies"
@@ -100,6 +100,21 @@ def quarantine_pod(
         verify_quarantine(op, target, qid, policy_name)
         result.verified = True
     return result
+
+
+def _policy_left_for(op: Operator, target: PodTarget) -> str | None:
+    """The quarantine id of a policy ir made for this very pod (by uid) in an earlier attempt that
+    failed before the label (or whose answer was lost): reused, never a second policy."""
+    policies = op.kube.get(f"/apis/networking.k8s.io/v1/namespaces/{target.namespace}/networkpolicies",
+                           labelSelector="app.kubernetes.io/managed-by=ir").get("items", [])
+    for policy in policies:
+        meta = policy.get("metadata", {})
+        if (meta.get("annotations") or {}).get("ir.forensics/pod-uid") == target.uid:
+            qid = (meta.get("labels") or {}).get(LABEL_QUARANTINE)
+            if qid and meta.get("name") == POLICY_PREFIX + qid:
+                op.note("quarantine-policy", "reused", why=f"policy {meta['name']} was left by an earlier attempt")
+                return str(qid)
+    return None
 
 
 def deny_all_policy(name: str, qid: str, target: PodTarget, reason: str, allow_egress_cidrs: tuple[str, ...],

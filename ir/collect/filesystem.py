@@ -82,6 +82,9 @@ class FilesystemCollector:
                 except (OSError, IrError, tarfile.TarError) as exc:
                     # Keep what was captured; the listing below still goes out.
                     files.status, files.error = "partial", f"{type(exc).__name__}: {exc}"
+                truncated = getattr(source, "truncated", None)  # the node walk stopped early
+                if truncated and files.status == "ok":
+                    files.status, files.error = "partial", str(truncated)
                 entry = getattr(sink, "entry", None)
                 if entry is not None:
                     entry.meta["stats"] = vars(stats)

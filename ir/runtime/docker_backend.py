@@ -17,6 +17,7 @@ from typing import Any
 import docker
 import docker.errors
 import requests.exceptions
+import urllib3.exceptions
 from docker.utils import decode_json_header
 
 from ir.clock import parse_utc
@@ -218,7 +219,10 @@ class _ResponseReader:
         self.raw = response.raw
 
     def read(self, n: int = -1) -> bytes:
-        return self.raw.read(n if n >= 0 else READ_CHUNK) or b""
+        try:
+            return self.raw.read(n if n >= 0 else READ_CHUNK) or b""
+        except urllib3.exceptions.HTTPError as exc:  # not an OSError: the engine went away mid-stream
+            raise OSError(f"the Docker engine's stream broke: {exc}") from None
 
     def close(self) -> None:
         self.response.close()
@@ -231,6 +235,7 @@ class DockerArchiveFile:
         self._reader = _ResponseReader(response)
         self.entry = entry
         self.short = False
+        self.why = ""
         try:
             self._tar = tarfile.open(fileobj=self._reader, mode="r|")  # type: ignore[call-overload]  # noqa: SIM115
             member = self._tar.next()
@@ -251,13 +256,14 @@ class DockerArchiveFile:
             return b""
         try:
             return self._fh.read(n) or b""
-        except (tarfile.TarError, OSError):
-            self.short = True  # the engine cut the stream (the file shrank or vanished)
+        except (tarfile.TarError, OSError) as exc:
+            self.short = True  # the engine cut the stream (the file shrank or vanished, or the engine died)
+            self.why = f"the archive stream ended early ({exc})"
             return b""
 
     def changed(self) -> str | None:
         if self.short:
-            return "the archive stream ended early (file shrank or vanished while read)"
+            return self.why
         e = self.entry
         if e.size is not None and e.size != self.member.size:
             return f"size changed between stat and read ({e.size} -> {self.member.size} bytes)"

@@ -245,6 +245,7 @@ class OverlayDiff:
         self.mount = mount
         self.description: dict[str, Any] = {"source": "overlay-upperdir", **mount.to_dict()}
         self.notes: list[str] = []
+        self.truncated: str | None = None  # set when part of the tree was not walked
 
     def open(self, entry: FsEntry) -> OverlayFile:
         dir_fd, name = entry.token
@@ -335,11 +336,14 @@ class OverlayDiff:
                         yield entry
                         continue
                     entry.opaque = _is_opaque(sub)
+                    if depth + 1 >= MAX_DEPTH:
+                        entry.error = f"not descended: deeper than {MAX_DEPTH} levels, its contents are not listed"
+                        self.notes.append(f"not descended below {depth + 1} levels: {path!r}")
+                        self.truncated = f"directories deeper than {MAX_DEPTH} levels were not walked (e.g. {path!r})"
                     yield entry
                     if entry.opaque and below is not None:
                         yield from self._opaque_deletions(sub, rel, lowers)
                     if depth + 1 >= MAX_DEPTH:
-                        self.notes.append(f"not descended below {depth + 1} levels: {path!r}")
                         continue
                     yield from self._walk(sub, rel, lowers, depth + 1)
                 finally:

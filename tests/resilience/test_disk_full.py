@@ -90,12 +90,6 @@ def test_disk_full_fails_cleanly_and_leaves_only_a_partial(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cwd", "full", "tmpdir"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG ir/bundle/writer.py: after ENOSPC the open artifact is never cleared, "
-    "so the capture ends with 'artifact ... is still open' (exit 1), hiding the cause and giving "
-    "no exit code of its own (see the report)",
-)
 def test_disk_full_error_names_the_cause(
     big_diff: Any, small_disk: Path, docker_bed: DockerBed, tmp_path: Path
 ) -> None:

@@ -272,12 +272,6 @@ def test_docker_daemon_killed_mid_capture_gives_a_partial_bundle(
     assert docker_bed.client().ping()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG ir/runtime/docker_backend.py: a broken engine stream raises urllib3 "
-    "ProtocolError, which is not an OSError: the filesystem collector aborts before fs-changes.jsonl, "
-    "so the per-file listing (paths, hashes) of what WAS captured is lost (see the report)",
-)
 def test_docker_daemon_killed_mid_capture_keeps_the_file_listing(
     engine_crash: tuple[Captured, dict[str, str]],
 ) -> None:

@@ -272,12 +272,6 @@ def test_lost_policy_response_fails_clearly_and_rerun_isolates(
     assert len(isolating(control_plane, ns, name)) == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG ir/cluster/respond.py: a rerun after a failed quarantine mints a "
-    "new quarantine id and a second policy; the first one is left behind, selecting nothing, "
-    "and `ir release` never removes it (see the resilience report)",
-)
 def test_rerun_after_failed_quarantine_leaves_no_orphan_policy(
     control_plane: ControlPlane,
     docker_bed: DockerBed,

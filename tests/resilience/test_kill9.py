@@ -142,12 +142,6 @@ def test_kill9_during_capture_never_leaves_a_complete_looking_bundle(
 
 
 @pytest.mark.docker
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG ir/bundle/reader.py: a capture killed while an artifact is being "
-    "written leaves its placeholder header (size 0) followed by data; the reader calls that "
-    "'corrupt tar header' and verify says TAMPERED instead of incomplete (see the report)",
-)
 def test_kill9_inside_an_artifact_is_reported_incomplete(
     target: Any, docker_bed: DockerBed, tmp_path: Path
 ) -> None:

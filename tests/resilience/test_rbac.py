@@ -210,12 +210,6 @@ def ir_as(grant: Grant, bed: DockerBed, *args: str) -> IrRun:
     return run_ir(list(args), ir_env(KUBECONFIG=str(grant.kubeconfig), DOCKER_HOST=bed.host))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG deploy/kustomize/base/rbac.yaml (and node-collector/rbac.yaml): roles and "
-    "clusterroles are granted `list` only, but the capture reads each bound role with `get`: "
-    "k8s/rbac.json fails, the capture is partial and the gate refuses quarantine (see the report)",
-)
 def test_shipped_role_alone_gives_a_complete_capture(
     control_plane: ControlPlane, docker_bed: DockerBed, grant: Grant, web: Any, tmp_path: Path
 ) -> None:
