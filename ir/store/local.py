@@ -23,6 +23,23 @@ def custody_path(bundle: Path) -> Path:
     return bundle.with_name(name + layout.CUSTODY_SUFFIX)
 
 
+def record_created(sealed: Any, custody_signer: Any = None) -> None:
+    """The first custody record of a sealed bundle, in the `.custody.jsonl` beside its file."""
+    append_record(
+        FileCustody(custody_path(sealed.path)),
+        action="created",
+        bundle_id=sealed.manifest.bundle_id,
+        bundle_digest=sealed.root_digest,
+        actor=sealed.manifest.operator,
+        detail={
+            "location": str(sealed.path),
+            "size": sealed.size,
+            "outcome": sealed.manifest.outcome,
+        },
+        signer=custody_signer,
+    )
+
+
 class LocalStore:
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
@@ -45,19 +62,7 @@ class LocalStore:
         return None
 
     def finish(self, sealed: Any, custody_signer: Any = None) -> StoreResult:
-        append_record(
-            FileCustody(custody_path(sealed.path)),
-            action="created",
-            bundle_id=sealed.manifest.bundle_id,
-            bundle_digest=sealed.root_digest,
-            actor=sealed.manifest.operator,
-            detail={
-                "location": str(sealed.path),
-                "size": sealed.size,
-                "outcome": sealed.manifest.outcome,
-            },
-            signer=custody_signer,
-        )
+        record_created(sealed, custody_signer)
         return StoreResult(str(sealed.path), sealed.root_digest, sealed.size, confirmed=True)
 
     def list_bundles(self) -> Iterator[BundleListing]:

@@ -34,7 +34,7 @@ from ir.bundle.reader import BundleReader
 from ir.clock import rfc3339, utcnow
 from ir.errors import BundleFormatError, IrError, StoreError, UsageError
 from ir.store.base import BundleHandle, BundleListing, StoreResult
-from ir.store.local import describe_target
+from ir.store.local import describe_target, record_created
 from ir.store.multipart import (
     FIRST_PART,
     MIN_PART,
@@ -278,19 +278,7 @@ class S3Store:
     def finish(self, sealed: Any, custody_signer: Any = None) -> StoreResult:
         """Upload the rest of a sealed bundle, complete and confirm it, write the manifest object,
         custody records and tags. On failure the bundle stays spooled (confirmed=False)."""
-        append_record(
-            FileCustody(custody_path(sealed.path)),
-            action="created",
-            bundle_id=sealed.manifest.bundle_id,
-            bundle_digest=sealed.root_digest,
-            actor=sealed.manifest.operator,
-            detail={
-                "location": str(sealed.path),
-                "size": sealed.size,
-                "outcome": sealed.manifest.outcome,
-            },
-            signer=custody_signer,
-        )
+        record_created(sealed, custody_signer)
         with self._lock:
             upload = self._uploads.pop(sealed.manifest.bundle_id, None)
         if upload is None:

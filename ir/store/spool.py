@@ -20,6 +20,7 @@ from typing import Any
 from ir.bundle import layout
 from ir.clock import rfc3339, utcnow
 from ir.errors import StoreError
+from ir.store.local import custody_path  # noqa: F401 -- one definition, re-exported for s3.py
 
 ENV_SPOOL_DIR = "IR_SPOOL_DIR"
 STATE_SUFFIX = ".upload.json"
@@ -54,10 +55,6 @@ def bundle_stem(path: Path) -> str:
 
 def state_path(bundle: Path) -> Path:
     return bundle.with_name(bundle_stem(bundle) + STATE_SUFFIX)
-
-
-def custody_path(bundle: Path) -> Path:
-    return bundle.with_name(bundle_stem(bundle) + layout.CUSTODY_SUFFIX)
 
 
 @dataclass
