@@ -38,6 +38,7 @@ from ir.bundle.reader import BundleReader
 from ir.bundle.verify import INCOMPLETE, TAMPERED, VALID, verify_bundle
 from ir.store.local import custody_path
 from tests.testbed.docker import REPO_ROOT, SCRIPT, DockerBed
+from tests.testbed.k8s import make_ca
 
 LONG = os.environ.get("IR_RESILIENCE_LONG") == "1"
 
@@ -465,36 +466,8 @@ class FaultProxy:
 def _proxy_pki() -> tuple[bytes, bytes, bytes]:
     """(CA cert, server cert, server key) PEM for 127.0.0.1, valid for a day."""
     now = datetime.datetime.now(datetime.UTC)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "ir-fault-proxy-ca")])
-    ca = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(hours=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                key_cert_sign=True,
-                crl_sign=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(
-            x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
+    ca_key, ca = make_ca(ca_name, now - datetime.timedelta(hours=1), now + datetime.timedelta(days=1))
     key = ec.generate_private_key(ec.SECP256R1())
     cert = (
         x509.CertificateBuilder()

@@ -293,15 +293,12 @@ def _start_once(workdir: Path, bin_dir: Path, startup_timeout: float) -> Control
         raise
 
 
-def _write_pki(pki: Path) -> Path:
-    """CA, apiserver serving cert and service-account keys; returns the CA path."""
-    now = datetime.datetime.now(datetime.UTC)
-    not_before = now - datetime.timedelta(hours=1)
-    not_after = now + datetime.timedelta(days=7)
-
+def make_ca(
+    ca_name: x509.Name, not_before: datetime.datetime, not_after: datetime.datetime
+) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
+    """A self-signed P-256 CA (key, certificate) for test servers (control plane, fault proxy)."""
     ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "ir-testbed-ca")])
-    ca_cert = (
+    ca = (
         x509.CertificateBuilder()
         .subject_name(ca_name)
         .issuer_name(ca_name)
@@ -329,6 +326,17 @@ def _write_pki(pki: Path) -> Path:
         )
         .sign(ca_key, hashes.SHA256())
     )
+    return ca_key, ca
+
+
+def _write_pki(pki: Path) -> Path:
+    """CA, apiserver serving cert and service-account keys; returns the CA path."""
+    now = datetime.datetime.now(datetime.UTC)
+    not_before = now - datetime.timedelta(hours=1)
+    not_after = now + datetime.timedelta(days=7)
+
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "ir-testbed-ca")])
+    ca_key, ca_cert = make_ca(ca_name, not_before, not_after)
 
     key = ec.generate_private_key(ec.SECP256R1())
     service_ip = next(ipaddress.IPv4Network(SERVICE_CLUSTER_IP_RANGE).hosts())
