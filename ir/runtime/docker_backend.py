@@ -70,6 +70,10 @@ def go_mode(mode: int) -> tuple[str, int]:
     return kind, perm
 
 
+# ps arguments for `docker top`: the engine's default (-ef) plus unlimited width.
+WIDE_PS_ARGS = "-ef -ww"
+
+
 class DockerRuntime:
     """A Docker API client that records every request it makes."""
 
@@ -128,7 +132,15 @@ class DockerRuntime:
         return self._call("docker.diff", self.api.diff, cid, id=cid) or []
 
     def top(self, cid: str) -> dict[str, Any]:
-        return self._call("docker.top", self.api.top, cid, id=cid)  # type: ignore[no-any-return]
+        """`docker top`, asking ps for unlimited width: the engine runs ps on its own host, and ps
+        cuts every row at $COLUMNS when dockerd inherited it (started from a terminal), which
+        loses the end of command lines. A host ps that refuses -ww (busybox) gets the defaults."""
+        try:
+            return self._call(  # type: ignore[no-any-return]
+                "docker.top", self.api.top, cid, WIDE_PS_ARGS, id=cid, ps_args=WIDE_PS_ARGS
+            )
+        except ClusterError:
+            return self._call("docker.top", self.api.top, cid, id=cid)  # type: ignore[no-any-return]
 
     def stat_path(self, cid: str, path: str) -> dict[str, Any] | None:
         """HEAD /containers/ID/archive: the path's stat (final link not followed); None if absent."""
