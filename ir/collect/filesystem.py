@@ -11,6 +11,7 @@ Artifacts: fs-files.tar first (the records are spooled meanwhile), then fs-chang
 from __future__ import annotations
 
 import hashlib
+import json
 import tarfile
 import tempfile
 from collections.abc import Iterator
@@ -56,7 +57,10 @@ class FilesystemCollector:
         target.sources[self.name] = source.description
         opts = target.options
         stats = DiffStats()
-        with tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY) as spool:
+        with (
+            tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY) as spool,
+            tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY) as amended,
+        ):
             files = Artifact(
                 "fs-files.tar",
                 kind="fs-files",
@@ -86,8 +90,8 @@ class FilesystemCollector:
                 if truncated and files.status == "ok":
                     files.status, files.error = "partial", str(truncated)
                 entry = getattr(sink, "entry", None)
-                if entry is not None:
-                    entry.meta["stats"] = vars(stats)
+                if entry is not None:  # a copy: the journal and the manifest must agree
+                    entry.meta["stats"] = dict(vars(stats))
 
             files.write = write
             yield files
@@ -99,12 +103,17 @@ class FilesystemCollector:
                 f"captured, {stats.skipped} skipped"
             )
             spool.seek(0)
+            late = getattr(source, "late_changes", None)
+            if late:
+                amend_changed_while_read(spool, amended, late, stats)
+                spool = amended
+                spool.seek(0)
             yield Artifact(
                 "fs-changes.jsonl",
                 kind="fs-changes",
                 media_type=FileChange.media_type(),
                 chunks=_chunks(spool),
-                meta={"stats": vars(stats), "source": source.description},
+                meta={"stats": dict(vars(stats)), "source": source.description},
                 status=files.status,
                 error=files.error,
             )
@@ -121,6 +130,27 @@ def write_diff(
 ) -> None:
     """Stream the diff of `source` as a tar into `sink`, writing one FileChange line per path
     to `records`. Per-path problems become record fields; only a broken source raises."""
+    entries = source.entries()
+    try:
+        _write_tar(sink, source, entries, records, stats, max_file=max_file, max_total=max_total)
+    finally:
+        # Close the listing now, not at garbage collection: a Docker archive stream left open
+        # keeps the container locked in the engine, and every later request on it would hang.
+        close = getattr(entries, "close", None)
+        if close is not None:
+            close()
+
+
+def _write_tar(
+    sink: IO[bytes],
+    source: FsDiffSource,
+    entries: Iterator[FsEntry],
+    records: IO[bytes],
+    stats: DiffStats,
+    *,
+    max_file: int,
+    max_total: int,
+) -> None:
     with tarfile.open(
         fileobj=sink,
         # "w", not the stream mode "w|": same bytes, but file contents are copied in 1 MiB
@@ -131,7 +161,7 @@ def write_diff(
         encoding="utf-8",
         errors="surrogateescape",
     ) as tar:
-        for entry in source.entries():
+        for entry in entries:
             stats.entries += 1
             setattr(stats, entry.change, getattr(stats, entry.change, 0) + 1)
             record = file_change(entry)
@@ -148,6 +178,23 @@ def write_diff(
             if record.skipped:
                 stats.skipped += 1
             records.write(record.to_line())
+
+
+def amend_changed_while_read(
+    records: IO[bytes], out: IO[bytes], late: dict[str, str], stats: DiffStats
+) -> None:
+    """Copy FileChange lines from `records` to `out`, flagging the paths of `late` (found to have
+    changed while read only after their record was written: {path: why})."""
+    for line in records:
+        record = FileChange.from_dict(json.loads(line))
+        why = late.get(record.path)
+        if why is not None and record.captured:
+            if not record.changed_while_read:
+                stats.changed_while_read += 1
+            record.changed_while_read = True
+            record.note = f"{record.note}; {why}" if record.note else why
+            line = record.to_line()
+        out.write(line)
 
 
 def file_change(entry: FsEntry) -> FileChange:
