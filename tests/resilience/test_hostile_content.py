@@ -228,7 +228,9 @@ def test_many_tiny_files_docker_backend(
         c, docker_bed, tmp_path, "docker", "--collectors", "metadata,filesystem", timeout=900
     )
     rate = cap.run.seconds / files
-    print(f"\n{files} tiny files (docker backend): {cap.run.seconds:.1f}s = {rate * 1000:.1f} ms/file")
+    print(
+        f"\n{files} tiny files (docker backend): {cap.run.seconds:.1f}s = {rate * 1000:.1f} ms/file"
+    )
     assert cap.run.returncode == 0 and cap.summary["outcome"] == "complete"
     stats = cap.entry("fs-changes.jsonl").meta["stats"]
     assert stats["files_captured"] == files and stats["skipped"] == 0, stats
