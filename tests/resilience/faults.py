@@ -467,7 +467,9 @@ def _proxy_pki() -> tuple[bytes, bytes, bytes]:
     """(CA cert, server cert, server key) PEM for 127.0.0.1, valid for a day."""
     now = datetime.datetime.now(datetime.UTC)
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "ir-fault-proxy-ca")])
-    ca_key, ca = make_ca(ca_name, now - datetime.timedelta(hours=1), now + datetime.timedelta(days=1))
+    ca_key, ca = make_ca(
+        ca_name, now - datetime.timedelta(hours=1), now + datetime.timedelta(days=1)
+    )
     key = ec.generate_private_key(ec.SECP256R1())
     cert = (
         x509.CertificateBuilder()

@@ -41,10 +41,21 @@ from tests.testbed.docker import DockerBed
 pytestmark = pytest.mark.docker
 
 FILES, FILE_SIZE = 20, 2 * 1024 * 1024
-BIG_DIFF = (
-    f"mkdir /data; i=1; while [ $i -le {FILES} ]; do head -c {FILE_SIZE} /dev/urandom > /data/f$i; "
-    "i=$((i+1)); done; sha256sum /data/*; echo ready; exec sleep 100000"
-)
+
+
+def big_diff(directory: str) -> str:
+    """FILES random files DIRECTORY/f1..fN, their hashes printed, then idle. Under a new directory
+    (`/data`) the Docker backend streams them all in one archive request; directly in a directory
+    of the image (`/tmp`) it asks for each file apart, so a fault can land between two of them."""
+    mkdir = "" if directory == "/tmp" else f"mkdir {directory}; "
+    return (
+        f"{mkdir}i=1; while [ $i -le {FILES} ]; do head -c {FILE_SIZE} /dev/urandom > "
+        f"{directory}/f$i; i=$((i+1)); done; sha256sum {directory}/f*; echo ready; "
+        "exec sleep 100000"
+    )
+
+
+BIG_DIFF = big_diff("/data")
 FAULT_AT = 12 * 1024 * 1024  # bundle bytes written when the fault strikes: in the filesystem stage
 # For the engine crash, one 48 MiB file streamed for long enough that the crash always lands in
 # the middle of a file's stream (between two files the engine dies at a stat, another path).
@@ -57,12 +68,12 @@ CRASH_FILES = 11
 PRIVATE_BASE = Path("/tmp/ir-testbed-faults")
 
 
-def expected_hashes(container: Any, count: int = FILES) -> dict[str, str]:
-    """/data/fN -> sha256, as printed by the container itself before it said ready."""
+def expected_hashes(container: Any, count: int = FILES, directory: str = "/data") -> dict[str, str]:
+    """DIRECTORY/fN -> sha256, as printed by the container itself before it said ready."""
     out: dict[str, str] = {}
     for line in container.logs(stdout=True, stderr=False).decode().splitlines():
         parts = line.split()
-        if len(parts) == 2 and parts[1].startswith("/data/"):
+        if len(parts) == 2 and parts[1].startswith(f"{directory}/f"):
             out[parts[1]] = parts[0]
     assert len(out) == count, out
     return out
@@ -116,7 +127,7 @@ def assert_contents_exact(captured: Captured, hashes: dict[str, str]) -> int:
     that was not captured says why. Returns how many were captured exactly."""
     exact = 0
     for record in captured.records or []:
-        if not record["path"].startswith("/data/f"):
+        if record["path"] not in hashes:
             continue
         if record["captured"] and not record["changed_while_read"]:
             assert record["sha256"] == hashes[record["path"]], record
@@ -301,32 +312,9 @@ def test_docker_daemon_killed_during_node_backend_capture(
 # -- the target container exits or is deleted mid-capture --------------------------------------
 
 
-@pytest.mark.parametrize("backend", ["docker", "node"])
-@pytest.mark.parametrize("fault", ["killed", "deleted"])
-def test_target_container_gone_mid_capture(
-    fault: str, backend: str, make_container: Any, docker_bed: DockerBed, tmp_path: Path
-) -> None:
-    """The container is killed (exits) or force-deleted while its filesystem is being read: a
-    sealed bundle, outcome partial (exit 1), capture.json says it exited during the capture
-    (state at the end: exited / gone); whatever content was captured is byte-exact; every file
-    that could not be read is listed with the reason, or the listing itself is marked partial."""
-    container = make_container(["sh", "-c", BIG_DIFF], ready="ready", prefix=f"gone-{fault}")
-    hashes = expected_hashes(container)
-    store = tmp_path / "evidence"
-    proc = IrProcess(
-        [
-            "capture",
-            "container",
-            container.name,
-            "--store",
-            str(store),
-            "--backend",
-            backend,
-            "-o",
-            "json",
-        ],
-        ir_env(DOCKER_HOST=docker_bed.host),
-    )
+def strike_during_capture(store: Path, proc: IrProcess, container: Any, fault: str) -> None:
+    """Wait until the capture is FAULT_AT bytes into the filesystem stage, freeze ir, kill or
+    force-delete the container, thaw ir, and wait for the fault to have struck."""
     assert wait_for_partial(store, FAULT_AT, proc), proc.finish().stderr
     failures: list[BaseException] = []
 
@@ -341,8 +329,8 @@ def test_target_container_gone_mid_capture(
             failures.append(exc)
 
     # ir is frozen while the fault strikes, so it lands here whatever the speed of the capture.
-    # The engine holds a container's lock while it streams an archive: with the Docker backend
-    # the fault waits for the file in flight, so ir must go on reading (else both wait forever).
+    # The engine may hold a container's lock while it sets up or streams an archive, so the
+    # fault may wait for ir: ir is thawed after 2 s whether the fault has struck or not.
     striker = threading.Thread(target=strike)
     proc.pause()
     try:
@@ -352,21 +340,90 @@ def test_target_container_gone_mid_capture(
         proc.resume()
     striker.join(timeout=120)
     assert not striker.is_alive() and not failures, failures
+
+
+def capture_in_background(container: Any, backend: str, store: Path, host: str) -> IrProcess:
+    argv = ["capture", "container", container.name, "--store", str(store)]
+    return IrProcess([*argv, "--backend", backend, "-o", "json"], ir_env(DOCKER_HOST=host))
+
+
+@pytest.mark.parametrize("backend", ["docker", "node"])
+@pytest.mark.parametrize("fault", ["killed", "deleted"])
+def test_target_container_gone_mid_capture(
+    fault: str, backend: str, make_container: Any, docker_bed: DockerBed, tmp_path: Path
+) -> None:
+    """The container is killed (exits) or force-deleted while its filesystem is being read, file
+    by file (the files lie in /tmp, a directory of the image, so the Docker backend asks for each
+    one apart and the fault lands between two): a sealed bundle, outcome partial (exit 1),
+    capture.json says it exited during the capture (state at the end: exited / gone); whatever
+    content was captured is byte-exact; every file that could not be read is listed with the
+    reason, or the listing itself is marked partial."""
+    container = make_container(
+        ["sh", "-c", big_diff("/tmp")], ready="ready", prefix=f"gone-{fault}"
+    )
+    hashes = expected_hashes(container, directory="/tmp")
+    store = tmp_path / "evidence"
+    proc = capture_in_background(container, backend, store, docker_bed.host)
+    strike_during_capture(store, proc, container, fault)
     captured = read_back(proc.finish(timeout=120), store, container.name)
     assert_never_looks_complete(captured)
     assert captured.manifest.outcome == "partial"
     info = captured.capture_info
-    assert info is not None and info["exited_during_capture"] is True
+    assert info is not None and info["exited_during_capture"] is True, info
     assert info["state_at_end"]["status"] in (
         ("exited",) if fault == "killed" else ("gone", "removing")
     )
     assert any("exited during the capture" in n for n in captured.collector("capture-info").notes)
     assert captured.records is not None
     exact = assert_contents_exact(captured, hashes)
-    listed = {r["path"] for r in captured.records if r["path"].startswith("/data/f")}
+    listed = {r["path"] for r in captured.records if r["path"] in hashes}
     fs_entry = next(a for a in captured.manifest.artifacts if a.name.endswith("fs-changes.jsonl"))
     if len(listed) < FILES:
         assert fs_entry.status == "partial" and fs_entry.error, fs_entry
     if fault == "killed":  # the filesystem outlives the process: everything is still readable
         assert exact == FILES
     assert exact >= FAULT_AT // FILE_SIZE - 2  # what was read before the fault is all there
+
+
+@pytest.mark.parametrize("fault", ["killed", "deleted"])
+def test_container_gone_while_docker_streams_a_subtree(
+    fault: str, make_container: Any, docker_bed: DockerBed, tmp_path: Path
+) -> None:
+    """The files lie under a new directory, which the Docker backend streams in one archive
+    request. A delete asked for in the middle of the stream does not cut it (the engine's tar
+    reads on), but the files vanish under it: ir's look after each file finds it gone and flags
+    it "deleted while read", content kept. The engine's kill and removal race with ir's last
+    stages (a delete can leave the container running but marked for removal when ir last
+    looks; CI saw it), so the report must be true to what ir saw rather than to one ordering:
+    what was read before the fault is byte-exact, every other file is exact or flagged with a
+    note, and capture.json says the container exited during the capture exactly when its state
+    at the end differs from the start (then the outcome is partial, exit 1)."""
+    container = make_container(["sh", "-c", BIG_DIFF], ready="ready", prefix=f"tree-{fault}")
+    hashes = expected_hashes(container)
+    store = tmp_path / "evidence"
+    proc = capture_in_background(container, "docker", store, docker_bed.host)
+    strike_during_capture(store, proc, container, fault)
+    run = proc.finish(timeout=120)
+    captured = read_back(run, store, container.name)
+    assert "Traceback" not in run.stderr, run.stderr
+    assert len(captured.store.sealed) == 1, (run.returncode, run.stderr)
+    assert captured.records is not None
+    exact = assert_contents_exact(captured, hashes)
+    assert exact >= FAULT_AT // FILE_SIZE - 2
+    if fault == "killed":  # nothing vanishes: the stream and every look after it see the files
+        assert exact == FILES
+    listed = {r["path"] for r in captured.records if r["path"] in hashes}
+    fs_entry = next(a for a in captured.manifest.artifacts if a.name.endswith("fs-changes.jsonl"))
+    if len(listed) < FILES:
+        assert fs_entry.status == "partial" and fs_entry.error, fs_entry
+    info = captured.capture_info
+    assert info is not None, captured.manifest.artifacts
+    start, end = info["state_at_start"], info["state_at_end"]
+    still_there = end["status"] == "running" and end["pid"] == start["pid"]
+    assert info["exited_during_capture"] is (not still_there), info
+    if info["exited_during_capture"]:
+        assert captured.manifest.outcome == "partial" and run.returncode == 1
+        assert end["status"] in (("exited",) if fault == "killed" else ("gone", "removing", "dead"))
+    else:  # ir's last look came first: the fault struck after it
+        assert run.returncode in (0, 1), run.stderr
+        assert json.loads(run.stdout)["outcome"] == captured.manifest.outcome

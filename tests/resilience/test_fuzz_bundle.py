@@ -30,10 +30,21 @@ def seed_bundle(tmp_path_factory: pytest.TempPathFactory) -> bytes:
 
     d = tmp_path_factory.mktemp("seed")
     signer = load_signer(str(generate_keypair(d / "k")[0]))
-    w = BundleWriter(d, case_id="FUZZ", target={"kind": "sample"}, operator="f", host={},
-                     tool={"name": "ir", "version": "t"})
-    w.add_bytes("a/log.jsonl", b'{"time": "2026-01-01T00:00:00Z", "message": "x"}\n' * 200, kind="logs",
-                media_type="application/x-ndjson", collector="f")
+    w = BundleWriter(
+        d,
+        case_id="FUZZ",
+        target={"kind": "sample"},
+        operator="f",
+        host={},
+        tool={"name": "ir", "version": "t"},
+    )
+    w.add_bytes(
+        "a/log.jsonl",
+        b'{"time": "2026-01-01T00:00:00Z", "message": "x"}\n' * 200,
+        kind="logs",
+        media_type="application/x-ndjson",
+        collector="f",
+    )
     w.add_bytes("b.bin", os.urandom(3000), kind="blob", media_type="x", collector="f")
     w.add_bytes("zeros", b"\0" * 100_000, kind="blob", media_type="x", collector="f")
     return w.seal(signer).path.read_bytes()
@@ -61,16 +72,22 @@ def _mutate(data: bytes, ops: list[tuple[str, int, int]]) -> bytes:
         elif op == "insert":
             buf[pos:pos] = bytes([arg]) * 17
         elif op == "delete":
-            del buf[pos:pos + arg]
+            del buf[pos : pos + arg]
         elif op == "zero-block":
             start = pos - pos % 512
-            buf[start:start + 512] = b"\0" * min(512, len(buf) - start)
+            buf[start : start + 512] = b"\0" * min(512, len(buf) - start)
     return bytes(buf)
 
 
-@settings(max_examples=EXAMPLES, deadline=5000, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=EXAMPLES,
+    deadline=5000,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 @given(ops=st.lists(mutation, min_size=1, max_size=3))
-def test_mutated_bundles_fail_cleanly(seed_bundle: bytes, tmp_path: Path, ops: list[tuple[str, int, int]]) -> None:
+def test_mutated_bundles_fail_cleanly(
+    seed_bundle: bytes, tmp_path: Path, ops: list[tuple[str, int, int]]
+) -> None:
     work = tmp_path / "w"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir()
@@ -98,15 +115,40 @@ def test_mutated_bundles_fail_cleanly(seed_bundle: bytes, tmp_path: Path, ops: l
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=5),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=5)
+    ),
     max_leaves=30,
 )
 
 
 @settings(max_examples=EXAMPLES * 2, deadline=2000)
-@given(doc=st.dictionaries(st.sampled_from([
-    "format", "format_version", "bundle_id", "case_id", "target", "tool", "operator", "host", "started_at",
-    "ended_at", "outcome", "artifacts", "collectors", "actions", "labels", "header_sha256", "reason"]), json_values))
+@given(
+    doc=st.dictionaries(
+        st.sampled_from(
+            [
+                "format",
+                "format_version",
+                "bundle_id",
+                "case_id",
+                "target",
+                "tool",
+                "operator",
+                "host",
+                "started_at",
+                "ended_at",
+                "outcome",
+                "artifacts",
+                "collectors",
+                "actions",
+                "labels",
+                "header_sha256",
+                "reason",
+            ]
+        ),
+        json_values,
+    )
+)
 def test_manifest_parser_never_crashes(doc: dict) -> None:  # type: ignore[type-arg]
     import json
 
