@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import tarfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from typing import Any
 import pytest
 
 from ir.bundle.reader import BundleReader
+from ir.runtime.docker_backend import RECENT_SECONDS
 from tests.resilience.faults import LONG, IrRun, check_store, ir_env, run_ir
 from tests.testbed.docker import DockerBed
 
@@ -224,6 +226,9 @@ def test_many_tiny_files_docker_backend(
     dirs = 50 if LONG else 10
     files = dirs * 1000
     c = started(make_container, tiny_script(dirs), "tinyd")
+    # Files modified within RECENT_SECONDS of the engine reading them are stat'ed again after the
+    # stream (was it still being written?): this test is about files at rest, so let them settle.
+    time.sleep(RECENT_SECONDS + 1)
     cap = capture(
         c, docker_bed, tmp_path, "docker", "--collectors", "metadata,filesystem", timeout=900
     )
