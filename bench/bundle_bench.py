@@ -49,8 +49,11 @@ print(json.dumps({"seconds": elapsed, "rss_mib": hwm / 1024, "result": result}))
 
 def make_data(path: Path, size_mib: int) -> None:
     block = os.urandom(1 << 20)
-    text = b"".join(b"2026-11-25T14:%02d:%02d.123Z GET /api/v1/items/%d 200 1532 curl/8.5\n" % (i % 60, i % 60, i)
-                    for i in range(20000))[: 1 << 20]
+    text = b"".join(
+        b"2026-11-25T14:%02d:%02d.123Z GET /api/v1/items/%d 200 1532 curl/8.5\n"
+        % (i % 60, i % 60, i)
+        for i in range(20000)
+    )[: 1 << 20]
     with path.open("wb") as fh:
         for i in range(size_mib):
             fh.write(block if i % 2 else text)
@@ -63,8 +66,12 @@ def timed(cmd: str) -> float:
 
 
 def child(mode: str, src: Path, out: Path) -> dict[str, float | str]:
-    done = subprocess.run([sys.executable, "-c", CHILD, mode, str(src), str(out)], capture_output=True, text=True,
-                          check=True)
+    done = subprocess.run(
+        [sys.executable, "-c", CHILD, mode, str(src), str(out)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return json.loads(done.stdout)
 
 
@@ -77,7 +84,12 @@ def main() -> None:
     data = work / "data.bin"
     make_data(data, args.size_mib)
     subprocess.run(f"cat {data} > /dev/null", shell=True, check=True)  # warm the page cache
-    rows: dict[str, list[float]] = {"limit-compress": [], "ir-write": [], "limit-decomp": [], "ir-verify": []}
+    rows: dict[str, list[float]] = {
+        "limit-compress": [],
+        "ir-write": [],
+        "limit-decomp": [],
+        "ir-verify": [],
+    }
     rss: dict[str, float] = {"ir-write": 0.0, "ir-verify": 0.0}
     for run in range(args.runs):
         rows["limit-compress"].append(timed(f"zstd -3 -T2 -q -c {data} > /dev/null"))
@@ -87,7 +99,9 @@ def main() -> None:
         rss["ir-write"] = max(rss["ir-write"], float(res["rss_mib"]))
         bundle = Path(str(res["result"]))
         stored = work / "stored.zst"
-        subprocess.run(f"tar -xOf {bundle} artifacts/data.bin.zst > {stored}", shell=True, check=True)
+        subprocess.run(
+            f"tar -xOf {bundle} artifacts/data.bin.zst > {stored}", shell=True, check=True
+        )
         rows["limit-decomp"].append(timed(f"zstd -dcq {stored} > /dev/null"))
         res = child("verify", bundle, out)
         assert res["result"] == "valid", res
@@ -96,12 +110,18 @@ def main() -> None:
         bundle.unlink()
     mib = args.size_mib
     med = {k: statistics.median(v) for k, v in rows.items()}
-    print(f"data: {mib} MiB (half random, half log text), runs: {args.runs}, cores: {os.cpu_count()}")
+    print(
+        f"data: {mib} MiB (half random, half log text), runs: {args.runs}, cores: {os.cpu_count()}"
+    )
     print(f"{'case':16} {'median s':>9} {'MiB/s':>8} {'peak RSS MiB':>13}")
     for k, v in med.items():
         print(f"{k:16} {v:9.2f} {mib / v:8.1f} {rss.get(k, float('nan')):13.1f}")
-    print(f"ratio ir-write / limit-compress throughput: {med['limit-compress'] / med['ir-write']:.2f}")
-    print(f"ratio ir-verify / limit-decomp throughput:  {med['limit-decomp'] / med['ir-verify']:.2f}")
+    print(
+        f"ratio ir-write / limit-compress throughput: {med['limit-compress'] / med['ir-write']:.2f}"
+    )
+    print(
+        f"ratio ir-verify / limit-decomp throughput:  {med['limit-decomp'] / med['ir-verify']:.2f}"
+    )
     subprocess.run(["rm", "-rf", str(work)], check=False)
 
 

@@ -31,8 +31,12 @@ MakeBundle = Callable[..., SealedBundle]
 def make_bundle(tmp_path: Path) -> MakeBundle:
     """make_bundle({"name": bytes_or_iterable, ...}, signer=None) -> SealedBundle in tmp_path."""
 
-    def make(artifacts: dict[str, bytes | Iterable[bytes]], signer: Any = None, directory: Path | None = None,
-             **kw: Any) -> SealedBundle:
+    def make(
+        artifacts: dict[str, bytes | Iterable[bytes]],
+        signer: Any = None,
+        directory: Path | None = None,
+        **kw: Any,
+    ) -> SealedBundle:
         writer = BundleWriter(
             directory or tmp_path / "evidence",
             case_id=kw.pop("case_id", "TEST-1"),
@@ -44,7 +48,9 @@ def make_bundle(tmp_path: Path) -> MakeBundle:
         )
         for name, data in artifacts.items():
             chunks = [data] if isinstance(data, bytes) else data
-            writer.add_stream(name, chunks, kind="blob", media_type="application/octet-stream", collector="test")
+            writer.add_stream(
+                name, chunks, kind="blob", media_type="application/octet-stream", collector="test"
+            )
         return writer.seal(signer)
 
     return make

@@ -49,9 +49,15 @@ def node(kube: Any, docker_engine: tuple[Any, str]) -> Iterator[NodeStandIn]:
 @pytest.fixture
 def namespace(control_plane: ControlPlane) -> Iterator[str]:
     name = f"t-{uuid.uuid4().hex[:8]}"
-    control_plane.api("POST", "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+    control_plane.api(
+        "POST",
+        "/api/v1/namespaces",
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}},
+    )
     yield name
-    with contextlib.suppress(Exception):  # best-effort clean-up; the control plane goes at session end
+    with contextlib.suppress(
+        Exception
+    ):  # best-effort clean-up; the control plane goes at session end
         control_plane.api("DELETE", f"/api/v1/namespaces/{name}")
 
 

@@ -34,10 +34,15 @@ def _verify(path: Path, **kw):  # type: ignore[no-untyped-def]
 
 def test_round_trip_many_artifacts(make_bundle, signer, keypair) -> None:  # type: ignore[no-untyped-def]
     rng = random.Random(7)
-    blobs = {f"a/{i:03d}.bin": rng.randbytes(rng.choice([0, 1, 511, 512, 513, 70_000, 1_500_000])) for i in range(60)}
+    blobs = {
+        f"a/{i:03d}.bin": rng.randbytes(rng.choice([0, 1, 511, 512, 513, 70_000, 1_500_000]))
+        for i in range(60)
+    }
     blobs["logs/current.jsonl"] = b"".join(b'{"n": %d}\n' % i for i in range(50_000))
     sealed = make_bundle(blobs, signer=signer)
-    assert sealed.path.name.endswith(".tar") and not sealed.path.with_suffix(".tar.partial").exists()
+    assert (
+        sealed.path.name.endswith(".tar") and not sealed.path.with_suffix(".tar.partial").exists()
+    )
     with BundleReader.open(sealed.path) as reader:
         for name, data in blobs.items():
             assert b"".join(reader.iter_artifact(name)) == data
@@ -82,8 +87,12 @@ print(report.verdict, entry.size, entry.sha256 == digest.hexdigest(), hwm // 102
 
 def test_large_artifact_streams_with_bounded_memory(tmp_path: Path) -> None:
     """A 400 MiB artifact is written and verified in a fresh process whose peak RSS stays bounded."""
-    out = subprocess.run([sys.executable, "-c", BIG_WRITER, str(tmp_path), "400"], capture_output=True, text=True,
-                         check=True).stdout.split()
+    out = subprocess.run(
+        [sys.executable, "-c", BIG_WRITER, str(tmp_path), "400"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
     verdict, size, digest_ok, rss_mib = out[0], int(out[1]), out[2], int(out[3])
     assert verdict == VALID and size == 400 << 20 and digest_ok == "True"
     assert rss_mib < 150, f"peak RSS {rss_mib} MiB"
@@ -98,15 +107,25 @@ def _flip(path: Path, offset: int) -> None:
 
 
 def test_a_flipped_byte_anywhere_fails_verification(make_bundle, signer, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    sealed = make_bundle({"one.txt": b"hello " * 3000, "two.bin": os.urandom(5000), "empty": b""}, signer=signer)
+    sealed = make_bundle(
+        {"one.txt": b"hello " * 3000, "two.bin": os.urandom(5000), "empty": b""}, signer=signer
+    )
     original = sealed.path.read_bytes()
     with BundleReader.open(sealed.path) as reader:
         members = list(reader.members.values())
         trailer = reader.source.size
     offsets: set[int] = set()
     for m in members:  # header start/middle/end, data start/middle/end, padding
-        for o in (m.header_offset, m.header_offset + 100, m.header_offset + 148, m.header_offset + 511,
-                  m.offset, m.offset + m.size // 2, m.offset + m.size - 1, m.offset + m.size):
+        for o in (
+            m.header_offset,
+            m.header_offset + 100,
+            m.header_offset + 148,
+            m.header_offset + 511,
+            m.offset,
+            m.offset + m.size // 2,
+            m.offset + m.size - 1,
+            m.offset + m.size,
+        ):
             if o < trailer:
                 offsets.add(o)
     offsets.update(random.Random(3).sample(range(len(original)), 150))
@@ -167,7 +186,14 @@ def test_truncated_bundle_is_incomplete(make_bundle, tmp_path: Path) -> None:  #
 
 
 def test_interrupted_capture_leaves_an_explicit_partial(tmp_path: Path) -> None:
-    w = BundleWriter(tmp_path, case_id="C", target={"kind": "sample"}, operator="t", host={}, tool={"name": "ir", "version": "t"})
+    w = BundleWriter(
+        tmp_path,
+        case_id="C",
+        target={"kind": "sample"},
+        operator="t",
+        host={},
+        tool={"name": "ir", "version": "t"},
+    )
     w.add_bytes("first", b"1" * 1000, kind="blob", media_type="x", collector="t")
     sink = w.artifact("second", kind="blob", media_type="x", collector="t")
     sink.write(b"2" * 5000)
@@ -194,19 +220,24 @@ def test_custody_chain_detects_edits(make_bundle, tmp_path: Path) -> None:  # ty
 
 # -- hostile bundles ---------------------------------------------------------------------------
 
+
 def _hostile_tar(path: Path, members: list[tuple[tarfile.TarInfo, bytes | None]]) -> None:
     with tarfile.open(path, "w", format=tarfile.GNU_FORMAT) as tf:
         for info, data in members:
             tf.addfile(info, io.BytesIO(data) if data is not None else None)
 
 
-def _info(name: str, size: int = 0, type_: bytes = tarfile.REGTYPE, link: str = "") -> tarfile.TarInfo:
+def _info(
+    name: str, size: int = 0, type_: bytes = tarfile.REGTYPE, link: str = ""
+) -> tarfile.TarInfo:
     info = tarfile.TarInfo(name)
     info.size, info.type, info.linkname = size, type_, link
     return info
 
 
-@pytest.mark.parametrize("bad", ["../escape.txt", "/etc/evil", "artifacts/../../x.zst", "artifacts/a/../../b.zst"])
+@pytest.mark.parametrize(
+    "bad", ["../escape.txt", "/etc/evil", "artifacts/../../x.zst", "artifacts/a/../../b.zst"]
+)
 def test_traversal_member_names_are_refused(tmp_path: Path, bad: str) -> None:
     header = b'{"format": "ir-bundle"}'
     path = tmp_path / "evil.tar"
@@ -216,12 +247,19 @@ def test_traversal_member_names_are_refused(tmp_path: Path, bad: str) -> None:
     assert not (tmp_path.parent / "escape.txt").exists()
 
 
-@pytest.mark.parametrize("kind", [tarfile.SYMTYPE, tarfile.LNKTYPE, tarfile.CHRTYPE, tarfile.FIFOTYPE, tarfile.DIRTYPE])
+@pytest.mark.parametrize(
+    "kind", [tarfile.SYMTYPE, tarfile.LNKTYPE, tarfile.CHRTYPE, tarfile.FIFOTYPE, tarfile.DIRTYPE]
+)
 def test_non_regular_members_are_refused(tmp_path: Path, kind: bytes) -> None:
     header = b'{"format": "ir-bundle"}'
     path = tmp_path / "evil.tar"
-    _hostile_tar(path, [(_info("header.json", len(header)), header),
-                        (_info("artifacts/x.zst", 0, kind, "/etc/shadow"), None)])
+    _hostile_tar(
+        path,
+        [
+            (_info("header.json", len(header)), header),
+            (_info("artifacts/x.zst", 0, kind, "/etc/shadow"), None),
+        ],
+    )
     with pytest.raises(BundleFormatError, match="not a regular file"):
         BundleReader.open(path)
 
@@ -258,20 +296,35 @@ def test_decompression_bomb_is_refused(make_bundle, tmp_path: Path) -> None:  # 
         report = verify_bundle(reader)
     assert report.verdict == TAMPERED and any("bomb" in e for e in report.errors)
     # Honest but enormous expansion is refused by extract unless explicitly allowed.
-    with BundleReader.open(sealed.path) as reader, pytest.raises(IrError, match="decompression bomb"):
+    with (
+        BundleReader.open(sealed.path) as reader,
+        pytest.raises(IrError, match="decompression bomb"),
+    ):
         extract_bundle(reader, tmp_path / "out")
     assert not (tmp_path / "out" / "artifacts" / "bomb").exists()
 
 
 def test_forged_artifact_name_in_manifest_is_refused(make_bundle) -> None:  # type: ignore[no-untyped-def]
     sealed = make_bundle({"fine": b"x"})
-    forged = _rewrite_manifest(sealed.path, lambda m: m["artifacts"][0].update(name="../../etc/passwd"))
-    with BundleReader.open(forged) as reader, pytest.raises(BundleFormatError, match="invalid artifact name"):
+    forged = _rewrite_manifest(
+        sealed.path, lambda m: m["artifacts"][0].update(name="../../etc/passwd")
+    )
+    with (
+        BundleReader.open(forged) as reader,
+        pytest.raises(BundleFormatError, match="invalid artifact name"),
+    ):
         _ = reader.manifest
 
 
-@pytest.mark.parametrize("garbage", [b"not json", b"[]", b'{"format": "ir-bundle", "format_version": 1}',
-                                     b'{"format": "ir-bundle", "format": "x"}'])
+@pytest.mark.parametrize(
+    "garbage",
+    [
+        b"not json",
+        b"[]",
+        b'{"format": "ir-bundle", "format_version": 1}',
+        b'{"format": "ir-bundle", "format": "x"}',
+    ],
+)
 def test_malformed_manifest_gives_a_clear_error(make_bundle, garbage: bytes) -> None:  # type: ignore[no-untyped-def]
     sealed = make_bundle({"x": b"x"})
     import hashlib
@@ -299,7 +352,10 @@ def test_extract_never_writes_outside_the_target(make_bundle, tmp_path: Path) ->
     target.mkdir()
     (target / "artifacts").mkdir()
     os.symlink(outside, target / "artifacts" / "d")  # symlink-then-file trick planted in the target
-    with BundleReader.open(sealed.path) as reader, pytest.raises(UsageError, match="not a plain directory"):
+    with (
+        BundleReader.open(sealed.path) as reader,
+        pytest.raises(UsageError, match="not a plain directory"),
+    ):
         extract_bundle(reader, target)
     assert list(outside.iterdir()) == []
     shutil.rmtree(target)
@@ -307,7 +363,10 @@ def test_extract_never_writes_outside_the_target(make_bundle, tmp_path: Path) ->
         result = extract_bundle(reader, target)
     assert (target / "artifacts" / "d" / "inner.txt").read_bytes() == b"inner"
     assert len(result.written) == 2
-    with BundleReader.open(sealed.path) as reader, pytest.raises(UsageError, match="refusing to overwrite"):
+    with (
+        BundleReader.open(sealed.path) as reader,
+        pytest.raises(UsageError, match="refusing to overwrite"),
+    ):
         extract_bundle(reader, target)
 
 
@@ -320,10 +379,14 @@ def test_not_a_bundle_is_a_usage_error(tmp_path: Path) -> None:
         BundleReader.open(tmp_path / "missing.tar")
 
 
-def test_independent_recipe_with_tar_zstd_sha256sum(make_bundle, signer, keypair, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_independent_recipe_with_tar_zstd_sha256sum(
+    make_bundle, signer, keypair, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
     sealed = make_bundle({"a.txt": b"alpha\n" * 100, "b/c.bin": os.urandom(10_000)}, signer=signer)
     script = REPO / "scripts" / "verify-by-hand"
-    ok = subprocess.run([str(script), str(sealed.path), str(keypair[1])], capture_output=True, text=True)
+    ok = subprocess.run(
+        [str(script), str(sealed.path), str(keypair[1])], capture_output=True, text=True
+    )
     assert ok.returncode == 0, ok.stdout + ok.stderr
     assert f"root digest: {sealed.root_digest}" in ok.stdout and "signature: valid" in ok.stdout
     with BundleReader.open(sealed.path) as reader:
@@ -336,12 +399,20 @@ def test_independent_recipe_with_tar_zstd_sha256sum(make_bundle, signer, keypair
 def test_cli_verify_exit_codes(make_bundle, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     sealed = make_bundle({"x": b"x" * 100})
     ir = [sys.executable, "-m", "ir.cli.main"]
-    good = subprocess.run([*ir, "bundle", "verify", str(sealed.path), "-o", "json"], capture_output=True, text=True)
+    good = subprocess.run(
+        [*ir, "bundle", "verify", str(sealed.path), "-o", "json"], capture_output=True, text=True
+    )
     assert good.returncode == 0 and json.loads(good.stdout)["verdict"] == "valid"
     _flip(sealed.path, sealed.path.stat().st_size - 2000)
-    bad = subprocess.run([*ir, "bundle", "verify", str(sealed.path)], capture_output=True, text=True)
+    bad = subprocess.run(
+        [*ir, "bundle", "verify", str(sealed.path)], capture_output=True, text=True
+    )
     assert bad.returncode in (1, 2) and "Traceback" not in bad.stderr
     junk = tmp_path / "junk"
     junk.write_bytes(b"nope")
     unusable = subprocess.run([*ir, "bundle", "verify", str(junk)], capture_output=True, text=True)
-    assert unusable.returncode == 2 and "ir: error:" in unusable.stderr and "Traceback" not in unusable.stderr
+    assert (
+        unusable.returncode == 2
+        and "ir: error:" in unusable.stderr
+        and "Traceback" not in unusable.stderr
+    )

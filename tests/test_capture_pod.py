@@ -24,32 +24,81 @@ pytestmark = [pytest.mark.k8s, pytest.mark.docker]
 POLICY_API = "/apis/networking.k8s.io/v1/namespaces/{ns}/networkpolicies"
 
 
-def run_ir(args: list[str], cp: ControlPlane, bed: DockerBed, user: str = "admin", **kw: Any) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, KUBECONFIG=str(cp.kubeconfig if user == "admin" else cp.kubeconfig_for(user)),
-               DOCKER_HOST=bed.host, IR_OPERATOR="pytest")
-    return subprocess.run([sys.executable, "-m", "ir.cli.main", *args], capture_output=True, text=True, env=env,
-                          timeout=kw.pop("timeout", 300), **kw)
+def run_ir(
+    args: list[str], cp: ControlPlane, bed: DockerBed, user: str = "admin", **kw: Any
+) -> subprocess.CompletedProcess[str]:
+    env = dict(
+        os.environ,
+        KUBECONFIG=str(cp.kubeconfig if user == "admin" else cp.kubeconfig_for(user)),
+        DOCKER_HOST=bed.host,
+        IR_OPERATOR="pytest",
+    )
+    return subprocess.run(
+        [sys.executable, "-m", "ir.cli.main", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=kw.pop("timeout", 300),
+        **kw,
+    )
 
 
 def deploy_web(cp: ControlPlane, ns: str, replicas: int = 2) -> None:
     labels = {"app": "web", "tier": "front"}
-    cp.api("POST", f"/apis/apps/v1/namespaces/{ns}/deployments", {
-        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
-        "spec": {"replicas": replicas, "selector": {"matchLabels": labels},
-                 "template": {"metadata": {"labels": labels}, "spec": {
-                     "terminationGracePeriodSeconds": 2,
-                     "containers": [{"name": "web", "image": "registry.example/web:1.0",
-                                     "ports": [{"containerPort": 8080}],
-                                     "command": ["sh", "-c", "echo ready; echo planted > /tmp/dropped.txt; exec sleep 3600"]}]}}}})
-    cp.api("POST", f"/api/v1/namespaces/{ns}/services", {
-        "apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
-        "spec": {"selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": 8080}]}})
+    cp.api(
+        "POST",
+        f"/apis/apps/v1/namespaces/{ns}/deployments",
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "web"},
+            "spec": {
+                "replicas": replicas,
+                "selector": {"matchLabels": labels},
+                "template": {
+                    "metadata": {"labels": labels},
+                    "spec": {
+                        "terminationGracePeriodSeconds": 2,
+                        "containers": [
+                            {
+                                "name": "web",
+                                "image": "registry.example/web:1.0",
+                                "ports": [{"containerPort": 8080}],
+                                "command": [
+                                    "sh",
+                                    "-c",
+                                    "echo ready; echo planted > /tmp/dropped.txt; exec sleep 3600",
+                                ],
+                            }
+                        ],
+                    },
+                },
+            },
+        },
+    )
+    cp.api(
+        "POST",
+        f"/api/v1/namespaces/{ns}/services",
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": "web"},
+            "spec": {"selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": 8080}]},
+        },
+    )
 
 
 def ready_pods(cp: ControlPlane, ns: str, selector: str = "app=web") -> list[dict[str, Any]]:
     pods = cp.api("GET", f"/api/v1/namespaces/{ns}/pods?labelSelector={selector}")["items"]
-    return [p for p in pods if not p["metadata"].get("deletionTimestamp") and any(
-        c["type"] == "Ready" and c["status"] == "True" for c in p.get("status", {}).get("conditions", []))]
+    return [
+        p
+        for p in pods
+        if not p["metadata"].get("deletionTimestamp")
+        and any(
+            c["type"] == "Ready" and c["status"] == "True"
+            for c in p.get("status", {}).get("conditions", [])
+        )
+    ]
 
 
 @pytest.fixture
@@ -59,20 +108,41 @@ def web(control_plane: ControlPlane, node: Any, namespace: str) -> str:
     return namespace
 
 
-def test_capture_quarantine_replace_release(control_plane: ControlPlane, docker_bed: DockerBed, web: str,
-                                            tmp_path: Path) -> None:
+def test_capture_quarantine_replace_release(
+    control_plane: ControlPlane, docker_bed: DockerBed, web: str, tmp_path: Path
+) -> None:
     cp, ns = control_plane, web
     suspect = ready_pods(cp, ns)[0]
     name, uid = suspect["metadata"]["name"], suspect["metadata"]["uid"]
     time.sleep(1)  # let the container write its planted file
     store = tmp_path / "evidence"
     started = time.monotonic()
-    done = run_ir(["capture", "pod", name, "-n", ns, "--store", str(store), "--case", "INC-7",
-                   "--reason", "falco: shell in container", "--checkpoint", "-o", "json"], cp, docker_bed)
+    done = run_ir(
+        [
+            "capture",
+            "pod",
+            name,
+            "-n",
+            ns,
+            "--store",
+            str(store),
+            "--case",
+            "INC-7",
+            "--reason",
+            "falco: shell in container",
+            "--checkpoint",
+            "-o",
+            "json",
+        ],
+        cp,
+        docker_bed,
+    )
     elapsed = time.monotonic() - started
     assert done.returncode == 0, done.stderr + done.stdout
     out = json.loads(done.stdout)
-    print(f"\ncapture pod -> replacement ready: {elapsed:.1f}s (replace waited {out['replace']['waited_seconds']}s)")
+    print(
+        f"\ncapture pod -> replacement ready: {elapsed:.1f}s (replace waited {out['replace']['waited_seconds']}s)"
+    )
     bundle = out["bundle"]["location"]
 
     # The bundle verifies and holds the Kubernetes context and real container artifacts.
@@ -80,8 +150,16 @@ def test_capture_quarantine_replace_release(control_plane: ControlPlane, docker_
     assert verify.returncode == 0, verify.stdout
     show = json.loads(run_ir(["bundle", "show", bundle, "-o", "json"], cp, docker_bed).stdout)
     names = {a["name"] for a in show["manifest"]["artifacts"]}
-    assert {"k8s/pod.json", "k8s/events.json", "k8s/owners.json", "k8s/services.json", "k8s/rbac.json",
-            "k8s/node.json", "containers/web/processes.jsonl", "containers/web/fs-changes.jsonl"} <= names
+    assert {
+        "k8s/pod.json",
+        "k8s/events.json",
+        "k8s/owners.json",
+        "k8s/services.json",
+        "k8s/rbac.json",
+        "k8s/node.json",
+        "containers/web/processes.jsonl",
+        "containers/web/fs-changes.jsonl",
+    } <= names
     # No kubelet here: the checkpoint request is recorded as not offered, and the capture goes on.
     checkpoint = [c for c in show["manifest"]["collectors"] if c["name"] == "kubelet-checkpoint"]
     assert checkpoint and "not offered" in " ".join(checkpoint[0]["notes"])
@@ -90,14 +168,18 @@ def test_capture_quarantine_replace_release(control_plane: ControlPlane, docker_
     assert pod_doc["metadata"]["uid"] == uid and pod_doc["metadata"]["resourceVersion"]
     owners = json.loads(run_ir(["bundle", "cat", bundle, "k8s/owners.json"], cp, docker_bed).stdout)
     assert [o["kind"] for o in owners] == ["ReplicaSet", "Deployment"]
-    changes = run_ir(["bundle", "cat", bundle, "containers/web/fs-changes.jsonl"], cp, docker_bed).stdout
+    changes = run_ir(
+        ["bundle", "cat", bundle, "containers/web/fs-changes.jsonl"], cp, docker_bed
+    ).stdout
     assert "/tmp/dropped.txt" in changes
 
     # Exactly one NetworkPolicy, selecting only the suspect (checked through the API's own selection).
     policies = cp.api("GET", POLICY_API.format(ns=ns))["items"]
     assert len(policies) == 1
     policy = policies[0]
-    assert policy["spec"]["policyTypes"] == ["Ingress", "Egress"] and not policy["spec"].get("ingress")
+    assert policy["spec"]["policyTypes"] == ["Ingress", "Egress"] and not policy["spec"].get(
+        "ingress"
+    )
     selector = ",".join(f"{k}={v}" for k, v in policy["spec"]["podSelector"]["matchLabels"].items())
     selected = cp.api("GET", f"/api/v1/namespaces/{ns}/pods?labelSelector={selector}")["items"]
     assert [p["metadata"]["uid"] for p in selected] == [uid]
@@ -105,7 +187,9 @@ def test_capture_quarantine_replace_release(control_plane: ControlPlane, docker_
     # The suspect still exists, no longer owned by the ReplicaSet; the Deployment is whole again.
     pod = cp.api("GET", f"/api/v1/namespaces/{ns}/pods/{name}")
     assert not pod["metadata"].get("ownerReferences")
-    assert json.loads(pod["metadata"]["annotations"]["ir.forensics/original-labels"])["app"] == "web"
+    assert (
+        json.loads(pod["metadata"]["annotations"]["ir.forensics/original-labels"])["app"] == "web"
+    )
     others = [p for p in ready_pods(cp, ns) if p["metadata"]["uid"] != uid]
     assert len(others) == 2
     deployment = cp.api("GET", f"/apis/apps/v1/namespaces/{ns}/deployments/web")
@@ -113,18 +197,31 @@ def test_capture_quarantine_replace_release(control_plane: ControlPlane, docker_
 
     # The Service's endpoints exclude the suspect.
     def endpoints() -> list[str]:
-        slices = cp.api("GET", f"/apis/discovery.k8s.io/v1/namespaces/{ns}/endpointslices"
-                               "?labelSelector=kubernetes.io/service-name=web")["items"]
-        return [e.get("targetRef", {}).get("name") for s in slices for e in s.get("endpoints") or []]
-    wait_for("endpoints of the two clean pods", lambda: sorted(endpoints()) == sorted(p["metadata"]["name"] for p in others), 60)
+        slices = cp.api(
+            "GET",
+            f"/apis/discovery.k8s.io/v1/namespaces/{ns}/endpointslices"
+            "?labelSelector=kubernetes.io/service-name=web",
+        )["items"]
+        return [
+            e.get("targetRef", {}).get("name") for s in slices for e in s.get("endpoints") or []
+        ]
+
+    wait_for(
+        "endpoints of the two clean pods",
+        lambda: sorted(endpoints()) == sorted(p["metadata"]["name"] for p in others),
+        60,
+    )
     assert name not in endpoints()
 
     # Every action is in the custody log.
     custody = run_ir(["bundle", "custody", bundle, "-o", "json"], cp, docker_bed)
     records = json.loads(custody.stdout)
     respond = [r for r in records if r["action"] == "respond"]
-    assert respond and {"create-quarantine-policy", "label-pod-quarantined", "release-from-controller"} <= {
-        a["action"] for a in respond[0]["detail"]["actions"]}
+    assert respond and {
+        "create-quarantine-policy",
+        "label-pod-quarantined",
+        "release-from-controller",
+    } <= {a["action"] for a in respond[0]["detail"]["actions"]}
 
     # Idempotent: a second quarantine creates no second policy.
     again = run_ir(["quarantine", "pod", name, "-n", ns], cp, docker_bed)
@@ -139,30 +236,56 @@ def test_capture_quarantine_replace_release(control_plane: ControlPlane, docker_
     assert "ir.forensics/quarantine" not in pod["metadata"].get("labels", {})
 
 
-def test_failed_capture_closes_the_gate(control_plane: ControlPlane, docker_bed: DockerBed, web: str,
-                                        tmp_path: Path) -> None:
+def test_failed_capture_closes_the_gate(
+    control_plane: ControlPlane, docker_bed: DockerBed, web: str, tmp_path: Path
+) -> None:
     cp, ns = control_plane, web
     name = ready_pods(cp, ns)[0]["metadata"]["name"]
     # The node's runtime cannot be reached: the container collectors fail, the capture is partial.
     broken = ["--docker-host", "unix:///nonexistent/docker.sock", "--backend", "docker"]
-    done = run_ir(["capture", "pod", name, "-n", ns, "--store", str(tmp_path), *broken], cp, docker_bed)
+    done = run_ir(
+        ["capture", "pod", name, "-n", ns, "--store", str(tmp_path), *broken], cp, docker_bed
+    )
     assert done.returncode == 5, done.stderr
     assert "nothing destructive without --force" in done.stderr
     assert cp.api("GET", POLICY_API.format(ns=ns))["items"] == []
     assert cp.api("GET", f"/api/v1/namespaces/{ns}/pods/{name}")["metadata"].get("ownerReferences")
-    forced = run_ir(["capture", "pod", name, "-n", ns, "--store", str(tmp_path), "--no-replace", "--force", *broken,
-                     "-o", "json"], cp, docker_bed)
+    forced = run_ir(
+        [
+            "capture",
+            "pod",
+            name,
+            "-n",
+            ns,
+            "--store",
+            str(tmp_path),
+            "--no-replace",
+            "--force",
+            *broken,
+            "-o",
+            "json",
+        ],
+        cp,
+        docker_bed,
+    )
     doc = json.loads(forced.stdout)
     assert doc["quarantine"]["verified"] and any(a["outcome"] == "forced" for a in doc["actions"])
 
 
-def test_dry_run_changes_nothing(control_plane: ControlPlane, docker_bed: DockerBed, web: str, tmp_path: Path) -> None:
+def test_dry_run_changes_nothing(
+    control_plane: ControlPlane, docker_bed: DockerBed, web: str, tmp_path: Path
+) -> None:
     cp, ns = control_plane, web
     pod = ready_pods(cp, ns)[0]
     name = pod["metadata"]["name"]
-    done = run_ir(["capture", "pod", name, "-n", ns, "--store", str(tmp_path), "--dry-run"], cp, docker_bed)
+    done = run_ir(
+        ["capture", "pod", name, "-n", ns, "--store", str(tmp_path), "--dry-run"], cp, docker_bed
+    )
     assert done.returncode == 0, done.stderr
-    assert "POST /apis/networking.k8s.io/v1/namespaces" in done.stderr and "PATCH /api/v1/namespaces" in done.stderr
+    assert (
+        "POST /apis/networking.k8s.io/v1/namespaces" in done.stderr
+        and "PATCH /api/v1/namespaces" in done.stderr
+    )
     assert cp.api("GET", POLICY_API.format(ns=ns))["items"] == []
     after = cp.api("GET", f"/api/v1/namespaces/{ns}/pods/{name}")
     assert after["metadata"]["labels"] == pod["metadata"]["labels"]
@@ -170,18 +293,23 @@ def test_dry_run_changes_nothing(control_plane: ControlPlane, docker_bed: Docker
     assert not list(tmp_path.rglob("*.tar"))
 
 
-def test_protected_namespace_and_rbac(control_plane: ControlPlane, docker_bed: DockerBed, web: str) -> None:
+def test_protected_namespace_and_rbac(
+    control_plane: ControlPlane, docker_bed: DockerBed, web: str
+) -> None:
     cp, ns = control_plane, web
     refused = run_ir(["capture", "pod", "coredns-1", "-n", "kube-system"], cp, docker_bed)
     assert refused.returncode == 5 and "protected" in refused.stderr
     name = ready_pods(cp, ns)[0]["metadata"]["name"]
     limited = run_ir(["quarantine", "pod", name, "-n", ns], cp, docker_bed, user="limited")
     assert limited.returncode == 4
-    assert "permission denied: cannot get pods" in limited.stderr and "Traceback" not in limited.stderr
+    assert (
+        "permission denied: cannot get pods" in limited.stderr and "Traceback" not in limited.stderr
+    )
 
 
-def test_cluster_actions_label_annotate_cordon_delete(control_plane: ControlPlane, web: str,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cluster_actions_label_annotate_cordon_delete(
+    control_plane: ControlPlane, web: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The playbook steps other than capture/quarantine/replace, through ClusterActions on the
     real API: label, annotate (pod and node), cordon, a dry run that sends nothing, and delete."""
     from datetime import UTC, datetime
@@ -197,14 +325,25 @@ def test_cluster_actions_label_annotate_cordon_delete(control_plane: ControlPlan
     pod = ready_pods(cp, ns)[0]
     name = pod["metadata"]["name"]
     now = datetime.now(UTC)
-    target = Target("falco", "Terminal shell in container", "critical", now, "a1", namespace=ns, pod=name)
-    alert = Alert("falco", "Terminal shell in container", "critical", "Critical", now, now.isoformat(), "a1")
+    target = Target(
+        "falco", "Terminal shell in container", "critical", now, "a1", namespace=ns, pod=name
+    )
+    alert = Alert(
+        "falco", "Terminal shell in container", "critical", "Critical", now, now.isoformat(), "a1"
+    )
 
     def ctx(dry_run: bool = False) -> ActionContext:
-        return ActionContext("run1", "INC-9", "test", "step", "falco: test", "pytest", dry_run, alert)
+        return ActionContext(
+            "run1", "INC-9", "test", "step", "falco: test", "pytest", dry_run, alert
+        )
 
     assert actions.label(target, {"labels": {"ir.forensics/seen": "yes"}}, ctx()).status == "ok"
-    assert actions.annotate(target, {"annotations": {"ir.forensics/note": "x"}, "object": "node"}, ctx()).status == "ok"
+    assert (
+        actions.annotate(
+            target, {"annotations": {"ir.forensics/note": "x"}, "object": "node"}, ctx()
+        ).status
+        == "ok"
+    )
     dry = actions.delete(target, {}, ctx(dry_run=True))
     assert dry.status == "dry-run" and dry.requests[0].method == "DELETE"
     after = cp.api("GET", f"/api/v1/namespaces/{ns}/pods/{name}")
@@ -214,10 +353,25 @@ def test_cluster_actions_label_annotate_cordon_delete(control_plane: ControlPlan
     cordoned = actions.cordon(target, {}, ctx())
     assert cordoned.status == "ok"
     try:
-        assert cp.api("GET", f"/api/v1/nodes/{after['spec']['nodeName']}")["spec"]["unschedulable"] is True
+        assert (
+            cp.api("GET", f"/api/v1/nodes/{after['spec']['nodeName']}")["spec"]["unschedulable"]
+            is True
+        )
     finally:
-        actions.kube.request("PATCH", f"/api/v1/nodes/{after['spec']['nodeName']}",
-                             {"spec": {"unschedulable": False}}, content_type="application/merge-patch+json")
+        actions.kube.request(
+            "PATCH",
+            f"/api/v1/nodes/{after['spec']['nodeName']}",
+            {"spec": {"unschedulable": False}},
+            content_type="application/merge-patch+json",
+        )
     assert actions.delete(target, {"grace_period_seconds": 0}, ctx()).status == "ok"
-    wait_for("the pod to go", lambda: not any(
-        p["metadata"]["name"] == name for p in cp.api("GET", f"/api/v1/namespaces/{ns}/pods")["items"]), 30)
+    wait_for(
+        "the pod to go",
+        lambda: (
+            not any(
+                p["metadata"]["name"] == name
+                for p in cp.api("GET", f"/api/v1/namespaces/{ns}/pods")["items"]
+            )
+        ),
+        30,
+    )

@@ -733,9 +733,26 @@ def test_capture_container_straight_into_a_locked_encrypted_bucket(
     the capture is streamed to S3 with retention, encryption and tags asked on the command line,
     and the stored bundle verifies straight from S3."""
     env = {**s3_env, "DOCKER_HOST": docker_bed.host}
-    done = ir("capture", "container", compromised_container.name, "--store", f"s3://{lock_bucket}/cli",
-              "--case", "INC-S3", "--object-lock-mode", "governance", "--object-lock-days", "1",
-              "--sse", "AES256", "--s3-tag", "team=dfir", "-o", "json", env=env)
+    done = ir(
+        "capture",
+        "container",
+        compromised_container.name,
+        "--store",
+        f"s3://{lock_bucket}/cli",
+        "--case",
+        "INC-S3",
+        "--object-lock-mode",
+        "governance",
+        "--object-lock-days",
+        "1",
+        "--sse",
+        "AES256",
+        "--s3-tag",
+        "team=dfir",
+        "-o",
+        "json",
+        env=env,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     location = json.loads(done.stdout)["bundle"]
     assert location.startswith(f"s3://{lock_bucket}/cli/INC-S3/")

@@ -29,7 +29,6 @@ from kubernetes.client.rest import ApiException  # noqa: E402
 pytestmark = pytest.mark.k8s
 
 
-
 def running_pods(core: Any, namespace: str, selector: str) -> list[Any]:
     pods = core.list_namespaced_pod(namespace, label_selector=selector).items
     return [

@@ -60,7 +60,9 @@ class Background:
     """Run `consume(chunk)` for each chunk in a worker thread, in order. `close()` waits for the
     rest and re-raises the worker's exception, if any. Chunks must not be mutated after `put`."""
 
-    def __init__(self, consume: Callable[[bytes], Any], depth: int = 4, name: str = "ir-background") -> None:
+    def __init__(
+        self, consume: Callable[[bytes], Any], depth: int = 4, name: str = "ir-background"
+    ) -> None:
         self._consume = consume
         self._q: queue.Queue[Any] = queue.Queue(maxsize=depth)
         self._error: BaseException | None = None

@@ -97,7 +97,11 @@ class BundleReader:
                         f"{self.source.name}: not a bundle (not a tar file: {exc})"
                     ) from None
                 last = next(reversed(self.members.values()), None)
-                if last is not None and last.size == 0 and last.name.startswith(layout.ARTIFACT_PREFIX):
+                if (
+                    last is not None
+                    and last.size == 0
+                    and last.name.startswith(layout.ARTIFACT_PREFIX)
+                ):
                     # The writer's placeholder header (its size is patched when the artifact
                     # closes; a zstd frame is never empty): the writing stopped inside this artifact.
                     self._truncation(

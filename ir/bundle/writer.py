@@ -318,9 +318,7 @@ class BundleWriter:
         kw.setdefault("media_type", "application/json")
         return self.add_bytes(name, _json_bytes(document), **kw)
 
-    def add_file(
-        self, name: str, stream: IO[bytes], **kw: Any
-    ) -> ArtifactEntry:
+    def add_file(self, name: str, stream: IO[bytes], **kw: Any) -> ArtifactEntry:
         with self.artifact(name, **kw) as sink:
             sink.write_from(stream)
         return sink.entry

@@ -23,36 +23,116 @@ from ir.errors import UsageError
 @click.option("--case", "case_id", default=None, help="Case id (default: adhoc-<UTC date>).")
 @click.option("--reason", help="Why this pod is captured (goes into the manifest and annotations).")
 @click.option("--operator", help="Who captures (default $IR_OPERATOR or the login name).")
-@click.option("--store", "store_uri", metavar="DIR|s3://BUCKET/PREFIX", help="Evidence store (default $IR_STORE or ./evidence).")
-@click.option("--quarantine/--no-quarantine", default=True, show_default=True, help="Isolate the pod with a deny-all NetworkPolicy.")
-@click.option("--replace/--no-replace", default=True, show_default=True, help="Take the pod out of its controller so a clean one replaces it.")
+@click.option(
+    "--store",
+    "store_uri",
+    metavar="DIR|s3://BUCKET/PREFIX",
+    help="Evidence store (default $IR_STORE or ./evidence).",
+)
+@click.option(
+    "--quarantine/--no-quarantine",
+    default=True,
+    show_default=True,
+    help="Isolate the pod with a deny-all NetworkPolicy.",
+)
+@click.option(
+    "--replace/--no-replace",
+    default=True,
+    show_default=True,
+    help="Take the pod out of its controller so a clean one replaces it.",
+)
 @click.option("--cordon", is_flag=True, help="Also cordon the pod's node.")
 @click.option("--force", is_flag=True, help="Act on the pod even if the capture failed (recorded).")
-@click.option("--replace-timeout", default=120.0, show_default=True, help="Seconds to wait for the replacement.")
-@click.option("--allow-egress-cidr", "allow", multiple=True, metavar="CIDR", help="Egress the quarantine still allows.")
-@click.option("--backend", type=click.Choice(["auto", "docker", "node"]), default="auto", show_default=True,
-              help="How to reach the containers: the node's Docker API, or /proc + overlay on the node.")
-@click.option("--docker-host", metavar="URL", help="Docker API of the pod's node (default $DOCKER_HOST).")
-@click.option("--max-file-size", type=int, default=None, help="Largest changed file whose content is captured (bytes).")
-@click.option("--max-diff-size", type=int, default=None, help="Total content bytes captured per container.")
-@click.option("--include-env", is_flag=True, help="Capture process environments (redacted values by default).")
-@click.option("--checkpoint", is_flag=True,
-              help="Also ask the kubelet for a CRIU checkpoint of each running container (ContainerCheckpoint feature).")
-@click.option("--alert", "alert_file", type=click.Path(dir_okay=False, path_type=Path), help="Alert JSON to keep in the bundle.")
-@click.option("--termination-log", metavar="PATH", type=click.Path(dir_okay=False, path_type=Path),
-              help="Also write the result (bundle, digest, outcome) as JSON here, e.g. /dev/termination-log in a collector Job.")
-@click.option("--signing-key", metavar="FILE", help="Ed25519 private key (default $IR_SIGNING_KEY); unsigned if none.")
+@click.option(
+    "--replace-timeout",
+    default=120.0,
+    show_default=True,
+    help="Seconds to wait for the replacement.",
+)
+@click.option(
+    "--allow-egress-cidr",
+    "allow",
+    multiple=True,
+    metavar="CIDR",
+    help="Egress the quarantine still allows.",
+)
+@click.option(
+    "--backend",
+    type=click.Choice(["auto", "docker", "node"]),
+    default="auto",
+    show_default=True,
+    help="How to reach the containers: the node's Docker API, or /proc + overlay on the node.",
+)
+@click.option(
+    "--docker-host", metavar="URL", help="Docker API of the pod's node (default $DOCKER_HOST)."
+)
+@click.option(
+    "--max-file-size",
+    type=int,
+    default=None,
+    help="Largest changed file whose content is captured (bytes).",
+)
+@click.option(
+    "--max-diff-size", type=int, default=None, help="Total content bytes captured per container."
+)
+@click.option(
+    "--include-env", is_flag=True, help="Capture process environments (redacted values by default)."
+)
+@click.option(
+    "--checkpoint",
+    is_flag=True,
+    help="Also ask the kubelet for a CRIU checkpoint of each running container (ContainerCheckpoint feature).",
+)
+@click.option(
+    "--alert",
+    "alert_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Alert JSON to keep in the bundle.",
+)
+@click.option(
+    "--termination-log",
+    metavar="PATH",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write the result (bundle, digest, outcome) as JSON here, e.g. /dev/termination-log in a collector Job.",
+)
+@click.option(
+    "--signing-key",
+    metavar="FILE",
+    help="Ed25519 private key (default $IR_SIGNING_KEY); unsigned if none.",
+)
 @s3_capture_options
 @dry_run_option
 @protected_option
 @output_option
-def capture_pod_cmd(name: str, kubeconfig: str | None, kube_context: str | None, namespace: str | None,
-                    case_id: str | None, reason: str | None, operator: str | None, store_uri: str | None,
-                    quarantine: bool, replace: bool, cordon: bool, force: bool,
-                    replace_timeout: float, allow: tuple[str, ...], backend: str, docker_host: str | None,
-                    max_file_size: int | None, max_diff_size: int | None, include_env: bool,
-                    checkpoint: bool, alert_file: Path | None, termination_log: Path | None, signing_key: str | None, dry_run: bool,
-                    allow_protected_namespace: bool, output: str, **s3: Any) -> int:
+def capture_pod_cmd(
+    name: str,
+    kubeconfig: str | None,
+    kube_context: str | None,
+    namespace: str | None,
+    case_id: str | None,
+    reason: str | None,
+    operator: str | None,
+    store_uri: str | None,
+    quarantine: bool,
+    replace: bool,
+    cordon: bool,
+    force: bool,
+    replace_timeout: float,
+    allow: tuple[str, ...],
+    backend: str,
+    docker_host: str | None,
+    max_file_size: int | None,
+    max_diff_size: int | None,
+    include_env: bool,
+    checkpoint: bool,
+    alert_file: Path | None,
+    termination_log: Path | None,
+    signing_key: str | None,
+    dry_run: bool,
+    allow_protected_namespace: bool,
+    output: str,
+    **s3: Any,
+) -> int:
     """Capture pod NAME (Kubernetes context + every container), seal and store the bundle, then
     quarantine it (deny-all NetworkPolicy) and replace it (the controller starts a clean pod).
 
@@ -68,21 +148,46 @@ def capture_pod_cmd(name: str, kubeconfig: str | None, kube_context: str | None,
             alert = json.loads(alert_file.read_text())
         except (OSError, ValueError) as exc:
             raise UsageError(f"cannot read alert {alert_file}: {exc}") from None
-    container_options = {k: v for k, v in {"max_file_size": max_file_size, "max_diff_size": max_diff_size,
-                                            "include_env": include_env}.items() if v is not None}
+    container_options = {
+        k: v
+        for k, v in {
+            "max_file_size": max_file_size,
+            "max_diff_size": max_diff_size,
+            "include_env": include_env,
+        }.items()
+        if v is not None
+    }
     opts = PodCaptureOptions(
-        case_id=case_id or f"adhoc-{utcnow():%Y%m%d}", reason=reason, operator=operator, quarantine=quarantine,
-        replace=replace, cordon=cordon, force=force, dry_run=dry_run, allow_protected=allow_protected_namespace,
-        replace_timeout=replace_timeout, allow_egress_cidrs=allow, container_options=container_options,
-        backend=backend, docker_host=docker_host, signer=load_signer(signing_key), alert=alert,
-        checkpoint=checkpoint)
+        case_id=case_id or f"adhoc-{utcnow():%Y%m%d}",
+        reason=reason,
+        operator=operator,
+        quarantine=quarantine,
+        replace=replace,
+        cordon=cordon,
+        force=force,
+        dry_run=dry_run,
+        allow_protected=allow_protected_namespace,
+        replace_timeout=replace_timeout,
+        allow_egress_cidrs=allow,
+        container_options=container_options,
+        backend=backend,
+        docker_host=docker_host,
+        signer=load_signer(signing_key),
+        alert=alert,
+        checkpoint=checkpoint,
+    )
     result = capture_pod(kube, store, kube.namespace, name, opts, echo=info)
     doc = {
         "target": result.target.describe(),
-        "bundle": None if result.capture is None else {
-            "location": result.capture.stored.location, "root_digest": result.capture.sealed.root_digest,
-            "outcome": result.capture.sealed.manifest.outcome, "stored": result.capture.stored.confirmed,
-            "spooled": result.capture.stored.spooled},
+        "bundle": None
+        if result.capture is None
+        else {
+            "location": result.capture.stored.location,
+            "root_digest": result.capture.sealed.root_digest,
+            "outcome": result.capture.sealed.manifest.outcome,
+            "stored": result.capture.stored.confirmed,
+            "spooled": result.capture.stored.spooled,
+        },
         "gate": {"open": result.gate_open, "reason": result.gate_reason},
         "quarantine": None if result.quarantine is None else vars(result.quarantine),
         "replace": None if result.replace is None else vars(result.replace),
@@ -99,13 +204,27 @@ def capture_pod_cmd(name: str, kubeconfig: str | None, kube_context: str | None,
             click.echo(f"bundle:     {result.capture.stored.location}")
             click.echo(f"digest:     sha256:{result.capture.sealed.root_digest}")
             click.echo(f"outcome:    {m.outcome}")
-            table([(c.name, c.container or "-", c.status, printable(c.error or "")) for c in m.collectors],
-                  ["collector", "container", "status", "error"])
+            table(
+                [
+                    (c.name, c.container or "-", c.status, printable(c.error or ""))
+                    for c in m.collectors
+                ],
+                ["collector", "container", "status", "error"],
+            )
         if result.quarantine:
-            click.echo(f"quarantine: policy {result.quarantine.policy} ({'verified' if result.quarantine.verified else 'not verified'})")
+            click.echo(
+                f"quarantine: policy {result.quarantine.policy} ({'verified' if result.quarantine.verified else 'not verified'})"
+            )
         if result.replace:
             r = result.replace
-            click.echo(f"replace:    {r.strategy}" + (f"; replacement {r.replacement} ready after {r.waited_seconds}s" if r.ready else ""))
+            click.echo(
+                f"replace:    {r.strategy}"
+                + (
+                    f"; replacement {r.replacement} ready after {r.waited_seconds}s"
+                    if r.ready
+                    else ""
+                )
+            )
             for note in r.notes:
                 click.echo(f"            {note}")
         for error in result.errors:
@@ -120,10 +239,13 @@ def capture_pod_cmd(name: str, kubeconfig: str | None, kube_context: str | None,
 def _write_termination_log(path: Path, result: Any) -> None:
     """The small JSON a collector Job's termination message carries back to `ir serve`."""
     cap = result.capture
-    doc = {"bundle": None if cap is None else cap.stored.location,
-           "bundle_digest": None if cap is None else "sha256:" + cap.sealed.root_digest,
-           "outcome": "failed" if cap is None else cap.sealed.manifest.outcome,
-           "detail": "; ".join(result.errors) or ("" if cap is None or cap.stored.confirmed else "spooled, not stored")}
+    doc = {
+        "bundle": None if cap is None else cap.stored.location,
+        "bundle_digest": None if cap is None else "sha256:" + cap.sealed.root_digest,
+        "outcome": "failed" if cap is None else cap.sealed.manifest.outcome,
+        "detail": "; ".join(result.errors)
+        or ("" if cap is None or cap.stored.confirmed else "spooled, not stored"),
+    }
     try:
         path.write_text(json.dumps(doc)[:4000])  # the kubelet keeps at most 4096 bytes
     except OSError as exc:

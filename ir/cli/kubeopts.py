@@ -11,10 +11,18 @@ from ir.cluster.kube import Kube, connect
 
 
 def kube_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    func = click.option("--kubeconfig", metavar="FILE", envvar="KUBECONFIG",
-                        help="kubeconfig file (default $KUBECONFIG, ~/.kube/config, or in-cluster).")(func)
-    func = click.option("--context", "kube_context", metavar="NAME", help="kubeconfig context (default: current).")(func)
-    func = click.option("-n", "--namespace", metavar="NS", help="Namespace (default: the context's, else default).")(func)
+    func = click.option(
+        "--kubeconfig",
+        metavar="FILE",
+        envvar="KUBECONFIG",
+        help="kubeconfig file (default $KUBECONFIG, ~/.kube/config, or in-cluster).",
+    )(func)
+    func = click.option(
+        "--context", "kube_context", metavar="NAME", help="kubeconfig context (default: current)."
+    )(func)
+    func = click.option(
+        "-n", "--namespace", metavar="NS", help="Namespace (default: the context's, else default)."
+    )(func)
     return func
 
 
@@ -23,9 +31,12 @@ def kube_from(kubeconfig: str | None, kube_context: str | None, namespace: str |
 
 
 dry_run_option = click.option(
-    "--dry-run", is_flag=True, help="Change nothing: print every API request that would be sent (reads still happen)."
+    "--dry-run",
+    is_flag=True,
+    help="Change nothing: print every API request that would be sent (reads still happen).",
 )
 protected_option = click.option(
-    "--allow-protected-namespace", is_flag=True,
+    "--allow-protected-namespace",
+    is_flag=True,
     help="Allow acting in kube-system, kube-public and kube-node-lease.",
 )

@@ -12,7 +12,17 @@ from ir import __version__
 from ir.errors import ExitCode, IrError
 
 # Each module registers its commands on import (a list `COMMANDS` of click commands).
-COMMAND_MODULES = ("bundle", "keys", "capture", "capture_pod", "respond", "playbook", "serve", "replay", "transfer")
+COMMAND_MODULES = (
+    "bundle",
+    "keys",
+    "capture",
+    "capture_pod",
+    "respond",
+    "playbook",
+    "serve",
+    "replay",
+    "transfer",
+)
 
 HELP = """ir: capture forensic evidence from containers and Kubernetes pods, package it as signed,
 hashed bundles, respond (quarantine, replace) and replay the evidence offline.

@@ -20,8 +20,12 @@ def _operator(kube: Any, dry_run: bool) -> Operator:
     return Operator(kube, dry_run=dry_run, echo=info)
 
 
-evidence_option = click.option("--evidence", "evidence", metavar="BUNDLE",
-                               help="Bundle of this pod: the actions are appended to its custody log.")
+evidence_option = click.option(
+    "--evidence",
+    "evidence",
+    metavar="BUNDLE",
+    help="Bundle of this pod: the actions are appended to its custody log.",
+)
 
 
 @click.group("quarantine")
@@ -35,16 +39,33 @@ def quarantine() -> None:
 @click.option("--reason", default="manual quarantine", show_default=True)
 @click.option("--case", "case_id", default="adhoc")
 @click.option("--operator", "actor", help="Who acts (default $IR_OPERATOR or the login name).")
-@click.option("--allow-egress-cidr", "allow", multiple=True, metavar="CIDR",
-              help="Let the pod reach this CIDR (a forensics endpoint); repeatable.")
+@click.option(
+    "--allow-egress-cidr",
+    "allow",
+    multiple=True,
+    metavar="CIDR",
+    help="Let the pod reach this CIDR (a forensics endpoint); repeatable.",
+)
 @click.option("--cordon", is_flag=True, help="Also cordon the pod's node.")
 @evidence_option
 @dry_run_option
 @protected_option
 @output_option
-def quarantine_cmd(name: str, kubeconfig: str | None, kube_context: str | None, namespace: str | None, reason: str,
-                   case_id: str, actor: str | None, allow: tuple[str, ...], cordon: bool, evidence: str | None,
-                   dry_run: bool, allow_protected_namespace: bool, output: str) -> None:
+def quarantine_cmd(
+    name: str,
+    kubeconfig: str | None,
+    kube_context: str | None,
+    namespace: str | None,
+    reason: str,
+    case_id: str,
+    actor: str | None,
+    allow: tuple[str, ...],
+    cordon: bool,
+    evidence: str | None,
+    dry_run: bool,
+    allow_protected_namespace: bool,
+    output: str,
+) -> None:
     """Label pod NAME with a quarantine id and create a NetworkPolicy that selects only that label and
     denies all ingress and egress; then check that it selects exactly that pod. Idempotent."""
     kube = kube_from(kubeconfig, kube_context, namespace)
@@ -52,16 +73,30 @@ def quarantine_cmd(name: str, kubeconfig: str | None, kube_context: str | None, 
     op = _operator(kube, dry_run)
     target = resolve_pod(kube, kube.namespace, name)
     try:
-        result = quarantine_pod(op, target, reason=reason, case_id=case_id, actor=operator_name(actor),
-                                allow_egress_cidrs=allow, cordon=cordon, allow_protected=allow_protected_namespace,
-                                bundle=evidence)
+        result = quarantine_pod(
+            op,
+            target,
+            reason=reason,
+            case_id=case_id,
+            actor=operator_name(actor),
+            allow_egress_cidrs=allow,
+            cordon=cordon,
+            allow_protected=allow_protected_namespace,
+            bundle=evidence,
+        )
     finally:
         record_actions(evidence, op, "quarantine")
     for w in result.warnings:
         warn(w)
-    emit(output, {"quarantine": vars(result), "actions": [a.to_dict() for a in op.log]}, lambda: click.echo(
-        f"{'would quarantine' if dry_run else 'quarantined'} {kube.namespace}/{name}: policy {result.policy}"
-        + (" (already in place)" if result.already else "") + (", verified" if result.verified else "")))
+    emit(
+        output,
+        {"quarantine": vars(result), "actions": [a.to_dict() for a in op.log]},
+        lambda: click.echo(
+            f"{'would quarantine' if dry_run else 'quarantined'} {kube.namespace}/{name}: policy {result.policy}"
+            + (" (already in place)" if result.already else "")
+            + (", verified" if result.verified else "")
+        ),
+    )
 
 
 @click.group("replace")
@@ -72,14 +107,29 @@ def replace() -> None:
 @replace.command("pod")
 @click.argument("name")
 @kube_options
-@click.option("--timeout", default=120.0, show_default=True, help="Seconds to wait for the replacement to be ready.")
+@click.option(
+    "--timeout",
+    default=120.0,
+    show_default=True,
+    help="Seconds to wait for the replacement to be ready.",
+)
 @click.option("--no-wait", is_flag=True, help="Do not wait for the replacement.")
 @evidence_option
 @dry_run_option
 @protected_option
 @output_option
-def replace_cmd(name: str, kubeconfig: str | None, kube_context: str | None, namespace: str | None, timeout: float,
-                no_wait: bool, evidence: str | None, dry_run: bool, allow_protected_namespace: bool, output: str) -> int:
+def replace_cmd(
+    name: str,
+    kubeconfig: str | None,
+    kube_context: str | None,
+    namespace: str | None,
+    timeout: float,
+    no_wait: bool,
+    evidence: str | None,
+    dry_run: bool,
+    allow_protected_namespace: bool,
+    output: str,
+) -> int:
     """Take pod NAME out of its controller's selector (original labels saved in an annotation): the
     controller creates a clean replacement and Services stop sending the suspect traffic.
     ReplicaSet/Deployment, DaemonSet, Job: released; bare pod: cloned; StatefulSet: not possible."""
@@ -88,14 +138,25 @@ def replace_cmd(name: str, kubeconfig: str | None, kube_context: str | None, nam
     op = _operator(kube, dry_run)
     target = resolve_pod(kube, kube.namespace, name)
     try:
-        result = replace_pod(op, target, timeout=timeout, wait=not no_wait, allow_protected=allow_protected_namespace)
+        result = replace_pod(
+            op, target, timeout=timeout, wait=not no_wait, allow_protected=allow_protected_namespace
+        )
     finally:
         record_actions(evidence, op, "replace")
     for note in result.notes:
         info(note)
-    emit(output, {"replace": vars(result), "actions": [a.to_dict() for a in op.log]}, lambda: click.echo(
-        f"replace {kube.namespace}/{name}: {result.strategy}"
-        + (f", replacement {result.replacement} ready after {result.waited_seconds}s" if result.ready else "")))
+    emit(
+        output,
+        {"replace": vars(result), "actions": [a.to_dict() for a in op.log]},
+        lambda: click.echo(
+            f"replace {kube.namespace}/{name}: {result.strategy}"
+            + (
+                f", replacement {result.replacement} ready after {result.waited_seconds}s"
+                if result.ready
+                else ""
+            )
+        ),
+    )
     return 0 if result.strategy != "not-possible" and (result.ready or no_wait or dry_run) else 1
 
 
@@ -113,8 +174,18 @@ def release() -> None:
 @dry_run_option
 @protected_option
 @output_option
-def release_cmd(name: str, kubeconfig: str | None, kube_context: str | None, namespace: str | None, delete: bool,
-                uncordon: bool, evidence: str | None, dry_run: bool, allow_protected_namespace: bool, output: str) -> None:
+def release_cmd(
+    name: str,
+    kubeconfig: str | None,
+    kube_context: str | None,
+    namespace: str | None,
+    delete: bool,
+    uncordon: bool,
+    evidence: str | None,
+    dry_run: bool,
+    allow_protected_namespace: bool,
+    output: str,
+) -> None:
     """Remove the quarantine policy and label of pod NAME; with --delete, delete the pod once its
     evidence (--evidence BUNDLE, verified first) is stored."""
     kube = kube_from(kubeconfig, kube_context, namespace)
@@ -125,13 +196,25 @@ def release_cmd(name: str, kubeconfig: str | None, kube_context: str | None, nam
 
         check_evidence_for(evidence, kube.namespace, name)
     try:
-        result = release_pod(op, kube.namespace, name, delete=delete, evidence=evidence, uncordon=uncordon,
-                             allow_protected=allow_protected_namespace)
+        result = release_pod(
+            op,
+            kube.namespace,
+            name,
+            delete=delete,
+            evidence=evidence,
+            uncordon=uncordon,
+            allow_protected=allow_protected_namespace,
+        )
     finally:
         record_actions(evidence, op, "release")
-    emit(output, {"release": vars(result), "actions": [a.to_dict() for a in op.log]}, lambda: click.echo(
-        f"released {kube.namespace}/{name}: policy deleted={result.policy_deleted} labels removed="
-        f"{result.labels_removed} pod deleted={result.pod_deleted}"))
+    emit(
+        output,
+        {"release": vars(result), "actions": [a.to_dict() for a in op.log]},
+        lambda: click.echo(
+            f"released {kube.namespace}/{name}: policy deleted={result.policy_deleted} labels removed="
+            f"{result.labels_removed} pod deleted={result.pod_deleted}"
+        ),
+    )
 
 
 COMMANDS = [quarantine, replace, release]

@@ -349,7 +349,9 @@ def s3_capture_options(func: F) -> F:
     func = s3_store_options(func)
     func = s3_connection_options(func)
     return click.option(
-        "--s3-endpoint-url", metavar="URL", default=None,
+        "--s3-endpoint-url",
+        metavar="URL",
+        default=None,
         help="S3-compatible endpoint (default $AWS_ENDPOINT_URL).",
     )(func)
 

@@ -33,8 +33,15 @@ from ir.store import open_store
 class ClusterActions:
     """Acts on one cluster. Thread-safe as long as the Kube client is (urllib3 pools are)."""
 
-    def __init__(self, kube: Kube, *, store_uri: str | None = None, signer: Signer | None = None,
-                 store_options: dict[str, Any] | None = None, echo: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self,
+        kube: Kube,
+        *,
+        store_uri: str | None = None,
+        signer: Signer | None = None,
+        store_options: dict[str, Any] | None = None,
+        echo: Callable[[str], None] | None = None,
+    ) -> None:
         self.kube = kube
         self.store_uri = store_uri
         self.signer = signer
@@ -49,18 +56,33 @@ class ClusterActions:
     def _operator(self, context: ActionContext) -> Operator:
         return Operator(self.kube, dry_run=context.dry_run)
 
-    def _result(self, action: str, op: Operator, status: str, detail: str = "", **data: Any) -> StepResult:
-        return StepResult(action, DRY_RUN if op.dry_run and status == OK else status, detail,
-                          requests=[_api(a) for a in op.log if a.method != "-"], data=data)
+    def _result(
+        self, action: str, op: Operator, status: str, detail: str = "", **data: Any
+    ) -> StepResult:
+        return StepResult(
+            action,
+            DRY_RUN if op.dry_run and status == OK else status,
+            detail,
+            requests=[_api(a) for a in op.log if a.method != "-"],
+            data=data,
+        )
 
     def _bundle_of(self, context: ActionContext) -> str | None:
         capture = context.result_of("capture")
         return capture.bundle if capture is not None else None
 
-    def _run(self, action: str, target: Target, context: ActionContext,
-             body: Callable[[Operator], StepResult], node_ok: bool = False) -> StepResult:
+    def _run(
+        self,
+        action: str,
+        target: Target,
+        context: ActionContext,
+        body: Callable[[Operator], StepResult],
+        node_ok: bool = False,
+    ) -> StepResult:
         if (not target.pod or not target.namespace) and not (node_ok and target.node):
-            return StepResult(action, SKIPPED, "the alert names no pod" + (" and no node" if node_ok else ""))
+            return StepResult(
+                action, SKIPPED, "the alert names no pod" + (" and no node" if node_ok else "")
+            )
         op = self._operator(context)
         try:
             result = body(op)
@@ -69,7 +91,12 @@ class ClusterActions:
         finally:
             if not context.dry_run:
                 try:
-                    record_actions(self._bundle_of(context), op, f"playbook {context.playbook}: {action}", self.signer)
+                    record_actions(
+                        self._bundle_of(context),
+                        op,
+                        f"playbook {context.playbook}: {action}",
+                        self.signer,
+                    )
                 except IrError as exc:
                     self.echo(f"could not append custody record: {exc.message}")
         return result
@@ -79,43 +106,88 @@ class ClusterActions:
         if not target.pod or not target.namespace:
             return StepResult("capture", SKIPPED, "the alert names no pod")
         if context.dry_run:
-            return StepResult("capture", DRY_RUN, f"would capture pod {target.namespace}/{target.pod}",
-                              requests=[ApiRequest("GET", pod_path(str(target.namespace), str(target.pod)))])
+            return StepResult(
+                "capture",
+                DRY_RUN,
+                f"would capture pod {target.namespace}/{target.pod}",
+                requests=[ApiRequest("GET", pod_path(str(target.namespace), str(target.pod)))],
+            )
         store_uri = params.get("store") or self.store_uri
-        store = open_store(store_uri, **self.store_options) if (store_uri or "").startswith("s3://") \
+        store = (
+            open_store(store_uri, **self.store_options)
+            if (store_uri or "").startswith("s3://")
             else open_store(store_uri)
+        )
         container_options: dict[str, Any] = {}
         if params.get("max_bytes"):
             container_options["max_diff_size"] = int(params["max_bytes"])
         only = target.container if params.get("scope") == "container" else None
-        opts = PodCaptureOptions(case_id=context.case_id, reason=context.reason, operator=context.operator,
-                                 quarantine=False, replace=False, signer=self.signer if params.get("sign", True) else None,
-                                 alert=_alert_doc(target), container_options=container_options,
-                                 collectors=tuple(params.get("collectors") or ()), only_container=only)
+        opts = PodCaptureOptions(
+            case_id=context.case_id,
+            reason=context.reason,
+            operator=context.operator,
+            quarantine=False,
+            replace=False,
+            signer=self.signer if params.get("sign", True) else None,
+            alert=_alert_doc(target),
+            container_options=container_options,
+            collectors=tuple(params.get("collectors") or ()),
+            only_container=only,
+        )
         try:
-            result = capture_pod(self.kube, store, target.namespace, target.pod, opts, echo=self.echo)
+            result = capture_pod(
+                self.kube, store, target.namespace, target.pod, opts, echo=self.echo
+            )
         except IrError as exc:
             return StepResult("capture", FAILED, exc.message)
         assert result.capture is not None
         cap = result.capture
         outcome = cap.sealed.manifest.outcome
-        status = OK if outcome == "complete" and cap.stored.confirmed else (PARTIAL if outcome != "failed" else FAILED)
-        detail = f"bundle {cap.stored.location} ({outcome}" + ("" if cap.stored.confirmed else ", spooled: not confirmed stored") + ")"
-        return StepResult("capture", status, detail, bundle=cap.stored.location,
-                          bundle_digest="sha256:" + cap.sealed.root_digest,
-                          data={"outcome": outcome, "spooled": cap.stored.spooled})
+        status = (
+            OK
+            if outcome == "complete" and cap.stored.confirmed
+            else (PARTIAL if outcome != "failed" else FAILED)
+        )
+        detail = (
+            f"bundle {cap.stored.location} ({outcome}"
+            + ("" if cap.stored.confirmed else ", spooled: not confirmed stored")
+            + ")"
+        )
+        return StepResult(
+            "capture",
+            status,
+            detail,
+            bundle=cap.stored.location,
+            bundle_digest="sha256:" + cap.sealed.root_digest,
+            data={"outcome": outcome, "spooled": cap.stored.spooled},
+        )
 
-    def quarantine(self, target: Target, params: dict[str, Any], context: ActionContext) -> StepResult:
+    def quarantine(
+        self, target: Target, params: dict[str, Any], context: ActionContext
+    ) -> StepResult:
         def body(op: Operator) -> StepResult:
             pod = resolve_pod(self.kube, str(target.namespace), str(target.pod))
-            q = quarantine_pod(op, pod, reason=context.reason, case_id=context.case_id, actor=context.operator,
-                               allow_egress_cidrs=tuple(params.get("allow_egress_cidrs") or ()),
-                               allow_dns=bool(params.get("allow_dns")),
-                               allow_protected=True,  # the engine already applied the namespace policy
-                               bundle=self._bundle_of(context))
+            q = quarantine_pod(
+                op,
+                pod,
+                reason=context.reason,
+                case_id=context.case_id,
+                actor=context.operator,
+                allow_egress_cidrs=tuple(params.get("allow_egress_cidrs") or ()),
+                allow_dns=bool(params.get("allow_dns")),
+                allow_protected=True,  # the engine already applied the namespace policy
+                bundle=self._bundle_of(context),
+            )
             status = OK if (q.verified or op.dry_run) else PARTIAL
-            return self._result("quarantine", op, status, f"policy {q.policy}" + (" (already)" if q.already else ""),
-                                networkpolicy=q.policy, quarantine_id=q.quarantine_id)
+            return self._result(
+                "quarantine",
+                op,
+                status,
+                f"policy {q.policy}" + (" (already)" if q.already else ""),
+                networkpolicy=q.policy,
+                quarantine_id=q.quarantine_id,
+            )
+
         return self._run("quarantine", target, context, body)
 
     def replace(self, target: Target, params: dict[str, Any], context: ActionContext) -> StepResult:
@@ -129,8 +201,15 @@ class ClusterActions:
             status = OK if (r.ready or op.dry_run or r.strategy == "already") else PARTIAL
             if r.strategy == "not-possible":
                 status = PARTIAL
-            return self._result("replace", op, status, f"{r.strategy}; " + "; ".join(r.notes),
-                                replacement=r.replacement, strategy=r.strategy)
+            return self._result(
+                "replace",
+                op,
+                status,
+                f"{r.strategy}; " + "; ".join(r.notes),
+                replacement=r.replacement,
+                strategy=r.strategy,
+            )
+
         return self._run("replace", target, context, body)
 
     def cordon(self, target: Target, params: dict[str, Any], context: ActionContext) -> StepResult:
@@ -138,12 +217,23 @@ class ClusterActions:
             node = self._node_of(target)
             if not node:
                 return self._result("cordon", op, SKIPPED, "pod is not scheduled on a node")
-            op.apply("cordon-node", Request("PATCH", f"/api/v1/nodes/{node}", {"spec": {"unschedulable": True}},
-                                            content_type=MERGE_PATCH, retry=True))
+            op.apply(
+                "cordon-node",
+                Request(
+                    "PATCH",
+                    f"/api/v1/nodes/{node}",
+                    {"spec": {"unschedulable": True}},
+                    content_type=MERGE_PATCH,
+                    retry=True,
+                ),
+            )
             return self._result("cordon", op, OK, f"node {node} cordoned", node=node)
+
         return self._run("cordon", target, context, body, node_ok=True)
 
-    def _set_meta(self, action: str, key: str, target: Target, params: dict[str, Any], context: ActionContext) -> StepResult:
+    def _set_meta(
+        self, action: str, key: str, target: Target, params: dict[str, Any], context: ActionContext
+    ) -> StepResult:
         def body(op: Operator) -> StepResult:
             values = dict(params.get(key) or {})
             if params.get("object") == "node" or not target.pod:
@@ -153,9 +243,17 @@ class ClusterActions:
                 path = f"/api/v1/nodes/{check_name('node', node)}"
             else:
                 path = pod_path(str(target.namespace), str(target.pod))
-            op.apply(action, Request("PATCH", path, {"metadata": {key: values}}, content_type=MERGE_PATCH, retry=True))
+            op.apply(
+                action,
+                Request(
+                    "PATCH", path, {"metadata": {key: values}}, content_type=MERGE_PATCH, retry=True
+                ),
+            )
             return self._result(action, op, OK, f"{len(values)} {key} set on {path}")
-        return self._run(action, target, context, body, node_ok=params.get("object") == "node" or not target.pod)
+
+        return self._run(
+            action, target, context, body, node_ok=params.get("object") == "node" or not target.pod
+        )
 
     def _node_of(self, target: Target) -> str | None:
         """The node the API says the pod runs on; for a node target (no pod), the alert's node."""
@@ -166,14 +264,28 @@ class ClusterActions:
     def label(self, target: Target, params: dict[str, Any], context: ActionContext) -> StepResult:
         return self._set_meta("label", "labels", target, params, context)
 
-    def annotate(self, target: Target, params: dict[str, Any], context: ActionContext) -> StepResult:
+    def annotate(
+        self, target: Target, params: dict[str, Any], context: ActionContext
+    ) -> StepResult:
         return self._set_meta("annotate", "annotations", target, params, context)
 
     def delete(self, target: Target, params: dict[str, Any], context: ActionContext) -> StepResult:
         def body(op: Operator) -> StepResult:
-            query = f"?gracePeriodSeconds={int(params['grace_period_seconds'])}" if "grace_period_seconds" in params else ""
-            op.apply("delete-pod", Request("DELETE", pod_path(str(target.namespace), str(target.pod)) + query, why="playbook delete step"))
+            query = (
+                f"?gracePeriodSeconds={int(params['grace_period_seconds'])}"
+                if "grace_period_seconds" in params
+                else ""
+            )
+            op.apply(
+                "delete-pod",
+                Request(
+                    "DELETE",
+                    pod_path(str(target.namespace), str(target.pod)) + query,
+                    why="playbook delete step",
+                ),
+            )
             return self._result("delete", op, OK, f"pod {target.namespace}/{target.pod} deleted")
+
         return self._run("delete", target, context, body)
 
 
@@ -182,8 +294,18 @@ def _api(record: ActionRecord) -> ApiRequest:
 
 
 def _alert_doc(target: Target) -> dict[str, Any]:
-    return {"source": target.source, "rule": target.rule, "priority": target.priority,
-            "time": target.time.isoformat(), "alert_id": target.alert_id,
-            "target": {"namespace": target.namespace, "pod": target.pod, "container": target.container,
-                       "container_id": target.container_id, "node": target.node},
-            "raw": target.raw}
+    return {
+        "source": target.source,
+        "rule": target.rule,
+        "priority": target.priority,
+        "time": target.time.isoformat(),
+        "alert_id": target.alert_id,
+        "target": {
+            "namespace": target.namespace,
+            "pod": target.pod,
+            "container": target.container,
+            "container_id": target.container_id,
+            "node": target.node,
+        },
+        "raw": target.raw,
+    }

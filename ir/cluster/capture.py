@@ -39,7 +39,9 @@ class PodCaptureOptions:
     allow_protected: bool = False
     replace_timeout: float = 120.0
     allow_egress_cidrs: tuple[str, ...] = ()
-    container_options: dict[str, Any] = field(default_factory=dict)  # passed to the container collectors
+    container_options: dict[str, Any] = field(
+        default_factory=dict
+    )  # passed to the container collectors
     backend: str = "auto"
     docker_host: str | None = None
     signer: Signer | None = None
@@ -71,13 +73,19 @@ class PodCaptureResult:
             return ExitCode.REFUSED
         if self.capture is not None and self.capture.exit_code != ExitCode.OK:
             return self.capture.exit_code
-        if self.replace is not None and self.capture is not None and \
-                self.replace.strategy not in ("not-possible", "already") and not self.replace.ready:
+        if (
+            self.replace is not None
+            and self.capture is not None
+            and self.replace.strategy not in ("not-possible", "already")
+            and not self.replace.ready
+        ):
             return ExitCode.FAILED
         return ExitCode.OK
 
 
-ContainerCapture = Callable[[CaptureSession, PodTarget, ContainerRef, PodCaptureOptions, Echo], None]
+ContainerCapture = Callable[
+    [CaptureSession, PodTarget, ContainerRef, PodCaptureOptions, Echo], None
+]
 
 
 def capture_pod(
@@ -96,12 +104,17 @@ def capture_pod(
     target = resolve_pod(kube, namespace, name)
     if opts.dry_run:
         return _dry_run(kube, target, opts, echo)
-    capture = _capture(store, kube, target, opts, echo, capture_container or _default_container_capture)
+    capture = _capture(
+        store, kube, target, opts, echo, capture_container or _default_container_capture
+    )
     outcome = capture.sealed.manifest.outcome
     gate_open, gate_reason = True, ""
     if outcome != "complete" or not capture.stored.confirmed:
-        gate_reason = (f"capture outcome is {outcome}" if outcome != "complete"
-                       else "the bundle is not confirmed stored") + "; nothing destructive without --force"
+        gate_reason = (
+            f"capture outcome is {outcome}"
+            if outcome != "complete"
+            else "the bundle is not confirmed stored"
+        ) + "; nothing destructive without --force"
         gate_open = opts.force
     result = PodCaptureResult(target, capture, gate_open, gate_reason, requested_action=acting)
     op = Operator(kube, gate_open=gate_open, gate_reason=gate_reason, echo=echo)
@@ -117,42 +130,77 @@ def capture_pod(
     return result
 
 
-def _respond(op: Operator, target: PodTarget, opts: PodCaptureOptions, capture: CaptureResult,
-             result: PodCaptureResult) -> None:
+def _respond(
+    op: Operator,
+    target: PodTarget,
+    opts: PodCaptureOptions,
+    capture: CaptureResult,
+    result: PodCaptureResult,
+) -> None:
     from ir.bundle.custody import operator_name
     from ir.errors import IrError
 
     try:
         if opts.quarantine:
             result.quarantine = quarantine_pod(
-                op, target, reason=opts.reason or "ir capture pod", case_id=opts.case_id,
-                actor=operator_name(opts.operator), allow_egress_cidrs=opts.allow_egress_cidrs,
-                cordon=opts.cordon, allow_protected=opts.allow_protected, bundle=capture.stored.location)
+                op,
+                target,
+                reason=opts.reason or "ir capture pod",
+                case_id=opts.case_id,
+                actor=operator_name(opts.operator),
+                allow_egress_cidrs=opts.allow_egress_cidrs,
+                cordon=opts.cordon,
+                allow_protected=opts.allow_protected,
+                bundle=capture.stored.location,
+            )
         if opts.replace:
-            result.replace = replace_pod(op, target, timeout=opts.replace_timeout,
-                                         allow_protected=opts.allow_protected)
+            result.replace = replace_pod(
+                op, target, timeout=opts.replace_timeout, allow_protected=opts.allow_protected
+            )
     except IrError as exc:
         result.errors.append(exc.message)
 
 
-def _capture(store: Store, kube: Kube, target: PodTarget, opts: PodCaptureOptions, echo: Echo,
-             capture_container: ContainerCapture) -> CaptureResult:
-    request = CaptureRequest(case_id=opts.case_id, target=target.describe(), operator=opts.operator,
-                             reason=opts.reason, signer=opts.signer,
-                             labels={"namespace": target.namespace, "pod": target.name})
+def _capture(
+    store: Store,
+    kube: Kube,
+    target: PodTarget,
+    opts: PodCaptureOptions,
+    echo: Echo,
+    capture_container: ContainerCapture,
+) -> CaptureResult:
+    request = CaptureRequest(
+        case_id=opts.case_id,
+        target=target.describe(),
+        operator=opts.operator,
+        reason=opts.reason,
+        signer=opts.signer,
+        labels={"namespace": target.namespace, "pod": target.name},
+    )
     with CaptureSession(store, request) as session:
         echo(f"capturing pod {target.namespace}/{target.name} into bundle {session.bundle_id}")
         label = f"pod {target.namespace}/{target.name}"
         if not opts.collectors or KUBE_COLLECTOR in opts.collectors:
-            session.run([KubeContextCollector(kube, target)], scope=None, target=target, options={}, label=label)
+            session.run(
+                [KubeContextCollector(kube, target)],
+                scope=None,
+                target=target,
+                options={},
+                label=label,
+            )
         if opts.alert is not None:
             session.writer.add_json("alert.json", opts.alert, kind="alert", collector="alert")
         for ref in target.containers:
             if opts.only_container and ref.name != opts.only_container:
                 continue
             if ref.container_id is None:
-                session.writer.record_action("skip-container", label, outcome="skipped",
-                                             container=ref.name, why="no container id (never started)")
+                session.writer.record_action(
+                    "skip-container",
+                    label,
+                    outcome="skipped",
+                    container=ref.name,
+                    why="no container id (never started)",
+                )
                 continue
             capture_container(session, target, ref, opts, echo)
             extra: list[Any] = []
@@ -163,13 +211,24 @@ def _capture(store: Store, kube: Kube, target: PodTarget, opts: PodCaptureOption
             if extra:
                 from ir.bundle.layout import safe_component
 
-                session.run(extra, scope=f"containers/{safe_component(ref.name)}",
-                            target=target, options={}, label=label, container=ref.name)
+                session.run(
+                    extra,
+                    scope=f"containers/{safe_component(ref.name)}",
+                    target=target,
+                    options={},
+                    label=label,
+                    container=ref.name,
+                )
         return session.finish()
 
 
-def _default_container_capture(session: CaptureSession, target: PodTarget, ref: ContainerRef,
-                               opts: PodCaptureOptions, echo: Echo) -> None:
+def _default_container_capture(
+    session: CaptureSession,
+    target: PodTarget,
+    ref: ContainerRef,
+    opts: PodCaptureOptions,
+    echo: Echo,
+) -> None:
     """Reach the container through the node's runtime and run every container collector on it.
     When it cannot be reached, a failed `container-access` collector says why and what to do."""
     from ir.bundle.layout import safe_component
@@ -183,18 +242,34 @@ def _default_container_capture(session: CaptureSession, target: PodTarget, ref: 
     if ref.runtime not in ("docker", None):
         note = f"runtime {ref.runtime}: only the node backend (on the node, --backend node) can read it"
         if opts.backend != "node":
-            session.writer.record_collector(CollectorEntry(
-                "container-access", "failed", rfc3339(utcnow()), rfc3339(utcnow()), note, container=ref.name))
+            session.writer.record_collector(
+                CollectorEntry(
+                    "container-access",
+                    "failed",
+                    rfc3339(utcnow()),
+                    rfc3339(utcnow()),
+                    note,
+                    container=ref.name,
+                )
+            )
             return
     echo(f"  container {ref.name} ({ref.container_id})")
     try:
-        handle = open_container(ref.runtime_id, backend=opts.backend, docker_host=opts.docker_host, name=ref.name)
+        handle = open_container(
+            ref.runtime_id, backend=opts.backend, docker_host=opts.docker_host, name=ref.name
+        )
     except IrError as exc:
-        session.writer.record_collector(CollectorEntry(
-            "container-access", "failed", rfc3339(utcnow()), rfc3339(utcnow()),
-            f"cannot reach container {ref.container_id} on node {target.node}: {exc.message}. Run ir on that "
-            "node, give --docker-host for its engine, or use `ir serve --dispatch jobs` to capture there.",
-            container=ref.name))
+        session.writer.record_collector(
+            CollectorEntry(
+                "container-access",
+                "failed",
+                rfc3339(utcnow()),
+                rfc3339(utcnow()),
+                f"cannot reach container {ref.container_id} on node {target.node}: {exc.message}. Run ir on that "
+                "node, give --docker-host for its engine, or use `ir serve --dispatch jobs` to capture there.",
+                container=ref.name,
+            )
+        )
         return
     try:
         known = set(CaptureOptions.__dataclass_fields__)
@@ -205,9 +280,14 @@ def _default_container_capture(session: CaptureSession, target: PodTarget, ref: 
         handle.close()
 
 
-def _dry_run(kube: Kube, target: PodTarget, opts: PodCaptureOptions, echo: Echo) -> PodCaptureResult:
-    echo(f"[dry-run] would capture pod {target.namespace}/{target.name} (uid {target.uid}) on node {target.node}: "
-         f"Kubernetes context and containers " + ", ".join(f"{c.name} ({c.container_id})" for c in target.containers))
+def _dry_run(
+    kube: Kube, target: PodTarget, opts: PodCaptureOptions, echo: Echo
+) -> PodCaptureResult:
+    echo(
+        f"[dry-run] would capture pod {target.namespace}/{target.name} (uid {target.uid}) on node {target.node}: "
+        f"Kubernetes context and containers "
+        + ", ".join(f"{c.name} ({c.container_id})" for c in target.containers)
+    )
     op = Operator(kube, dry_run=True, echo=echo)
     result = PodCaptureResult(target, None, True, "")
     _respond(op, target, opts, _DryCapture(), result)  # type: ignore[arg-type]

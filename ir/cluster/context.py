@@ -38,9 +38,20 @@ class KubeContextCollector:
         ctx.record_action("k8s-get", path=f"/api/v1/namespaces/{ns}/pods/{t.name}")
         yield _json("k8s/pod.json", "k8s-pod", t.pod)
         yield _json("k8s/owners.json", "k8s-owners", t.owners)
-        yield _json("k8s/images.json", "k8s-images", [
-            {"container": c.name, "kind": c.kind, "image": c.image, "image_id": c.image_id,
-             "container_id": c.container_id} for c in t.containers])
+        yield _json(
+            "k8s/images.json",
+            "k8s-images",
+            [
+                {
+                    "container": c.name,
+                    "kind": c.kind,
+                    "image": c.image,
+                    "image_id": c.image_id,
+                    "container_id": c.container_id,
+                }
+                for c in t.containers
+            ],
+        )
         yield _json("k8s/references.json", "k8s-references", references_of(t.pod))
         for name, kind, fetch in (
             ("k8s/events.json", "k8s-events", self._events),
@@ -55,57 +66,109 @@ class KubeContextCollector:
             except ApiError as exc:
                 # One missing permission must not cost the rest of the context: record and go on.
                 ctx.note(f"{name}: {exc.message}")
-                yield Artifact(name, kind, "application/json", chunks=[b"null\n"], status="failed",
-                               error=exc.message)
+                yield Artifact(
+                    name,
+                    kind,
+                    "application/json",
+                    chunks=[b"null\n"],
+                    status="failed",
+                    error=exc.message,
+                )
                 continue
             yield _json(name, kind, document)
 
     def _events(self) -> list[dict[str, Any]]:
         t = self.target
-        doc = self.kube.get(f"/api/v1/namespaces/{t.namespace}/events",
-                            fieldSelector=f"involvedObject.uid={t.uid}")
+        doc = self.kube.get(
+            f"/api/v1/namespaces/{t.namespace}/events", fieldSelector=f"involvedObject.uid={t.uid}"
+        )
         return list(doc.get("items") or [])
 
     def _node(self) -> Any:
-        return self.kube.get_optional(f"/api/v1/nodes/{self.target.node}") if self.target.node else None
+        return (
+            self.kube.get_optional(f"/api/v1/nodes/{self.target.node}")
+            if self.target.node
+            else None
+        )
 
     def _sa_name(self) -> str:
         return str(self.target.pod.get("spec", {}).get("serviceAccountName") or "default")
 
     def _service_account(self) -> Any:
-        return self.kube.get_optional(f"/api/v1/namespaces/{self.target.namespace}/serviceaccounts/{self._sa_name()}")
+        return self.kube.get_optional(
+            f"/api/v1/namespaces/{self.target.namespace}/serviceaccounts/{self._sa_name()}"
+        )
 
     def _rbac(self) -> dict[str, Any]:
         ns, sa = self.target.namespace, self._sa_name()
 
         def binds(binding: dict[str, Any]) -> bool:
             for s in binding.get("subjects") or []:
-                if s.get("kind") == "ServiceAccount" and s.get("name") == sa and s.get("namespace", ns) == ns:
+                if (
+                    s.get("kind") == "ServiceAccount"
+                    and s.get("name") == sa
+                    and s.get("namespace", ns) == ns
+                ):
                     return True
                 if s.get("kind") == "Group" and s.get("name") in (
-                    "system:serviceaccounts", f"system:serviceaccounts:{ns}", "system:authenticated"):
+                    "system:serviceaccounts",
+                    f"system:serviceaccounts:{ns}",
+                    "system:authenticated",
+                ):
                     return True
             return False
 
-        rbs = [b for b in self.kube.get(f"/apis/rbac.authorization.k8s.io/v1/namespaces/{ns}/rolebindings").get("items", []) if binds(b)]
-        crbs = [b for b in self.kube.get("/apis/rbac.authorization.k8s.io/v1/clusterrolebindings").get("items", []) if binds(b)]
+        rbs = [
+            b
+            for b in self.kube.get(
+                f"/apis/rbac.authorization.k8s.io/v1/namespaces/{ns}/rolebindings"
+            ).get("items", [])
+            if binds(b)
+        ]
+        crbs = [
+            b
+            for b in self.kube.get("/apis/rbac.authorization.k8s.io/v1/clusterrolebindings").get(
+                "items", []
+            )
+            if binds(b)
+        ]
         roles = []
         for b in rbs + crbs:
             ref = b.get("roleRef", {})
             if ref.get("kind") == "Role":
-                roles.append(self.kube.get_optional(f"/apis/rbac.authorization.k8s.io/v1/namespaces/{ns}/roles/{ref.get('name')}"))
+                roles.append(
+                    self.kube.get_optional(
+                        f"/apis/rbac.authorization.k8s.io/v1/namespaces/{ns}/roles/{ref.get('name')}"
+                    )
+                )
             elif ref.get("kind") == "ClusterRole":
-                roles.append(self.kube.get_optional(f"/apis/rbac.authorization.k8s.io/v1/clusterroles/{ref.get('name')}"))
-        return {"service_account": f"{ns}/{sa}", "role_bindings": rbs, "cluster_role_bindings": crbs,
-                "roles": [r for r in roles if r]}
+                roles.append(
+                    self.kube.get_optional(
+                        f"/apis/rbac.authorization.k8s.io/v1/clusterroles/{ref.get('name')}"
+                    )
+                )
+        return {
+            "service_account": f"{ns}/{sa}",
+            "role_bindings": rbs,
+            "cluster_role_bindings": crbs,
+            "roles": [r for r in roles if r],
+        }
 
     def _services(self) -> list[dict[str, Any]]:
-        items = self.kube.get(f"/api/v1/namespaces/{self.target.namespace}/services").get("items", [])
+        items = self.kube.get(f"/api/v1/namespaces/{self.target.namespace}/services").get(
+            "items", []
+        )
         return [s for s in items if service_selects(s, self.target.labels)]
 
     def _policies(self) -> list[dict[str, Any]]:
-        items = self.kube.get(f"/apis/networking.k8s.io/v1/namespaces/{self.target.namespace}/networkpolicies").get("items", [])
-        return [p for p in items if selector_matches(p.get("spec", {}).get("podSelector", {}), self.target.labels)]
+        items = self.kube.get(
+            f"/apis/networking.k8s.io/v1/namespaces/{self.target.namespace}/networkpolicies"
+        ).get("items", [])
+        return [
+            p
+            for p in items
+            if selector_matches(p.get("spec", {}).get("podSelector", {}), self.target.labels)
+        ]
 
 
 def references_of(pod: dict[str, Any]) -> dict[str, list[str]]:
@@ -136,7 +199,10 @@ def references_of(pod: dict[str, Any]) -> dict[str, list[str]]:
                     configmaps.add(vf["configMapKeyRef"].get("name"))
                 if "secretKeyRef" in vf:
                     secrets.add(vf["secretKeyRef"].get("name"))
-    return {"configmaps": sorted(n for n in configmaps if n), "secrets": sorted(n for n in secrets if n)}
+    return {
+        "configmaps": sorted(n for n in configmaps if n),
+        "secrets": sorted(n for n in secrets if n),
+    }
 
 
 class KubeLogsCollector:
@@ -144,8 +210,14 @@ class KubeLogsCollector:
 
     name = "k8s-logs"
 
-    def __init__(self, kube: Kube, target: PodTarget, container: str, since: str | None = None,
-                 tail: int | None = None) -> None:
+    def __init__(
+        self,
+        kube: Kube,
+        target: PodTarget,
+        container: str,
+        since: str | None = None,
+        tail: int | None = None,
+    ) -> None:
         self.kube, self.target, self.container = kube, target, container
         self.since, self.tail = since, tail
 
@@ -169,12 +241,18 @@ class KubeLogsCollector:
             except ApiError as exc:
                 ctx.note(f"logs ({instance}) through the API not available: {exc.message}")
                 continue
-            yield Artifact(f"logs-api-{instance}.jsonl", "logs", LogLine.media_type(),
-                           chunks=_log_records(head, first, self.container, instance),
-                           meta={"instance": instance, "source": "kube-api"})
+            yield Artifact(
+                f"logs-api-{instance}.jsonl",
+                "logs",
+                LogLine.media_type(),
+                chunks=_log_records(head, first, self.container, instance),
+                meta={"instance": instance, "source": "kube-api"},
+            )
 
 
-def _log_records(head: bytes, rest: Iterator[bytes], container: str, instance: str) -> Iterator[bytes]:
+def _log_records(
+    head: bytes, rest: Iterator[bytes], container: str, instance: str
+) -> Iterator[bytes]:
     pending = b""
     for chunk in _chain(head, rest):
         pending += chunk
@@ -198,7 +276,9 @@ def _log_line(line: bytes, container: str, instance: str) -> bytes:
         time = rfc3339(parse_timestamp(stamp).utc)
     except ValueError:
         time, message = None, text
-    return LogLine(time=time, stream="combined", message=message, container=container, instance=instance).to_line()
+    return LogLine(
+        time=time, stream="combined", message=message, container=container, instance=instance
+    ).to_line()
 
 
 class KubeletCheckpointCollector:

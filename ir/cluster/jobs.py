@@ -15,7 +15,9 @@ class KubeJobClient:
         self.poll = poll
 
     def pod_node(self, namespace: str, pod: str) -> str | None:
-        doc = self.kube.get_optional(pod_path(check_name("namespace", namespace), check_name("pod", pod)))
+        doc = self.kube.get_optional(
+            pod_path(check_name("namespace", namespace), check_name("pod", pod))
+        )
         return None if doc is None else doc.get("spec", {}).get("nodeName")
 
     def create_job(self, namespace: str, manifest: dict) -> None:  # type: ignore[type-arg]
@@ -35,13 +37,17 @@ class KubeJobClient:
                 if cond.get("type") in ("Complete", "SuccessCriteriaMet"):
                     return JobOutcome(True, self._message(namespace, name), "")
                 if cond.get("type") in ("Failed", "FailureTarget"):
-                    return JobOutcome(False, self._message(namespace, name), str(cond.get("reason") or "Failed"))
+                    return JobOutcome(
+                        False, self._message(namespace, name), str(cond.get("reason") or "Failed")
+                    )
             time.sleep(self.poll)
         return JobOutcome(False, self._message(namespace, name), "timeout")
 
     def _message(self, namespace: str, name: str) -> str:
         """The collector container's termination message (ir writes its result JSON there)."""
-        pods = self.kube.get(f"/api/v1/namespaces/{namespace}/pods", labelSelector=f"job-name={name}").get("items", [])
+        pods = self.kube.get(
+            f"/api/v1/namespaces/{namespace}/pods", labelSelector=f"job-name={name}"
+        ).get("items", [])
         for pod in pods:
             for status in pod.get("status", {}).get("containerStatuses") or []:
                 terminated = (status.get("state") or {}).get("terminated") or {}

@@ -30,8 +30,15 @@ REQUEST_TIMEOUT = (5, 30)  # connect, read seconds
 class ApiError(ClusterError):
     """An API request failed; `status` is the HTTP status (0 when the server was unreachable)."""
 
-    def __init__(self, message: str, status: int, method: str, path: str, body: Any = None,
-                 retry_after: float | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        status: int,
+        method: str,
+        path: str,
+        body: Any = None,
+        retry_after: float | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.method = method
@@ -68,7 +75,9 @@ class Kube:
             try:
                 return self._send(method, url_path, body, content_type)
             except ApiError as exc:
-                retriable = exc.status == 429 or (retry and (exc.status in RETRY_STATUSES or exc.status == 0))
+                retriable = exc.status == 429 or (
+                    retry and (exc.status in RETRY_STATUSES or exc.status == 0)
+                )
                 if not retriable or attempt >= len(RETRY_DELAYS):
                     raise
                 delay = min(max(RETRY_DELAYS[attempt], exc.retry_after or 0.0), MAX_RETRY_AFTER)
@@ -84,14 +93,24 @@ class Kube:
 
         try:
             method_, url, header_params, body_, post = self.api_client.param_serialize(
-                method, path, header_params=headers, body=body, auth_settings=["BearerToken"])
-            response = self.api_client.call_api(method_, url, header_params=header_params, body=body_,
-                                                post_params=post, _request_timeout=REQUEST_TIMEOUT)
+                method, path, header_params=headers, body=body, auth_settings=["BearerToken"]
+            )
+            response = self.api_client.call_api(
+                method_,
+                url,
+                header_params=header_params,
+                body=body_,
+                post_params=post,
+                _request_timeout=REQUEST_TIMEOUT,
+            )
         except ApiException as exc:
             raise _api_error(exc.status, exc.body or exc.reason, method, path) from None
         except (HTTPError, OSError) as exc:
             raise ApiError(
-                f"Kubernetes API server {self.server} unreachable ({method} {path}): {exc}", 0, method, path
+                f"Kubernetes API server {self.server} unreachable ({method} {path}): {exc}",
+                0,
+                method,
+                path,
             ) from None
         raw = response.response
         if not 200 <= response.status < 300:
@@ -105,7 +124,9 @@ class Kube:
         return raw
 
     def _send(self, method: str, path: str, body: Any, content_type: str) -> Any:
-        raw = self._open(method, path, body, {"Accept": "application/json", "Content-Type": content_type})
+        raw = self._open(
+            method, path, body, {"Accept": "application/json", "Content-Type": content_type}
+        )
         try:
             data = raw.data
         finally:
@@ -138,14 +159,20 @@ def _api_error(status: int, body: Any, method: str, path: str) -> ApiError:
         doc = json.loads(body)
         reason = str(doc.get("message", "")) if isinstance(doc, dict) else str(doc)
     except (TypeError, ValueError):
-        reason = body.decode("utf-8", "replace")[:500] if isinstance(body, bytes) else str(body or "")[:500]
+        reason = (
+            body.decode("utf-8", "replace")[:500]
+            if isinstance(body, bytes)
+            else str(body or "")[:500]
+        )
     status = int(status or 0)
     verb = _verb(method, path)
     resource = _resource(path)
     if status == 403:
         message = f"permission denied: cannot {verb} {resource} ({reason})"
     elif status == 401:
-        message = f"not authenticated to the Kubernetes API ({method} {path}): {reason or 'Unauthorized'}"
+        message = (
+            f"not authenticated to the Kubernetes API ({method} {path}): {reason or 'Unauthorized'}"
+        )
     elif status == 404:
         message = f"not found: {resource} ({reason})"
     elif status == 409:
@@ -168,8 +195,13 @@ def _seconds(value: str | None) -> float | None:
 def _verb(method: str, path: str) -> str:
     tail = path.split("?")[0].rstrip("/").split("/")
     named = len(tail) % 2 == 1 if "namespaces" in tail else True
-    return {"GET": "get" if named else "list", "POST": "create", "PATCH": "patch", "PUT": "update",
-            "DELETE": "delete"}.get(method, method.lower())
+    return {
+        "GET": "get" if named else "list",
+        "POST": "create",
+        "PATCH": "patch",
+        "PUT": "update",
+        "DELETE": "delete",
+    }.get(method, method.lower())
 
 
 def _resource(path: str) -> str:
@@ -196,10 +228,14 @@ def _resource(path: str) -> str:
 # urllib3 retries only what never reached the server (connection not established); everything
 # else is Kube.request's to decide. Its default, Retry(3) on reads too, multiplied ir's own six
 # attempts: a hung apiserver cost 24 read timeouts (12 minutes) per GET.
-_TRANSPORT_RETRIES = Retry(total=2, connect=2, read=0, status=0, other=0, redirect=0, raise_on_status=False)
+_TRANSPORT_RETRIES = Retry(
+    total=2, connect=2, read=0, status=0, other=0, redirect=0, raise_on_status=False
+)
 
 
-def connect(kubeconfig: str | None = None, context: str | None = None, namespace: str | None = None) -> Kube:
+def connect(
+    kubeconfig: str | None = None, context: str | None = None, namespace: str | None = None
+) -> Kube:
     """Load credentials the standard way: --kubeconfig, else $KUBECONFIG, else ~/.kube/config,
     else the in-cluster service account. Raises ClusterError when none works."""
     from kubernetes import client, config  # type: ignore[import-untyped]
@@ -211,10 +247,16 @@ def connect(kubeconfig: str | None = None, context: str | None = None, namespace
         if any(os.path.exists(p) for p in paths):
             cfg = client.Configuration()
             loader_kw: dict[str, Any] = {"client_configuration": cfg, "persist_config": False}
-            config.load_kube_config(config_file=paths[0] if len(paths) == 1 else None, context=context, **loader_kw)
+            config.load_kube_config(
+                config_file=paths[0] if len(paths) == 1 else None, context=context, **loader_kw
+            )
             cfg.retries = _TRANSPORT_RETRIES
-            contexts, active = config.list_kube_config_contexts(config_file=paths[0] if len(paths) == 1 else None)
-            chosen = next((c for c in contexts if c["name"] == context), active) if context else active
+            contexts, active = config.list_kube_config_contexts(
+                config_file=paths[0] if len(paths) == 1 else None
+            )
+            chosen = (
+                next((c for c in contexts if c["name"] == context), active) if context else active
+            )
             default_ns = (chosen or {}).get("context", {}).get("namespace") or "default"
             api = client.ApiClient(configuration=cfg)
             return Kube(api, namespace or default_ns, (chosen or {}).get("name"), cfg.host)
@@ -224,7 +266,13 @@ def connect(kubeconfig: str | None = None, context: str | None = None, namespace
             cfg.retries = _TRANSPORT_RETRIES
             ns_file = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
             default_ns = Path(ns_file).read_text().strip() if os.path.exists(ns_file) else "default"
-            return Kube(client.ApiClient(configuration=cfg), namespace or default_ns, "in-cluster", cfg.host)
+            return Kube(
+                client.ApiClient(configuration=cfg), namespace or default_ns, "in-cluster", cfg.host
+            )
     except (ConfigException, OSError, ValueError, KeyError, TypeError) as exc:
-        raise UsageError(f"cannot load Kubernetes credentials ({path}, context {context or 'current'}): {exc}") from None
-    raise UsageError(f"no Kubernetes credentials: {path} does not exist and not running in a cluster")
+        raise UsageError(
+            f"cannot load Kubernetes credentials ({path}, context {context or 'current'}): {exc}"
+        ) from None
+    raise UsageError(
+        f"no Kubernetes credentials: {path} does not exist and not running in a cluster"
+    )

@@ -31,7 +31,11 @@ class Request:
     retry: bool = False  # safe to resend after a 429/5xx (idempotent)
 
     def describe(self) -> str:
-        body = "" if self.body is None else " " + json.dumps(self.body, sort_keys=True, separators=(",", ":"))
+        body = (
+            ""
+            if self.body is None
+            else " " + json.dumps(self.body, sort_keys=True, separators=(",", ":"))
+        )
         ctype = f" [{self.content_type}]" if self.body is not None else ""
         return f"{self.method} {self.path}{ctype}{body}"
 
@@ -63,8 +67,15 @@ class Operator:
     echo: Callable[[str], None] | None = None
 
     def apply(self, action: str, request: Request) -> Any:
-        record = ActionRecord(rfc3339(utcnow()) or "", action, request.method, request.path, request.body,
-                              "ok", why=request.why)
+        record = ActionRecord(
+            rfc3339(utcnow()) or "",
+            action,
+            request.method,
+            request.path,
+            request.body,
+            "ok",
+            why=request.why,
+        )
         self.log.append(record)
         if request.destructive and not self.gate_open:
             record.outcome, record.error = "refused", self.gate_reason
@@ -75,8 +86,13 @@ class Operator:
                 self.echo(f"[dry-run] {action}: {request.describe()}")
             return None
         try:
-            result = self.kube.request(request.method, request.path, request.body,
-                                       content_type=request.content_type, retry=request.retry)
+            result = self.kube.request(
+                request.method,
+                request.path,
+                request.body,
+                content_type=request.content_type,
+                retry=request.retry,
+            )
         except ApiError as exc:
             record.outcome, record.error = "failed", exc.message
             raise
@@ -86,7 +102,11 @@ class Operator:
 
     def note(self, action: str, outcome: str, why: str = "", **detail: Any) -> None:
         """Record a decision that sent no request (skipped as already done, not possible, ...)."""
-        self.log.append(ActionRecord(rfc3339(utcnow()) or "", action, "-", "-", detail or None, outcome, why=why))
+        self.log.append(
+            ActionRecord(
+                rfc3339(utcnow()) or "", action, "-", "-", detail or None, outcome, why=why
+            )
+        )
 
 
 def check_namespace(namespace: str, allow_protected: bool) -> None:

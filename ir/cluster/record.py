@@ -20,7 +20,11 @@ def record_actions(bundle_ref: str | None, op: Operator, phase: str, signer: obj
             action="respond",
             bundle_id=reader.manifest.bundle_id,
             bundle_digest=reader.root_digest,
-            detail={"phase": phase, "dry_run": op.dry_run, "actions": [a.to_dict() for a in op.log]},
+            detail={
+                "phase": phase,
+                "dry_run": op.dry_run,
+                "actions": [a.to_dict() for a in op.log],
+            },
             signer=signer,  # type: ignore[arg-type]
         )
 
@@ -31,6 +35,14 @@ def check_evidence_for(bundle_ref: str, namespace: str, name: str) -> None:
         report = verify_bundle(handle.reader, custody_lines=handle.custody.read_lines())
         target = handle.reader.manifest.target
     if report.verdict != "valid":
-        raise RefusedError(f"evidence bundle {bundle_ref} does not verify ({report.verdict}); refusing to delete")
-    if target.get("kind") != "pod" or target.get("namespace") != namespace or target.get("name") != name:
-        raise RefusedError(f"evidence bundle {bundle_ref} is not a capture of pod {namespace}/{name}")
+        raise RefusedError(
+            f"evidence bundle {bundle_ref} does not verify ({report.verdict}); refusing to delete"
+        )
+    if (
+        target.get("kind") != "pod"
+        or target.get("namespace") != namespace
+        or target.get("name") != name
+    ):
+        raise RefusedError(
+            f"evidence bundle {bundle_ref} is not a capture of pod {namespace}/{name}"
+        )

@@ -47,11 +47,19 @@ class ContainerRef:
 
     @property
     def runtime(self) -> str | None:
-        return self.container_id.split("://", 1)[0] if self.container_id and "://" in self.container_id else None
+        return (
+            self.container_id.split("://", 1)[0]
+            if self.container_id and "://" in self.container_id
+            else None
+        )
 
     @property
     def runtime_id(self) -> str | None:
-        return self.container_id.split("://", 1)[1] if self.container_id and "://" in self.container_id else None
+        return (
+            self.container_id.split("://", 1)[1]
+            if self.container_id and "://" in self.container_id
+            else None
+        )
 
 
 @dataclass
@@ -96,8 +104,14 @@ class PodTarget:
             "pod_ip": self.pod.get("status", {}).get("podIP"),
             "owners": [f"{o.get('kind')}/{o.get('metadata', {}).get('name')}" for o in self.owners],
             "containers": [
-                {"name": c.name, "kind": c.kind, "image": c.image, "image_id": c.image_id,
-                 "container_id": c.container_id, "state": c.state}
+                {
+                    "name": c.name,
+                    "kind": c.kind,
+                    "image": c.image,
+                    "image_id": c.image_id,
+                    "container_id": c.container_id,
+                    "state": c.state,
+                }
                 for c in self.containers
             ],
         }
@@ -132,21 +146,25 @@ def containers_of(pod: dict[str, Any]) -> list[ContainerRef]:
             st = statuses.get(c.get("name"), {})
             state_doc = st.get("state") or {}
             state = next(iter(state_doc), "unknown")
-            result.append(ContainerRef(
-                name=c.get("name"),
-                kind=kind,
-                image=c.get("image"),
-                image_id=st.get("imageID") or None,
-                container_id=st.get("containerID") or None,
-                state=state,
-                started_at=(state_doc.get(state) or {}).get("startedAt"),
-                restart_count=int(st.get("restartCount") or 0),
-                ports=list(c.get("ports") or []),
-            ))
+            result.append(
+                ContainerRef(
+                    name=c.get("name"),
+                    kind=kind,
+                    image=c.get("image"),
+                    image_id=st.get("imageID") or None,
+                    container_id=st.get("containerID") or None,
+                    state=state,
+                    started_at=(state_doc.get(state) or {}).get("startedAt"),
+                    restart_count=int(st.get("restartCount") or 0),
+                    ports=list(c.get("ports") or []),
+                )
+            )
     return result
 
 
-def owner_chain(kube: Kube, namespace: str, obj: dict[str, Any], depth: int = 0) -> list[dict[str, Any]]:
+def owner_chain(
+    kube: Kube, namespace: str, obj: dict[str, Any], depth: int = 0
+) -> list[dict[str, Any]]:
     """The controlling owners, nearest first, as served. Unknown kinds are listed by reference."""
     if depth > 5:
         return []
@@ -155,11 +173,23 @@ def owner_chain(kube: Kube, namespace: str, obj: dict[str, Any], depth: int = 0)
             continue
         template = OWNER_PATHS.get(ref.get("kind"))
         if template is None:
-            return [{"kind": ref.get("kind"), "metadata": {"name": ref.get("name"), "uid": ref.get("uid")},
-                     "note": "owner kind not resolved by ir"}]
-        owner = kube.get_optional(template.format(ns=namespace, name=check_name("owner", ref.get("name", ""))))
+            return [
+                {
+                    "kind": ref.get("kind"),
+                    "metadata": {"name": ref.get("name"), "uid": ref.get("uid")},
+                    "note": "owner kind not resolved by ir",
+                }
+            ]
+        owner = kube.get_optional(
+            template.format(ns=namespace, name=check_name("owner", ref.get("name", "")))
+        )
         if owner is None:
-            return [{"kind": ref.get("kind"), "metadata": {"name": ref.get("name"), "uid": ref.get("uid")},
-                     "note": "owner not found (deleted?)"}]
+            return [
+                {
+                    "kind": ref.get("kind"),
+                    "metadata": {"name": ref.get("name"), "uid": ref.get("uid")},
+                    "note": "owner not found (deleted?)",
+                }
+            ]
         return [owner, *owner_chain(kube, namespace, owner, depth + 1)]
     return []

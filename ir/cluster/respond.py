@@ -62,7 +62,11 @@ def quarantine_pod(
     """Isolate a pod with a deny-all NetworkPolicy. Idempotent: a quarantined pod keeps its policy."""
     ns = target.namespace
     check_namespace(ns, allow_protected)
-    qid = target.labels.get(LABEL_QUARANTINE) or _policy_left_for(op, target) or "q" + uuid.uuid4().hex[:12]
+    qid = (
+        target.labels.get(LABEL_QUARANTINE)
+        or _policy_left_for(op, target)
+        or "q" + uuid.uuid4().hex[:12]
+    )
     policy_name = POLICY_PREFIX + qid
     result = QuarantineResult(qid, policy_name, warnings=[ENFORCEMENT_WARNING])
     policy_path = f"/apis/networking.k8s.io/v1/namespaces/{ns}/networkpolicies"
@@ -71,30 +75,65 @@ def quarantine_pod(
         result.already = True
         op.note("quarantine-policy", "skipped", why=f"policy {policy_name} exists already")
     else:
-        op.apply("create-quarantine-policy", Request(
-            "POST", policy_path, deny_all_policy(policy_name, qid, target, reason, allow_egress_cidrs, allow_dns),
-            why="deny all ingress and egress of the suspect pod", retry=False))
+        op.apply(
+            "create-quarantine-policy",
+            Request(
+                "POST",
+                policy_path,
+                deny_all_policy(policy_name, qid, target, reason, allow_egress_cidrs, allow_dns),
+                why="deny all ingress and egress of the suspect pod",
+                retry=False,
+            ),
+        )
     if result.already and target.labels.get(LABEL_QUARANTINE) == qid:
         op.note("label-pod-quarantined", "skipped", why="pod already carries the quarantine label")
         if not op.dry_run:
             verify_quarantine(op, target, qid, policy_name)
             result.verified = True
         return result
-    info = {"id": qid, "by": actor, "why": reason, "case": case_id, "when": rfc3339(utcnow()),
-            "policy": policy_name, "bundle": bundle}
+    info = {
+        "id": qid,
+        "by": actor,
+        "why": reason,
+        "case": case_id,
+        "when": rfc3339(utcnow()),
+        "policy": policy_name,
+        "bundle": bundle,
+    }
     try:
-        op.apply("label-pod-quarantined", Request(
-            "PATCH", pod_path(ns, target.name),
-            {"metadata": {"labels": {LABEL_QUARANTINE: qid}, "annotations": {ANN_QUARANTINE: json.dumps(info, sort_keys=True)}}},
-            content_type=MERGE_PATCH, why="select the pod with the quarantine policy", retry=True))
+        op.apply(
+            "label-pod-quarantined",
+            Request(
+                "PATCH",
+                pod_path(ns, target.name),
+                {
+                    "metadata": {
+                        "labels": {LABEL_QUARANTINE: qid},
+                        "annotations": {ANN_QUARANTINE: json.dumps(info, sort_keys=True)},
+                    }
+                },
+                content_type=MERGE_PATCH,
+                why="select the pod with the quarantine policy",
+                retry=True,
+            ),
+        )
     except (ApiError, RefusedError) as exc:
         raise ClusterError(
             f"quarantine INCOMPLETE: policy {policy_name} exists but labelling pod {ns}/{target.name} failed "
             f"({exc.message}); the pod is NOT isolated"
         ) from None
     if cordon and target.node:
-        op.apply("cordon-node", Request("PATCH", f"/api/v1/nodes/{target.node}", {"spec": {"unschedulable": True}},
-                                        content_type=MERGE_PATCH, why="keep new pods off the suspect node", retry=True))
+        op.apply(
+            "cordon-node",
+            Request(
+                "PATCH",
+                f"/api/v1/nodes/{target.node}",
+                {"spec": {"unschedulable": True}},
+                content_type=MERGE_PATCH,
+                why="keep new pods off the suspect node",
+                retry=True,
+            ),
+        )
         result.cordoned = True
     if not op.dry_run:
         verify_quarantine(op, target, qid, policy_name)
@@ -105,29 +144,49 @@ def quarantine_pod(
 def _policy_left_for(op: Operator, target: PodTarget) -> str | None:
     """The quarantine id of a policy ir made for this very pod (by uid) in an earlier attempt that
     failed before the label (or whose answer was lost): reused, never a second policy."""
-    policies = op.kube.get(f"/apis/networking.k8s.io/v1/namespaces/{target.namespace}/networkpolicies",
-                           labelSelector="app.kubernetes.io/managed-by=ir").get("items", [])
+    policies = op.kube.get(
+        f"/apis/networking.k8s.io/v1/namespaces/{target.namespace}/networkpolicies",
+        labelSelector="app.kubernetes.io/managed-by=ir",
+    ).get("items", [])
     for policy in policies:
         meta = policy.get("metadata", {})
         if (meta.get("annotations") or {}).get("ir.forensics/pod-uid") == target.uid:
             qid = (meta.get("labels") or {}).get(LABEL_QUARANTINE)
             if qid and meta.get("name") == POLICY_PREFIX + qid:
-                op.note("quarantine-policy", "reused", why=f"policy {meta['name']} was left by an earlier attempt")
+                op.note(
+                    "quarantine-policy",
+                    "reused",
+                    why=f"policy {meta['name']} was left by an earlier attempt",
+                )
                 return str(qid)
     return None
 
 
-def deny_all_policy(name: str, qid: str, target: PodTarget, reason: str, allow_egress_cidrs: tuple[str, ...],
-                    allow_dns: bool = False) -> dict[str, Any]:
+def deny_all_policy(
+    name: str,
+    qid: str,
+    target: PodTarget,
+    reason: str,
+    allow_egress_cidrs: tuple[str, ...],
+    allow_dns: bool = False,
+) -> dict[str, Any]:
     egress: list[dict[str, Any]] = []
     if allow_egress_cidrs:
         egress.append({"to": [{"ipBlock": {"cidr": c}} for c in allow_egress_cidrs]})
     if allow_dns:  # cluster DNS only (kube-dns pods in kube-system), port 53
-        egress.append({
-            "to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
-                    "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}],
-            "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
-        })
+        egress.append(
+            {
+                "to": [
+                    {
+                        "namespaceSelector": {
+                            "matchLabels": {"kubernetes.io/metadata.name": "kube-system"}
+                        },
+                        "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
+                    }
+                ],
+                "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
+            }
+        )
     spec: dict[str, Any] = {
         "podSelector": {"matchLabels": {LABEL_QUARANTINE: qid}},
         "policyTypes": ["Ingress", "Egress"],
@@ -141,8 +200,11 @@ def deny_all_policy(name: str, qid: str, target: PodTarget, reason: str, allow_e
             "name": name,
             "namespace": target.namespace,
             "labels": {"app.kubernetes.io/managed-by": "ir", LABEL_QUARANTINE: qid},
-            "annotations": {"ir.forensics/reason": reason[:1000], "ir.forensics/pod": target.name,
-                            "ir.forensics/pod-uid": target.uid},
+            "annotations": {
+                "ir.forensics/reason": reason[:1000],
+                "ir.forensics/pod": target.name,
+                "ir.forensics/pod-uid": target.uid,
+            },
         },
         "spec": spec,
     }
@@ -151,17 +213,32 @@ def deny_all_policy(name: str, qid: str, target: PodTarget, reason: str, allow_e
 def verify_quarantine(op: Operator, target: PodTarget, qid: str, policy_name: str) -> None:
     """The policy exists, selects by our label, and the label selects exactly the suspect pod."""
     ns = target.namespace
-    policy = op.kube.get_optional(f"/apis/networking.k8s.io/v1/namespaces/{ns}/networkpolicies/{policy_name}")
+    policy = op.kube.get_optional(
+        f"/apis/networking.k8s.io/v1/namespaces/{ns}/networkpolicies/{policy_name}"
+    )
     if policy is None:
-        raise ClusterError(f"quarantine check failed: policy {policy_name} not found after creation")
-    if policy["spec"].get("podSelector") != {"matchLabels": {LABEL_QUARANTINE: qid}} or policy["spec"].get("ingress") or \
-            set(policy["spec"].get("policyTypes") or []) != {"Ingress", "Egress"}:
-        raise ClusterError(f"quarantine check failed: policy {policy_name} is not the deny-all policy ir wrote")
-    pods = op.kube.get(f"/api/v1/namespaces/{ns}/pods", labelSelector=f"{LABEL_QUARANTINE}={qid}").get("items", [])
+        raise ClusterError(
+            f"quarantine check failed: policy {policy_name} not found after creation"
+        )
+    if (
+        policy["spec"].get("podSelector") != {"matchLabels": {LABEL_QUARANTINE: qid}}
+        or policy["spec"].get("ingress")
+        or set(policy["spec"].get("policyTypes") or []) != {"Ingress", "Egress"}
+    ):
+        raise ClusterError(
+            f"quarantine check failed: policy {policy_name} is not the deny-all policy ir wrote"
+        )
+    pods = op.kube.get(
+        f"/api/v1/namespaces/{ns}/pods", labelSelector=f"{LABEL_QUARANTINE}={qid}"
+    ).get("items", [])
     uids = [p["metadata"]["uid"] for p in pods]
     if uids != [target.uid]:
-        raise ClusterError(f"quarantine check failed: label {LABEL_QUARANTINE}={qid} selects {len(uids)} pod(s), expected only {target.name}")
-    op.note("verify-quarantine", "ok", why=f"policy {policy_name} selects exactly pod {target.name}")
+        raise ClusterError(
+            f"quarantine check failed: label {LABEL_QUARANTINE}={qid} selects {len(uids)} pod(s), expected only {target.name}"
+        )
+    op.note(
+        "verify-quarantine", "ok", why=f"policy {policy_name} selects exactly pod {target.name}"
+    )
 
 
 @dataclass
@@ -175,14 +252,22 @@ class ReplaceResult:
     notes: list[str] = field(default_factory=list)
 
 
-def replace_pod(op: Operator, target: PodTarget, *, timeout: float = 120.0, wait: bool = True,
-                allow_protected: bool = False) -> ReplaceResult:
+def replace_pod(
+    op: Operator,
+    target: PodTarget,
+    *,
+    timeout: float = 120.0,
+    wait: bool = True,
+    allow_protected: bool = False,
+) -> ReplaceResult:
     """Take the suspect out of its controller and its Services so a clean pod replaces it."""
     check_namespace(target.namespace, allow_protected)
     meta = target.pod.get("metadata", {})
     if ANN_ORIGINAL_LABELS in (meta.get("annotations") or {}):
         op.note("replace", "skipped", why="pod was already taken out of its controller")
-        return ReplaceResult("already", notes=["the pod was already released from its controller by ir"])
+        return ReplaceResult(
+            "already", notes=["the pod was already released from its controller by ir"]
+        )
     ref = target.controller
     kind = ref.get("kind") if ref else None
     owner = target.owners[0] if target.owners else None
@@ -192,29 +277,51 @@ def replace_pod(op: Operator, target: PodTarget, *, timeout: float = 120.0, wait
         keys |= set((svc.get("spec", {}).get("selector") or {}).keys())
     if kind in ("ReplicaSet", "ReplicationController", "DaemonSet", "Job"):
         if owner is None or "spec" not in owner:
-            raise ClusterError(f"cannot replace: owner {kind}/{ref.get('name') if ref else '?'} could not be read")
+            raise ClusterError(
+                f"cannot replace: owner {kind}/{ref.get('name') if ref else '?'} could not be read"
+            )
         selector = owner["spec"].get("selector")
         if kind == "ReplicationController":
             selector = {"matchLabels": selector or {}}
         keys |= selector_keys(selector)
-        result = ReplaceResult("release-from-controller", f"{kind}/{ref.get('name') if ref else ''}")
+        result = ReplaceResult(
+            "release-from-controller", f"{kind}/{ref.get('name') if ref else ''}"
+        )
         if kind == "DaemonSet":
-            result.notes.append("DaemonSet: the replacement is created on the same node as the suspect")
+            result.notes.append(
+                "DaemonSet: the replacement is created on the same node as the suspect"
+            )
         if kind == "Job":
-            result.notes.append("Job: the Job controller starts a new pod only if the Job still needs one")
+            result.notes.append(
+                "Job: the Job controller starts a new pod only if the Job still needs one"
+            )
     elif kind == "StatefulSet":
-        op.note("replace", "not-possible", why="StatefulSet pods keep their name; a replacement needs the suspect gone")
-        return ReplaceResult("not-possible", f"StatefulSet/{ref.get('name') if ref else ''}", notes=[
-            "StatefulSet: the replacement must take the suspect's name, so it cannot run while the suspect is kept. "
-            "The pod stays quarantined; once the evidence is stored, `ir release pod --delete` lets the StatefulSet "
-            "recreate it."])
+        op.note(
+            "replace",
+            "not-possible",
+            why="StatefulSet pods keep their name; a replacement needs the suspect gone",
+        )
+        return ReplaceResult(
+            "not-possible",
+            f"StatefulSet/{ref.get('name') if ref else ''}",
+            notes=[
+                "StatefulSet: the replacement must take the suspect's name, so it cannot run while the suspect is kept. "
+                "The pod stays quarantined; once the evidence is stored, `ir release pod --delete` lets the StatefulSet "
+                "recreate it."
+            ],
+        )
     elif kind is None:
         result = ReplaceResult("clone-bare-pod")
-        result.notes.append("bare pod: a copy of its spec is started under a new name with the original labels")
+        result.notes.append(
+            "bare pod: a copy of its spec is started under a new name with the original labels"
+        )
     else:
         op.note("replace", "not-possible", why=f"controller kind {kind} is not handled")
-        return ReplaceResult("not-possible", f"{kind}/{ref.get('name') if ref else ''}",
-                             notes=[f"pods controlled by {kind} are not replaced by ir; the pod stays quarantined"])
+        return ReplaceResult(
+            "not-possible",
+            f"{kind}/{ref.get('name') if ref else ''}",
+            notes=[f"pods controlled by {kind} are not replaced by ir; the pod stays quarantined"],
+        )
     labels = target.labels
     removed = {k: labels[k] for k in sorted(keys) if k in labels}
     result.removed_labels = removed
@@ -222,16 +329,36 @@ def replace_pod(op: Operator, target: PodTarget, *, timeout: float = 120.0, wait
     if result.strategy == "clone-bare-pod":
         clone = clone_pod(target)
         clone_name = clone["metadata"]["name"]
-        op.apply("create-replacement-pod", Request("POST", f"/api/v1/namespaces/{target.namespace}/pods", clone,
-                                                   why="start a clean copy of the bare pod"))
+        op.apply(
+            "create-replacement-pod",
+            Request(
+                "POST",
+                f"/api/v1/namespaces/{target.namespace}/pods",
+                clone,
+                why="start a clean copy of the bare pod",
+            ),
+        )
         result.replacement = clone_name
-    patch = {"metadata": {
-        "labels": {k: None for k in removed},
-        "annotations": {ANN_ORIGINAL_LABELS: json.dumps(labels, sort_keys=True),
-                        ANN_REPLACED: rfc3339(utcnow())}}}
-    op.apply("release-from-controller", Request(
-        "PATCH", pod_path(target.namespace, target.name), patch, content_type=MERGE_PATCH,
-        why="remove the selecting labels so the controller replaces the pod and Services drop it", retry=True))
+    patch = {
+        "metadata": {
+            "labels": {k: None for k in removed},
+            "annotations": {
+                ANN_ORIGINAL_LABELS: json.dumps(labels, sort_keys=True),
+                ANN_REPLACED: rfc3339(utcnow()),
+            },
+        }
+    }
+    op.apply(
+        "release-from-controller",
+        Request(
+            "PATCH",
+            pod_path(target.namespace, target.name),
+            patch,
+            content_type=MERGE_PATCH,
+            why="remove the selecting labels so the controller replaces the pod and Services drop it",
+            retry=True,
+        ),
+    )
     if wait and not op.dry_run:
         start = time.monotonic()
         result.ready, replacement = wait_for_replacement(op, target, result, timeout)
@@ -253,40 +380,73 @@ def clone_pod(target: PodTarget) -> dict[str, Any]:
     labels = {k: v for k, v in (meta.get("labels") or {}).items() if k != LABEL_QUARANTINE}
     suffix = uuid.uuid4().hex[:5]
     name = f"{target.name[:240]}-ir-{suffix}"
-    return {"apiVersion": "v1", "kind": "Pod",
-            "metadata": {"name": name, "namespace": target.namespace, "labels": labels,
-                         "annotations": {"ir.forensics/replaces": f"{target.name} ({target.uid})"}},
-            "spec": spec}
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": name,
+            "namespace": target.namespace,
+            "labels": labels,
+            "annotations": {"ir.forensics/replaces": f"{target.name} ({target.uid})"},
+        },
+        "spec": spec,
+    }
 
 
-def wait_for_replacement(op: Operator, target: PodTarget, result: ReplaceResult, timeout: float) -> tuple[bool, str | None]:
+def wait_for_replacement(
+    op: Operator, target: PodTarget, result: ReplaceResult, timeout: float
+) -> tuple[bool, str | None]:
     """Wait until the suspect is released and a new ready pod serves in its place."""
     ns = target.namespace
     deadline = time.monotonic() + timeout
     original = json.loads(json.dumps(target.labels))
-    selector = ",".join(f"{k}={v}" for k, v in result.removed_labels.items() if k != "pod-template-hash")
+    selector = ",".join(
+        f"{k}={v}" for k, v in result.removed_labels.items() if k != "pod-template-hash"
+    )
     while time.monotonic() < deadline:
         suspect = op.kube.get_optional(pod_path(ns, target.name))
         released = suspect is not None and not any(
-            r.get("controller") for r in suspect.get("metadata", {}).get("ownerReferences") or [])
-        candidates = op.kube.get(f"/api/v1/namespaces/{ns}/pods", labelSelector=selector).get("items", []) if selector else []
-        fresh = [p for p in candidates if p["metadata"]["uid"] != target.uid
-                 and p["metadata"].get("creationTimestamp", "") >= target.pod["metadata"].get("creationTimestamp", "")
-                 and _ready(p)]
+            r.get("controller") for r in suspect.get("metadata", {}).get("ownerReferences") or []
+        )
+        candidates = (
+            op.kube.get(f"/api/v1/namespaces/{ns}/pods", labelSelector=selector).get("items", [])
+            if selector
+            else []
+        )
+        fresh = [
+            p
+            for p in candidates
+            if p["metadata"]["uid"] != target.uid
+            and p["metadata"].get("creationTimestamp", "")
+            >= target.pod["metadata"].get("creationTimestamp", "")
+            and _ready(p)
+        ]
         if result.replacement:
-            fresh = [p for p in candidates if p["metadata"]["name"] == result.replacement and _ready(p)]
-        owner_ok = _owner_available(op, target) if result.strategy == "release-from-controller" else True
+            fresh = [
+                p for p in candidates if p["metadata"]["name"] == result.replacement and _ready(p)
+            ]
+        owner_ok = (
+            _owner_available(op, target) if result.strategy == "release-from-controller" else True
+        )
         if (released or result.strategy != "release-from-controller") and fresh and owner_ok:
             newest = max(fresh, key=lambda p: p["metadata"].get("creationTimestamp", ""))
             op.note("replacement-ready", "ok", why=f"pod {newest['metadata']['name']} is ready")
             return True, newest["metadata"]["name"]
         time.sleep(0.5)
-    op.note("replacement-ready", "timeout", why=f"no ready replacement within {timeout:.0f}s", labels=original)
+    op.note(
+        "replacement-ready",
+        "timeout",
+        why=f"no ready replacement within {timeout:.0f}s",
+        labels=original,
+    )
     return False, None
 
 
 def _ready(pod: dict[str, Any]) -> bool:
-    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in pod.get("status", {}).get("conditions") or [])
+    return any(
+        c.get("type") == "Ready" and c.get("status") == "True"
+        for c in pod.get("status", {}).get("conditions") or []
+    )
 
 
 def _owner_available(op: Operator, target: PodTarget) -> bool:
@@ -314,8 +474,16 @@ class ReleaseResult:
     notes: list[str] = field(default_factory=list)
 
 
-def release_pod(op: Operator, namespace: str, name: str, *, delete: bool = False, evidence: str | None = None,
-                uncordon: bool = False, allow_protected: bool = False) -> ReleaseResult:
+def release_pod(
+    op: Operator,
+    namespace: str,
+    name: str,
+    *,
+    delete: bool = False,
+    evidence: str | None = None,
+    uncordon: bool = False,
+    allow_protected: bool = False,
+) -> ReleaseResult:
     """Undo a quarantine (policy, label, annotation); optionally delete the suspect pod, which
     requires proof that its evidence is stored (`evidence`: a verified bundle of this pod)."""
     check_namespace(namespace, allow_protected)
@@ -323,27 +491,54 @@ def release_pod(op: Operator, namespace: str, name: str, *, delete: bool = False
     qid = target.labels.get(LABEL_QUARANTINE)
     result = ReleaseResult()
     if delete and not evidence:
-        raise RefusedError("refusing to delete the suspect pod without --evidence BUNDLE (a verified bundle of it)")
+        raise RefusedError(
+            "refusing to delete the suspect pod without --evidence BUNDLE (a verified bundle of it)"
+        )
     if qid:
         policy = f"{POLICY_PREFIX}{qid}"
         path = f"/apis/networking.k8s.io/v1/namespaces/{namespace}/networkpolicies/{policy}"
         if op.kube.get_optional(path) is not None:
-            op.apply("delete-quarantine-policy", Request("DELETE", path, why="end the quarantine", retry=True))
+            op.apply(
+                "delete-quarantine-policy",
+                Request("DELETE", path, why="end the quarantine", retry=True),
+            )
             result.policy_deleted = True
-        op.apply("unlabel-pod", Request(
-            "PATCH", pod_path(namespace, name),
-            {"metadata": {"labels": {LABEL_QUARANTINE: None}, "annotations": {ANN_QUARANTINE: None}}},
-            content_type=MERGE_PATCH, why="end the quarantine", retry=True))
+        op.apply(
+            "unlabel-pod",
+            Request(
+                "PATCH",
+                pod_path(namespace, name),
+                {
+                    "metadata": {
+                        "labels": {LABEL_QUARANTINE: None},
+                        "annotations": {ANN_QUARANTINE: None},
+                    }
+                },
+                content_type=MERGE_PATCH,
+                why="end the quarantine",
+                retry=True,
+            ),
+        )
         result.labels_removed = True
     else:
         result.notes.append("pod was not quarantined by ir")
         op.note("release", "skipped", why="no quarantine label on the pod")
     if uncordon and target.node:
-        op.apply("uncordon-node", Request("PATCH", f"/api/v1/nodes/{target.node}", {"spec": {"unschedulable": False}},
-                                          content_type=MERGE_PATCH, retry=True))
+        op.apply(
+            "uncordon-node",
+            Request(
+                "PATCH",
+                f"/api/v1/nodes/{target.node}",
+                {"spec": {"unschedulable": False}},
+                content_type=MERGE_PATCH,
+                retry=True,
+            ),
+        )
         result.uncordoned = True
     if delete:
-        op.apply("delete-suspect-pod", Request("DELETE", pod_path(namespace, name),
-                                               why=f"evidence stored in {evidence}"))
+        op.apply(
+            "delete-suspect-pod",
+            Request("DELETE", pod_path(namespace, name), why=f"evidence stored in {evidence}"),
+        )
         result.pod_deleted = True
     return result

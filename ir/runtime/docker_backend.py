@@ -237,7 +237,9 @@ class _ResponseReader:
     def read(self, n: int = -1) -> bytes:
         try:
             return self.raw.read(n if n >= 0 else READ_CHUNK) or b""
-        except urllib3.exceptions.HTTPError as exc:  # not an OSError: the engine went away mid-stream
+        except (
+            urllib3.exceptions.HTTPError
+        ) as exc:  # not an OSError: the engine went away mid-stream
             raise OSError(f"the Docker engine's stream broke: {exc}") from None
 
     def close(self) -> None:
@@ -273,7 +275,9 @@ class DockerArchiveFile:
         try:
             return self._fh.read(n) or b""
         except (tarfile.TarError, OSError) as exc:
-            self.short = True  # the engine cut the stream (the file shrank or vanished, or the engine died)
+            self.short = (
+                True  # the engine cut the stream (the file shrank or vanished, or the engine died)
+            )
             self.why = f"the archive stream ended early ({exc})"
             return b""
 
@@ -485,7 +489,9 @@ class _SubtreeStream:
                 continue
             now_size, now_mtime = int(st.get("size", 0)), parse_utc(st.get("mtime"))
             if now_size != size:
-                late[path] = f"size changed while read ({size} bytes in the archive, {now_size} after)"
+                late[path] = (
+                    f"size changed while read ({size} bytes in the archive, {now_size} after)"
+                )
             elif now_mtime is not None and abs(now_mtime.timestamp() - mtime) >= 1:
                 late[path] = "mtime changed while read"
         return late
