@@ -4,6 +4,7 @@ nothing; dedupe, rate limits, back-pressure, graceful shutdown, audit, health an
 
 from __future__ import annotations
 
+import copy
 import http.client
 import json
 import os
@@ -19,10 +20,14 @@ from typing import Any
 
 import pytest
 import yaml
+from hypothesis import HealthCheck, event, given
+from hypothesis import settings as fuzz_settings
+from hypothesis import strategies as st
 
 from ir.playbook.actions import ActionContext, RecordingActions
 from ir.playbook.alerts import Alert, Target
 from ir.playbook.audit import AuditLog
+from ir.playbook.k8snames import is_dns1123_subdomain
 from ir.playbook.loader import load_playbooks_strict
 from ir.serve.auth import sign_body
 from ir.serve.config import ServeConfig
@@ -336,6 +341,14 @@ def test_refused_requests(start: Start) -> None:
         ("web-1", "shop/../kube-system", "is not a valid Kubernetes name"),
         ("coredns-5d78c9869d-8kfzq", "kube-system", "namespace kube-system is protected"),
         ("web-1\nHost: evil", "shop", "is not a valid Kubernetes name"),
+        # unicode tricks: a Cyrillic homoglyph, a zero-width space, a right-to-left override,
+        # fullwidth letters, a Cyrillic "s" in the namespace, a NUL byte
+        ("w\u0435b-7f9c6d8b5-x2kqp", "shop", "is not a valid Kubernetes name"),
+        ("web\u200b-7f9c6d8b5-x2kqp", "shop", "is not a valid Kubernetes name"),
+        ("web-1\u202egnp.exe", "shop", "is not a valid Kubernetes name"),
+        ("\uff57\uff45\uff42", "shop", "is not a valid Kubernetes name"),
+        ("web-1", "\u0455hop", "is not a valid Kubernetes name"),
+        ("web-1\x00", "shop", "is not a valid Kubernetes name"),
     ],
 )
 def test_injection_attempts_act_on_nothing(
@@ -539,6 +552,105 @@ _SAMPLE_LINE = re.compile(
     r'^[a-zA-Z_:][a-zA-Z0-9_:]*(\{([a-zA-Z_][a-zA-Z0-9_]*="([^"\\]|\\.)*",?)*\})? '
     r"(-?[0-9.e+-]+|NaN|[+-]Inf)$"
 )
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=30),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=4)
+    ),
+    max_leaves=20,
+)
+_ALERT_PATHS = ["/v1/alerts", "/v1/alerts/falco", "/v1/alerts/alertmanager", "/v1/alerts/guardduty"]
+_SAMPLE_DOCS = {p.name: json.loads(p.read_text()) for p in sorted(SAMPLES.glob("*.json"))}
+
+
+@st.composite
+def _hostile_body(draw: st.DrawFn) -> bytes:
+    """A real sample with one field, at any depth, replaced by any JSON value (names with
+    unicode tricks included), or random bytes, or a sample cut short."""
+    how = draw(st.sampled_from(["mutate", "mutate", "bytes", "cut"]))
+    if how == "bytes":
+        return draw(st.binary(max_size=600))
+    document = copy.deepcopy(_SAMPLE_DOCS[draw(st.sampled_from(sorted(_SAMPLE_DOCS)))])
+    raw = json.dumps(document).encode()
+    if how == "cut":
+        return raw[: draw(st.integers(0, max(0, len(raw) - 1)))]
+    node: Any = document
+    for _ in range(draw(st.integers(0, 4))):
+        keys = list(node) if isinstance(node, dict) else list(range(len(node)))
+        if not keys:
+            break
+        child = node[draw(st.sampled_from(keys))]
+        if not isinstance(child, dict | list):
+            break
+        node = child
+    if isinstance(node, dict) and node:
+        node[draw(st.sampled_from(sorted(node)))] = draw(_JSON | _TRICKY_NAMES)
+    elif isinstance(node, list) and node:
+        node[draw(st.integers(0, len(node) - 1))] = draw(_JSON | _TRICKY_NAMES)
+    # surrogatepass: a lone surrogate becomes bytes that are not UTF-8, as a hostile sender may send
+    return json.dumps(document, ensure_ascii=draw(st.booleans())).encode("utf-8", "surrogatepass")
+
+
+_TRICKY_NAMES = st.sampled_from(
+    [
+        "w\u0435b-1",
+        "web\u200b-1",
+        "web-1\u202egnp",
+        "web-1\x00",
+        "../../kube-system",
+        "web-1; rm -rf /",
+        "kube-system",
+        "A" * 300,
+        "\ud800",
+    ]
+)
+
+
+@fuzz_settings(
+    max_examples=int(os.environ.get("IR_FUZZ_EXAMPLES", "150")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(body=_hostile_body(), path=st.sampled_from(_ALERT_PATHS))
+def test_fuzzed_alerts_over_http_never_break_the_server(
+    fuzz_server: tuple[AlertServer, Client, RecordingActions, AuditLog], body: bytes, path: str
+) -> None:
+    """Hostile bodies POSTed to a running server (authenticated, so they reach the parsers): every
+    reply is a defined status with a JSON body, never a 500 or a dropped connection; the server
+    stays healthy; and whatever ran acted only on valid Kubernetes names."""
+    server, client, recorder, audit = fuzz_server
+    status, _, data = client.request("POST", path, body, AUTH)
+    assert status in (200, 202, 400, 413, 422, 429, 503), (status, data[:300])
+    event(f"HTTP {status}")
+    reply = json.loads(data)
+    assert isinstance(reply, dict)
+    if status == 400:
+        assert reply.get("error"), reply
+    assert client.get("/healthz")[0] == 200
+    for call in list(recorder.calls):
+        for name in (call.target.pod, call.target.namespace):
+            assert name is None or is_dns1123_subdomain(name), call.target
+    assert not audit.events("error"), audit.events("error")
+
+
+@pytest.fixture(scope="module")
+def fuzz_server() -> Iterator[tuple[AlertServer, Client, RecordingActions, AuditLog]]:
+    settings = ServeConfig(
+        host="127.0.0.1",
+        port=0,
+        tokens=(TOKEN,),
+        hmac_secrets=(SECRET,),
+        workers=2,
+        queue_size=500,
+        shutdown_grace=5.0,
+    )
+    actions, audit = RecordingActions(), AuditLog(keep=True)
+    server = AlertServer(settings, PLAYBOOKS, actions, audit=audit)
+    server.start()
+    yield server, Client(server.url), actions, audit
+    server.shutdown(grace=2.0)
 
 
 def test_health_and_prometheus_metrics(start: Start) -> None:
