@@ -683,7 +683,8 @@ def test_two_gib_bundle_streams_with_bounded_memory(
 ) -> None:
     """SeaweedFS: a 2 GiB incompressible capture (5 artifacts) in a separate process streams to S3
     while it is written. The uploader's share of peak memory is bounded: the process peaks within
-    160 MiB of the same capture to a local directory. Reading it back (verify over ranged GETs)
+    100 MiB of the same capture to a local directory (measured: +39 MiB, boto3 and its threads;
+    parts are streamed from the bundle file, never held in memory). Reading it back (verify over ranged GETs)
     stays small too."""
 
     def capture(store: str) -> dict[str, Any]:
@@ -705,7 +706,7 @@ def test_two_gib_bundle_streams_with_bounded_memory(
     # compression vs upload speed on a shared 2-core machine (a third when idle, a quarter under
     # CI load), so the check is that streaming happened at all, on a good share of the parts.
     assert to_s3["parts_before_seal"] >= to_s3["detail"]["parts"] // 8, to_s3
-    assert to_s3["maxrss_kib"] < local["maxrss_kib"] + 160 * 1024, (to_s3, local)
+    assert to_s3["maxrss_kib"] < local["maxrss_kib"] + 100 * 1024, (to_s3, local)
     assert (
         to_s3["maxrss_kib"] < 1024 * 1024
     )  # under 1 GiB for a 2 GiB bundle, whatever the writer does
