@@ -110,7 +110,9 @@ def parse_timestamp(text: str, *, reference: datetime | None = None) -> ParsedTi
             # terminal; the time is kept as written and flagged assumed_utc instead.
             warnings.simplefilter("ignore", dateutil_parser.UnknownTimezoneWarning)
             dt = dateutil_parser.parse(s, default=default, tzinfos=_TZINFOS)  # type: ignore[arg-type]
-    except (ValueError, OverflowError) as exc:
+    except (ValueError, ArithmeticError) as exc:
+        # ArithmeticError: dateutil overflows, or raises decimal.InvalidOperation on a field of
+        # thirty digits ("10:2222...22:40Z", found by atheris in a GuardDuty finding)
         raise ValueError(f"unparseable timestamp {raw!r}: {exc}") from None
     assumed_year = not re.search(r"\d{4}", s)
     assumed_utc = dt.tzinfo is None

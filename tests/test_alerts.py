@@ -520,3 +520,14 @@ def test_mutated_samples_never_crash(base: str, path_key: str, value: Any) -> No
 def test_random_bytes_never_crash(data: bytes) -> None:
     with contextlib.suppress(AlertError):
         parse_alerts(data)
+
+
+REGRESSIONS = Path(__file__).parent / "resilience" / "atheris-regressions" / "alerts"
+
+
+@pytest.mark.parametrize("found", sorted(p.name for p in REGRESSIONS.glob("*")))
+def test_inputs_fuzzing_once_crashed_on_are_refused_cleanly(found: str) -> None:
+    """Each input atheris once crashed the parsers with: an AlertError with a reason now."""
+    with pytest.raises(AlertError) as caught:
+        parse_alerts((REGRESSIONS / found).read_bytes())
+    assert caught.value.message

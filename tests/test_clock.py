@@ -107,7 +107,18 @@ def test_dateutil_formats_and_zone_names_without_warnings() -> None:
         assert unknown.assumed_utc  # ambiguous zone: kept as written, flagged
 
 
-@pytest.mark.parametrize("text", ["", "   ", "hello", "2025-13-45T10:00:00Z", "Feb 30 10:00:00"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "   ",
+        "hello",
+        "2025-13-45T10:00:00Z",
+        "Feb 30 10:00:00",
+        # dateutil raised decimal.InvalidOperation on this (found by atheris, see test_fuzz_atheris)
+        "2024-06-05T10:222222222222222222222222222222222206:40.001Z",
+    ],
+)
 def test_unparseable_raises_value_error(text: str) -> None:
     with pytest.raises(ValueError):
         parse_timestamp(text, reference=REF)
