@@ -1,0 +1,164 @@
+"""`kill -9` of ir while it uploads to S3 (SeaweedFS): during `ir bundle push`, and during a
+capture that streams its bundle to S3 as it is written.
+
+The promises: the local bundle is never altered or removed by an interrupted upload; S3 never
+holds an object at the bundle's key that is not the whole, confirmed bundle; rerunning the push
+finishes the job, reusing the parts S3 kept, and the result verifies from s3://; an interrupted
+capture leaves its `.tar.partial` in the spool, reported incomplete and left alone by push.
+
+Kill points come from a fixed seed (deterministic across runs); IR_RESILIENCE_LONG=1 tries more.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ir.bundle import layout
+from tests.resilience.faults import LONG, ir_env, run_ir
+from tests.testbed.s3 import SeaweedFS
+
+pytestmark = pytest.mark.s3
+
+REPO = Path(__file__).resolve().parents[2]
+MiB = 1024 * 1024
+SIZE_MIB = 160
+POINTS = 6 if LONG else 3
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while chunk := fh.read(MiB):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def synthetic_capture(store: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """A capture of SIZE_MIB of incompressible artifacts into STORE, in its own process."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.testbed.s3", "capture", store, str(SIZE_MIB)],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+
+
+def parts_in_flight(seaweedfs: SeaweedFS, bucket: str) -> int:
+    """Parts S3 holds for the bucket's unfinished multipart uploads."""
+    s3 = seaweedfs.client()
+    total = 0
+    for upload in s3.list_multipart_uploads(Bucket=bucket).get("Uploads", []):
+        listed = s3.list_parts(Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"])
+        total += len(listed.get("Parts", []))
+    return total
+
+
+def objects(seaweedfs: SeaweedFS, bucket: str) -> list[str]:
+    listed = seaweedfs.client().list_objects_v2(Bucket=bucket).get("Contents", [])
+    return sorted(o["Key"] for o in listed)
+
+
+def test_kill9_during_push_then_push_again(
+    seaweedfs: SeaweedFS, plain_bucket: str, s3_env: dict[str, str], tmp_path: Path
+) -> None:
+    """`ir bundle push` of a sealed bundle killed with SIGKILL at seeded points once S3 holds
+    some of its parts: after each kill the local bundle is byte-identical and verifies, and S3
+    holds no object at the bundle's key; the next push reuses the parts S3 kept, and the last one
+    completes: the object verifies from s3:// with the same root digest."""
+    made = synthetic_capture(str(tmp_path / "local"), s3_env)
+    out, err = made.communicate(timeout=600)
+    assert made.returncode == 0, err.decode()
+    bundle = Path(json.loads(out)["location"])
+    before = sha256_of(bundle)
+    env = ir_env(**s3_env)
+    store = f"s3://{plain_bucket}/pushed"
+    rng = random.Random(9)
+    reused: list[int] = []
+    for point in range(POINTS):
+        push = subprocess.Popen(
+            [sys.executable, "-m", "ir.cli.main", "bundle", "push", str(bundle), "--store", store],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        wanted = 1 + point + rng.randrange(3)  # parts S3 must hold before the kill
+        deadline = time.monotonic() + 120
+        while push.poll() is None and time.monotonic() < deadline:
+            if parts_in_flight(seaweedfs, plain_bucket) >= wanted:
+                break
+            time.sleep(0.01)
+        push.send_signal(signal.SIGKILL)
+        push.wait(timeout=60)
+        assert push.returncode == -signal.SIGKILL, push.stderr.read() if push.stderr else ""
+        assert sha256_of(bundle) == before, "the local bundle changed under an interrupted push"
+        assert not [k for k in objects(seaweedfs, plain_bucket) if k.endswith(".tar")], (
+            "a bundle object appeared before the upload was confirmed"
+        )
+        reused.append(parts_in_flight(seaweedfs, plain_bucket))
+    local = run_ir(["bundle", "verify", str(bundle)], env)
+    assert local.returncode == 0, local.stdout + local.stderr
+    done = run_ir(["bundle", "push", str(bundle), "--store", store, "-o", "json"], env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    [row] = json.loads(done.stdout)
+    assert row["status"] == "uploaded" and row["parts_reused"] >= 1, (row, reused)
+    print(f"\nparts held after each kill: {reused}; the last push reused {row['parts_reused']}")
+    assert bundle.exists() and sha256_of(bundle) == before  # outside the spool: kept
+    verified = run_ir(["bundle", "verify", row["location"], "-o", "json"], env)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    local_digest = json.loads(run_ir(["bundle", "verify", str(bundle), "-o", "json"], env).stdout)
+    assert json.loads(verified.stdout)["root_digest"] == local_digest["root_digest"]
+
+
+def test_kill9_during_capture_streaming_to_s3(
+    seaweedfs: SeaweedFS,
+    plain_bucket: str,
+    s3_env: dict[str, str],
+    spool_dir: Path,
+) -> None:
+    """A capture streaming its bundle to S3 killed with SIGKILL once parts have left: the spool
+    keeps the `.tar.partial` (verify: incomplete, exit 1; push: left alone, exit 1, not
+    deleted); S3 holds no bundle object, only an unfinished multipart upload; a new capture
+    into the same store completes and verifies from s3://."""
+    env = ir_env(**s3_env)
+    store = f"s3://{plain_bucket}/streamed"
+    capture = synthetic_capture(store, env)
+    deadline = time.monotonic() + 120
+    while capture.poll() is None and time.monotonic() < deadline:
+        if parts_in_flight(seaweedfs, plain_bucket) >= 2:
+            break
+        time.sleep(0.01)
+    capture.send_signal(signal.SIGKILL)
+    capture.wait(timeout=60)
+    assert capture.returncode == -signal.SIGKILL, "the capture ended before the kill"
+    partial = sorted(spool_dir.rglob(f"*{layout.PARTIAL_SUFFIX}"))
+    assert len(partial) == 1, sorted(spool_dir.rglob("*"))
+    size = partial[0].stat().st_size
+    assert size > 0
+    assert not [k for k in objects(seaweedfs, plain_bucket) if k.endswith(".tar")]
+    assert parts_in_flight(seaweedfs, plain_bucket) >= 2
+    verify = run_ir(["bundle", "verify", str(partial[0])], env)
+    assert verify.returncode == 1 and "Traceback" not in verify.stderr, verify.stderr
+    assert "incomplete" in (verify.stdout + verify.stderr).lower()
+    push = run_ir(["bundle", "push", "--store", store], env)
+    assert push.returncode == 1 and "Traceback" not in push.stderr, push.stdout + push.stderr
+    assert partial[0].exists() and partial[0].stat().st_size == size  # left alone, not deleted
+    again = synthetic_capture(store, env)
+    out, err = again.communicate(timeout=600)
+    assert again.returncode == 0, err.decode()
+    result: dict[str, Any] = json.loads(out)
+    assert result["confirmed"]
+    verified = run_ir(["bundle", "verify", result["location"]], env)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert os.path.exists(partial[0])  # the interrupted one is still there for the record
