@@ -416,3 +416,20 @@ def test_cli_verify_exit_codes(make_bundle, tmp_path: Path) -> None:  # type: ig
         and "ir: error:" in unusable.stderr
         and "Traceback" not in unusable.stderr
     )
+
+
+@pytest.mark.parametrize(
+    "junk",
+    [b"x", b"\0" * 1024, b"not a tar" * 200, b"ustar".rjust(512, b"a") * 3],
+    ids=["one-byte", "zeros", "text", "bad-checksum"],
+)
+def test_refused_bundle_leaves_no_open_file(tmp_path: Path, junk: bytes) -> None:
+    """A file that is no bundle is refused and its descriptor closed (atheris found the leak:
+    a long-running process refusing ~1000 of them ran out of descriptors)."""
+    path = tmp_path / "junk.tar"
+    path.write_bytes(junk)
+    before = len(os.listdir("/proc/self/fd"))
+    for _ in range(20):
+        with pytest.raises(BundleFormatError):
+            BundleReader.open(path)
+    assert len(os.listdir("/proc/self/fd")) == before

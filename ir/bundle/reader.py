@@ -49,7 +49,13 @@ class BundleReader:
         self.corrupt = False  # the structure was altered (a tampered or damaged file)
         self._manifest: Manifest | None = None
         self._manifest_bytes: bytes | None = None
-        self._index()
+        try:
+            self._index()
+        except BaseException:
+            # The reader owns its source: a file that is no bundle must not leak its descriptor
+            # (atheris found it: ~1000 refused bundles and a long-running process had no fds left).
+            source.close()
+            raise
 
     @classmethod
     def open(cls, path: Path | str) -> BundleReader:

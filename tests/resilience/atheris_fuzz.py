@@ -12,6 +12,7 @@ tests/resilience/test_fuzz_atheris.py with a short budget; give it hours by hand
 
 from __future__ import annotations
 
+import os
 import sys
 import tempfile
 from collections.abc import Callable
@@ -60,16 +61,22 @@ def seed_bundle(directory: Path) -> Path:
     return writer.seal(signer).path
 
 
+def open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
 def fuzz_bundle(data: bytes) -> None:
     work = Path(tempfile.mkdtemp(dir=SCRATCH))
     path, target = work / "b.tar", work / "out"
     path.write_bytes(data)
+    fds = open_fds()
     try:
         with BundleReader.open(path) as reader:
             if verify_bundle(reader).verdict == VALID:
                 extract_bundle(reader, target)
     except IrError as exc:
         assert exc.message
+    assert open_fds() == fds, "a file descriptor leaked"
     outside = {p.name for p in work.iterdir()} - {"b.tar", "out"}
     assert not outside, f"written outside the target: {outside}"
     if target.exists():
