@@ -632,7 +632,22 @@ def test_fuzzed_alerts_over_http_never_break_the_server(
     for call in list(recorder.calls):
         for name in (call.target.pod, call.target.namespace):
             assert name is None or is_dns1123_subdomain(name), call.target
-    assert not audit.events("error"), audit.events("error")
+    assert not audit.events("internal-error"), audit.events("internal-error")
+
+
+REGRESSIONS = Path(__file__).parent / "resilience" / "atheris-regressions" / "alerts"
+
+
+@pytest.mark.parametrize("found", sorted(p.name for p in REGRESSIONS.glob("*")))
+def test_inputs_fuzzing_once_crashed_on_get_a_400(
+    fuzz_server: tuple[AlertServer, Client, RecordingActions, AuditLog], found: str
+) -> None:
+    """What atheris once crashed the parsers with reaches the server as a 400 with a reason, not
+    a 500 (before the fix: an 'internal-error' audit record and a 500)."""
+    server, client, recorder, audit = fuzz_server
+    status, reply = client.post((REGRESSIONS / found).read_bytes())
+    assert status == 400 and reply["error"], reply
+    assert not audit.events("internal-error")
 
 
 @pytest.fixture(scope="module")
