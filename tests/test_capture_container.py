@@ -255,6 +255,37 @@ def test_docker_top_fallback_without_local_proc(
         handle.close()
 
 
+def test_engine_refusal_for_a_container_being_removed_is_remembered(
+    compromised_container: Container, docker_bed: DockerBed
+) -> None:
+    """The engine's words for a container marked for removal reach `removal_seen()` (and so
+    capture.json); other refusals do not. The refusal itself is raised by hand here: the window
+    in which a running container is already marked for removal lasts milliseconds and cannot be
+    opened on demand (test_container_gone_while_docker_streams_a_subtree meets it by chance)."""
+    import docker.errors
+
+    from ir.errors import ClusterError
+
+    handle = open_docker(compromised_container.name, docker_host=docker_bed.host)
+    try:
+
+        def refuse(text: str) -> Any:
+            def fn() -> Any:
+                raise docker.errors.APIError("409 Client Error", explanation=text)
+
+            return fn
+
+        with pytest.raises(ClusterError):
+            handle.runtime._call("docker.top", refuse("container is not running"))
+        assert handle.removal_seen() is None
+        words = "can not get logs from container which is dead or marked for removal"
+        with pytest.raises(ClusterError, match="marked for removal"):
+            handle.runtime._call("docker.logs", refuse(words))
+        assert handle.removal_seen() == f"docker.logs: {words}"
+    finally:
+        handle.close()
+
+
 def test_allow_exec_reads_sockets_inside_and_is_recorded(
     make_container: Any, docker_bed: DockerBed
 ) -> None:

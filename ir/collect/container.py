@@ -150,6 +150,7 @@ class CaptureInfo:
             ctx.note(f"state at end unknown: {exc.message}")
         start = target.state_at_start
         exited = start.running and (not end.running or end.pid != start.pid)
+        removal = handle.removal_seen()
         document = {
             "backend": handle.backend,
             "decisions": handle.decisions,
@@ -158,6 +159,7 @@ class CaptureInfo:
             "state_at_start": asdict(start),
             "state_at_end": asdict(end),
             "exited_during_capture": exited,
+            "removal_seen": removal,
             "sources": target.sources,
             "finished_at": rfc3339(utcnow()),
         }
@@ -172,6 +174,14 @@ class CaptureInfo:
             artifact.error = (
                 f"the container exited during the capture (was {start.status} pid {start.pid}, "
                 f"now {end.status}): volatile state may be missing"
+            )
+            ctx.note(artifact.error)
+        elif removal:
+            artifact.status = "partial"
+            artifact.error = (
+                f"the runtime said the container was being removed during the capture "
+                f"({removal}), though it was still {end.status} at the last look: state may be "
+                "missing"
             )
             ctx.note(artifact.error)
         yield artifact

@@ -226,6 +226,12 @@ class ContainerHandle(ABC):
         """When the current instance started (RFC 3339 from the runtime), if known."""
         return None
 
+    def removal_seen(self) -> str | None:
+        """The runtime's own words, during the capture, that the container is being removed
+        (an error it answered a request with), or None. A container can still be running when
+        it is already marked for removal: its state alone does not tell."""
+        return None
+
     def previous_until(self) -> str | None:
         """The instant (RFC 3339) that ends the previous instance's log lines, if known."""
         return None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import posixpath
+import re
 import struct
 import tarfile
 import time
@@ -36,6 +37,9 @@ from ir.runtime.procfs import (
 )
 
 API_TIMEOUT = 60
+# How the engine words a refusal for a container being removed: "can not get logs from container
+# which is dead or marked for removal", "removal of container ... is already in progress".
+_REMOVAL = re.compile(r"marked for removal|removal of container|removal in progress|is dead")
 READ_CHUNK = 1024 * 1024
 MAX_SMALL_FILE = 1024 * 1024
 
@@ -85,6 +89,7 @@ class DockerRuntime:
 
     def __init__(self, base_url: str | None, actions: ActionLog) -> None:
         self.actions = actions
+        self.removal_signs: list[str] = []  # engine errors saying a container is being removed
         self.base_url = base_url or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
         try:
             self.api = docker.APIClient(base_url=self.base_url, version="auto", timeout=API_TIMEOUT)
@@ -112,12 +117,18 @@ class DockerRuntime:
             raise
         except docker.errors.APIError as exc:
             record(action, "failed", error=str(exc), **detail)
+            self._note_removal(action, exc)
             raise ClusterError(f"Docker API {action} failed: {exc.explanation or exc}") from None
         except (requests.exceptions.RequestException, OSError) as exc:
             record(action, "failed", error=str(exc), **detail)
             raise ClusterError(f"Docker API {action} failed: {exc}") from None
         record(action, **detail)
         return result
+
+    def _note_removal(self, action: str, exc: docker.errors.APIError) -> None:
+        text = str(exc.explanation or exc)
+        if _REMOVAL.search(text) and len(self.removal_signs) < 10:
+            self.removal_signs.append(f"{action}: {text}")
 
     def inspect_container(self, ref: str) -> dict[str, Any]:
         return self._call("docker.inspect-container", self.api.inspect_container, ref, ref=ref)  # type: ignore[no-any-return]
@@ -198,6 +209,7 @@ class DockerRuntime:
             self.api._raise_for_status(res)
         except docker.errors.APIError as exc:
             self.actions.record("docker.logs", "failed", id=cid, error=str(exc), **detail)
+            self._note_removal("docker.logs", exc)
             raise ClusterError(f"Docker API logs failed: {exc.explanation or exc}") from None
         except requests.exceptions.RequestException as exc:
             self.actions.record("docker.logs", "failed", id=cid, error=str(exc), **detail)
@@ -724,6 +736,9 @@ class DockerContainer(ContainerHandle):
         self._procfs_pid = self._local_pid() if use_procfs is not False else None
         if use_procfs is False:
             self.decisions["procfs"] = "not used: asked not to"
+
+    def removal_seen(self) -> str | None:
+        return self.runtime.removal_signs[0] if self.runtime.removal_signs else None
 
     @property
     def first_inspect(self) -> dict[str, Any]:

@@ -394,7 +394,8 @@ def test_container_gone_while_docker_streams_a_subtree(
     reads on), but the files vanish under it: ir's look after each file finds it gone and flags
     it "deleted while read", content kept. The engine's kill and removal race with ir's last
     stages (a delete can leave the container running but marked for removal when ir last
-    looks; CI saw it), so the report must be true to what ir saw rather than to one ordering:
+    looks; CI saw it: capture.json then says so from the engine's own refusals, `removal_seen`),
+    so the report must be true to what ir saw rather than to one ordering:
     what was read before the fault is byte-exact, every other file is exact or flagged with a
     note, and capture.json says the container exited during the capture exactly when its state
     at the end differs from the start (then the outcome is partial, exit 1)."""
@@ -424,6 +425,10 @@ def test_container_gone_while_docker_streams_a_subtree(
     if info["exited_during_capture"]:
         assert captured.manifest.outcome == "partial" and run.returncode == 1
         assert end["status"] in (("exited",) if fault == "killed" else ("gone", "removing", "dead"))
+    elif info["removal_seen"]:  # running at the last look, but the engine said it was going
+        assert fault == "deleted" and "removal" in info["removal_seen"], info
+        assert captured.manifest.outcome == "partial" and run.returncode == 1
+        assert any("being removed" in n for n in captured.collector("capture-info").notes)
     else:  # ir's last look came first: the fault struck after it
         assert run.returncode in (0, 1), run.stderr
         assert json.loads(run.stdout)["outcome"] == captured.manifest.outcome
