@@ -121,33 +121,55 @@ def test_kill9_during_push_then_push_again(
     assert json.loads(verified.stdout)["root_digest"] == local_digest["root_digest"]
 
 
+@pytest.mark.parametrize("when", ["before-seal", "after-seal"])
 def test_kill9_during_capture_streaming_to_s3(
+    when: str,
     seaweedfs: SeaweedFS,
     plain_bucket: str,
     s3_env: dict[str, str],
     spool_dir: Path,
 ) -> None:
-    """A capture streaming its bundle to S3 killed with SIGKILL once parts have left: the spool
-    keeps the `.tar.partial` (verify: incomplete, exit 1; push: left alone, exit 1, not
-    deleted); S3 holds no bundle object, only an unfinished multipart upload; a new capture
-    into the same store completes and verifies from s3://."""
+    """A capture streaming its bundle to S3 killed with SIGKILL, at one of two points:
+    before-seal (48 MiB into the bundle): the spool keeps the `.tar.partial` (verify:
+    incomplete, exit 1; push: left alone, exit 1, not deleted) and a new capture into the same
+    store completes; after-seal (the sealed `.tar` is in the spool, its upload still running):
+    the spooled bundle verifies and `ir bundle push` completes the upload, reusing what S3 holds,
+    and removes the spooled copy only then. In both, S3 holds no bundle object before the
+    upload is confirmed."""
     env = ir_env(**s3_env)
     store = f"s3://{plain_bucket}/streamed"
     capture = synthetic_capture(store, env)
     deadline = time.monotonic() + 120
     while capture.poll() is None and time.monotonic() < deadline:
-        if parts_in_flight(seaweedfs, plain_bucket) >= 2:
+        if when == "before-seal" and any(
+            p.stat().st_size >= 48 * MiB for p in spool_dir.rglob(f"*{layout.PARTIAL_SUFFIX}")
+        ):
             break
-        time.sleep(0.01)
+        if when == "after-seal" and list(spool_dir.rglob(f"*{layout.BUNDLE_SUFFIX}")):
+            break
+        time.sleep(0.005)
     capture.send_signal(signal.SIGKILL)
     capture.wait(timeout=60)
     assert capture.returncode == -signal.SIGKILL, "the capture ended before the kill"
+    assert not [k for k in objects(seaweedfs, plain_bucket) if k.endswith(".tar")]
+    if when == "after-seal":
+        [sealed] = spool_dir.rglob(f"*{layout.BUNDLE_SUFFIX}")
+        local = run_ir(["bundle", "verify", str(sealed), "-o", "json"], env)
+        assert local.returncode == 0, local.stdout + local.stderr
+        pushed = run_ir(["bundle", "push", "-o", "json"], env)  # the spool, bound to its store
+        assert pushed.returncode == 0, pushed.stdout + pushed.stderr
+        [row] = json.loads(pushed.stdout)
+        assert row["status"] == "uploaded", row
+        assert not sealed.exists()  # removed only once S3 confirmed it
+        verified = run_ir(["bundle", "verify", row["location"], "-o", "json"], env)
+        assert verified.returncode == 0, verified.stdout + verified.stderr
+        root = json.loads(local.stdout)["root_digest"]
+        assert json.loads(verified.stdout)["root_digest"] == root
+        print(f"\nafter-seal kill: push reused {row['parts_reused']} parts")
+        return
     partial = sorted(spool_dir.rglob(f"*{layout.PARTIAL_SUFFIX}"))
     assert len(partial) == 1, sorted(spool_dir.rglob("*"))
     size = partial[0].stat().st_size
-    assert size > 0
-    assert not [k for k in objects(seaweedfs, plain_bucket) if k.endswith(".tar")]
-    assert parts_in_flight(seaweedfs, plain_bucket) >= 2
     verify = run_ir(["bundle", "verify", str(partial[0])], env)
     assert verify.returncode == 1 and "Traceback" not in verify.stderr, verify.stderr
     assert "incomplete" in (verify.stdout + verify.stderr).lower()
