@@ -287,6 +287,34 @@ def test_push_resumes_and_resends_only_a_part_that_differs(
     assert not Path(stored.spooled).exists()
 
 
+def test_push_reports_progress_for_every_byte(
+    plain_bucket: str,
+    s3_env: dict[str, str],
+    spool_dir: Path,
+    capture_into: CaptureInto,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The progress callback of a push (the bar of `ir bundle push` on a terminal) adds up to the
+    bundle's size exactly, counting the parts S3 already held as well as those sent."""
+
+    def lost(self: MultipartUpload, total: int) -> Any:
+        raise StoreError("simulated: the connection dropped before CompleteMultipartUpload")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(MultipartUpload, "complete", lost)
+        store = S3Store.from_uri(f"s3://{plain_bucket}/ir", spool_dir=spool_dir, part_size=5 * MiB)
+        stored = capture_into(store, {"big.bin": lambda: synthetic_chunks(23 * MiB)}).stored
+    spooled = Path(stored.spooled or "")
+    size = spooled.stat().st_size
+    seen: list[int] = []
+    again = S3Store.from_uri(f"s3://{plain_bucket}/ir", spool_dir=spool_dir, part_size=5 * MiB)
+    result = again.push(spooled, progress=seen.append)
+    assert result.confirmed and result.detail["parts_reused"] >= 4, result.detail
+    assert sum(seen) == size and len(seen) == result.detail["parts_reused"] + result.detail.get(
+        "parts_sent", 0
+    )
+
+
 def test_push_starts_over_when_the_upload_is_gone(
     seaweedfs: SeaweedFS,
     plain_bucket: str,

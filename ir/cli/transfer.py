@@ -7,6 +7,8 @@ Also the S3 option decorators a capture command shares (`s3_connection_options`,
 from __future__ import annotations
 
 import os
+import posixpath
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,7 +18,7 @@ import click
 from ir.bundle import layout
 from ir.bundle.signing import load_public_key, load_signer
 from ir.cli.bundle import bundle, endpoint_option, public_key_option
-from ir.cli.output import emit, printable, table, warn
+from ir.cli.output import byte_progress, emit, printable, table, warn
 from ir.errors import ExitCode, StoreError, UsageError
 from ir.store import ENV_STORE
 from ir.store.s3 import S3Store, pull_bundle
@@ -178,7 +180,7 @@ def push(
         if not root.exists() and not paths:
             continue  # an empty default spool is not an error
         for path in spooled_bundles(root):
-            rows.append(_push_one(path, store_uri, options, stores, signer))
+            rows.append(_push_one(path, store_uri, options, stores, signer, output == "text"))
     emit(output, rows, lambda: _print_push(rows))
     statuses = {r["status"] for r in rows}
     if "failed" in statuses:
@@ -188,12 +190,33 @@ def push(
     return int(ExitCode.OK)
 
 
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0  # push says what is wrong with it
+
+
+def _object_size(client: Any, ref: Any) -> int:
+    """The object's size for a progress bar (0: no bar); only asked when stderr is a terminal."""
+    if not sys.stderr.isatty():
+        return 0
+    args = {"Bucket": ref.bucket, "Key": ref.key}
+    if ref.version_id:
+        args["VersionId"] = ref.version_id
+    try:
+        return int(client.head_object(**args).get("ContentLength") or 0)
+    except Exception:  # noqa: BLE001 -- the download itself reports what is wrong
+        return 0
+
+
 def _push_one(
     path: Path,
     store_uri: str | None,
     options: dict[str, Any],
     stores: dict[tuple[str, str | None], S3Store],
     signer: Any,
+    show_progress: bool = False,
 ) -> dict[str, Any]:
     row: dict[str, Any] = {"bundle": str(path), "status": "", "location": None, "detail": ""}
     if path.name.endswith(layout.PARTIAL_SUFFIX):
@@ -215,7 +238,9 @@ def _push_one(
         cache_key = (uri, endpoint)
         if cache_key not in stores:
             stores[cache_key] = S3Store.from_uri(uri, **{**options, "endpoint_url": endpoint})
-        result = stores[cache_key].push(path, custody_signer=signer)
+        total = _size(path) if show_progress else 0  # no bar for -o json
+        with byte_progress(total, f"uploading {path.name}") as advance:
+            result = stores[cache_key].push(path, custody_signer=signer, progress=advance)
     except (StoreError, UsageError) as exc:
         row.update(status="failed", detail=exc.message)
         return row
@@ -316,7 +341,11 @@ def pull(
             if not targets:
                 raise StoreError(f"{ref_text}: no bundles there")
         for target in targets:
-            result = pull_bundle(client, connection, target, to, public_key=key)
+            total = _object_size(client, target) if output == "text" else 0
+            with byte_progress(total, f"downloading {posixpath.basename(target.key)}") as advance:
+                result = pull_bundle(
+                    client, connection, target, to, public_key=key, progress=advance
+                )
             rows.append(
                 {
                     "ref": str(target),

@@ -142,6 +142,7 @@ class MultipartUpload:
         self.fatal = False
         self.on_state = on_state
         self.before_create: Callable[[], None] | None = None  # e.g. check the bucket, once
+        self.on_part: Callable[[int], None] | None = None  # bytes of a part sent or reused
         self._inflight: dict[int, Future[PartState]] = {}
         self._executor: ThreadPoolExecutor | None = None
         self._wake = threading.Event()
@@ -292,6 +293,8 @@ class MultipartUpload:
             if exc is None:
                 self.parts[number] = future.result()
                 self.parts_sent += 1
+                if self.on_part is not None:
+                    self.on_part(self.parts[number].size)
                 self._failures = 0
                 if self.error is not None and not self.fatal:
                     self.error = None
@@ -402,6 +405,8 @@ class MultipartUpload:
             if ok:
                 self.parts[number] = PartState(number, offset, size, sha.hexdigest(), etag)
                 self.parts_reused += 1
+                if self.on_part is not None:
+                    self.on_part(size)
 
     def _list_parts(self) -> Iterator[dict[str, Any]]:
         marker = 0

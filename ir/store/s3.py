@@ -302,8 +302,14 @@ class S3Store:
             os.close(upload.fd)
 
     # -- push: a sealed bundle from the spool (or anywhere) ------------------------------------------
-    def push(self, bundle: Path, custody_signer: Any = None) -> StoreResult:
+    def push(
+        self,
+        bundle: Path,
+        custody_signer: Any = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> StoreResult:
         """Upload a sealed local bundle, resuming its multipart upload when S3 still holds parts.
+        `progress(n)` is called with the bytes of each part sent or found already in S3.
 
         Raises StoreError when the bundle cannot even be read or is in use; S3 failures give a
         result with confirmed=False (the local copy is kept)."""
@@ -353,6 +359,7 @@ class S3Store:
                 else None,
                 retain_until=retain_until,
             )
+            upload.engine.on_part = progress
             # Decided before any state file is written: a bundle outside the spool is never deleted.
             upload.owned = (state is not None and state.spooled) or _inside(bundle, self.spool_dir)
             size = os.fstat(fd).st_size
