@@ -205,6 +205,19 @@ def test_interrupted_capture_leaves_an_explicit_partial(tmp_path: Path) -> None:
     assert "no manifest" in report.errors[-1] and "1 artifact(s)" in report.errors[-1]
 
 
+def test_sealed_but_never_renamed_verifies_with_a_warning(make_bundle, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Killed between the seal's fsync and the rename (the kill -9 suite lands there now and
+    then): the `.tar.partial` holds a whole bundle. Verify says valid, and warns that it was
+    never renamed; nothing calls it complete by its name alone."""
+    sealed = make_bundle({"a": b"alpha" * 1000})
+    unrenamed = sealed.path.with_name(sealed.path.name + ".partial")
+    sealed.path.rename(unrenamed)
+    report = _verify(unrenamed)
+    assert report.verdict == VALID, report.to_dict()
+    assert any("before the rename" in w for w in report.warnings), report.warnings
+    assert report.root_digest == sealed.root_digest
+
+
 def test_custody_chain_detects_edits(make_bundle, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     sealed = make_bundle({"x": b"x"})
     log = FileCustody(tmp_path / "c.jsonl")

@@ -118,6 +118,13 @@ def verify_bundle(
         report.custody = check_chain(custody_lines, digest, public_key)
         for error in report.custody.errors:
             report.fail(TAMPERED, error)
+    if reader.source.name.endswith(layout.PARTIAL_SUFFIX) and report.verdict == VALID:
+        # Killed between the seal's fsync and the rename: whole and verified, never renamed.
+        report.warnings.append(
+            f"sealed but still named {layout.PARTIAL_SUFFIX}: the capture stopped after its last "
+            f"write and before the rename; everything in it is verified: rename it to "
+            f"{layout.BUNDLE_SUFFIX} to file it"
+        )
     return report
 
 

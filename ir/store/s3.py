@@ -316,7 +316,8 @@ class S3Store:
         bundle = Path(bundle)
         if bundle.name.endswith(layout.PARTIAL_SUFFIX):
             raise StoreError(
-                f"{bundle}: incomplete bundle (the capture did not seal it); nothing pushed"
+                f"{bundle}: a {layout.PARTIAL_SUFFIX} (the capture did not finish); nothing "
+                "pushed (`ir bundle verify` tells whether it was sealed before it stopped)"
             )
         try:
             fd = os.open(bundle, os.O_RDONLY)

@@ -168,6 +168,8 @@ class StoreCheck:
     # `.tar.partial` files cut inside an artifact's data that verify calls "tampered" instead of
     # "incomplete" (the known reader bug, see test_kill9): never valid, but the wrong word.
     misreported: list[Path] = field(default_factory=list)
+    # `.tar.partial` files killed between the seal's fsync and the rename: whole and verified.
+    sealed_unrenamed: list[Path] = field(default_factory=list)
 
 
 def cut_inside_artifact(reader: BundleReader) -> bool:
@@ -187,7 +189,8 @@ def cut_inside_artifact(reader: BundleReader) -> bool:
 def check_store(store: Path) -> StoreCheck:
     """Nothing in STORE looks complete unless it verifies: every `.tar` has a valid verdict
     (its outcome says whether the capture was complete), every `.tar.partial` is reported
-    incomplete, and no other file than bundles and custody logs exists."""
+    incomplete, or, killed between the seal and the rename, verifies whole with a warning that it
+    was never renamed; and no other file than bundles and custody logs exists."""
     result = StoreCheck()
     if not store.exists():
         return result
@@ -199,6 +202,10 @@ def check_store(store: Path) -> StoreCheck:
             with BundleReader.open(path) as reader:
                 report = verify_bundle(reader)
                 misreported = report.verdict == TAMPERED and cut_inside_artifact(reader)
+            if report.verdict == VALID:  # sealed, then killed before the rename
+                assert any("before the rename" in w for w in report.warnings), report.warnings
+                result.sealed_unrenamed.append(path)
+                continue
             assert report.verdict == INCOMPLETE or misreported, (path, report.to_dict())
             assert any("incomplete" in e for e in report.errors), report.errors
             result.partial.append(path)

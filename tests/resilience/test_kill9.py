@@ -120,7 +120,8 @@ def test_kill9_during_capture_never_leaves_a_complete_looking_bundle(
     final = check_store(store)
     print(
         f"\nkill points: {kills}; left {len(final.partial)} .partial ({len(final.misreported)} called "
-        f"tampered: the known reader bug), {len(final.sealed)} sealed"
+        f"tampered: the known reader bug), {len(final.sealed)} sealed, "
+        f"{len(final.sealed_unrenamed)} sealed but killed before the rename"
     )
     assert final.partial, "at least one kill must have landed mid-capture"
 
