@@ -245,6 +245,27 @@ def test_server_refuses_a_part_with_a_wrong_checksum(
     )
 
 
+def capture_losing_completion(
+    bucket: str,
+    spool_dir: Path,
+    capture_into: CaptureInto,
+    monkeypatch: pytest.MonkeyPatch,
+    size_mib: int,
+) -> Any:
+    """A capture into s3://BUCKET/ir (5 MiB parts) whose CompleteMultipartUpload answer is lost
+    (simulated: no real server drops exactly that answer on demand): every part is in S3, the
+    bundle is spooled. Returns the StoreResult."""
+
+    def lost(self: MultipartUpload, total: int) -> Any:
+        raise StoreError("simulated: the connection dropped before CompleteMultipartUpload")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(MultipartUpload, "complete", lost)
+        store = S3Store.from_uri(f"s3://{bucket}/ir", spool_dir=spool_dir, part_size=5 * MiB)
+        data = {"big.bin": lambda: synthetic_chunks(size_mib * MiB)}
+        return capture_into(store, data).stored
+
+
 def test_push_resumes_and_resends_only_a_part_that_differs(
     seaweedfs: SeaweedFS,
     plain_bucket: str,
@@ -256,14 +277,7 @@ def test_push_resumes_and_resends_only_a_part_that_differs(
     """SeaweedFS: the completion of an upload is lost (simulated), then a part S3 holds is replaced
     by other bytes (with their own valid checksum). `ir bundle push` checks every part S3 holds
     against the spooled file and sends again only that one."""
-
-    def lost(self: MultipartUpload, total: int) -> Any:
-        raise StoreError("simulated: the connection dropped before CompleteMultipartUpload")
-
-    with monkeypatch.context() as patch:
-        patch.setattr(MultipartUpload, "complete", lost)
-        store = S3Store.from_uri(f"s3://{plain_bucket}/ir", spool_dir=spool_dir, part_size=5 * MiB)
-        stored = capture_into(store, {"big.bin": lambda: synthetic_chunks(30 * MiB)}).stored
+    stored = capture_losing_completion(plain_bucket, spool_dir, capture_into, monkeypatch, 30)
     assert not stored.confirmed and stored.spooled and Path(stored.spooled).is_file()
     state = read_state(Path(stored.spooled))
     assert state is not None and state.upload_id and len(state.parts) == 7
@@ -296,14 +310,7 @@ def test_push_reports_progress_for_every_byte(
 ) -> None:
     """The progress callback of a push (the bar of `ir bundle push` on a terminal) adds up to the
     bundle's size exactly, counting the parts S3 already held as well as those sent."""
-
-    def lost(self: MultipartUpload, total: int) -> Any:
-        raise StoreError("simulated: the connection dropped before CompleteMultipartUpload")
-
-    with monkeypatch.context() as patch:
-        patch.setattr(MultipartUpload, "complete", lost)
-        store = S3Store.from_uri(f"s3://{plain_bucket}/ir", spool_dir=spool_dir, part_size=5 * MiB)
-        stored = capture_into(store, {"big.bin": lambda: synthetic_chunks(23 * MiB)}).stored
+    stored = capture_losing_completion(plain_bucket, spool_dir, capture_into, monkeypatch, 23)
     spooled = Path(stored.spooled or "")
     size = spooled.stat().st_size
     seen: list[int] = []
