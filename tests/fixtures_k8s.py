@@ -55,9 +55,8 @@ def namespace(control_plane: ControlPlane) -> Iterator[str]:
         {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}},
     )
     yield name
-    with contextlib.suppress(
-        Exception
-    ):  # best-effort clean-up; the control plane goes at session end
+    # best-effort clean-up; the control plane goes at session end
+    with contextlib.suppress(Exception):
         control_plane.api("DELETE", f"/api/v1/namespaces/{name}")
 
 

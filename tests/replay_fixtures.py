@@ -50,9 +50,8 @@ class ContainerSpec:
     processes: list[ProcessRecord] = field(default_factory=list)
     sockets: list[SocketRecord] = field(default_factory=list)
     changes: list[FileChange] = field(default_factory=list)
-    files: dict[str, bytes | tuple[str, str]] = field(
-        default_factory=dict
-    )  # path -> content | ("symlink", target)
+    # path -> content | ("symlink", target)
+    files: dict[str, bytes | tuple[str, str]] = field(default_factory=dict)
     logs: dict[str, list[LogLine]] = field(default_factory=dict)  # instance -> lines
     deleted_exes: dict[str, bytes] = field(default_factory=dict)  # sha256 -> binary
     inspect: dict[str, Any] | None = None
@@ -66,22 +65,18 @@ class BundleSpec:
     case_id: str
     target: dict[str, Any]
     containers: dict[str, ContainerSpec]
-    k8s: dict[str, Any] = field(
-        default_factory=dict
-    )  # what -> document (k8s/<what>.json, kind k8s-<what>)
+    # what -> document (k8s/<what>.json, kind k8s-<what>)
+    k8s: dict[str, Any] = field(default_factory=dict)
     alert: dict[str, Any] | None = None
     reason: str | None = None
     operator: str = "alice"
     capture_start: datetime = CAPTURE_START
-    actions: list[tuple[str, str, dict[str, Any]]] = field(
-        default_factory=list
-    )  # action, target, detail
-    failed_collectors: list[tuple[str, str | None, str]] = field(
-        default_factory=list
-    )  # name, container, error
-    custody: list[tuple[str, dict[str, Any]]] = field(
-        default_factory=list
-    )  # action, detail (after "created")
+    # action, target, detail
+    actions: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
+    # name, container, error
+    failed_collectors: list[tuple[str, str | None, str]] = field(default_factory=list)
+    # action, detail (after "created")
+    custody: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
 
 
 @contextlib.contextmanager

@@ -536,9 +536,8 @@ def test_push_of_a_bundle_outside_the_spool_keeps_it(
         env=s3_env,
     )
     [row] = json.loads(again.stdout)
-    assert again.returncode == 0 and row["parts_sent"] == 0, (
-        row
-    )  # already there: nothing sent twice
+    # already there: nothing sent twice
+    assert again.returncode == 0 and row["parts_sent"] == 0, row
 
 
 def test_write_only_credentials_capture_and_record(

@@ -39,9 +39,7 @@ class PodCaptureOptions:
     allow_protected: bool = False
     replace_timeout: float = 120.0
     allow_egress_cidrs: tuple[str, ...] = ()
-    container_options: dict[str, Any] = field(
-        default_factory=dict
-    )  # passed to the container collectors
+    container_options: dict[str, Any] = field(default_factory=dict)  # to the container collectors
     backend: str = "auto"
     docker_host: str | None = None
     signer: Signer | None = None

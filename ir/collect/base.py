@@ -17,9 +17,8 @@ class Artifact:
     consumed lazily) or `write` (a function that writes into a binary sink, e.g. a tarfile)."""
 
     name: str  # relative to the collector's scope; the runner adds `containers/<name>/` etc.
-    kind: (
-        str  # what replay looks for: "processes", "sockets", "fs-changes", "fs-files", "logs", ...
-    )
+    # what replay looks for: "processes", "sockets", "fs-changes", "fs-files", "logs", ...
+    kind: str
     media_type: str
     chunks: Iterable[bytes] | None = None
     write: Callable[[IO[bytes]], None] | None = None

@@ -249,9 +249,8 @@ class _ResponseReader:
     def read(self, n: int = -1) -> bytes:
         try:
             return self.raw.read(n if n >= 0 else READ_CHUNK) or b""
-        except (
-            urllib3.exceptions.HTTPError
-        ) as exc:  # not an OSError: the engine went away mid-stream
+        # urllib3's errors are not OSErrors: the engine went away mid-stream
+        except urllib3.exceptions.HTTPError as exc:
             raise OSError(f"the Docker engine's stream broke: {exc}") from None
 
     def close(self) -> None:
@@ -287,9 +286,8 @@ class DockerArchiveFile:
         try:
             return self._fh.read(n) or b""
         except (tarfile.TarError, OSError) as exc:
-            self.short = (
-                True  # the engine cut the stream (the file shrank or vanished, or the engine died)
-            )
+            # the engine cut the stream (the file shrank or vanished, or the engine died)
+            self.short = True
             self.why = f"the archive stream ended early ({exc})"
             return b""
 

@@ -315,9 +315,8 @@ def test_fork_storm_process_list_is_consistent(
     init_parent = by_ns[1]["ppid"]
     for p in procs:
         assert p["ns_pid"] is not None and p["start_time"].endswith("Z"), p
-        assert p["ppid"] in set(pids) | {init_parent}, (
-            p
-        )  # parents are the container's (or its shim)
+        # parents are the container's (or its shim)
+        assert p["ppid"] in set(pids) | {init_parent}, p
     cap.reader.close()
 
 
