@@ -89,7 +89,7 @@ class DockerRuntime:
 
     def __init__(self, base_url: str | None, actions: ActionLog) -> None:
         self.actions = actions
-        self.removal_signs: list[str] = []  # engine errors saying a container is being removed
+        self.removal_sign: str | None = None  # the first engine error saying it is being removed
         self.base_url = base_url or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
         try:
             self.api = docker.APIClient(base_url=self.base_url, version="auto", timeout=API_TIMEOUT)
@@ -127,8 +127,8 @@ class DockerRuntime:
 
     def _note_removal(self, action: str, exc: docker.errors.APIError) -> None:
         text = str(exc.explanation or exc)
-        if _REMOVAL.search(text) and len(self.removal_signs) < 10:
-            self.removal_signs.append(f"{action}: {text}")
+        if self.removal_sign is None and _REMOVAL.search(text):
+            self.removal_sign = f"{action}: {text}"
 
     def inspect_container(self, ref: str) -> dict[str, Any]:
         return self._call("docker.inspect-container", self.api.inspect_container, ref, ref=ref)  # type: ignore[no-any-return]
@@ -736,7 +736,7 @@ class DockerContainer(ContainerHandle):
             self.decisions["procfs"] = "not used: asked not to"
 
     def removal_seen(self) -> str | None:
-        return self.runtime.removal_signs[0] if self.runtime.removal_signs else None
+        return self.runtime.removal_sign
 
     @property
     def first_inspect(self) -> dict[str, Any]:
