@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -54,3 +55,24 @@ def make_bundle(tmp_path: Path) -> MakeBundle:
         return writer.seal(signer)
 
     return make
+
+
+def write_seed_bundle(directory: Path) -> Path:
+    """A small sealed, signed bundle of several artifact kinds (log lines, random bytes, zeros),
+    the same bytes each time: the seed the bundle fuzzers (hypothesis, atheris) mutate."""
+    signer = load_signer(str(generate_keypair(directory / "key")[0]))
+    writer = BundleWriter(
+        directory,
+        case_id="FUZZ",
+        target={"kind": "sample"},
+        operator="fuzz",
+        host={},
+        tool={"name": "ir", "version": "fuzz"},
+    )
+    log = b'{"time": "2026-01-01T00:00:00Z", "message": "x"}\n' * 200
+    writer.add_bytes(
+        "a/log.jsonl", log, kind="logs", media_type="application/x-ndjson", collector="fuzz"
+    )
+    for name, data in (("b.bin", random.Random(7).randbytes(3000)), ("zeros", bytes(100_000))):
+        writer.add_bytes(name, data, kind="blob", media_type="x", collector="fuzz")
+    return writer.seal(signer).path

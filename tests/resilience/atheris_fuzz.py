@@ -34,31 +34,10 @@ with atheris.instrument_imports(include=["ir"]):
     from ir.playbook.loader import load_playbooks_strict
     from ir.playbook.match import TargetRefused, match_alert, resolve_target
 
+from tests.fixtures_bundle import write_seed_bundle  # noqa: E402
+
 PLAYBOOKS = load_playbooks_strict([REPO / "playbooks"])
 SCRATCH = Path(tempfile.mkdtemp(prefix="ir-atheris-"))
-
-
-def seed_bundle(directory: Path) -> Path:
-    """A small sealed, signed bundle of several artifact kinds (the bundle target's seed)."""
-    from ir.bundle.signing import generate_keypair, load_signer
-    from ir.bundle.writer import BundleWriter
-
-    signer = load_signer(str(generate_keypair(directory / "key")[0]))
-    writer = BundleWriter(
-        directory,
-        case_id="FUZZ",
-        target={"kind": "sample"},
-        operator="fuzz",
-        host={},
-        tool={"name": "ir", "version": "fuzz"},
-    )
-    log = b'{"time": "2026-01-01T00:00:00Z", "stream": "stdout", "message": "x"}\n' * 20
-    writer.add_bytes(
-        "c/logs.jsonl", log, kind="logs", media_type="application/x-ndjson", collector="fuzz"
-    )
-    for name, data in (("c/blob.bin", bytes(range(256)) * 4), ("empty", b"")):
-        writer.add_bytes(name, data, kind="blob", media_type="x", collector="fuzz")
-    return writer.seal(signer).path
 
 
 def open_fds() -> int:
@@ -119,7 +98,7 @@ def seed_corpus(target: str, corpus: Path) -> int:
     corpus.mkdir(parents=True, exist_ok=True)
     seeds: dict[str, bytes] = {}
     if target in ("bundle", "manifest"):
-        bundle = seed_bundle(Path(tempfile.mkdtemp(dir=SCRATCH)))
+        bundle = write_seed_bundle(Path(tempfile.mkdtemp(dir=SCRATCH)))
         seeds["bundle.tar"] = bundle.read_bytes()
         with BundleReader.open(bundle) as reader:
             seeds["manifest.json"] = reader.manifest.to_bytes()

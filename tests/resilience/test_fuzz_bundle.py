@@ -19,35 +19,14 @@ from ir.bundle.extract import extract_bundle
 from ir.bundle.reader import BundleReader
 from ir.bundle.verify import VALID, verify_bundle
 from ir.errors import IrError
+from tests.fixtures_bundle import write_seed_bundle
 
 EXAMPLES = int(os.environ.get("IR_FUZZ_EXAMPLES", "150"))
 
 
 @pytest.fixture(scope="module")
 def seed_bundle(tmp_path_factory: pytest.TempPathFactory) -> bytes:
-    from ir.bundle.signing import generate_keypair, load_signer
-    from ir.bundle.writer import BundleWriter
-
-    d = tmp_path_factory.mktemp("seed")
-    signer = load_signer(str(generate_keypair(d / "k")[0]))
-    w = BundleWriter(
-        d,
-        case_id="FUZZ",
-        target={"kind": "sample"},
-        operator="f",
-        host={},
-        tool={"name": "ir", "version": "t"},
-    )
-    w.add_bytes(
-        "a/log.jsonl",
-        b'{"time": "2026-01-01T00:00:00Z", "message": "x"}\n' * 200,
-        kind="logs",
-        media_type="application/x-ndjson",
-        collector="f",
-    )
-    w.add_bytes("b.bin", os.urandom(3000), kind="blob", media_type="x", collector="f")
-    w.add_bytes("zeros", b"\0" * 100_000, kind="blob", media_type="x", collector="f")
-    return w.seal(signer).path.read_bytes()
+    return write_seed_bundle(tmp_path_factory.mktemp("seed")).read_bytes()
 
 
 mutation = st.one_of(
