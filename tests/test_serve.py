@@ -98,6 +98,27 @@ class Client:
 Start = Callable[..., tuple[AlertServer, Client, RecordingActions, AuditLog]]
 
 
+def _serve(
+    actions: RecordingActions | None = None, playbooks: Any = None, **overrides: Any
+) -> tuple[AlertServer, Client, RecordingActions, AuditLog]:
+    """A started server on a free loopback port, recording actions and keeping its audit."""
+    settings: dict[str, Any] = {
+        "host": "127.0.0.1",
+        "port": 0,
+        "tokens": (TOKEN,),
+        "hmac_secrets": (SECRET,),
+        "workers": 2,
+        "queue_size": 50,
+        "shutdown_grace": 5.0,
+    }
+    settings.update(overrides)
+    actions = actions or RecordingActions()
+    audit = AuditLog(keep=True)
+    server = AlertServer(ServeConfig(**settings), playbooks or PLAYBOOKS, actions, audit=audit)
+    server.start()
+    return server, Client(server.url), actions, audit
+
+
 @pytest.fixture
 def start() -> Iterator[Start]:
     servers: list[AlertServer] = []
@@ -105,22 +126,9 @@ def start() -> Iterator[Start]:
     def _start(
         actions: RecordingActions | None = None, playbooks: Any = None, **overrides: Any
     ) -> tuple[AlertServer, Client, RecordingActions, AuditLog]:
-        settings: dict[str, Any] = {
-            "host": "127.0.0.1",
-            "port": 0,
-            "tokens": (TOKEN,),
-            "hmac_secrets": (SECRET,),
-            "workers": 2,
-            "queue_size": 50,
-            "shutdown_grace": 5.0,
-        }
-        settings.update(overrides)
-        actions = actions or RecordingActions()
-        audit = AuditLog(keep=True)
-        server = AlertServer(ServeConfig(**settings), playbooks or PLAYBOOKS, actions, audit=audit)
-        server.start()
-        servers.append(server)
-        return server, Client(server.url), actions, audit
+        started = _serve(actions, playbooks, **overrides)
+        servers.append(started[0])
+        return started
 
     yield _start
     for server in servers:
@@ -652,20 +660,10 @@ def test_inputs_fuzzing_once_crashed_on_get_a_400(
 
 @pytest.fixture(scope="module")
 def fuzz_server() -> Iterator[tuple[AlertServer, Client, RecordingActions, AuditLog]]:
-    settings = ServeConfig(
-        host="127.0.0.1",
-        port=0,
-        tokens=(TOKEN,),
-        hmac_secrets=(SECRET,),
-        workers=2,
-        queue_size=500,
-        shutdown_grace=5.0,
-    )
-    actions, audit = RecordingActions(), AuditLog(keep=True)
-    server = AlertServer(settings, PLAYBOOKS, actions, audit=audit)
-    server.start()
-    yield server, Client(server.url), actions, audit
-    server.shutdown(grace=2.0)
+    """One server for every fuzzed request of the module (a queue deep enough for all)."""
+    started = _serve(queue_size=500)
+    yield started
+    started[0].shutdown(grace=2.0)
 
 
 def test_health_and_prometheus_metrics(start: Start) -> None:
