@@ -47,9 +47,8 @@ def big_diff(directory: str) -> str:
     """FILES random files DIRECTORY/f1..fN, their hashes printed, then idle. Under a new directory
     (`/data`) the Docker backend streams them all in one archive request; directly in a directory
     of the image (`/tmp`) it asks for each file apart, so a fault can land between two of them."""
-    mkdir = "" if directory == "/tmp" else f"mkdir {directory}; "
     return (
-        f"{mkdir}i=1; while [ $i -le {FILES} ]; do head -c {FILE_SIZE} /dev/urandom > "
+        f"mkdir -p {directory}; i=1; while [ $i -le {FILES} ]; do head -c {FILE_SIZE} /dev/urandom > "
         f"{directory}/f$i; i=$((i+1)); done; sha256sum {directory}/f*; echo ready; "
         "exec sleep 100000"
     )
@@ -342,6 +341,20 @@ def strike_during_capture(store: Path, proc: IrProcess, container: Any, fault: s
     assert not striker.is_alive() and not failures, failures
 
 
+def assert_files_after_fault(captured: Captured, hashes: dict[str, str], fault: str) -> None:
+    """What was read before the fault is byte-exact; a killed container's files are all exact
+    (the filesystem outlives the process); a listing that misses files says it is partial."""
+    assert captured.records is not None
+    exact = assert_contents_exact(captured, hashes)
+    assert exact >= FAULT_AT // FILE_SIZE - 2
+    if fault == "killed":
+        assert exact == FILES
+    listed = {r["path"] for r in captured.records if r["path"] in hashes}
+    fs_entry = next(a for a in captured.manifest.artifacts if a.name.endswith("fs-changes.jsonl"))
+    if len(listed) < FILES:
+        assert fs_entry.status == "partial" and fs_entry.error, fs_entry
+
+
 def capture_in_background(container: Any, backend: str, store: Path, host: str) -> IrProcess:
     argv = ["capture", "container", container.name, "--store", str(store)]
     return IrProcess([*argv, "--backend", backend, "-o", "json"], ir_env(DOCKER_HOST=host))
@@ -374,15 +387,7 @@ def test_target_container_gone_mid_capture(
         ("exited",) if fault == "killed" else ("gone", "removing")
     )
     assert any("exited during the capture" in n for n in captured.collector("capture-info").notes)
-    assert captured.records is not None
-    exact = assert_contents_exact(captured, hashes)
-    listed = {r["path"] for r in captured.records if r["path"] in hashes}
-    fs_entry = next(a for a in captured.manifest.artifacts if a.name.endswith("fs-changes.jsonl"))
-    if len(listed) < FILES:
-        assert fs_entry.status == "partial" and fs_entry.error, fs_entry
-    if fault == "killed":  # the filesystem outlives the process: everything is still readable
-        assert exact == FILES
-    assert exact >= FAULT_AT // FILE_SIZE - 2  # what was read before the fault is all there
+    assert_files_after_fault(captured, hashes, fault)
 
 
 @pytest.mark.parametrize("fault", ["killed", "deleted"])
@@ -408,15 +413,7 @@ def test_container_gone_while_docker_streams_a_subtree(
     captured = read_back(run, store, container.name)
     assert "Traceback" not in run.stderr, run.stderr
     assert len(captured.store.sealed) == 1, (run.returncode, run.stderr)
-    assert captured.records is not None
-    exact = assert_contents_exact(captured, hashes)
-    assert exact >= FAULT_AT // FILE_SIZE - 2
-    if fault == "killed":  # nothing vanishes: the stream and every look after it see the files
-        assert exact == FILES
-    listed = {r["path"] for r in captured.records if r["path"] in hashes}
-    fs_entry = next(a for a in captured.manifest.artifacts if a.name.endswith("fs-changes.jsonl"))
-    if len(listed) < FILES:
-        assert fs_entry.status == "partial" and fs_entry.error, fs_entry
+    assert_files_after_fault(captured, hashes, fault)
     info = captured.capture_info
     assert info is not None, captured.manifest.artifacts
     start, end = info["state_at_start"], info["state_at_end"]
