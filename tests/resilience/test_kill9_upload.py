@@ -37,11 +37,8 @@ POINTS = 6 if LONG else 3
 
 
 def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
     with path.open("rb") as fh:
-        while chunk := fh.read(MiB):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 def synthetic_capture(store: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
