@@ -20,6 +20,7 @@ from ir.playbook.alerts import (
     parse_document,
     priority_rank,
 )
+from tests.resilience import ATHERIS_REGRESSIONS
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples" / "alerts"
 NODE_1 = "ip-10-0-1-23.eu-west-1.compute.internal"
@@ -522,7 +523,7 @@ def test_random_bytes_never_crash(data: bytes) -> None:
         parse_alerts(data)
 
 
-REGRESSIONS = Path(__file__).parent / "resilience" / "atheris-regressions" / "alerts"
+REGRESSIONS = ATHERIS_REGRESSIONS / "alerts"
 
 
 @pytest.mark.parametrize("found", sorted(p.name for p in REGRESSIONS.glob("*")))

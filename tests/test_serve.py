@@ -33,6 +33,7 @@ from ir.serve.auth import sign_body
 from ir.serve.config import ServeConfig
 from ir.serve.dispatch import JobDispatchActions, JobOutcome, node_collector_job
 from ir.serve.server import AlertServer
+from tests.resilience import ATHERIS_REGRESSIONS
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "samples" / "alerts"
@@ -643,7 +644,7 @@ def test_fuzzed_alerts_over_http_never_break_the_server(
     assert not audit.events("internal-error"), audit.events("internal-error")
 
 
-REGRESSIONS = Path(__file__).parent / "resilience" / "atheris-regressions" / "alerts"
+REGRESSIONS = ATHERIS_REGRESSIONS / "alerts"
 
 
 @pytest.mark.parametrize("found", sorted(p.name for p in REGRESSIONS.glob("*")))

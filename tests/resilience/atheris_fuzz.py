@@ -13,6 +13,7 @@ tests/resilience/test_fuzz_atheris.py with a short budget; give it hours by hand
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import tempfile
 from collections.abc import Callable
@@ -21,7 +22,6 @@ from pathlib import Path
 import atheris
 
 REPO = Path(__file__).resolve().parents[2]
-REGRESSIONS = Path(__file__).with_name("atheris-regressions")  # TARGET/<input that once crashed>
 sys.path.insert(0, str(REPO))
 
 with atheris.instrument_imports(include=["ir"]):
@@ -35,6 +35,7 @@ with atheris.instrument_imports(include=["ir"]):
     from ir.playbook.match import TargetRefused, match_alert, resolve_target
 
 from tests.fixtures_bundle import write_seed_bundle  # noqa: E402
+from tests.resilience import ATHERIS_REGRESSIONS  # noqa: E402
 
 PLAYBOOKS = load_playbooks_strict([REPO / "playbooks"])
 SCRATCH = Path(tempfile.mkdtemp(prefix="ir-atheris-"))
@@ -61,7 +62,7 @@ def fuzz_bundle(data: bytes) -> None:
     if target.exists():
         for p in target.rglob("*"):
             assert p.resolve().is_relative_to(target.resolve()), p
-    _remove(work)
+    shutil.rmtree(work, ignore_errors=True)
 
 
 def fuzz_manifest(data: bytes) -> None:
@@ -87,32 +88,22 @@ def fuzz_alerts(data: bytes) -> None:
                     assert str(exc)
 
 
-def _remove(path: Path) -> None:
-    import shutil
-
-    shutil.rmtree(path, ignore_errors=True)
-
-
 def seed_corpus(target: str, corpus: Path) -> int:
     """Write the real seeds for TARGET into CORPUS; returns the largest seed's size."""
     corpus.mkdir(parents=True, exist_ok=True)
     seeds: dict[str, bytes] = {}
     if target in ("bundle", "manifest"):
         bundle = write_seed_bundle(Path(tempfile.mkdtemp(dir=SCRATCH)))
-        seeds["bundle.tar"] = bundle.read_bytes()
         with BundleReader.open(bundle) as reader:
-            seeds["manifest.json"] = reader.manifest.to_bytes()
+            seeds[target] = bundle.read_bytes() if target == "bundle" else reader.manifest_bytes
     if target == "alerts":
         for sample in sorted((REPO / "samples" / "alerts").glob("*.json")):
             seeds[sample.name] = sample.read_bytes()
-    for found in sorted((REGRESSIONS / target).glob("*")):  # what fuzzing found once, kept
+    for found in sorted((ATHERIS_REGRESSIONS / target).glob("*")):  # what fuzzing found once
         seeds[f"regression-{found.name}"] = found.read_bytes()
-    wanted = [name for name in seeds if name.startswith("regression-")]
-    wanted += {"bundle": ["bundle.tar"], "manifest": ["manifest.json"]}.get(target, list(seeds))
-    wanted = list(dict.fromkeys(wanted))
-    for name in wanted:
-        (corpus / f"seed-{name}").write_bytes(seeds[name])
-    return max(len(seeds[name]) for name in wanted)
+    for name, data in seeds.items():
+        (corpus / f"seed-{name}").write_bytes(data)
+    return max(len(data) for data in seeds.values())
 
 
 TARGETS: dict[str, Callable[[bytes], None]] = {
