@@ -21,6 +21,7 @@ from ir.playbook.alerts import (
     priority_rank,
 )
 from tests.resilience import ATHERIS_REGRESSIONS
+from tests.strategies import json_values
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples" / "alerts"
 NODE_1 = "ip-10-0-1-23.eu-west-1.compute.internal"
@@ -487,17 +488,12 @@ def test_priority_scale() -> None:
     assert priority_rank(None) == -1
 
 
-json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
-    lambda children: (
-        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=5)
-    ),
-    max_leaves=25,
-)
-
-
 @settings(max_examples=300, deadline=None)
-@given(base=st.sampled_from(sorted(EXPECTED)), path_key=st.text(max_size=15), value=json_values)
+@given(
+    base=st.sampled_from(sorted(EXPECTED)),
+    path_key=st.text(max_size=15),
+    value=json_values(max_leaves=25),
+)
 def test_mutated_samples_never_crash(base: str, path_key: str, value: Any) -> None:
     """Any field of any sample replaced by any JSON value: an AlertError or alerts, nothing else."""
     document = json.loads((SAMPLES / base).read_text())

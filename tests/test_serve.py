@@ -34,6 +34,7 @@ from ir.serve.config import ServeConfig
 from ir.serve.dispatch import JobDispatchActions, JobOutcome, node_collector_job
 from ir.serve.server import AlertServer
 from tests.resilience import ATHERIS_REGRESSIONS
+from tests.strategies import json_values
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "samples" / "alerts"
@@ -563,13 +564,7 @@ _SAMPLE_LINE = re.compile(
 )
 
 
-_JSON = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=30),
-    lambda children: (
-        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=4)
-    ),
-    max_leaves=20,
-)
+_JSON = json_values(max_leaves=20)
 _ALERT_PATHS = ["/v1/alerts", "/v1/alerts/falco", "/v1/alerts/alertmanager", "/v1/alerts/guardduty"]
 _SAMPLE_DOCS = {p.name: json.loads(p.read_text()) for p in sorted(SAMPLES.glob("*.json"))}
 

@@ -20,6 +20,7 @@ from ir.bundle.reader import BundleReader
 from ir.bundle.verify import VALID, verify_bundle
 from ir.errors import IrError
 from tests.fixtures_bundle import write_seed_bundle
+from tests.strategies import json_values
 
 EXAMPLES = int(os.environ.get("IR_FUZZ_EXAMPLES", "150"))
 
@@ -92,15 +93,6 @@ def test_mutated_bundles_fail_cleanly(
             assert p.resolve().is_relative_to(target.resolve())
 
 
-json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
-    lambda children: (
-        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=5)
-    ),
-    max_leaves=30,
-)
-
-
 @settings(max_examples=EXAMPLES * 2, deadline=2000)
 @given(
     doc=st.dictionaries(
@@ -125,7 +117,7 @@ json_values = st.recursive(
                 "reason",
             ]
         ),
-        json_values,
+        json_values(max_leaves=30),
     )
 )
 def test_manifest_parser_never_crashes(doc: dict) -> None:  # type: ignore[type-arg]
