@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import random
 import signal
 import subprocess
@@ -25,7 +24,7 @@ from typing import Any
 import pytest
 
 from ir.bundle import layout
-from tests.resilience.faults import LONG, ir_env, run_ir
+from tests.resilience.faults import LONG, IrProcess, ir_env, run_ir
 from tests.testbed.s3 import SeaweedFS
 
 pytestmark = pytest.mark.s3
@@ -52,6 +51,14 @@ def synthetic_capture(store: str, env: dict[str, str]) -> subprocess.Popen[bytes
     )
 
 
+def finished_capture(store: str, env: dict[str, str]) -> dict[str, Any]:
+    """synthetic_capture run to its end (exit 0): its JSON result."""
+    capture = synthetic_capture(store, env)
+    out, err = capture.communicate(timeout=600)
+    assert capture.returncode == 0, err.decode()
+    return dict(json.loads(out))
+
+
 def parts_in_flight(seaweedfs: SeaweedFS, bucket: str) -> int:
     """Parts S3 holds for the bucket's unfinished multipart uploads."""
     s3 = seaweedfs.client()
@@ -74,48 +81,39 @@ def test_kill9_during_push_then_push_again(
     some of its parts: after each kill the local bundle is byte-identical and verifies, and S3
     holds no object at the bundle's key; the next push reuses the parts S3 kept, and the last one
     completes: the object verifies from s3:// with the same root digest."""
-    made = synthetic_capture(str(tmp_path / "local"), s3_env)
-    out, err = made.communicate(timeout=600)
-    assert made.returncode == 0, err.decode()
-    bundle = Path(json.loads(out)["location"])
+    bundle = Path(finished_capture(str(tmp_path / "local"), s3_env)["location"])
     before = sha256_of(bundle)
     env = ir_env(**s3_env)
     store = f"s3://{plain_bucket}/pushed"
     rng = random.Random(9)
-    reused: list[int] = []
+    held: list[int] = []
     for point in range(POINTS):
-        push = subprocess.Popen(
-            [sys.executable, "-m", "ir.cli.main", "bundle", "push", str(bundle), "--store", store],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
+        push = IrProcess(["bundle", "push", str(bundle), "--store", store], env)
         wanted = 1 + point + rng.randrange(3)  # parts S3 must hold before the kill
         deadline = time.monotonic() + 120
-        while push.poll() is None and time.monotonic() < deadline:
+        while push.running() and time.monotonic() < deadline:
             if parts_in_flight(seaweedfs, plain_bucket) >= wanted:
                 break
             time.sleep(0.01)
-        push.send_signal(signal.SIGKILL)
-        push.wait(timeout=60)
-        assert push.returncode == -signal.SIGKILL, push.stderr.read() if push.stderr else ""
+        push.kill9()
+        killed = push.finish(timeout=60)
+        assert killed.returncode == -signal.SIGKILL, killed.stderr
         assert sha256_of(bundle) == before, "the local bundle changed under an interrupted push"
         assert not [k for k in objects(seaweedfs, plain_bucket) if k.endswith(".tar")], (
             "a bundle object appeared before the upload was confirmed"
         )
-        reused.append(parts_in_flight(seaweedfs, plain_bucket))
-    local = run_ir(["bundle", "verify", str(bundle)], env)
+        held.append(parts_in_flight(seaweedfs, plain_bucket))
+    local = run_ir(["bundle", "verify", str(bundle), "-o", "json"], env)
     assert local.returncode == 0, local.stdout + local.stderr
     done = run_ir(["bundle", "push", str(bundle), "--store", store, "-o", "json"], env)
     assert done.returncode == 0, done.stdout + done.stderr
     [row] = json.loads(done.stdout)
-    assert row["status"] == "uploaded" and row["parts_reused"] >= 1, (row, reused)
-    print(f"\nparts held after each kill: {reused}; the last push reused {row['parts_reused']}")
+    assert row["status"] == "uploaded" and row["parts_reused"] >= 1, (row, held)
+    print(f"\nparts held after each kill: {held}; the last push reused {row['parts_reused']}")
     assert bundle.exists() and sha256_of(bundle) == before  # outside the spool: kept
     verified = run_ir(["bundle", "verify", row["location"], "-o", "json"], env)
     assert verified.returncode == 0, verified.stdout + verified.stderr
-    local_digest = json.loads(run_ir(["bundle", "verify", str(bundle), "-o", "json"], env).stdout)
-    assert json.loads(verified.stdout)["root_digest"] == local_digest["root_digest"]
+    assert json.loads(verified.stdout)["root_digest"] == json.loads(local.stdout)["root_digest"]
 
 
 @pytest.mark.parametrize("when", ["before-seal", "after-seal"])
@@ -173,11 +171,8 @@ def test_kill9_during_capture_streaming_to_s3(
     push = run_ir(["bundle", "push", "--store", store], env)
     assert push.returncode == 1 and "Traceback" not in push.stderr, push.stdout + push.stderr
     assert partial[0].exists() and partial[0].stat().st_size == size  # left alone, not deleted
-    again = synthetic_capture(store, env)
-    out, err = again.communicate(timeout=600)
-    assert again.returncode == 0, err.decode()
-    result: dict[str, Any] = json.loads(out)
+    result = finished_capture(store, env)
     assert result["confirmed"]
     verified = run_ir(["bundle", "verify", result["location"]], env)
     assert verified.returncode == 0, verified.stdout + verified.stderr
-    assert os.path.exists(partial[0])  # the interrupted one is still there for the record
+    assert partial[0].exists()  # the interrupted one is still there for the record
