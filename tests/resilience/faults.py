@@ -583,3 +583,13 @@ def tree(path: Path) -> Iterator[Path]:
     """Every file below PATH (for "nothing written outside" checks)."""
     if path.exists():
         yield from (p for p in path.rglob("*") if not p.is_dir())
+
+
+def bytes_below(path: Path) -> int:
+    """Bytes in the files below PATH now; a file renamed or removed meanwhile counts 0 (a
+    running extract renames its `.part` files: a stat after an exists() check can miss)."""
+    total = 0
+    for p in tree(path):
+        with contextlib.suppress(FileNotFoundError):
+            total += p.stat().st_size
+    return total

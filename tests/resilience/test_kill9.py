@@ -29,6 +29,7 @@ from ir.bundle.writer import BundleWriter
 from tests.resilience.faults import (
     LONG,
     IrProcess,
+    bytes_below,
     check_store,
     ir_env,
     run_ir,
@@ -196,7 +197,7 @@ def test_kill9_during_extract_leaves_no_wrong_file(big_bundle: Path, tmp_path: P
         out = tmp_path / f"x{i}"
         proc = IrProcess(["bundle", "extract", str(big_bundle), "--to", str(out)], env)
         at = rng.randint(1, total)
-        while proc.running() and sum(p.stat().st_size for p in tree(out) if p.exists()) < at:
+        while proc.running() and bytes_below(out) < at:
             time.sleep(0.005)
         proc.kill9()
         proc.finish(timeout=30)
