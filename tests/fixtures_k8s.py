@@ -1,10 +1,12 @@
-"""Kubernetes fixtures: one real control plane per session (etcd, kube-apiserver,
-kube-controller-manager built from Go modules), the test-only node stand-in running pods as real
-containers on the test Docker engine, and a fresh namespace per test."""
+"""Kubernetes fixtures: one real cluster per session -- control plane (etcd, kube-apiserver,
+kube-controller-manager, kube-scheduler) and a real node (kubelet, containerd, CNI bridge,
+kube-router), all built from Go modules by testbed/k8s/build.sh (tests/testbed/node.py) -- and a
+fresh namespace per test."""
 
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -13,16 +15,34 @@ from typing import Any
 import pytest
 
 from tests.testbed.docker import DockerBed
-from tests.testbed.k8s import ControlPlane, start_control_plane
-from tests.testbed.node_standin import NodeStandIn
+from tests.testbed.k8s import ControlPlane
+from tests.testbed.node import BUSYBOX_IMAGE, NODE_NAME, RealNode, start_cluster
 
-NODE = "standin-node-1"
+NODE = NODE_NAME
+#: The image every test pod runs (made locally and imported into the node's containerd).
+IMAGE = BUSYBOX_IMAGE
 
 
 @pytest.fixture(scope="session")
-def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
-    with start_control_plane(tmp_path_factory.mktemp("k8s")) as cp:
-        yield cp
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealNode]:
+    with start_cluster(tmp_path_factory.mktemp("k8s")) as node:
+        print(f"\ntest bed cluster up: {node.timings}")
+        # ir subprocesses of the tests run as ir on the node would: the node's filesystem (its
+        # containerd state, kubelet logs, overlay layers) is where its mount namespace shows it.
+        previous = os.environ.get("IR_NODE_ROOT")
+        os.environ["IR_NODE_ROOT"] = node.host_root
+        try:
+            yield node
+        finally:
+            if previous is None:
+                os.environ.pop("IR_NODE_ROOT", None)
+            else:
+                os.environ["IR_NODE_ROOT"] = previous
+
+
+@pytest.fixture(scope="session")
+def control_plane(cluster: RealNode) -> ControlPlane:
+    return cluster.cp
 
 
 @pytest.fixture(scope="session")
@@ -40,10 +60,9 @@ def docker_engine(docker_bed: DockerBed) -> tuple[Any, str]:
 
 
 @pytest.fixture(scope="session")
-def node(kube: Any, docker_engine: tuple[Any, str]) -> Iterator[NodeStandIn]:
-    client, image = docker_engine
-    with NodeStandIn(kube, client, NODE, lambda _name: image) as standin:
-        yield standin
+def node(cluster: RealNode) -> RealNode:
+    """The real node (kubelet + containerd); ir reads its filesystem at `node.host_root`."""
+    return cluster
 
 
 @pytest.fixture

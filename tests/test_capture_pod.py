@@ -1,7 +1,7 @@
-"""`ir capture pod`, quarantine, replace and release on a real control plane (kube-apiserver,
-etcd, kube-controller-manager) with pods running as real containers on the test Docker engine
-(the node stand-in replaces the kubelet, which cannot run here; see tests/testbed/node_standin.py).
-ir itself is run as a subprocess, exactly as a responder would run it."""
+"""`ir capture pod`, quarantine, replace and release on the test bed's real cluster (control plane
+and a real node: kubelet + containerd + CNI + kube-router; tests/testbed/node.py). ir itself is
+run as a subprocess, exactly as a responder would run it on the node (IR_NODE_ROOT names where the
+node's filesystem is visible from the test process: the node's mount namespace)."""
 
 from __future__ import annotations
 
@@ -16,8 +16,11 @@ from typing import Any
 import pytest
 
 from tests.fixtures_k8s import wait_for
+from tests.k8s_helpers import OK_SERVER, bare_pod, create, deployment, wait_ready, wait_traffic
+from tests.k8s_helpers import ready_pods as _ready_pods
 from tests.testbed.docker import DockerBed
 from tests.testbed.k8s import ControlPlane
+from tests.testbed.node import RealNode
 
 pytestmark = [pytest.mark.k8s, pytest.mark.docker]
 
@@ -45,40 +48,21 @@ def run_ir(
 
 def deploy_web(cp: ControlPlane, ns: str, replicas: int = 2) -> None:
     labels = {"app": "web", "tier": "front"}
-    cp.api(
-        "POST",
-        f"/apis/apps/v1/namespaces/{ns}/deployments",
-        {
-            "apiVersion": "apps/v1",
-            "kind": "Deployment",
-            "metadata": {"name": "web"},
-            "spec": {
-                "replicas": replicas,
-                "selector": {"matchLabels": labels},
-                "template": {
-                    "metadata": {"labels": labels},
-                    "spec": {
-                        "terminationGracePeriodSeconds": 2,
-                        "containers": [
-                            {
-                                "name": "web",
-                                "image": "registry.example/web:1.0",
-                                "ports": [{"containerPort": 8080}],
-                                "command": [
-                                    "sh",
-                                    "-c",
-                                    "echo ready; echo planted > /tmp/dropped.txt; exec sleep 3600",
-                                ],
-                            }
-                        ],
-                    },
-                },
-            },
-        },
+    create(
+        cp,
+        ns,
+        deployment(
+            "web",
+            "echo ready; echo planted > /tmp/dropped.txt; rm -f /etc/motd; "
+            + OK_SERVER.format(port=8080),
+            replicas=replicas,
+            labels=labels,
+            port=8080,
+        ),
     )
-    cp.api(
-        "POST",
-        f"/api/v1/namespaces/{ns}/services",
+    create(
+        cp,
+        ns,
         {
             "apiVersion": "v1",
             "kind": "Service",
@@ -89,20 +73,14 @@ def deploy_web(cp: ControlPlane, ns: str, replicas: int = 2) -> None:
 
 
 def ready_pods(cp: ControlPlane, ns: str, selector: str = "app=web") -> list[dict[str, Any]]:
-    pods = cp.api("GET", f"/api/v1/namespaces/{ns}/pods?labelSelector={selector}")["items"]
-    return [
-        p
-        for p in pods
-        if not p["metadata"].get("deletionTimestamp")
-        and any(
-            c["type"] == "Ready" and c["status"] == "True"
-            for c in p.get("status", {}).get("conditions", [])
-        )
-    ]
+    return _ready_pods(cp, ns, selector)
 
 
 @pytest.fixture
-def web(control_plane: ControlPlane, node: Any, namespace: str) -> str:
+def web(
+    control_plane: ControlPlane, node: RealNode, namespace: str, monkeypatch: pytest.MonkeyPatch
+) -> str:
+    monkeypatch.setenv("IR_NODE_ROOT", node.host_root)
     deploy_web(control_plane, namespace)
     wait_for("2 ready web pods", lambda: len(ready_pods(control_plane, namespace)) == 2, 90)
     return namespace
@@ -112,8 +90,15 @@ def test_capture_quarantine_replace_release(
     control_plane: ControlPlane, docker_bed: DockerBed, web: str, tmp_path: Path
 ) -> None:
     cp, ns = control_plane, web
-    suspect = ready_pods(cp, ns)[0]
+    before = ready_pods(cp, ns)
+    suspect = before[0]
     name, uid = suspect["metadata"]["name"], suspect["metadata"]["uid"]
+    suspect_ip = suspect["status"]["podIP"]
+    create(cp, ns, bare_pod("peer", OK_SERVER.format(port=9090), {"role": "peer"}))
+    peer_ip = wait_ready(cp, ns, "peer")["status"]["podIP"]
+    # Before: the peer reaches the suspect, and the suspect's egress reaches the peer.
+    wait_traffic(cp, ns, "peer", suspect_ip, 8080, allowed=True)
+    wait_traffic(cp, ns, name, peer_ip, 9090, allowed=True)
     time.sleep(1)  # let the container write its planted file
     store = tmp_path / "evidence"
     started = time.monotonic()
@@ -130,7 +115,6 @@ def test_capture_quarantine_replace_release(
             "INC-7",
             "--reason",
             "falco: shell in container",
-            "--checkpoint",
             "-o",
             "json",
         ],
@@ -160,10 +144,10 @@ def test_capture_quarantine_replace_release(
         "containers/web/processes.jsonl",
         "containers/web/fs-changes.jsonl",
     } <= names
-    # No kubelet here: the checkpoint request is recorded as not offered, and the capture goes on.
-    checkpoint = [c for c in show["manifest"]["collectors"] if c["name"] == "kubelet-checkpoint"]
-    assert checkpoint and "not offered" in " ".join(checkpoint[0]["notes"])
-    assert any(a["action"] == "kubelet-checkpoint" for a in show["manifest"]["actions"])
+    statuses = {
+        (c["name"], c.get("container")): c["status"] for c in show["manifest"]["collectors"]
+    }
+    assert all(s == "ok" for s in statuses.values()), statuses
     pod_doc = json.loads(run_ir(["bundle", "cat", bundle, "k8s/pod.json"], cp, docker_bed).stdout)
     assert pod_doc["metadata"]["uid"] == uid and pod_doc["metadata"]["resourceVersion"]
     owners = json.loads(run_ir(["bundle", "cat", bundle, "k8s/owners.json"], cp, docker_bed).stdout)
@@ -172,6 +156,18 @@ def test_capture_quarantine_replace_release(
         ["bundle", "cat", bundle, "containers/web/fs-changes.jsonl"], cp, docker_bed
     ).stdout
     assert "/tmp/dropped.txt" in changes
+    deleted = [json.loads(line) for line in changes.splitlines() if "/etc/motd" in line]
+    assert deleted and deleted[0]["change"] == "deleted"
+    processes = run_ir(
+        ["bundle", "cat", bundle, "containers/web/processes.jsonl"], cp, docker_bed
+    ).stdout
+    assert '"nc", "-ll", "-p", "8080"' in processes
+    logs = run_ir(["bundle", "cat", bundle, "containers/web/logs-current.jsonl"], cp, docker_bed)
+    assert '"ready' in logs.stdout or "ready" in logs.stdout
+
+    # The quarantine is enforced: the peer can no longer reach the suspect, nor the suspect the peer.
+    wait_traffic(cp, ns, "peer", suspect_ip, 8080, allowed=False)
+    wait_traffic(cp, ns, name, peer_ip, 9090, allowed=False)
 
     # Exactly one NetworkPolicy, selecting only the suspect (checked through the API's own selection).
     policies = cp.api("GET", POLICY_API.format(ns=ns))["items"]
@@ -192,6 +188,13 @@ def test_capture_quarantine_replace_release(
     )
     others = [p for p in ready_pods(cp, ns) if p["metadata"]["uid"] != uid]
     assert len(others) == 2
+    # The replacement ir reported is a pod that did not exist before ir acted (not the sibling).
+    old_uids = {p["metadata"]["uid"] for p in before}
+    replacement = out["replace"]["replacement"]
+    assert replacement in {p["metadata"]["name"] for p in others}
+    assert {
+        p["metadata"]["uid"] for p in others if p["metadata"]["name"] == replacement
+    }.isdisjoint(old_uids)
     deployment = cp.api("GET", f"/apis/apps/v1/namespaces/{ns}/deployments/web")
     assert deployment["status"].get("availableReplicas") == 2
 
@@ -234,6 +237,50 @@ def test_capture_quarantine_replace_release(
     assert cp.api("GET", POLICY_API.format(ns=ns))["items"] == []
     pod = cp.api("GET", f"/api/v1/namespaces/{ns}/pods/{name}")
     assert "ir.forensics/quarantine" not in pod["metadata"].get("labels", {})
+    wait_traffic(cp, ns, "peer", suspect_ip, 8080, allowed=True)
+    wait_traffic(cp, ns, name, peer_ip, 9090, allowed=True)
+
+
+def test_checkpoint_refusal_is_recorded(
+    control_plane: ControlPlane, docker_bed: DockerBed, web: str, tmp_path: Path
+) -> None:
+    """The node's containerd reaches CRIU, which fails on this kernel: the kubelet's refusal is
+    kept in the bundle, the checkpoint collector is partial with the reason, the rest is whole."""
+    cp, ns = control_plane, web
+    name = ready_pods(cp, ns)[0]["metadata"]["name"]
+    done = run_ir(
+        [
+            "capture",
+            "pod",
+            name,
+            "-n",
+            ns,
+            "--store",
+            str(tmp_path),
+            "--checkpoint",
+            "--no-quarantine",
+            "--no-replace",
+            "-o",
+            "json",
+        ],
+        cp,
+        docker_bed,
+    )
+    assert done.returncode == 1, done.stderr  # partial: the checkpoint asked for is missing
+    bundle = json.loads(done.stdout)["bundle"]["location"]
+    show = json.loads(run_ir(["bundle", "show", bundle, "-o", "json"], cp, docker_bed).stdout)
+    collectors = show["manifest"]["collectors"]
+    checkpoint = [c for c in collectors if c["name"] == "kubelet-checkpoint"]
+    assert checkpoint and checkpoint[0]["status"] == "partial"
+    assert "checkpoint refused" in checkpoint[0]["error"], checkpoint[0]
+    assert all(c["status"] == "ok" for c in collectors if c["name"] != "kubelet-checkpoint")
+    refusal = json.loads(
+        run_ir(["bundle", "cat", bundle, "containers/web/checkpoint.json"], cp, docker_bed).stdout
+    )
+    assert refusal["refused"]["status"] >= 400
+    actions = [a for a in show["manifest"]["actions"] if a["action"] == "kubelet-checkpoint"]
+    assert actions and actions[0]["outcome"] == "refused"
+    assert ready_pods(cp, ns, "app=web")  # the container keeps running
 
 
 def test_failed_capture_closes_the_gate(

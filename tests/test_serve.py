@@ -862,15 +862,19 @@ def test_falcosidekick_post_quarantines_and_replaces_on_a_real_cluster(
     control_plane: Any, docker_bed: Any, node: Any, namespace: str, tmp_path: Path
 ) -> None:
     """Falcosidekick POST → `ir serve` (real ClusterActions) → bundle in the store, the pod
-    quarantined and replaced, and the audit log says so."""
+    quarantined (traffic from another pod refused) and replaced, and the audit log says so."""
     from tests.fixtures_k8s import wait_for
+    from tests.k8s_helpers import OK_SERVER, bare_pod, create, wait_ready, wait_traffic
     from tests.test_capture_pod import POLICY_API, deploy_web, ready_pods
 
     cp, ns = control_plane, namespace
     deploy_web(cp, ns)
+    create(cp, ns, bare_pod("peer", OK_SERVER.format(port=9090), {"role": "peer"}))
     wait_for("2 ready web pods", lambda: len(ready_pods(cp, ns)) == 2, 90)
+    wait_ready(cp, ns, "peer")
     suspect = ready_pods(cp, ns)[0]
     name, uid = suspect["metadata"]["name"], suspect["metadata"]["uid"]
+    wait_traffic(cp, ns, "peer", suspect["status"]["podIP"], 8080, allowed=True)
     audit_path, store = tmp_path / "audit.jsonl", tmp_path / "evidence"
     env = {
         **os.environ,
@@ -878,6 +882,7 @@ def test_falcosidekick_post_quarantines_and_replaces_on_a_real_cluster(
         "KUBECONFIG": str(cp.kubeconfig),
         "DOCKER_HOST": docker_bed.host,
         "IR_OPERATOR": "ir-serve-e2e",
+        "IR_NODE_ROOT": node.host_root,
     }
     proc = subprocess.Popen(
         [
@@ -947,6 +952,7 @@ def test_falcosidekick_post_quarantines_and_replaces_on_a_real_cluster(
     assert not cp.api("GET", f"/api/v1/namespaces/{ns}/pods/{name}")["metadata"].get(
         "ownerReferences"
     )
+    wait_traffic(cp, ns, "peer", suspect["status"]["podIP"], 8080, allowed=False)
     print(
         f"\nalert -> NetworkPolicy verified: {steps['quarantine']['since_alert_seconds']:.2f}s; "
         f"alert -> replacement ready: {steps['replace']['since_alert_seconds']:.2f}s"

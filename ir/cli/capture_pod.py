@@ -67,6 +67,16 @@ from ir.errors import UsageError
     "--docker-host", metavar="URL", help="Docker API of the pod's node (default $DOCKER_HOST)."
 )
 @click.option(
+    "--node-root",
+    metavar="DIR",
+    envvar="IR_NODE_ROOT",
+    default="/",
+    show_default=True,
+    help="Where the pod's node's filesystem is visible when ir runs on that node (containerd and "
+    "CRI-O task state, kubelet logs, overlay layers): / on the node itself, the host mount of a "
+    "collector pod. Env: IR_NODE_ROOT.",
+)
+@click.option(
     "--max-file-size",
     type=int,
     default=None,
@@ -121,6 +131,7 @@ def capture_pod_cmd(
     allow: tuple[str, ...],
     backend: str,
     docker_host: str | None,
+    node_root: str,
     max_file_size: int | None,
     max_diff_size: int | None,
     include_env: bool,
@@ -172,6 +183,7 @@ def capture_pod_cmd(
         container_options=container_options,
         backend=backend,
         docker_host=docker_host,
+        node_root=node_root,
         signer=load_signer(signing_key),
         alert=alert,
         checkpoint=checkpoint,

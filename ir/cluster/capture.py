@@ -7,6 +7,7 @@ follow are appended to the bundle's chain of custody.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -42,6 +43,8 @@ class PodCaptureOptions:
     container_options: dict[str, Any] = field(default_factory=dict)  # to the container collectors
     backend: str = "auto"
     docker_host: str | None = None
+    # the node's filesystem, when ir runs on the pod's node ($IR_NODE_ROOT, as the CLI's --node-root)
+    node_root: str = field(default_factory=lambda: os.environ.get("IR_NODE_ROOT") or "/")
     signer: Signer | None = None
     alert: dict[str, Any] | None = None
     api_logs: bool = True
@@ -233,40 +236,51 @@ def _default_container_capture(
     from ir.bundle.manifest import CollectorEntry
     from ir.clock import rfc3339, utcnow
     from ir.collect.container import CaptureOptions, capture_container
-    from ir.errors import IrError
+    from ir.errors import IrError, Unsupported
     from ir.runtime import open_container
+    from ir.runtime.resolve import open_cri_container
 
     scope = f"containers/{safe_component(ref.name, 'container')}"
-    if ref.runtime not in ("docker", None):
-        note = f"runtime {ref.runtime}: only the node backend (on the node, --backend node) can read it"
-        if opts.backend != "node":
-            session.writer.record_collector(
-                CollectorEntry(
-                    "container-access",
-                    "failed",
-                    rfc3339(utcnow()),
-                    rfc3339(utcnow()),
-                    note,
-                    container=ref.name,
-                )
-            )
-            return
-    echo(f"  container {ref.name} ({ref.container_id})")
-    try:
-        handle = open_container(
-            ref.runtime_id, backend=opts.backend, docker_host=opts.docker_host, name=ref.name
-        )
-    except IrError as exc:
+
+    def access_failed(note: str) -> None:
         session.writer.record_collector(
             CollectorEntry(
                 "container-access",
                 "failed",
                 rfc3339(utcnow()),
                 rfc3339(utcnow()),
-                f"cannot reach container {ref.container_id} on node {target.node}: {exc.message}. Run ir on that "
-                "node, give --docker-host for its engine, or use `ir serve --dispatch jobs` to capture there.",
+                note,
                 container=ref.name,
             )
+        )
+
+    echo(f"  container {ref.name} ({ref.container_id})")
+    try:
+        if ref.runtime in ("docker", None):
+            handle = open_container(
+                ref.runtime_id, backend=opts.backend, docker_host=opts.docker_host, name=ref.name
+            )
+        elif opts.backend == "docker":
+            raise Unsupported(f"runtime {ref.runtime}: the Docker API cannot read it")
+        else:
+            handle = open_cri_container(
+                ref.runtime,
+                ref.runtime_id or "",
+                node_root=opts.node_root,
+                pod={
+                    "namespace": target.namespace,
+                    "pod": target.name,
+                    "uid": target.uid,
+                    "container": ref.name,
+                    **({"image": ref.image} if ref.image else {}),
+                },
+            )
+    except (IrError, Unsupported) as exc:
+        why = exc.message if isinstance(exc, IrError) else str(exc)
+        access_failed(
+            f"cannot reach container {ref.container_id} on node {target.node}: {why}. Run ir "
+            "on that node (--node-root for its filesystem), give --docker-host for a Docker node, "
+            "or use `ir serve --dispatch jobs` to capture there."
         )
         return
     try:

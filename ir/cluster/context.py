@@ -224,6 +224,12 @@ class KubeLogsCollector:
     def check(self, ctx: Any) -> None:
         return None
 
+    def _restarts(self) -> int | None:
+        for ref in self.target.containers:
+            if ref.name == self.container:
+                return ref.restart_count
+        return None
+
     def collect(self, ctx: Any) -> Iterator[Artifact]:
         for instance, previous in (("current", False), ("previous", True)):
             query: dict[str, Any] = {"container": self.container, "timestamps": "true"}
@@ -234,13 +240,23 @@ class KubeLogsCollector:
             if self.since:
                 query["sinceTime"] = rfc3339(parse_timestamp(self.since).utc)
             path = f"/api/v1/namespaces/{self.target.namespace}/pods/{self.target.name}/log"
-            ctx.record_action("k8s-get-logs", path=path, instance=instance)
             try:
                 first = self.kube.stream_text(path, query)
                 head = next(first, b"")
             except ApiError as exc:
-                ctx.note(f"logs ({instance}) through the API not available: {exc.message}")
+                ctx.record_action(
+                    "k8s-get-logs",
+                    outcome="failed",
+                    path=path,
+                    instance=instance,
+                    error=exc.message,
+                )
+                if previous and self._restarts() == 0:
+                    ctx.note("no previous instance: the container has not restarted")
+                else:
+                    ctx.shortfall(f"logs ({instance}) through the API not available: {exc.message}")
                 continue
+            ctx.record_action("k8s-get-logs", path=path, instance=instance)
             yield Artifact(
                 f"logs-api-{instance}.jsonl",
                 "logs",
@@ -281,6 +297,20 @@ def _log_line(line: bytes, container: str, instance: str) -> bytes:
     ).to_line()
 
 
+def _checkpoint_reason(exc: ApiError) -> str:
+    """Which of the known refusals this is, in words (the kubelet passes the runtime's on)."""
+    text = exc.message.lower()
+    if exc.status == 404:
+        return "the kubelet does not offer checkpoints (ContainerCheckpoint feature off)"
+    if "not implemented" in text or "unimplemented" in text:
+        return "the container runtime has no checkpoint support"
+    if "criu" in text:
+        return "CRIU failed on this node"
+    if exc.status == 403:
+        return "no permission for nodes/proxy"
+    return f"HTTP {exc.status}"
+
+
 class KubeletCheckpointCollector:
     """Ask the kubelet (through the API server's node proxy) to checkpoint a container (CRIU).
 
@@ -306,8 +336,13 @@ class KubeletCheckpointCollector:
         try:
             answer = self.kube.request("POST", path, retry=False)
         except ApiError as exc:
-            ctx.record_action("kubelet-checkpoint", outcome="failed", path=path, error=exc.message)
-            ctx.note(f"kubelet checkpoint not offered by this cluster: {exc.message}")
+            ctx.record_action("kubelet-checkpoint", outcome="refused", path=path, error=exc.message)
+            yield _json(
+                "checkpoint.json",
+                "kubelet-checkpoint",
+                {"request": path, "refused": {"status": exc.status, "message": exc.message}},
+            )
+            ctx.shortfall(f"kubelet checkpoint refused ({_checkpoint_reason(exc)}): {exc.message}")
             return
         ctx.record_action("kubelet-checkpoint", path=path)
         yield _json("checkpoint.json", "kubelet-checkpoint", {"request": path, "answer": answer})

@@ -348,6 +348,11 @@ def replace_pod(
             },
         }
     }
+    # Every pod that could pass for the replacement now: a sibling replica already running is not
+    # one (a replacement is a pod whose UID did not exist before ir acted).
+    existing: set[str] = set()
+    if wait and not op.dry_run:
+        existing = _pod_uids(op, target.namespace, _selector_text(removed))
     op.apply(
         "release-from-controller",
         Request(
@@ -361,7 +366,9 @@ def replace_pod(
     )
     if wait and not op.dry_run:
         start = time.monotonic()
-        result.ready, replacement = wait_for_replacement(op, target, result, timeout)
+        result.ready, replacement = wait_for_replacement(
+            op, target, result, timeout, existing=existing
+        )
         result.replacement = result.replacement or replacement
         result.waited_seconds = round(time.monotonic() - start, 2)
     return result
@@ -393,16 +400,32 @@ def clone_pod(target: PodTarget) -> dict[str, Any]:
     }
 
 
+def _selector_text(labels: dict[str, str]) -> str:
+    return ",".join(f"{k}={v}" for k, v in labels.items() if k != "pod-template-hash")
+
+
+def _pod_uids(op: Operator, ns: str, selector: str) -> set[str]:
+    if not selector:
+        return set()
+    items = op.kube.get(f"/api/v1/namespaces/{ns}/pods", labelSelector=selector).get("items", [])
+    return {str(p["metadata"]["uid"]) for p in items}
+
+
 def wait_for_replacement(
-    op: Operator, target: PodTarget, result: ReplaceResult, timeout: float
+    op: Operator,
+    target: PodTarget,
+    result: ReplaceResult,
+    timeout: float,
+    *,
+    existing: set[str] | None = None,
 ) -> tuple[bool, str | None]:
-    """Wait until the suspect is released and a new ready pod serves in its place."""
+    """Wait until the suspect is released and a new pod -- one whose UID did not exist before
+    ir acted (`existing`), Ready by its conditions -- serves in its place."""
     ns = target.namespace
     deadline = time.monotonic() + timeout
     original = json.loads(json.dumps(target.labels))
-    selector = ",".join(
-        f"{k}={v}" for k, v in result.removed_labels.items() if k != "pod-template-hash"
-    )
+    selector = _selector_text(result.removed_labels)
+    existing = existing or set()
     while time.monotonic() < deadline:
         suspect = op.kube.get_optional(pod_path(ns, target.name))
         released = suspect is not None and not any(
@@ -417,8 +440,7 @@ def wait_for_replacement(
             p
             for p in candidates
             if p["metadata"]["uid"] != target.uid
-            and p["metadata"].get("creationTimestamp", "")
-            >= target.pod["metadata"].get("creationTimestamp", "")
+            and p["metadata"]["uid"] not in existing
             and _ready(p)
         ]
         if result.replacement:

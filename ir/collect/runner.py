@@ -33,9 +33,20 @@ class RunContext:
         self.options = options
         self.target_label = target_label
         self._notes: list[str] = []
+        self._shortfalls: list[str] = []
 
     def note(self, text: str) -> None:
         self._notes.append(text)
+
+    def shortfall(self, text: str) -> None:
+        """The collector could not get something it asked for: a note, and the collector is then
+        "partial" (or "failed" with no artifact), never "ok" with an error in its notes."""
+        self._notes.append(text)
+        self._shortfalls.append(text)
+
+    def take_shortfalls(self) -> list[str]:
+        found, self._shortfalls = self._shortfalls, []
+        return found
 
     def record_action(self, action: str, outcome: str = "ok", **detail: Any) -> None:
         self.writer.record_action(action, self.target_label, outcome=outcome, **detail)
@@ -82,6 +93,10 @@ def run_one(
         entry.error = f"{type(exc).__name__}: {exc}"
     finally:
         entry.ended_at = rfc3339(utcnow())
+        short = ctx.take_shortfalls()
+        if short and entry.status == "ok":
+            entry.status = "partial" if entry.artifacts else "failed"
+            entry.error = entry.error or short[0]
         entry.notes.extend(ctx.take_notes())
         ctx.writer.record_collector(entry)
     return entry

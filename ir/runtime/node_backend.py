@@ -1,9 +1,14 @@
 """The node backend: ir runs as root on the container's host and reads the kernel's view directly.
 
-Runtime-agnostic at its core: given the container's init pid (from the runtime's API, or
-`--pid` for containerd/CRI-O nodes), processes and sockets come from /proc, and the filesystem
-diff from the overlay upperdir of /proc/PID/mountinfo. When the runtime is Docker, its API still
-provides metadata and logs (the node view never execs or asks the runtime to read files)."""
+Runtime-agnostic at its core: given the container's init pid (from Docker's API, from the CRI
+runtime's task state on the node -- containerd, CRI-O: `ir.runtime.cri_node` -- or `--pid`),
+processes and sockets come from /proc, and the filesystem diff from the overlay upperdir of
+/proc/PID/mountinfo. The runtime record provides metadata and logs (Docker's API; the kubelet's
+log files on CRI nodes); the node view never execs or asks the runtime to read files.
+
+`node_root` is where the node's filesystem is visible: `/` on the node itself, the collector
+pod's host mount, or `/proc/PID/root` of a process in the node's mount namespace. Paths the
+kernel reports for the node (overlay upper and lower directories) are read under it."""
 
 from __future__ import annotations
 
@@ -13,8 +18,9 @@ import re
 from typing import Any
 
 from ir.errors import IrError, Unsupported, UsageError
-from ir.runtime.base import ActionLog, ContainerHandle, ContainerState
-from ir.runtime.docker_backend import DockerContainer, DockerLogs
+from ir.runtime.base import ActionLog, ContainerHandle, ContainerState, LogSource
+from ir.runtime.cri_node import CriContainer
+from ir.runtime.docker_backend import DockerContainer
 from ir.runtime.overlay import OverlayDiff, OverlayMount, _split_lower, root_overlay
 from ir.runtime.procfs import (
     MAX_SMALL_FILE,
@@ -41,16 +47,18 @@ class NodeContainer(ContainerHandle):
         self,
         *,
         pid: int | None,
-        runtime: DockerContainer | None = None,
+        runtime: DockerContainer | CriContainer | None = None,
         name: str | None = None,
         proc: str = PROC,
         actions: ActionLog | None = None,
+        node_root: str = "/",
     ) -> None:
         if os.geteuid() != 0:
             raise UsageError(
                 "the node backend reads the host's /proc and overlay directories: run ir as root"
             )
         self.proc = proc
+        self.node_root = node_root
         self.runtime = runtime
         self.actions = runtime.actions if runtime else (actions or ActionLog())
         self.decisions: dict[str, Any] = {}
@@ -155,6 +163,13 @@ class NodeContainer(ContainerHandle):
             mount.lowerdirs = _split_lower(
                 data["LowerDir"]
             )  # relative short links: use the runtime's
+        if self.node_root not in ("", "/"):
+            mount = OverlayMount(
+                _under(self.node_root, mount.upperdir),
+                [_under(self.node_root, p) for p in mount.lowerdirs],
+                _under(self.node_root, mount.workdir) if mount.workdir else None,
+                mount.source,
+            )
         if not os.path.isdir(mount.upperdir):
             raise Unsupported(
                 f"the upperdir {mount.upperdir} is not visible from this mount namespace"
@@ -175,7 +190,7 @@ class NodeContainer(ContainerHandle):
         assert self.pid is not None
         return ProcfsNetwork(self.pid, actions=self.actions, proc=self.proc)
 
-    def logs(self) -> DockerLogs:
+    def logs(self) -> LogSource:
         if self.runtime is None:
             raise Unsupported("logs are kept by the runtime; the node backend was given only a pid")
         return self.runtime.logs()
@@ -225,6 +240,11 @@ class NodeContainer(ContainerHandle):
             self.runtime.close()
 
 
+def _under(root: str, path: str) -> str:
+    """`path` of the node, as seen from where ir runs (`root` is the node's /)."""
+    return os.path.join(root, path.lstrip("/"))
+
+
 def _quiet_text(path: str) -> str:
     try:
         return read_text(path)
@@ -234,12 +254,13 @@ def _quiet_text(path: str) -> str:
 
 def open_node(
     *,
-    runtime: DockerContainer | None = None,
+    runtime: DockerContainer | CriContainer | None = None,
     pid: int | None = None,
     name: str | None = None,
     proc: str = PROC,
+    node_root: str = "/",
 ) -> NodeContainer:
     """Attach to a container from the node: its pid from the runtime (running) or `pid`."""
     if pid is None and runtime is not None:
         pid = runtime.state().pid
-    return NodeContainer(pid=pid, runtime=runtime, name=name, proc=proc)
+    return NodeContainer(pid=pid, runtime=runtime, name=name, proc=proc, node_root=node_root)

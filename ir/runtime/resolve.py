@@ -6,8 +6,10 @@ import os
 
 from ir.errors import IrError, Unsupported, UsageError
 from ir.runtime.base import ActionLog, ContainerHandle
+from ir.runtime.cri_node import LAYOUTS, CriContainer, node_has_runtime_state
 from ir.runtime.docker_backend import DockerContainer, open_docker, state_of
 from ir.runtime.node_backend import open_node
+from ir.runtime.procfs import PROC
 
 BACKENDS = ("auto", "docker", "node")
 
@@ -74,3 +76,37 @@ def _node_unusable(docker: DockerContainer) -> str | None:
     if state.running and not (docker.decisions.get("procfs", "").startswith("used")):
         return "this host's /proc does not show the container"
     return None
+
+
+def open_cri_container(
+    runtime: str,
+    container_id: str,
+    *,
+    node_root: str = "/",
+    proc: str = PROC,
+    pod: dict[str, str] | None = None,
+) -> ContainerHandle:
+    """Reach a CRI runtime's container (containerd, CRI-O) from its node: the task state under
+    `node_root` gives the pid and OCI spec, /proc the rest. Raises Unsupported when this node
+    root shows no such runtime or container (ir is not on the container's node)."""
+    if runtime not in LAYOUTS:
+        raise Unsupported(f"runtime {runtime!r}: ir reads {', '.join(sorted(LAYOUTS))} node state")
+    if not node_has_runtime_state(runtime, node_root):
+        raise Unsupported(
+            f"no {runtime} task state under node root {node_root!r}: ir is not on this "
+            "container's node (run it there, give --node-root, or let the collector pod do it)"
+        )
+    if os.geteuid() != 0:
+        raise UsageError("reading a node's runtime state and /proc needs root on the node")
+    actions = ActionLog()
+    record = CriContainer(
+        runtime, container_id, node_root=node_root, proc=proc, actions=actions, pod=pod
+    )
+    if not record.found():
+        raise Unsupported(
+            f"{runtime} has no task state for container {container_id[:12]} under {node_root!r} "
+            "(exited, or on another node)"
+        )
+    handle = open_node(runtime=record, proc=proc, node_root=node_root)
+    handle.decisions["backend"] = f"node: {runtime} task state under {node_root}"
+    return handle

@@ -7,7 +7,11 @@ key pair.  Authentication is a static token file: ``admin`` (system:masters),
 ``viewer`` (bound to the built-in ``view`` ClusterRole) and ``limited`` and
 ``responder`` (no groups, no bindings: tests grant them what they need).
 
-There is no kubelet and no scheduler: see ``tests/testbed/node_standin.py``.
+With ``node=NodeSpec(...)`` (what ``tests/testbed/node.py`` passes) the control plane is ready for a
+real kubelet: the apiserver binds the node's bridge address (so pods reach it too), authorizes with
+``Node,RBAC`` and NodeRestriction, talks to the kubelet with a client certificate the kubelet
+trusts, the controller-manager allocates node CIDRs, and kube-scheduler binds pods for real. The
+token file then also holds the node's identity (``system:node:NAME``) and the scheduler's.
 
 Run ``python -m tests.testbed.k8s DIR`` from the repository root to start one
 by hand; it prints the kubeconfig path and runs until Ctrl-C.
@@ -55,6 +59,16 @@ SERVICE_CLUSTER_IP_RANGE = "10.0.0.0/24"
 LOG_TAIL_LINES = 40
 
 
+@dataclass(frozen=True)
+class NodeSpec:
+    """What the control plane must know of the one real node it will serve."""
+
+    name: str
+    ip: str  # the node's bridge address: the apiserver binds it, the kubelet serves on it
+    cluster_cidr: str  # pod addresses (the controller-manager allocates the node's podCIDR)
+    service_range: str  # Service ClusterIPs
+
+
 class ControlPlaneError(RuntimeError):
     """The control plane could not be built or started; the message says why."""
 
@@ -72,6 +86,8 @@ class ControlPlane:
     workdir: Path
     logs: dict[str, Path] = field(default_factory=dict)
     bin_dir: Path | None = None
+    node: NodeSpec | None = None
+    api_port: int = 0
 
     def kubeconfig_for(self, user: str) -> Path:
         """Write (once) and return a kubeconfig that authenticates as ``user``.
@@ -129,6 +145,7 @@ def start_control_plane(
     *,
     bin_dir: Path | None = None,
     startup_timeout: float = 180.0,
+    node: NodeSpec | None = None,
 ) -> ControlPlane:
     """Start etcd, kube-apiserver and kube-controller-manager under ``workdir``.
 
@@ -144,7 +161,7 @@ def start_control_plane(
     if bin_dir is None:
         env_bin = os.environ.get("IR_TESTBED_K8S_BIN")
         bin_dir = Path(env_bin) if env_bin else build_binaries()
-    for binary in ("etcd", "kube-apiserver", "kube-controller-manager"):
+    for binary in ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler"):
         if not os.access(bin_dir / binary, os.X_OK):
             raise ControlPlaneError(f"{bin_dir / binary} is missing or not executable")
 
@@ -153,7 +170,7 @@ def start_control_plane(
     attempts = 3
     for attempt in range(1, attempts + 1):
         try:
-            return _start_once(workdir, bin_dir, startup_timeout)
+            return _start_once(workdir, bin_dir, startup_timeout, node)
         except _PortTaken:
             if attempt == attempts:
                 raise ControlPlaneError("ports kept being taken; gave up") from None
@@ -164,23 +181,31 @@ class _PortTaken(Exception):
     pass
 
 
-def _start_once(workdir: Path, bin_dir: Path, startup_timeout: float) -> ControlPlane:
+def _start_once(
+    workdir: Path, bin_dir: Path, startup_timeout: float, node: NodeSpec | None
+) -> ControlPlane:
     deadline = time.monotonic() + startup_timeout
     pki = workdir / "pki"
     pki.mkdir(exist_ok=True)
-    ca_file = _write_pki(pki)
+    address = node.ip if node else "127.0.0.1"
+    service_range = node.service_range if node else SERVICE_CLUSTER_IP_RANGE
+    ca_file = _write_pki(pki, address, service_range, node)
 
-    tokens = {user: secrets.token_hex(16) for user in USERS}
+    users = dict(USERS)
+    if node is not None:
+        users[f"system:node:{node.name}"] = "system:nodes"
+        users["system:kube-scheduler"] = ""
+    tokens = {user: secrets.token_hex(16) for user in users}
     kcm_token = secrets.token_hex(16)
     token_lines = [f"{kcm_token},system:kube-controller-manager,uid-kcm"]
-    for user, groups in USERS.items():
+    for user, groups in users.items():
         line = f"{tokens[user]},{user},uid-{user}"
         token_lines.append(f'{line},"{groups}"' if groups else line)
     (pki / "tokens.csv").write_text("\n".join(token_lines) + "\n")
     os.chmod(pki / "tokens.csv", 0o600)
 
     etcd_port, peer_port, api_port = _free_ports(3)
-    server = f"https://127.0.0.1:{api_port}"
+    server = f"https://{address}:{api_port}"
     cp = ControlPlane(
         server=server,
         kubeconfig=workdir / "kubeconfig",
@@ -190,6 +215,8 @@ def _start_once(workdir: Path, bin_dir: Path, startup_timeout: float) -> Control
         processes={},
         workdir=workdir,
         bin_dir=bin_dir,
+        node=node,
+        api_port=api_port,
     )
     atexit.register(cp.stop)
     try:
@@ -216,23 +243,33 @@ def _start_once(workdir: Path, bin_dir: Path, startup_timeout: float) -> Control
         )
         _wait(cp, "etcd", deadline, lambda: _http_ok(f"{etcd_url}/health"))
 
+        node_flags = []
+        if node is not None:
+            node_flags = [
+                "--authorization-mode=Node,RBAC",
+                "--enable-admission-plugins=NodeRestriction",
+                f"--kubelet-client-certificate={pki / 'apiserver-kubelet-client.crt'}",
+                f"--kubelet-client-key={pki / 'apiserver-kubelet-client.key'}",
+                f"--kubelet-certificate-authority={ca_file}",
+                "--kubelet-preferred-address-types=InternalIP",
+            ]
         _spawn(
             cp,
             "kube-apiserver",
             [
                 str(bin_dir / "kube-apiserver"),
                 f"--etcd-servers={etcd_url}",
-                "--bind-address=127.0.0.1",
-                "--advertise-address=127.0.0.1",
+                f"--bind-address={address}",
+                f"--advertise-address={address}",
                 f"--secure-port={api_port}",
                 f"--cert-dir={pki}",
                 f"--tls-cert-file={pki / 'apiserver.crt'}",
                 f"--tls-private-key-file={pki / 'apiserver.key'}",
                 f"--client-ca-file={ca_file}",
                 f"--token-auth-file={pki / 'tokens.csv'}",
-                "--authorization-mode=RBAC",
+                *(node_flags or ["--authorization-mode=RBAC"]),
                 "--anonymous-auth=false",
-                f"--service-cluster-ip-range={SERVICE_CLUSTER_IP_RANGE}",
+                f"--service-cluster-ip-range={service_range}",
                 f"--service-account-issuer={server}",
                 f"--service-account-key-file={pki / 'sa.pub'}",
                 f"--service-account-signing-key-file={pki / 'sa.key'}",
@@ -264,9 +301,42 @@ def _start_once(workdir: Path, bin_dir: Path, startup_timeout: float) -> Control
                 "--use-service-account-credentials=true",
                 "--controllers=*",
                 "--leader-elect=false",
+                f"--service-cluster-ip-range={service_range}",
+                *(
+                    [
+                        "--allocate-node-cidrs=true",
+                        f"--cluster-cidr={node.cluster_cidr}",
+                        "--node-cidr-mask-size=24",
+                    ]
+                    if node
+                    else []
+                ),
                 "--v=1",
             ],
         )
+        if node is not None:
+            sched_kubeconfig = workdir / "kubeconfig-kube-scheduler"
+            _write_kubeconfig(
+                sched_kubeconfig,
+                server,
+                ca_file,
+                "system:kube-scheduler",
+                tokens["system:kube-scheduler"],
+            )
+            _spawn(
+                cp,
+                "kube-scheduler",
+                [
+                    str(bin_dir / "kube-scheduler"),
+                    f"--kubeconfig={sched_kubeconfig}",
+                    f"--authentication-kubeconfig={sched_kubeconfig}",
+                    f"--authorization-kubeconfig={sched_kubeconfig}",
+                    "--bind-address=127.0.0.1",
+                    "--secure-port=0",
+                    "--leader-elect=false",
+                    "--v=1",
+                ],
+            )
         _wait(cp, "kube-controller-manager", deadline, lambda: _default_sa_exists(cp))
 
         cp.api(
@@ -329,8 +399,10 @@ def make_ca(
     return ca_key, ca
 
 
-def _write_pki(pki: Path) -> Path:
-    """CA, apiserver serving cert and service-account keys; returns the CA path."""
+def _write_pki(pki: Path, address: str, service_range: str, node: NodeSpec | None) -> Path:
+    """CA, apiserver serving cert and service-account keys (and, for a node, the apiserver's
+    client certificate for the kubelet and the kubelet's serving certificate); returns the CA
+    path."""
     now = datetime.datetime.now(datetime.UTC)
     not_before = now - datetime.timedelta(hours=1)
     not_after = now + datetime.timedelta(days=7)
@@ -339,7 +411,7 @@ def _write_pki(pki: Path) -> Path:
     ca_key, ca_cert = make_ca(ca_name, not_before, not_after)
 
     key = ec.generate_private_key(ec.SECP256R1())
-    service_ip = next(ipaddress.IPv4Network(SERVICE_CLUSTER_IP_RANGE).hosts())
+    service_ip = next(ipaddress.IPv4Network(service_range).hosts())
     cert = (
         x509.CertificateBuilder()
         .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kube-apiserver")]))
@@ -357,6 +429,7 @@ def _write_pki(pki: Path) -> Path:
                     x509.DNSName("kubernetes.default.svc"),
                     x509.DNSName("kubernetes.default.svc.cluster.local"),
                     x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+                    x509.IPAddress(ipaddress.ip_address(address)),
                     x509.IPAddress(service_ip),
                 ]
             ),
@@ -383,11 +456,70 @@ def _write_pki(pki: Path) -> Path:
     write("apiserver.crt", cert.public_bytes(pem))
     write("apiserver.key", _private_pem(key), private=True)
     write("sa.key", _private_pem(sa_key), private=True)
+    if node is not None:
+        # The kubelet authenticates the apiserver by this certificate (x509.clientCAFile) and
+        # asks the apiserver whether it may (webhook authorization): system:masters may.
+        client_key, client = _leaf(
+            ca_key,
+            ca_name,
+            x509.Name(
+                [
+                    x509.NameAttribute(NameOID.ORGANIZATION_NAME, "system:masters"),
+                    x509.NameAttribute(NameOID.COMMON_NAME, "kube-apiserver-kubelet-client"),
+                ]
+            ),
+            x509.ExtendedKeyUsageOID.CLIENT_AUTH,
+            [],
+            not_before,
+            not_after,
+        )
+        write("apiserver-kubelet-client.crt", client.public_bytes(pem))
+        write("apiserver-kubelet-client.key", _private_pem(client_key), private=True)
+        serving_key, serving = _leaf(
+            ca_key,
+            ca_name,
+            x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"system:node:{node.name}")]),
+            x509.ExtendedKeyUsageOID.SERVER_AUTH,
+            [
+                x509.DNSName(node.name),
+                x509.IPAddress(ipaddress.ip_address(node.ip)),
+                x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+            ],
+            not_before,
+            not_after,
+        )
+        write("kubelet-serving.crt", serving.public_bytes(pem))
+        write("kubelet-serving.key", _private_pem(serving_key), private=True)
     write(
         "sa.pub",
         sa_key.public_key().public_bytes(pem, serialization.PublicFormat.SubjectPublicKeyInfo),
     )
     return pki / "ca.crt"
+
+
+def _leaf(
+    ca_key: ec.EllipticCurvePrivateKey,
+    ca_name: x509.Name,
+    subject: x509.Name,
+    usage: x509.ObjectIdentifier,
+    sans: list[x509.GeneralName],
+    not_before: datetime.datetime,
+    not_after: datetime.datetime,
+) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
+        .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+    )
+    if sans:
+        builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
+    return key, builder.sign(ca_key, hashes.SHA256())
 
 
 def _private_pem(key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey) -> bytes:
