@@ -40,3 +40,15 @@ protected_option = click.option(
     is_flag=True,
     help="Allow acting in kube-system, kube-public and kube-node-lease.",
 )
+
+
+def probe_image_option(fn: Any) -> Any:
+    """--probe-image: prove a quarantine by traffic (ir.cluster.probe)."""
+    return click.option(
+        "--probe-image",
+        metavar="IMAGE",
+        envvar="IR_PROBE_IMAGE",
+        help="Image of a short-lived probe pod (busybox sh, nc, timeout) that connects to the "
+        "suspect before and after the quarantine policy, so ir can say the cluster enforces it. "
+        "Without it: 'policy applied, enforcement not verified'. Env: IR_PROBE_IMAGE.",
+    )(fn)

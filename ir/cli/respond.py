@@ -8,7 +8,13 @@ from typing import Any
 import click
 
 from ir.bundle.custody import operator_name
-from ir.cli.kubeopts import dry_run_option, kube_from, kube_options, protected_option
+from ir.cli.kubeopts import (
+    dry_run_option,
+    kube_from,
+    kube_options,
+    probe_image_option,
+    protected_option,
+)
 from ir.cli.output import emit, info, output_option, warn
 from ir.cluster.ops import Operator, check_namespace
 from ir.cluster.record import record_actions
@@ -47,6 +53,7 @@ def quarantine() -> None:
     help="Let the pod reach this CIDR (a forensics endpoint); repeatable.",
 )
 @click.option("--cordon", is_flag=True, help="Also cordon the pod's node.")
+@probe_image_option
 @evidence_option
 @dry_run_option
 @protected_option
@@ -61,6 +68,7 @@ def quarantine_cmd(
     actor: str | None,
     allow: tuple[str, ...],
     cordon: bool,
+    probe_image: str | None,
     evidence: str | None,
     dry_run: bool,
     allow_protected_namespace: bool,
@@ -83,6 +91,7 @@ def quarantine_cmd(
             cordon=cordon,
             allow_protected=allow_protected_namespace,
             bundle=evidence,
+            probe_image=probe_image,
         )
     finally:
         record_actions(evidence, op, "quarantine")
@@ -94,7 +103,7 @@ def quarantine_cmd(
         lambda: click.echo(
             f"{'would quarantine' if dry_run else 'quarantined'} {kube.namespace}/{name}: policy {result.policy}"
             + (" (already in place)" if result.already else "")
-            + (", verified" if result.verified else "")
+            + f"; {result.enforcement}"
         ),
     )
 

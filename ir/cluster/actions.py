@@ -4,6 +4,7 @@ so dry run, action records and the capture gate behave the same everywhere."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -177,13 +178,20 @@ class ClusterActions:
                 allow_dns=bool(params.get("allow_dns")),
                 allow_protected=True,  # the engine already applied the namespace policy
                 bundle=self._bundle_of(context),
+                probe_image=params.get("probe_image") or os.environ.get("IR_PROBE_IMAGE"),
             )
-            status = OK if (q.verified or op.dry_run) else PARTIAL
+            # ok: the policy is in place and selects exactly the pod; the detail says whether
+            # traffic proved it enforced. A probe that still got through makes it partial.
+            status = (
+                OK
+                if op.dry_run or (q.policy_verified and q.enforcement_state != "not-enforced")
+                else PARTIAL
+            )
             return self._result(
                 "quarantine",
                 op,
                 status,
-                f"policy {q.policy}" + (" (already)" if q.already else ""),
+                f"policy {q.policy}" + (" (already)" if q.already else "") + f"; {q.enforcement}",
                 networkpolicy=q.policy,
                 quarantine_id=q.quarantine_id,
             )

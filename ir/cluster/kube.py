@@ -144,6 +144,17 @@ class Kube:
                 return None
             raise
 
+    def get_text(self, path: str, **query: Any) -> str:
+        """A GET whose answer is text, not JSON (a pod's log); no retries."""
+        raw = self._open(
+            "GET", path + ("?" + urlencode(query) if query else ""), None, {"Accept": "*/*"}
+        )
+        try:
+            data = raw.data
+        finally:
+            raw.release_conn()
+        return bytes(data or b"").decode("utf-8", "replace")
+
     def stream_text(self, path: str, query: dict[str, Any]) -> Iterator[bytes]:
         """A streaming GET (pod logs): yields bytes chunks."""
         raw = self._open("GET", path + "?" + urlencode(query), None, {"Accept": "*/*"})

@@ -20,6 +20,7 @@ from typing import Any
 from ir.clock import rfc3339, utcnow
 from ir.cluster.kube import ApiError
 from ir.cluster.ops import MERGE_PATCH, Operator, Request, check_namespace
+from ir.cluster.probe import Probe, confirm_refused, remove_probe, start_probe
 from ir.cluster.resolve import OWNER_PATHS, PodTarget, pod_path, resolve_pod
 from ir.cluster.selectors import selector_keys, service_selects
 from ir.errors import ClusterError, RefusedError
@@ -41,7 +42,10 @@ class QuarantineResult:
     quarantine_id: str
     policy: str
     already: bool = False
-    verified: bool = False
+    policy_verified: bool = False  # the policy reads back and selects exactly this pod
+    verified: bool = False  # enforcement proven by traffic (a probe refused after the policy)
+    enforcement: str = "not checked"  # what ir saw of enforcement, in words
+    enforcement_state: str = "not-verified"  # verified | not-verified | not-enforced
     cordoned: bool = False
     warnings: list[str] = field(default_factory=list)
 
@@ -58,8 +62,50 @@ def quarantine_pod(
     cordon: bool = False,
     allow_protected: bool = False,
     bundle: str | None = None,
+    probe_image: str | None = None,
 ) -> QuarantineResult:
-    """Isolate a pod with a deny-all NetworkPolicy. Idempotent: a quarantined pod keeps its policy."""
+    """Isolate a pod with a deny-all NetworkPolicy. Idempotent: a quarantined pod keeps its policy.
+
+    With `probe_image`, a probe pod connects to the suspect before and after the policy, so the
+    result says whether the cluster enforces it (ir.cluster.probe); without, the result says
+    "policy applied, enforcement not verified"."""
+    probes: list[Probe] = []
+    try:
+        return _quarantine(
+            op,
+            target,
+            reason=reason,
+            case_id=case_id,
+            actor=actor,
+            allow_egress_cidrs=allow_egress_cidrs,
+            allow_dns=allow_dns,
+            cordon=cordon,
+            allow_protected=allow_protected,
+            bundle=bundle,
+            probe_image=probe_image,
+            probes=probes,
+        )
+    finally:
+        for probe in probes:
+            if not probe.removed:
+                remove_probe(op, probe)
+
+
+def _quarantine(
+    op: Operator,
+    target: PodTarget,
+    *,
+    reason: str,
+    case_id: str,
+    actor: str,
+    allow_egress_cidrs: tuple[str, ...],
+    allow_dns: bool,
+    cordon: bool,
+    allow_protected: bool,
+    bundle: str | None,
+    probe_image: str | None,
+    probes: list[Probe],
+) -> QuarantineResult:
     ns = target.namespace
     check_namespace(ns, allow_protected)
     qid = (
@@ -71,6 +117,19 @@ def quarantine_pod(
     result = QuarantineResult(qid, policy_name, warnings=[ENFORCEMENT_WARNING])
     policy_path = f"/apis/networking.k8s.io/v1/namespaces/{ns}/networkpolicies"
     existing = op.kube.get_optional(f"{policy_path}/{policy_name}")
+    in_place = existing is not None and target.labels.get(LABEL_QUARANTINE) == qid
+    if op.dry_run:
+        result.enforcement = "dry run: nothing applied"
+    elif not probe_image:
+        result.enforcement = "policy applied, enforcement not verified (no probe image given)"
+    elif in_place:
+        result.enforcement = "policy was in place already; enforcement not probed again"
+    else:
+        started = start_probe(op, target, probe_image, qid)
+        if isinstance(started, str):
+            result.enforcement = f"policy applied, enforcement not verified: {started}"
+        else:
+            probes.append(started)
     if existing is not None:
         result.already = True
         op.note("quarantine-policy", "skipped", why=f"policy {policy_name} exists already")
@@ -89,7 +148,7 @@ def quarantine_pod(
         op.note("label-pod-quarantined", "skipped", why="pod already carries the quarantine label")
         if not op.dry_run:
             verify_quarantine(op, target, qid, policy_name)
-            result.verified = True
+            result.policy_verified = True
         return result
     info = {
         "id": qid,
@@ -137,7 +196,16 @@ def quarantine_pod(
         result.cordoned = True
     if not op.dry_run:
         verify_quarantine(op, target, qid, policy_name)
-        result.verified = True
+        result.policy_verified = True
+    for probe in probes:
+        ok, text = confirm_refused(op, probe)
+        result.verified = ok
+        if ok:
+            result.enforcement, result.enforcement_state = text, "verified"
+        else:
+            result.enforcement = f"policy applied, enforcement not verified: {text}"
+            if probe.open:  # traffic flowed before and still does: the policy is not enforced
+                result.enforcement_state = "not-enforced"
     return result
 
 

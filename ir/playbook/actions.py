@@ -77,8 +77,9 @@ class StepResult:
       capture:    ok = bundle sealed, complete and confirmed stored; partial = sealed but some
                   collector failed or the store spooled it; failed = no usable bundle. Set
                   `bundle` (local path or s3:// URI) and `bundle_digest` ("sha256:<hex>" root).
-      quarantine: ok = policy exists and selects exactly the pod (verified); data: networkpolicy,
-                  quarantine_id.
+      quarantine: ok = policy exists and selects exactly the pod; the detail says whether traffic
+                  proved it enforced (probe_image param or $IR_PROBE_IMAGE) or not; partial = a
+                  probe still got through after the policy; data: networkpolicy, quarantine_id.
       replace:    ok = a replacement is ready; partial = taken out of its controller but no ready
                   replacement in time (or a bare pod that cannot be replaced); data: replacement.
       cordon/label/annotate/delete: ok when the API accepted it.

@@ -309,7 +309,7 @@ _TRIGGER_KEYS = (
 _STEP_COMMON = ("action", "name", "when")
 _STEP_PARAMS: dict[str, tuple[str, ...]] = {
     "capture": ("collectors", "max_bytes", "timeout_seconds", "store", "scope", "sign"),
-    "quarantine": ("allow_egress_cidrs", "allow_dns"),
+    "quarantine": ("allow_egress_cidrs", "allow_dns", "probe_image"),
     "replace": ("wait_ready_seconds",),
     "cordon": (),
     "label": ("labels", "object"),
@@ -589,6 +589,12 @@ def _check_params(c: _Checker, action: str, params: dict[str, Any], at: Path_) -
                 c.error((*at, "allow_egress_cidrs", i), f"not a CIDR: {exc}")
         if "allow_dns" in params:
             c.boolean(params["allow_dns"], (*at, "allow_dns"))
+        if "probe_image" in params:
+            image = c.string(params["probe_image"], (*at, "probe_image"))
+            if image is not None and not re.fullmatch(
+                r"[A-Za-z0-9][A-Za-z0-9._/:@-]{0,254}", image
+            ):
+                c.error((*at, "probe_image"), "not an image reference")
     elif action == "replace":
         if "wait_ready_seconds" in params:
             c.integer(params["wait_ready_seconds"], (*at, "wait_ready_seconds"), 0, 3600)

@@ -110,9 +110,8 @@ class _Handler(BaseHTTPRequestHandler):
         if close:
             self.send_header("Connection", "close")
             self.close_connection = True
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
+        # Counted before the answer leaves: a client that has its answer sees it counted (the
+        # metrics test read /metrics between the two once the machine was busy).
         path = self.path.split("?", 1)[0]
         shown = (
             path
@@ -122,6 +121,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.server.app.metrics.inc(
             "ir_serve_http_requests_total", path=shown[:40], code=str(status)
         )
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
 
     def _json(
         self,

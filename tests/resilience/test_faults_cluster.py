@@ -110,7 +110,7 @@ def test_label_patch_throttled_429_is_retried_after_retry_after(
     proxy.add(Fault("PATCH", pod_path(ns, name), status=429, times=2, headers={"Retry-After": "1"}))
     done = ir(["quarantine", "pod", name, "-n", ns, "-o", "json"], via_proxy, docker_bed)
     assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout)["quarantine"]["verified"] is True
+    assert json.loads(done.stdout)["quarantine"]["policy_verified"] is True
     attempts = proxy.seen("PATCH", pod_path(ns, name))
     assert [s.status for s in attempts] == [429, 429, 200]
     assert all(g >= 0.95 for g in gaps([s.time for s in attempts])), gaps(
@@ -161,7 +161,7 @@ def test_reads_are_retried_through_500_and_503(
         503,
         200,
     ]
-    assert json.loads(done.stdout)["quarantine"]["verified"] is True
+    assert json.loads(done.stdout)["quarantine"]["policy_verified"] is True
 
 
 def test_lost_label_response_is_resent_safely(
@@ -179,7 +179,7 @@ def test_lost_label_response_is_resent_safely(
     assert done.returncode == 0, done.stderr
     patches = proxy.seen("PATCH", pod_path(ns, name))
     assert [(s.upstream_status, s.status) for s in patches] == [(200, 0), (200, 200)]
-    assert json.loads(done.stdout)["quarantine"]["verified"] is True
+    assert json.loads(done.stdout)["quarantine"]["policy_verified"] is True
 
 
 # -- clear failure otherwise -------------------------------------------------------------------
@@ -210,7 +210,7 @@ def test_label_failing_after_policy_is_reported_incomplete(
     proxy.clear()
     again = ir(["quarantine", "pod", name, "-n", ns, "-o", "json"], via_proxy, docker_bed)
     assert again.returncode == 0, again.stderr
-    assert json.loads(again.stdout)["quarantine"]["verified"] is True
+    assert json.loads(again.stdout)["quarantine"]["policy_verified"] is True
     assert len(isolating(control_plane, ns, name)) == 1
 
 
@@ -326,7 +326,7 @@ def test_capture_pod_replace_failing_keeps_quarantine_and_says_so(
     )
     assert done.returncode == 4, done.stderr
     doc = json.loads(done.stdout)
-    assert doc["bundle"]["outcome"] == "complete" and doc["quarantine"]["verified"] is True
+    assert doc["bundle"]["outcome"] == "complete" and doc["quarantine"]["policy_verified"] is True
     assert doc["replace"] is None and any("HTTP 500" in e and "PATCH" in e for e in doc["errors"])
     failed = [a for a in doc["actions"] if a["outcome"] == "failed"]
     assert [a["action"] for a in failed] == ["release-from-controller"]

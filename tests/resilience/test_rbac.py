@@ -273,7 +273,7 @@ def test_least_privilege_is_enough_for_capture_quarantine_replace_release(
     assert done.returncode == 0, done.stderr + done.stdout
     assert (
         doc["bundle"]["outcome"] == "complete"
-        and doc["quarantine"]["verified"]
+        and doc["quarantine"]["policy_verified"]
         and doc["replace"]["ready"]
     )
 
