@@ -1,14 +1,14 @@
 #!/usr/bin/env python3
 """Response latency of `ir serve` on a real cluster: Falcosidekick alert POST -> the quarantine
-NetworkPolicy present in the real kube-apiserver, p50/p99 over >= 200 alerts.
+NetworkPolicy present in the real kube-apiserver, and alert POST -> the suspect's traffic refused
+(the policy enforced by kube-router on the real node), p50/p99 over >= 200 alerts.
 
     python bench/response_bench.py                         # 20 pods x 10 rounds = 200 alerts
     python bench/response_bench.py --pods 25 --alerts 300 --rate 20 --no-full
 
-Set-up (the test bed, as the tests do): the private Docker engine (tests/testbed/docker.py), a
-control plane (etcd, kube-apiserver, kube-controller-manager: tests/testbed/k8s.py), the
-test-only node stand-in running pods as real containers (tests/testbed/node_standin.py, in its
-own process so it never shares a GIL with the measurement), a Deployment of --pods replicas, and
+Set-up (the test bed, as the tests do): the real cluster of tests/testbed/node.py (control plane,
+kube-scheduler, and a node: kubelet + containerd + CNI bridge + kube-router), a Deployment of
+--pods replicas serving "ok" on port 8080, a "prober" pod, and
 `ir serve --actions cluster` (a subprocess, the real ClusterActions, admin kubeconfig) with a
 bench-only playbook: trigger on the Falco rule "Bench shell in container", steps: quarantine only
 (on_capture_failure: continue; a capture would dominate the latency).
@@ -16,6 +16,10 @@ bench-only playbook: trigger on the Falco rule "Bench shell in container", steps
 Measurement: alerts are sent open-loop at --rate per second, each naming a distinct pod of the
 round (a fresh uuid each); a watch on the namespace's NetworkPolicies (one streaming request of
 this process) stamps each policy's ADDED event; latency = event time - time the POST started.
+Traffic: for each alert a thread of this process enters the prober pod's network namespace
+(setns on /proc/PID/ns/net; the bench runs on the node) and connects to the suspect's port 8080
+every 50 ms (200 ms connect timeout) from the POST on; the start of the first attempt that fails
+is when traffic was refused. Before each round every pod is checked reachable (not timed).
 After a round every pod is released (policy deleted, label removed, by this process, not timed)
 and the next round quarantines them again (ir serve runs with --dedupe-window 1 and
 --rate-limit 0 so the same pods may be quarantined again a round later). The server's own
@@ -53,7 +57,7 @@ from bench.common import REPO, machine, percentile, write_json  # noqa: E402
 
 TOKEN = "bench-response-token-0123456789abcdef"
 RULE = "Bench shell in container"
-NODE = "bench-node-1"
+IMAGE = "localhost/ir-testbed/busybox:1"
 LABEL = "ir.forensics/quarantine"
 ANN = "ir.forensics/quarantine"
 POLICY_API = "/apis/networking.k8s.io/v1/namespaces/{ns}/networkpolicies"
@@ -79,21 +83,72 @@ steps:
   - action: quarantine
 """
 
-STANDIN = r"""
-import signal, sys, threading, time
-sys.path.insert(0, sys.argv[1])
-import docker, kubernetes
-from tests.testbed.node_standin import NodeStandIn
-kube = kubernetes.config.new_client_from_config(config_file=sys.argv[2])
-client = docker.DockerClient(base_url=sys.argv[3], version="auto", timeout=120)
-stop = threading.Event()
-signal.signal(signal.SIGTERM, lambda *_: stop.set())
-signal.signal(signal.SIGINT, lambda *_: stop.set())
-with NodeStandIn(kube, client, sys.argv[4], lambda _name: sys.argv[5]) as standin:
-    print("standin ready", flush=True)
-    while not stop.wait(1):
-        pass
-"""
+CLONE_NEWNET = 0x40000000
+
+
+class Prober:
+    """TCP connects from inside one pod's network namespace (the bench runs on the node)."""
+
+    def __init__(self, netns: str) -> None:
+        import ctypes
+
+        self.netns = netns
+        self.libc = ctypes.CDLL(None, use_errno=True)
+
+    def _enter(self) -> None:
+        fd = os.open(self.netns, os.O_RDONLY)
+        try:
+            if self.libc.setns(fd, CLONE_NEWNET) != 0:
+                raise OSError(f"setns {self.netns} failed")
+        finally:
+            os.close(fd)
+
+    @staticmethod
+    def connects(ip: str, port: int, timeout: float = 0.2) -> bool:
+        import socket
+
+        try:
+            with socket.create_connection((ip, port), timeout=timeout):
+                return True
+        except OSError:
+            return False
+
+    def in_netns(self, fn: Any, *args: Any) -> Any:
+        """Run fn(*args) in a fresh thread that has entered the pod's network namespace."""
+        box: dict[str, Any] = {}
+
+        def body() -> None:
+            try:
+                self._enter()
+                box["value"] = fn(*args)
+            except BaseException as exc:  # noqa: BLE001 -- handed to the caller
+                box["error"] = exc
+
+        t = threading.Thread(target=body, daemon=True)
+        t.start()
+        t.join()
+        if "error" in box:
+            raise box["error"]
+        return box.get("value")
+
+    def watch(
+        self, ip: str, port: int, until: float, out: dict[str, float], key: str
+    ) -> threading.Thread:
+        """A thread that connects every 50 ms until refused; out[key] = perf_counter of the
+        first failing attempt's start."""
+
+        def body() -> None:
+            self._enter()
+            while time.perf_counter() < until:
+                t = time.perf_counter()
+                if not self.connects(ip, port):
+                    out[key] = t
+                    return
+                time.sleep(max(0.0, 0.05 - (time.perf_counter() - t)))
+
+        thread = threading.Thread(target=body, daemon=True)
+        thread.start()
+        return thread
 
 
 def falco_alert(pod: str, namespace: str, rule: str = RULE) -> bytes:
@@ -225,8 +280,14 @@ def deploy(api: Api, ns: str, name: str, replicas: int) -> None:
                         "containers": [
                             {
                                 "name": "web",
-                                "image": "registry.example/web:1.0",
-                                "command": ["sh", "-c", "echo ready; exec sleep 100000"],
+                                "image": IMAGE,
+                                "imagePullPolicy": "Never",
+                                "command": [
+                                    "sh",
+                                    "-c",
+                                    "echo ready; exec nc -ll -p 8080 -e echo ok",
+                                ],
+                                "ports": [{"containerPort": 8080}],
                             }
                         ],
                     },
@@ -265,7 +326,7 @@ def wait_until(what: str, check: Any, timeout: float, interval: float = 0.5) -> 
 def start_serve(
     work: Path,
     cp: Any,
-    docker_host: str,
+    node_root: str,
     playbooks: list[Path],
     args: argparse.Namespace,
     audit: Path,
@@ -274,7 +335,7 @@ def start_serve(
         **os.environ,
         "IR_SERVE_TOKEN": TOKEN,
         "KUBECONFIG": str(cp.kubeconfig),
-        "DOCKER_HOST": docker_host,
+        "IR_NODE_ROOT": node_root,
         "IR_OPERATOR": "bench-response",
         "PYTHONPATH": str(REPO),
     }
@@ -357,9 +418,13 @@ def measure(
     pods: list[str],
     watch: PolicyWatch,
     audit: Path,
+    prober: Prober,
+    ips: dict[str, str],
 ) -> dict[str, Any]:
     rounds = -(-args.alerts // len(pods))
     latencies: list[float] = []
+    refused: list[float] = []
+    never_refused = 0
     post_ms: list[float] = []
     statuses: dict[int, int] = {}
     missing = 0
@@ -369,6 +434,16 @@ def measure(
     for rnd in range(rounds):
         batch = pods[: min(len(pods), args.alerts - sent)]
         started: dict[str, float] = {}
+        refused_at: dict[str, float] = {}
+        probes: list[threading.Thread] = []
+        # baseline: every pod of the round answers (the last round's policies are gone)
+        for pod in batch:
+            wait_until(
+                f"{pod} reachable before its alert",
+                lambda pod=pod: prober.in_netns(Prober.connects, ips[pod], 8080, 1.0),
+                30,
+                0.1,
+            )
         with watch.lock:
             seen = {p: len(watch.added.get(p, [])) for p in batch}
         t0 = time.perf_counter()
@@ -379,6 +454,9 @@ def measure(
                 time.sleep(pause)
             body = falco_alert(pod, ns)
             started[pod] = time.perf_counter()
+            probes.append(
+                prober.watch(ips[pod], 8080, started[pod] + args.timeout, refused_at, pod)
+            )
             status, reply = post(url, body)
             post_ms.append((time.perf_counter() - started[pod]) * 1000)
             statuses[status] = statuses.get(status, 0) + 1
@@ -395,6 +473,13 @@ def measure(
                 f"(watch error: {watch.error})",
                 file=sys.stderr,
             )
+        for thread in probes:
+            thread.join(timeout=args.timeout)
+        for pod in batch:
+            if pod in refused_at:
+                refused.append(refused_at[pod] - started[pod])
+            else:
+                never_refused += 1
         names: list[str] = []
         with watch.lock:
             for pod in batch:
@@ -446,6 +531,14 @@ def measure(
         "missing": missing,
         "http_statuses": {str(k): v for k, v in statuses.items()},
         "run_statuses": run_status,
+        "alert_to_traffic_refused_ms": {
+            "p50": round(percentile(refused, 0.5) * 1000, 1),
+            "p90": round(percentile(refused, 0.9) * 1000, 1),
+            "p99": round(percentile(refused, 0.99) * 1000, 1),
+            "max": round(max(refused or [0]) * 1000, 1),
+            "measured": len(refused),
+            "never_refused": never_refused,
+        },
         "alert_to_policy_ms": {
             "p50": round(percentile(latencies, 0.5) * 1000, 1),
             "p90": round(percentile(latencies, 0.9) * 1000, 1),
@@ -524,36 +617,19 @@ def main() -> None:
     parser.add_argument("--json", metavar="FILE", help="write the results as JSON too")
     args = parser.parse_args()
 
-    from tests.testbed.docker import ensure_docker
-    from tests.testbed.k8s import start_control_plane
+    from ir.runtime.cri_node import CriContainer
+    from tests.testbed.node import start_cluster
 
-    bed = ensure_docker()
     work = Path(tempfile.mkdtemp(prefix="ir-response-bench-", dir="/var/tmp"))
     procs: list[subprocess.Popen[Any]] = []
-    cp = None
+    node = None
     result: dict[str, Any] = {}
     try:
         started = time.perf_counter()
-        cp = start_control_plane(work / "k8s")
+        node = start_cluster(work / "k8s")
+        cp = node.cp
+        result["cluster_start_s"] = {k: round(v, 2) for k, v in node.timings.items()}
         api = Api(cp)
-        standin = subprocess.Popen(
-            [
-                sys.executable,
-                "-c",
-                STANDIN,
-                str(REPO),
-                str(cp.kubeconfig),
-                bed.host,
-                NODE,
-                bed.image,
-            ],
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        procs.append(standin)
-        assert standin.stdout is not None
-        if "standin ready" not in standin.stdout.readline():
-            raise SystemExit("the node stand-in did not start")
         ns = f"bench-{uuid.uuid4().hex[:6]}"
         api.call(
             "POST",
@@ -561,6 +637,27 @@ def main() -> None:
             {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}},
         )
         deploy(api, ns, "web", args.pods)
+        status, body = api.call(
+            "POST",
+            f"/api/v1/namespaces/{ns}/pods",
+            {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {"name": "prober", "labels": {"app": "prober"}},
+                "spec": {
+                    "terminationGracePeriodSeconds": 1,
+                    "containers": [
+                        {
+                            "name": "prober",
+                            "image": IMAGE,
+                            "imagePullPolicy": "Never",
+                            "command": ["sleep", "100000"],
+                        }
+                    ],
+                },
+            },
+        )
+        assert status == 201, body
         if not args.no_full:
             deploy(api, ns, "full", 1)
         pods = wait_until(
@@ -570,8 +667,14 @@ def main() -> None:
             1.0,
         )
         names = sorted(p["metadata"]["name"] for p in pods)
+        ips = {p["metadata"]["name"]: p["status"]["podIP"] for p in pods}
+        prober_pod = wait_until("the prober pod", lambda: ready(api, ns, "app=prober"), 120, 0.5)[0]
+        cid = prober_pod["status"]["containerStatuses"][0]["containerID"].split("://", 1)[1]
+        pid = CriContainer("containerd", cid, node_root=node.host_root).pid
+        assert pid, "the prober's init pid is not in containerd's task state"
+        prober = Prober(f"/proc/{pid}/ns/net")
         print(
-            f"set-up: control plane, node stand-in, {args.pods} pods ready in "
+            f"set-up: cluster (real node), {args.pods} pods ready in "
             f"{time.perf_counter() - started:.0f}s",
             file=sys.stderr,
         )
@@ -583,15 +686,23 @@ def main() -> None:
                 REPO / "playbooks" / "shell-in-container.yaml", books / "shell-in-container.yaml"
             )
         audit = work / "audit.jsonl"
-        serve, url = start_serve(work, cp, bed.host, [books], args, audit)
+        serve, url = start_serve(work, cp, node.host_root, [books], args, audit)
         procs.append(serve)
         watch = PolicyWatch(api, ns)
         watch.start()
         # warm-up: one alert on one pod, released (not counted): imports, first connections
         result["warmup"] = measure(
-            argparse.Namespace(**{**vars(args), "alerts": 1}), api, ns, url, names[:1], watch, audit
+            argparse.Namespace(**{**vars(args), "alerts": 1}),
+            api,
+            ns,
+            url,
+            names[:1],
+            watch,
+            audit,
+            prober,
+            ips,
         )["alert_to_policy_ms"]["p50"]
-        result["quarantine_only"] = measure(args, api, ns, url, names, watch, audit)
+        result["quarantine_only"] = measure(args, api, ns, url, names, watch, audit, prober, ips)
         if not args.no_full:
             full = wait_until(
                 "the full deployment's pod", lambda: ready(api, ns, "app=full"), 120, 1.0
@@ -610,8 +721,8 @@ def main() -> None:
                 except subprocess.TimeoutExpired:
                     proc.kill()
                     proc.wait()
-        if cp is not None:
-            cp.stop()
+        if node is not None:
+            node.stop()
         shutil.rmtree(work, ignore_errors=True)
     doc = {"bench": "response", "machine": machine(), "command": " ".join(sys.argv), **result}
     q = result["quarantine_only"]
@@ -627,6 +738,12 @@ def main() -> None:
     print(
         f"  server's own view (audit since_alert_seconds): p50 {q['server_since_alert_ms']['p50']:.0f} ms, "
         f"p99 {q['server_since_alert_ms']['p99']:.0f} ms; POST answered p50 {q['post_ms']['p50']:.1f} ms"
+    )
+    ref = q["alert_to_traffic_refused_ms"]
+    print(
+        f"== alert POST -> the suspect's traffic refused (kube-router on the real node): "
+        f"{ref['measured']} measured, {ref['never_refused']} never refused\n"
+        f"  p50 {ref['p50']:.0f} ms  p90 {ref['p90']:.0f} ms  p99 {ref['p99']:.0f} ms  max {ref['max']:.0f} ms"
     )
     print(f"  HTTP {q['http_statuses']}; runs {q['run_statuses']}")
     full = result.get("full_playbook")

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.fixtures_k8s import wait_for
+from tests.fixtures_k8s import IMAGE, wait_for
 from tests.k8s_helpers import OK_SERVER, bare_pod, create, deployment, wait_ready, wait_traffic
 from tests.k8s_helpers import ready_pods as _ready_pods
 from tests.testbed.docker import DockerBed
@@ -115,6 +115,8 @@ def test_capture_quarantine_replace_release(
             "INC-7",
             "--reason",
             "falco: shell in container",
+            "--probe-image",
+            IMAGE,
             "-o",
             "json",
         ],
@@ -165,7 +167,22 @@ def test_capture_quarantine_replace_release(
     logs = run_ir(["bundle", "cat", bundle, "containers/web/logs-current.jsonl"], cp, docker_bed)
     assert '"ready' in logs.stdout or "ready" in logs.stdout
 
-    # The quarantine is enforced: the peer can no longer reach the suspect, nor the suspect the peer.
+    # ir proved the quarantine by traffic (its probe pod, now gone) ...
+    quarantine = out["quarantine"]
+    assert quarantine["verified"] and quarantine["enforcement_state"] == "verified", quarantine
+    assert quarantine["enforcement"].startswith("enforcement verified"), quarantine
+    probe_actions = [a["action"] for a in out["actions"] if "probe" in a["action"]]
+    assert probe_actions == ["create-enforcement-probe", "delete-enforcement-probe"]
+    wait_for(
+        "the probe pod to go",
+        lambda: (
+            not cp.api("GET", f"/api/v1/namespaces/{ns}/pods?labelSelector=ir.forensics/probe")[
+                "items"
+            ]
+        ),
+        30,
+    )
+    # ... and the test sees it too: the peer can no longer reach the suspect, nor the suspect the peer.
     wait_traffic(cp, ns, "peer", suspect_ip, 8080, allowed=False)
     wait_traffic(cp, ns, name, peer_ip, 9090, allowed=False)
 
@@ -316,7 +333,12 @@ def test_failed_capture_closes_the_gate(
         docker_bed,
     )
     doc = json.loads(forced.stdout)
-    assert doc["quarantine"]["verified"] and any(a["outcome"] == "forced" for a in doc["actions"])
+    assert doc["quarantine"]["policy_verified"] and any(
+        a["outcome"] == "forced" for a in doc["actions"]
+    )
+    # No probe image: ir says what it checked and what it could not.
+    assert not doc["quarantine"]["verified"]
+    assert doc["quarantine"]["enforcement"].startswith("policy applied, enforcement not verified")
 
 
 def test_dry_run_changes_nothing(

@@ -16,8 +16,9 @@ from ir.cli.transfer import open_capture_store, s3_capture_options
 from ir.collect.container import CaptureOptions, capture_container
 from ir.collect.registry import CONTAINER_COLLECTORS
 from ir.collect.session import CaptureRequest, CaptureResult, CaptureSession
-from ir.errors import UsageError
+from ir.errors import Unsupported, UsageError
 from ir.runtime import BACKENDS, open_container
+from ir.runtime.resolve import open_cri_container
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b?)\s*$", re.IGNORECASE)
 
@@ -113,6 +114,15 @@ def store_options(fn: Any) -> Any:
 )
 @click.option("--name", "name", metavar="NAME", help="Name for a container given only by --pid.")
 @click.option(
+    "--node-root",
+    metavar="DIR",
+    envvar="IR_NODE_ROOT",
+    default="/",
+    show_default=True,
+    help="For containerd://ID and cri-o://ID: where the node's filesystem is visible (its runtime "
+    "task state, kubelet logs, overlay layers); the node collector pod mounts it at /host.",
+)
+@click.option(
     "--max-file-size",
     type=SizeParam(),
     default="64M",
@@ -160,6 +170,7 @@ def container(
     docker_host: str | None,
     pid: int | None,
     name: str | None,
+    node_root: str,
     max_file_size: int,
     max_diff_size: int,
     include_env: bool,
@@ -187,9 +198,22 @@ def container(
         options.since_epoch()  # bad times fail before anything is captured
     names = [n for n in (collectors or "").split(",") if n.strip()] or None
     signer = load_signer(signing_key)
-    handle = open_container(
-        ref, backend=backend, docker_host=docker_host, pid=pid, allow_exec=allow_exec, name=name
-    )
+    scheme = ref.split("://", 1)[0] if ref and "://" in ref else None
+    if scheme and scheme != "docker":
+        # A Kubernetes node's CRI container, as the pod status names it (containerd://ID).
+        try:
+            handle = open_cri_container(scheme, ref.split("://", 1)[1], node_root=node_root)  # type: ignore[union-attr]
+        except Unsupported as exc:
+            raise UsageError(str(exc)) from None
+    else:
+        handle = open_container(
+            ref.split("://", 1)[-1] if ref else ref,
+            backend=backend,
+            docker_host=docker_host,
+            pid=pid,
+            allow_exec=allow_exec,
+            name=name,
+        )
     try:
         labels = {"backend": handle.backend}
         if allow_exec:

@@ -10,7 +10,13 @@ import click
 
 from ir.bundle.signing import load_signer
 from ir.cli.capture import capture
-from ir.cli.kubeopts import dry_run_option, kube_from, kube_options, protected_option
+from ir.cli.kubeopts import (
+    dry_run_option,
+    kube_from,
+    kube_options,
+    probe_image_option,
+    protected_option,
+)
 from ir.cli.output import emit, info, output_option, printable, table, warn
 from ir.cli.transfer import open_capture_store, s3_capture_options
 from ir.cluster.capture import PodCaptureOptions, capture_pod
@@ -42,6 +48,7 @@ from ir.errors import UsageError
     help="Take the pod out of its controller so a clean one replaces it.",
 )
 @click.option("--cordon", is_flag=True, help="Also cordon the pod's node.")
+@probe_image_option
 @click.option("--force", is_flag=True, help="Act on the pod even if the capture failed (recorded).")
 @click.option(
     "--replace-timeout",
@@ -75,6 +82,21 @@ from ir.errors import UsageError
     help="Where the pod's node's filesystem is visible when ir runs on that node (containerd and "
     "CRI-O task state, kubelet logs, overlay layers): / on the node itself, the host mount of a "
     "collector pod. Env: IR_NODE_ROOT.",
+)
+@click.option(
+    "--collector-image",
+    metavar="IMAGE",
+    envvar="IR_COLLECTOR_IMAGE",
+    help="ir's node-collector image: when ir is not on the pod's node, a short-lived privileged "
+    "pod of this image, pinned to that node (hostPID, read-only runtime state), captures the "
+    "containers and streams the bundle back through the apiserver. Env: IR_COLLECTOR_IMAGE.",
+)
+@click.option(
+    "--collector-namespace",
+    default="ir-system",
+    show_default=True,
+    metavar="NS",
+    help="Namespace of the collector pod (the one namespace that needs Pod Security privileged).",
 )
 @click.option(
     "--max-file-size",
@@ -126,12 +148,15 @@ def capture_pod_cmd(
     quarantine: bool,
     replace: bool,
     cordon: bool,
+    probe_image: str | None,
     force: bool,
     replace_timeout: float,
     allow: tuple[str, ...],
     backend: str,
     docker_host: str | None,
     node_root: str,
+    collector_image: str | None,
+    collector_namespace: str,
     max_file_size: int | None,
     max_diff_size: int | None,
     include_env: bool,
@@ -184,9 +209,12 @@ def capture_pod_cmd(
         backend=backend,
         docker_host=docker_host,
         node_root=node_root,
+        collector_image=collector_image,
+        collector_namespace=collector_namespace,
         signer=load_signer(signing_key),
         alert=alert,
         checkpoint=checkpoint,
+        probe_image=probe_image,
     )
     result = capture_pod(kube, store, kube.namespace, name, opts, echo=info)
     doc = {
@@ -225,7 +253,7 @@ def capture_pod_cmd(
             )
         if result.quarantine:
             click.echo(
-                f"quarantine: policy {result.quarantine.policy} ({'verified' if result.quarantine.verified else 'not verified'})"
+                f"quarantine: policy {result.quarantine.policy}; {result.quarantine.enforcement}"
             )
         if result.replace:
             r = result.replace

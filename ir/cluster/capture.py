@@ -48,6 +48,13 @@ class PodCaptureOptions:
     signer: Signer | None = None
     alert: dict[str, Any] | None = None
     api_logs: bool = True
+    probe_image: str | None = None  # prove the quarantine by traffic (ir.cluster.probe)
+    # the node collector (ir.cluster.collector): ir's image, run on the suspect's node when ir
+    # itself is not there ($IR_COLLECTOR_IMAGE, as the CLI's --collector-image)
+    collector_image: str | None = field(
+        default_factory=lambda: os.environ.get("IR_COLLECTOR_IMAGE") or None
+    )
+    collector_namespace: str = "ir-system"
     checkpoint: bool = False  # ask the kubelet for a CRIU checkpoint of each running container
     collectors: tuple[str, ...] = ()  # container collectors to run (default: all)
     only_container: str | None = None  # capture just this container of the pod
@@ -106,7 +113,7 @@ def capture_pod(
     if opts.dry_run:
         return _dry_run(kube, target, opts, echo)
     capture = _capture(
-        store, kube, target, opts, echo, capture_container or _default_container_capture
+        store, kube, target, opts, echo, capture_container or ContainerCapturer(kube)
     )
     outcome = capture.sealed.manifest.outcome
     gate_open, gate_reason = True, ""
@@ -153,6 +160,7 @@ def _respond(
                 cordon=opts.cordon,
                 allow_protected=opts.allow_protected,
                 bundle=capture.stored.location,
+                probe_image=opts.probe_image,
             )
         if opts.replace:
             result.replace = replace_pod(
@@ -178,118 +186,301 @@ def _capture(
         signer=opts.signer,
         labels={"namespace": target.namespace, "pod": target.name},
     )
+    closer = getattr(capture_container, "close", None)
     with CaptureSession(store, request) as session:
-        echo(f"capturing pod {target.namespace}/{target.name} into bundle {session.bundle_id}")
-        label = f"pod {target.namespace}/{target.name}"
-        if not opts.collectors or KUBE_COLLECTOR in opts.collectors:
+        try:
+            return _capture_into(session, kube, target, opts, echo, capture_container)
+        finally:
+            if closer is not None:
+                closer(session)
+
+
+def _capture_into(
+    session: CaptureSession,
+    kube: Kube,
+    target: PodTarget,
+    opts: PodCaptureOptions,
+    echo: Echo,
+    capture_container: ContainerCapture,
+) -> CaptureResult:
+    echo(f"capturing pod {target.namespace}/{target.name} into bundle {session.bundle_id}")
+    label = f"pod {target.namespace}/{target.name}"
+    if not opts.collectors or KUBE_COLLECTOR in opts.collectors:
+        session.run(
+            [KubeContextCollector(kube, target)],
+            scope=None,
+            target=target,
+            options={},
+            label=label,
+        )
+    if opts.alert is not None:
+        session.writer.add_json("alert.json", opts.alert, kind="alert", collector="alert")
+    for ref in target.containers:
+        if opts.only_container and ref.name != opts.only_container:
+            continue
+        if ref.container_id is None:
+            session.writer.record_action(
+                "skip-container",
+                label,
+                outcome="skipped",
+                container=ref.name,
+                why="no container id (never started)",
+            )
+            continue
+        capture_container(session, target, ref, opts, echo)
+        extra: list[Any] = []
+        if opts.api_logs:
+            extra.append(KubeLogsCollector(kube, target, ref.name))
+        if opts.checkpoint and ref.state == "running":
+            extra.append(KubeletCheckpointCollector(kube, target, ref.name))
+        if extra:
+            from ir.bundle.layout import safe_component
+
             session.run(
-                [KubeContextCollector(kube, target)],
-                scope=None,
+                extra,
+                scope=f"containers/{safe_component(ref.name)}",
                 target=target,
                 options={},
                 label=label,
-            )
-        if opts.alert is not None:
-            session.writer.add_json("alert.json", opts.alert, kind="alert", collector="alert")
-        for ref in target.containers:
-            if opts.only_container and ref.name != opts.only_container:
-                continue
-            if ref.container_id is None:
-                session.writer.record_action(
-                    "skip-container",
-                    label,
-                    outcome="skipped",
-                    container=ref.name,
-                    why="no container id (never started)",
-                )
-                continue
-            capture_container(session, target, ref, opts, echo)
-            extra: list[Any] = []
-            if opts.api_logs:
-                extra.append(KubeLogsCollector(kube, target, ref.name))
-            if opts.checkpoint and ref.state == "running":
-                extra.append(KubeletCheckpointCollector(kube, target, ref.name))
-            if extra:
-                from ir.bundle.layout import safe_component
-
-                session.run(
-                    extra,
-                    scope=f"containers/{safe_component(ref.name)}",
-                    target=target,
-                    options={},
-                    label=label,
-                    container=ref.name,
-                )
-        return session.finish()
-
-
-def _default_container_capture(
-    session: CaptureSession,
-    target: PodTarget,
-    ref: ContainerRef,
-    opts: PodCaptureOptions,
-    echo: Echo,
-) -> None:
-    """Reach the container through the node's runtime and run every container collector on it.
-    When it cannot be reached, a failed `container-access` collector says why and what to do."""
-    from ir.bundle.layout import safe_component
-    from ir.bundle.manifest import CollectorEntry
-    from ir.clock import rfc3339, utcnow
-    from ir.collect.container import CaptureOptions, capture_container
-    from ir.errors import IrError, Unsupported
-    from ir.runtime import open_container
-    from ir.runtime.resolve import open_cri_container
-
-    scope = f"containers/{safe_component(ref.name, 'container')}"
-
-    def access_failed(note: str) -> None:
-        session.writer.record_collector(
-            CollectorEntry(
-                "container-access",
-                "failed",
-                rfc3339(utcnow()),
-                rfc3339(utcnow()),
-                note,
                 container=ref.name,
             )
+    return session.finish()
+
+
+class ContainerCapturer:
+    """Reach each container of the pod and run every container collector on it.
+
+    Docker containers through the node's engine (--docker-host) or its /proc; CRI containers
+    (containerd, CRI-O) through their node: locally when ir runs there (the runtime's task state
+    is under --node-root), else through the node collector pod (--collector-image), one per pod
+    capture, removed at the end. When a container cannot be reached, a failed `container-access`
+    collector says why and what to do."""
+
+    def __init__(self, kube: Kube) -> None:
+        self.kube = kube
+        self.collector: Any = None  # ir.cluster.collector.CollectorPod, once started
+        self.collector_error: str | None = None
+
+    def __call__(
+        self,
+        session: CaptureSession,
+        target: PodTarget,
+        ref: ContainerRef,
+        opts: PodCaptureOptions,
+        echo: Echo,
+    ) -> None:
+        from ir.errors import IrError, Unsupported
+        from ir.runtime import open_container
+        from ir.runtime.cri_node import node_has_runtime_state
+        from ir.runtime.resolve import open_cri_container
+
+        echo(f"  container {ref.name} ({ref.container_id})")
+        try:
+            if ref.runtime in ("docker", None):
+                handle = open_container(
+                    ref.runtime_id,
+                    backend=opts.backend,
+                    docker_host=opts.docker_host,
+                    name=ref.name,
+                )
+            elif opts.backend == "docker":
+                raise Unsupported(f"runtime {ref.runtime}: the Docker API cannot read it")
+            elif opts.collector_image and not node_has_runtime_state(ref.runtime, opts.node_root):
+                self._via_collector(session, target, ref, opts, echo)
+                return
+            else:
+                handle = open_cri_container(
+                    ref.runtime,
+                    ref.runtime_id or "",
+                    node_root=opts.node_root,
+                    pod={
+                        "namespace": target.namespace,
+                        "pod": target.name,
+                        "uid": target.uid,
+                        "container": ref.name,
+                        **({"image": ref.image} if ref.image else {}),
+                    },
+                )
+        except (IrError, Unsupported) as exc:
+            why = exc.message if isinstance(exc, IrError) else str(exc)
+            hint = (
+                "Give --collector-image (ir's collector image) so ir captures it on its node, "
+                "run ir on that node (--node-root for its filesystem), or give --docker-host for "
+                "a Docker node."
+            )
+            _access_failed(
+                session,
+                ref,
+                f"cannot reach container {ref.container_id} on node {target.node}: {why}. {hint}",
+            )
+            return
+        from ir.bundle.layout import safe_component
+        from ir.collect.container import CaptureOptions, capture_container
+
+        try:
+            known = set(CaptureOptions.__dataclass_fields__)
+            options = CaptureOptions(
+                **{k: v for k, v in opts.container_options.items() if k in known}
+            )
+            names = [n for n in opts.collectors if n != KUBE_COLLECTOR]
+            scope = f"containers/{safe_component(ref.name, 'container')}"
+            capture_container(session, handle, options, scope=scope, collectors=names or None)
+        finally:
+            handle.close()
+
+    def _via_collector(
+        self,
+        session: CaptureSession,
+        target: PodTarget,
+        ref: ContainerRef,
+        opts: PodCaptureOptions,
+        echo: Echo,
+    ) -> None:
+        from ir.cluster.collector import capture_in_collector, start_collector
+        from ir.errors import IrError
+
+        label = f"pod {target.namespace}/{target.name}"
+
+        def record(action: str, outcome: str, **detail: Any) -> None:
+            session.writer.record_action(action, label, outcome=outcome, **detail)
+
+        if self.collector is None and self.collector_error is None:
+            echo(f"  starting the node collector on {target.node} ({opts.collector_image})")
+            try:
+                self.collector = start_collector(
+                    self.kube,
+                    target,
+                    str(ref.runtime),
+                    str(opts.collector_image),
+                    namespace=opts.collector_namespace,
+                    record=record,
+                )
+            except IrError as exc:
+                self.collector_error = exc.message
+        if self.collector is None:
+            _access_failed(
+                session,
+                ref,
+                f"node collector for container {ref.container_id} on node {target.node} not "
+                f"available: {self.collector_error}",
+            )
+            return
+        options = []
+        max_file = opts.container_options.get("max_file_size")
+        max_diff = opts.container_options.get("max_diff_size")
+        if max_file:
+            options += ["--max-file-size", str(int(max_file))]
+        if max_diff:
+            options += ["--max-diff-size", str(int(max_diff))]
+        if opts.container_options.get("include_env"):
+            options.append("--include-env")
+        names = [n for n in opts.collectors if n != KUBE_COLLECTOR]
+        if names:
+            options += ["--collectors", ",".join(names)]
+        try:
+            moved = capture_in_collector(
+                self.kube,
+                self.collector,
+                ref,
+                case_id=opts.case_id,
+                reason=opts.reason,
+                options=options,
+                record=record,
+            )
+        except IrError as exc:
+            _access_failed(session, ref, f"node collector {self.collector.name}: {exc.message}")
+            return
+        try:
+            _import_container_bundle(session, moved.path, ref, self.collector.name, target.node)
+        finally:
+            os.unlink(moved.path)
+        echo(
+            f"    via collector {self.collector.name}: capture {moved.seconds.get('capture')} s, "
+            f"transfer {moved.size} bytes in {moved.seconds.get('transfer')} s (sha256 matched)"
         )
 
-    echo(f"  container {ref.name} ({ref.container_id})")
-    try:
-        if ref.runtime in ("docker", None):
-            handle = open_container(
-                ref.runtime_id, backend=opts.backend, docker_host=opts.docker_host, name=ref.name
+    def close(self, session: CaptureSession) -> None:
+        if self.collector is not None:
+            from ir.cluster.collector import remove_collector
+
+            label = "collector"
+
+            def record(action: str, outcome: str, **detail: Any) -> None:
+                session.writer.record_action(action, label, outcome=outcome, **detail)
+
+            remove_collector(self.kube, self.collector, record)
+            self.collector = None
+
+
+def _access_failed(session: CaptureSession, ref: ContainerRef, note: str) -> None:
+    from ir.bundle.manifest import CollectorEntry
+    from ir.clock import rfc3339, utcnow
+
+    now = rfc3339(utcnow())
+    session.writer.record_collector(
+        CollectorEntry("container-access", "failed", now, now, note, container=ref.name)
+    )
+
+
+def _import_container_bundle(
+    session: CaptureSession, path: str, ref: ContainerRef, collector: str, node: str | None
+) -> None:
+    """Copy a collector's container bundle into this one: every artifact re-hashed and compared
+    with the collector's manifest digest; its collectors and runtime actions kept, marked."""
+    from ir.bundle.layout import safe_component
+    from ir.bundle.manifest import CollectorEntry
+    from ir.bundle.reader import BundleReader
+
+    scope = f"containers/{safe_component(ref.name, 'container')}"
+    via = f"node collector pod {collector} on node {node}"
+    renamed: dict[str, str] = {}
+    with BundleReader.open(path) as reader:
+        manifest = reader.manifest
+        for entry in manifest.artifacts:
+            parts = entry.name.split("/", 2)
+            name = (
+                f"{scope}/{parts[2]}"
+                if len(parts) == 3 and parts[0] == "containers"
+                else (f"{scope}/{entry.name}")
             )
-        elif opts.backend == "docker":
-            raise Unsupported(f"runtime {ref.runtime}: the Docker API cannot read it")
-        else:
-            handle = open_cri_container(
-                ref.runtime,
-                ref.runtime_id or "",
-                node_root=opts.node_root,
-                pod={
-                    "namespace": target.namespace,
-                    "pod": target.name,
-                    "uid": target.uid,
-                    "container": ref.name,
-                    **({"image": ref.image} if ref.image else {}),
-                },
+            renamed[entry.name] = name
+            sink = session.writer.artifact(
+                name,
+                kind=entry.kind,
+                media_type=entry.media_type,
+                collector=entry.collector,
+                container=ref.name,
+                meta={**entry.meta, "via": via},
             )
-    except (IrError, Unsupported) as exc:
-        why = exc.message if isinstance(exc, IrError) else str(exc)
-        access_failed(
-            f"cannot reach container {ref.container_id} on node {target.node}: {why}. Run ir "
-            "on that node (--node-root for its filesystem), give --docker-host for a Docker node, "
-            "or use `ir serve --dispatch jobs` to capture there."
-        )
-        return
-    try:
-        known = set(CaptureOptions.__dataclass_fields__)
-        options = CaptureOptions(**{k: v for k, v in opts.container_options.items() if k in known})
-        names = [n for n in opts.collectors if n != KUBE_COLLECTOR]
-        capture_container(session, handle, options, scope=scope, collectors=names or None)
-    finally:
-        handle.close()
+            status, error = entry.status, entry.error
+            try:
+                for chunk in reader.iter_artifact(entry):
+                    sink.write(chunk)
+            except Exception as exc:  # noqa: BLE001 -- recorded on the artifact; the capture goes on
+                status, error = "partial", f"copy from the collector's bundle failed: {exc}"
+            if sink.entry.size != entry.size and status == "ok":
+                status, error = "failed", "size differs from the collector's manifest"
+            closed = sink.close(status, error)
+            if closed.sha256 != entry.sha256 and closed.status == "ok":
+                closed.status = "failed"
+                closed.error = f"sha256 {closed.sha256} differs from the collector's {entry.sha256}"
+        for c in manifest.collectors:
+            session.writer.record_collector(
+                CollectorEntry(
+                    c.name,
+                    c.status,
+                    c.started_at,
+                    c.ended_at,
+                    c.error,
+                    [renamed.get(a, a) for a in c.artifacts],
+                    ref.name,
+                    [*c.notes, f"ran in the {via}"],
+                )
+            )
+        for a in manifest.actions:
+            session.writer.record_action(
+                a.action, a.target, outcome=a.outcome, **{**a.detail, "via": via}
+            )
 
 
 def _dry_run(

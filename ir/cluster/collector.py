@@ -1,0 +1,341 @@
+"""The node collector: capture a pod's containers on their node, with only a kubeconfig.
+
+A responder's laptop sees the apiserver and nothing else; the evidence a container holds (its
+filesystem diff, its processes and sockets, its runtime's logs) is on its node. So `ir capture pod`
+starts a short-lived collector pod there, through the apiserver:
+
+* pinned to the suspect's node (`nodeName`: no scheduler, cordoned nodes too), tolerating every
+  taint, in ir's collector namespace (the only one that needs Pod Security "privileged");
+* hostPID (the node's /proc) and, read-only, exactly the runtime's state directories and the
+  kubelet's pod logs, mounted under /host (`--node-root /host` for ir inside);
+* privileged (reading other users' processes and files needs it), no service-account token, no
+  Service links, resource limits, `activeDeadlineSeconds`, deleted when done;
+* running ir's own image (`--collector-image`); a wrong or missing image is named, with the node,
+  within a bounded time.
+
+For each container, ir execs *into the collector* (never into the suspect):
+`ir capture container containerd://ID --node-root /host --store /work`, then streams the bundle
+file out of the collector's emptyDir (binary-safe exec, ir.cluster.execstream), comparing its
+SHA-256 with the collector's own `sha256sum` of it, and copies every artifact into the pod's
+bundle on the responder's side, checking each artifact's SHA-256 against the collector's manifest
+(hashed on both ends). The collector's collectors, notes and runtime actions come along, marked as
+the collector's. Every request is recorded in the bundle's action log.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from ir.cluster.execstream import exec_stream
+from ir.cluster.kube import ApiError, Kube
+from ir.cluster.resolve import ContainerRef, PodTarget
+from ir.errors import ClusterError, RefusedError
+
+DEFAULT_NAMESPACE = "ir-system"
+NODE_ROOT = "/host"
+WORK = "/work"
+START_TIMEOUT = 90.0
+DEADLINE_SECONDS = 1800
+#: Host paths the collector mounts read-only, by runtime (the pod status' containerID scheme).
+HOST_PATHS: dict[str, tuple[str, ...]] = {
+    "containerd": ("/run/containerd", "/var/lib/containerd", "/var/log/pods"),
+    "cri-o": ("/run/containers", "/var/lib/containers", "/var/log/pods"),
+}
+_IMAGE_ERRORS = ("ErrImagePull", "ImagePullBackOff", "ErrImageNeverPull", "InvalidImageName")
+
+
+class CollectorRefused(ClusterError):
+    """The apiserver (RBAC, Pod Security, a policy engine) refused the collector pod."""
+
+
+@dataclass
+class CollectorPod:
+    name: str
+    namespace: str
+    node: str
+    image: str
+    started: float = field(default_factory=time.monotonic)
+    ready_seconds: float = 0.0
+
+
+def collector_manifest(
+    name: str, namespace: str, target: PodTarget, runtime: str, image: str, deadline: int
+) -> dict[str, Any]:
+    paths = HOST_PATHS[runtime]
+    volumes: list[dict[str, Any]] = [{"name": "work", "emptyDir": {"sizeLimit": "50Gi"}}]
+    mounts: list[dict[str, Any]] = [{"name": "work", "mountPath": WORK}]
+    for i, path in enumerate(paths):
+        volumes.append({"name": f"host-{i}", "hostPath": {"path": path, "type": "Directory"}})
+        mounts.append({"name": f"host-{i}", "mountPath": NODE_ROOT + path, "readOnly": True})
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": {
+                "app.kubernetes.io/managed-by": "ir",
+                "app.kubernetes.io/component": "node-collector",
+            },
+            "annotations": {
+                "ir.forensics/collects": f"{target.namespace}/{target.name} ({target.uid})",
+            },
+        },
+        "spec": {
+            "nodeName": target.node,
+            "hostPID": True,
+            "restartPolicy": "Never",
+            "activeDeadlineSeconds": deadline,
+            "terminationGracePeriodSeconds": 0,
+            "automountServiceAccountToken": False,
+            "enableServiceLinks": False,
+            "tolerations": [{"operator": "Exists"}],
+            "containers": [
+                {
+                    "name": "collector",
+                    "image": image,
+                    "imagePullPolicy": "IfNotPresent",
+                    "command": ["/bin/sh", "-c", f"exec sleep {deadline}"],
+                    "env": [{"name": "IR_NODE_ROOT", "value": NODE_ROOT}],
+                    "securityContext": {"privileged": True},
+                    "resources": {
+                        "requests": {"cpu": "100m", "memory": "128Mi"},
+                        "limits": {"cpu": "2", "memory": "1Gi"},
+                    },
+                    "volumeMounts": mounts,
+                }
+            ],
+            "volumes": volumes,
+        },
+    }
+
+
+def start_collector(
+    kube: Kube,
+    target: PodTarget,
+    runtime: str,
+    image: str,
+    *,
+    namespace: str = DEFAULT_NAMESPACE,
+    record: Any = None,
+    timeout: float = START_TIMEOUT,
+) -> CollectorPod:
+    """Create the collector pod on the suspect's node and wait until it runs. Raises
+    CollectorRefused (with the apiserver's words) or ClusterError (image, node, time)."""
+    if not target.node:
+        raise ClusterError(f"pod {target.namespace}/{target.name} is not on a node")
+    if runtime not in HOST_PATHS:
+        raise ClusterError(f"runtime {runtime!r}: the node collector reads containerd and CRI-O")
+    name = f"ir-collector-{uuid.uuid4().hex[:10]}"
+    pod = CollectorPod(name, namespace, target.node, image)
+    doc = collector_manifest(name, namespace, target, runtime, image, DEADLINE_SECONDS)
+    path = f"/api/v1/namespaces/{namespace}/pods"
+    try:
+        kube.request("POST", path, doc, retry=False)
+    except ApiError as exc:
+        _record(record, "create-collector-pod", "refused", path=path, error=exc.message)
+        if exc.status in (403, 422, 400):
+            raise CollectorRefused(
+                f"the collector pod was refused in namespace {namespace}: {exc.message}"
+            ) from None
+        raise
+    _record(
+        record,
+        "create-collector-pod",
+        "ok",
+        pod=name,
+        namespace=namespace,
+        node=target.node,
+        image=image,
+    )
+    deadline = time.monotonic() + timeout
+    while True:
+        doc = kube.get_optional(f"{path}/{name}") or {}
+        status = doc.get("status") or {}
+        if status.get("phase") == "Running" and all(
+            s.get("ready") for s in status.get("containerStatuses") or [{}]
+        ):
+            pod.ready_seconds = round(time.monotonic() - pod.started, 2)
+            _record(record, "collector-pod-running", "ok", pod=name, seconds=pod.ready_seconds)
+            return pod
+        waiting = [
+            (s.get("state") or {}).get("waiting") or {}
+            for s in status.get("containerStatuses") or []
+        ]
+        bad = [w for w in waiting if w.get("reason") in _IMAGE_ERRORS]
+        why = None
+        if bad:
+            why = (
+                f"collector image {image} cannot run on node {target.node}: "
+                f"{bad[0].get('reason')}: {bad[0].get('message', '')}".rstrip(": ")
+            )
+        elif status.get("phase") in ("Failed", "Succeeded"):
+            why = f"the collector pod ended ({status.get('phase')}: {status.get('reason', '')})"
+        elif time.monotonic() > deadline:
+            why = (
+                f"the collector pod (image {image}) did not run on node {target.node} within "
+                f"{timeout:.0f} s (phase {status.get('phase', 'unknown')})"
+            )
+        if why:
+            remove_collector(kube, pod, record)
+            raise ClusterError(why)
+        time.sleep(0.2)
+
+
+def remove_collector(kube: Kube, pod: CollectorPod, record: Any = None) -> None:
+    path = f"/api/v1/namespaces/{pod.namespace}/pods/{pod.name}"
+    try:
+        kube.request("DELETE", path, query={"gracePeriodSeconds": 0}, retry=True)
+        _record(record, "delete-collector-pod", "ok", pod=pod.name)
+    except ApiError as exc:
+        _record(record, "delete-collector-pod", "failed", pod=pod.name, error=exc.message)
+
+
+@dataclass
+class Transferred:
+    path: str  # the container bundle on the responder's side (a temp file)
+    sha256: str
+    size: int
+    capture: dict[str, Any]  # the collector's `ir capture container -o json`
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def capture_in_collector(
+    kube: Kube,
+    pod: CollectorPod,
+    ref: ContainerRef,
+    *,
+    case_id: str,
+    reason: str | None,
+    options: list[str],
+    record: Any = None,
+) -> Transferred:
+    """Run ir's node backend in the collector for one container, then bring its bundle here
+    (hashed on both ends) and remove it from the collector. Raises ClusterError on failure."""
+    timings: dict[str, float] = {}
+    t = time.monotonic()
+    store = f"{WORK}/{uuid.uuid4().hex[:8]}"
+    command = [
+        "/usr/bin/ir",
+        "capture",
+        "container",
+        str(ref.container_id),
+        "--node-root",
+        NODE_ROOT,
+        "--store",
+        store,
+        "--case",
+        case_id,
+        "-o",
+        "json",
+        *options,
+    ]
+    if reason:
+        command += ["--reason", reason]
+    out = _SpooledBytes()
+    done = exec_stream(kube, pod.namespace, pod.name, command, out, timeout=DEADLINE_SECONDS)
+    _record(
+        record,
+        "collector-capture-container",
+        "ok" if done.exit_code in (0, 1) else "failed",
+        pod=pod.name,
+        container=ref.name,
+        exit_code=done.exit_code,
+        seconds=done.seconds,
+    )
+    timings["capture"] = round(time.monotonic() - t, 3)
+    try:
+        summary = json.loads(out.getvalue())
+    except ValueError:
+        raise ClusterError(
+            f"ir in the collector pod {pod.name} gave no result for container {ref.name} "
+            f"(exit {done.exit_code}): {done.stderr.strip()[-500:]}"
+        ) from None
+    bundle = str(summary.get("bundle") or "")
+    if not bundle.startswith(store + "/"):
+        raise ClusterError(f"the collector wrote its bundle to an unexpected place: {bundle!r}")
+    t = time.monotonic()
+    digest_out = _SpooledBytes()
+    hashed = exec_stream(
+        kube, pod.namespace, pod.name, ["sha256sum", bundle], digest_out, timeout=600
+    )
+    theirs = digest_out.getvalue().decode("ascii", "replace").split(" ")[0].strip()
+    if not hashed.ok or len(theirs) != 64:
+        raise ClusterError(
+            f"cannot hash the bundle in the collector: {hashed.stderr.strip()[-300:]}"
+        )
+    timings["hash_remote"] = round(time.monotonic() - t, 3)
+    t = time.monotonic()
+    fd, local = tempfile.mkstemp(prefix="ir-collector-", suffix=".tar")
+    sha = hashlib.sha256()
+    with os.fdopen(fd, "wb") as fh:
+        sink = _HashingSink(fh, sha)
+        copied = exec_stream(
+            kube, pod.namespace, pod.name, ["cat", bundle], sink, timeout=DEADLINE_SECONDS
+        )
+    ours = sha.hexdigest()
+    timings["transfer"] = round(time.monotonic() - t, 3)
+    _record(
+        record,
+        "collector-transfer-bundle",
+        "ok" if ours == theirs else "failed",
+        pod=pod.name,
+        container=ref.name,
+        bytes=copied.stdout_bytes,
+        sha256_collector=theirs,
+        sha256_received=ours,
+        seconds=timings["transfer"],
+    )
+    if not copied.ok or ours != theirs:
+        os.unlink(local)
+        raise ClusterError(
+            f"the bundle of container {ref.name} did not arrive intact from collector {pod.name} "
+            f"({copied.stdout_bytes} bytes; sha256 {ours[:16]}... here, {theirs[:16]}... there; "
+            f"exit {copied.exit_code})"
+        )
+    exec_stream(kube, pod.namespace, pod.name, ["rm", "-rf", store], _SpooledBytes(), timeout=120)
+    return Transferred(local, ours, copied.stdout_bytes, summary, timings)
+
+
+class _SpooledBytes:
+    def __init__(self) -> None:
+        self.parts: list[bytes] = []
+
+    def write(self, data: bytes) -> int:
+        self.parts.append(bytes(data))
+        return len(data)
+
+    def getvalue(self) -> bytes:
+        return b"".join(self.parts)
+
+
+class _HashingSink:
+    def __init__(self, fh: Any, sha: Any) -> None:
+        self.fh, self.sha = fh, sha
+
+    def write(self, data: bytes) -> int:
+        self.sha.update(data)
+        return int(self.fh.write(data))
+
+
+def _record(record: Any, action: str, outcome: str, **detail: Any) -> None:
+    if record is not None:
+        record(action, outcome, **detail)
+
+
+__all__ = [
+    "CollectorPod",
+    "CollectorRefused",
+    "RefusedError",
+    "Transferred",
+    "capture_in_collector",
+    "remove_collector",
+    "start_collector",
+]
