@@ -189,10 +189,12 @@ def _capture(
     closer = getattr(capture_container, "close", None)
     with CaptureSession(store, request) as session:
         try:
-            return _capture_into(session, kube, target, opts, echo, capture_container)
+            _capture_into(session, kube, target, opts, echo, capture_container)
         finally:
+            # the collector pod goes before the seal, so its removal is in the manifest
             if closer is not None:
                 closer(session)
+        return session.finish()
 
 
 def _capture_into(
@@ -202,7 +204,7 @@ def _capture_into(
     opts: PodCaptureOptions,
     echo: Echo,
     capture_container: ContainerCapture,
-) -> CaptureResult:
+) -> None:
     echo(f"capturing pod {target.namespace}/{target.name} into bundle {session.bundle_id}")
     label = f"pod {target.namespace}/{target.name}"
     if not opts.collectors or KUBE_COLLECTOR in opts.collectors:
@@ -244,7 +246,6 @@ def _capture_into(
                 label=label,
                 container=ref.name,
             )
-    return session.finish()
 
 
 class ContainerCapturer:
@@ -427,6 +428,8 @@ def _import_container_bundle(
 ) -> None:
     """Copy a collector's container bundle into this one: every artifact re-hashed and compared
     with the collector's manifest digest; its collectors and runtime actions kept, marked."""
+    import hashlib
+
     from ir.bundle.layout import safe_component
     from ir.bundle.manifest import CollectorEntry
     from ir.bundle.reader import BundleReader
@@ -453,17 +456,21 @@ def _import_container_bundle(
                 meta={**entry.meta, "via": via},
             )
             status, error = entry.status, entry.error
+            check, size = hashlib.sha256(), 0
             try:
                 for chunk in reader.iter_artifact(entry):
+                    check.update(chunk)
+                    size += len(chunk)
                     sink.write(chunk)
             except Exception as exc:  # noqa: BLE001 -- recorded on the artifact; the capture goes on
                 status, error = "partial", f"copy from the collector's bundle failed: {exc}"
-            if sink.entry.size != entry.size and status == "ok":
-                status, error = "failed", "size differs from the collector's manifest"
-            closed = sink.close(status, error)
-            if closed.sha256 != entry.sha256 and closed.status == "ok":
-                closed.status = "failed"
-                closed.error = f"sha256 {closed.sha256} differs from the collector's {entry.sha256}"
+            if (check.hexdigest(), size) != (entry.sha256, entry.size) and status == "ok":
+                status, error = (
+                    "failed",
+                    f"sha256 {check.hexdigest()} ({size} bytes) differs from the collector's "
+                    f"{entry.sha256} ({entry.size} bytes)",
+                )
+            sink.close(status, error)
         for c in manifest.collectors:
             session.writer.record_collector(
                 CollectorEntry(

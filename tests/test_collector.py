@@ -1,0 +1,253 @@
+"""`ir capture pod` with only a kubeconfig: the node collector pod (ir/cluster/collector.py) on the
+test bed's real containerd node.
+
+ir runs here as a responder's laptop would: IR_NODE_ROOT is unset, so the containers' node state is
+out of reach and ir must start its collector pod (the image scripts/build-collector-image makes
+from Debian packages and the ir wheel, imported into the node's containerd: no registry), exec
+into it (never into the suspect), and stream each container bundle back, hashed on both ends.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.fixtures_k8s import IMAGE, wait_for
+from tests.k8s_helpers import ready_pods
+from tests.test_capture_pod import deploy_web
+from tests.testbed.k8s import ControlPlane
+from tests.testbed.node import RealNode
+
+pytestmark = [pytest.mark.k8s]
+
+REPO = Path(__file__).resolve().parents[1]
+COLLECTOR_NS = "ir-system"
+
+
+@pytest.fixture(scope="session")
+def collector_image(node: RealNode, control_plane: ControlPlane) -> str:
+    """ir's collector image, built (cached by content) and imported into the node."""
+    built = subprocess.run(
+        ["bash", str(REPO / "scripts" / "build-collector-image")],
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
+    assert built.returncode == 0, built.stderr[-3000:]
+    archive, ref = built.stdout.strip().splitlines()[-2:]
+    node.ctr("images", "import", archive)
+    control_plane.api(
+        "POST",
+        "/api/v1/namespaces",
+        {
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "metadata": {
+                "name": COLLECTOR_NS,
+                "labels": {"pod-security.kubernetes.io/enforce": "privileged"},
+            },
+        },
+    )
+    return ref
+
+
+def run_laptop_ir(args: list[str], cp: ControlPlane, **kw: Any) -> subprocess.CompletedProcess[str]:
+    """ir with a kubeconfig and nothing else: no node root, no Docker socket."""
+    env = {k: v for k, v in os.environ.items() if k not in ("IR_NODE_ROOT", "DOCKER_HOST")}
+    env.update(KUBECONFIG=str(cp.kubeconfig), IR_OPERATOR="pytest-laptop")
+    return subprocess.run(
+        [sys.executable, "-m", "ir.cli.main", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=kw.pop("timeout", 600),
+        **kw,
+    )
+
+
+def collector_pods(cp: ControlPlane, ns: str = COLLECTOR_NS) -> list[dict[str, Any]]:
+    return list(
+        cp.api(
+            "GET",
+            f"/api/v1/namespaces/{ns}/pods?labelSelector=app.kubernetes.io/component=node-collector",
+        )["items"]
+    )
+
+
+def test_capture_pod_through_the_collector(
+    control_plane: ControlPlane,
+    node: RealNode,
+    namespace: str,
+    collector_image: str,
+    tmp_path: Path,
+) -> None:
+    cp, ns = control_plane, namespace
+    deploy_web(cp, ns)
+    wait_for("2 ready web pods", lambda: len(ready_pods(cp, ns, "app=web")) == 2, 90)
+    name = ready_pods(cp, ns, "app=web")[0]["metadata"]["name"]
+    time.sleep(1)
+    started = time.monotonic()
+    done = run_laptop_ir(
+        [
+            "capture",
+            "pod",
+            name,
+            "-n",
+            ns,
+            "--store",
+            str(tmp_path / "evidence"),
+            "--collector-image",
+            collector_image,
+            "--probe-image",
+            IMAGE,
+            "-o",
+            "json",
+        ],
+        cp,
+    )
+    elapsed = time.monotonic() - started
+    assert done.returncode == 0, done.stderr + done.stdout
+    out = json.loads(done.stdout)
+    bundle = out["bundle"]["location"]
+    assert out["bundle"]["outcome"] == "complete"
+    assert out["quarantine"]["verified"] and out["replace"]["ready"]
+    show = json.loads(run_laptop_ir(["bundle", "show", bundle, "-o", "json"], cp).stdout)
+    manifest = show["manifest"]
+    statuses = {(c["name"], c.get("container")): c["status"] for c in manifest["collectors"]}
+    assert all(s == "ok" for s in statuses.values()), statuses
+    assert {
+        ("filesystem", "web"),
+        ("processes", "web"),
+        ("network", "web"),
+        ("logs", "web"),
+    } <= set(statuses)
+    actions = {a["action"]: a for a in manifest["actions"]}
+    assert actions["create-collector-pod"]["outcome"] == "ok"
+    transfer = actions["collector-transfer-bundle"]
+    assert transfer["outcome"] == "ok"
+    assert transfer["detail"]["sha256_collector"] == transfer["detail"]["sha256_received"]
+    assert actions["delete-collector-pod"]["outcome"] == "ok"
+    changes = run_laptop_ir(["bundle", "cat", bundle, "containers/web/fs-changes.jsonl"], cp).stdout
+    assert "/tmp/dropped.txt" in changes and "/etc/motd" in changes
+    processes = run_laptop_ir(
+        ["bundle", "cat", bundle, "containers/web/processes.jsonl"], cp
+    ).stdout
+    assert '"nc", "-ll", "-p", "8080"' in processes
+    verify = run_laptop_ir(["bundle", "verify", bundle], cp)
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    wait_for("the collector pod to go", lambda: not collector_pods(cp), 60)
+    print(f"\ncapture pod through the collector -> replacement ready: {elapsed:.1f} s")
+
+
+def test_refused_collector_is_named(
+    control_plane: ControlPlane,
+    node: RealNode,
+    namespace: str,
+    collector_image: str,
+    tmp_path: Path,
+) -> None:
+    """A collector namespace under Pod Security "restricted": the apiserver refuses the privileged
+    pod; ir says which rule refused it, the container evidence is failed with that reason, the
+    Kubernetes context is still captured, and nothing is quarantined (the gate stays closed)."""
+    cp, ns = control_plane, namespace
+    restricted = f"{ns}-collect"
+    cp.api(
+        "POST",
+        "/api/v1/namespaces",
+        {
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "metadata": {
+                "name": restricted,
+                "labels": {"pod-security.kubernetes.io/enforce": "restricted"},
+            },
+        },
+    )
+    deploy_web(cp, ns, replicas=1)
+    name = wait_for("1 ready web pod", lambda: ready_pods(cp, ns, "app=web"), 90)[0]["metadata"][
+        "name"
+    ]
+    done = run_laptop_ir(
+        [
+            "capture",
+            "pod",
+            name,
+            "-n",
+            ns,
+            "--store",
+            str(tmp_path),
+            "--collector-image",
+            collector_image,
+            "--collector-namespace",
+            restricted,
+            "-o",
+            "json",
+        ],
+        cp,
+    )
+    assert done.returncode == 5, done.stderr  # partial capture: nothing destructive
+    out = json.loads(done.stdout)
+    show = json.loads(
+        run_laptop_ir(["bundle", "show", out["bundle"]["location"], "-o", "json"], cp).stdout
+    )
+    access = [c for c in show["manifest"]["collectors"] if c["name"] == "container-access"]
+    assert access and access[0]["status"] == "failed"
+    assert 'violates PodSecurity "restricted' in access[0]["error"], access[0]["error"]
+    assert any(
+        c["name"] == "k8s-context" and c["status"] == "ok" for c in show["manifest"]["collectors"]
+    )
+    assert (
+        cp.api("GET", f"/apis/networking.k8s.io/v1/namespaces/{ns}/networkpolicies")["items"] == []
+    )
+
+
+def test_missing_collector_image_is_named_in_bounded_time(
+    control_plane: ControlPlane,
+    node: RealNode,
+    namespace: str,
+    collector_image: str,
+    tmp_path: Path,
+) -> None:
+    cp, ns = control_plane, namespace
+    deploy_web(cp, ns, replicas=1)
+    name = wait_for("1 ready web pod", lambda: ready_pods(cp, ns, "app=web"), 90)[0]["metadata"][
+        "name"
+    ]
+    started = time.monotonic()
+    done = run_laptop_ir(
+        [
+            "capture",
+            "pod",
+            name,
+            "-n",
+            ns,
+            "--store",
+            str(tmp_path),
+            "--no-quarantine",
+            "--no-replace",
+            "--collector-image",
+            "localhost/ir/no-such-collector:0",
+            "-o",
+            "json",
+        ],
+        cp,
+    )
+    elapsed = time.monotonic() - started
+    assert done.returncode == 1, done.stderr
+    show = json.loads(
+        run_laptop_ir(
+            ["bundle", "show", json.loads(done.stdout)["bundle"]["location"], "-o", "json"], cp
+        ).stdout
+    )
+    access = [c for c in show["manifest"]["collectors"] if c["name"] == "container-access"]
+    error = access[0]["error"]
+    assert "localhost/ir/no-such-collector:0" in error and node.name in error, error
+    assert elapsed < 120
+    wait_for("the failed collector pod to go", lambda: not collector_pods(cp), 60)
