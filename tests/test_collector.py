@@ -9,6 +9,7 @@ into it (never into the suspect), and stream each container bundle back, hashed 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -58,18 +59,9 @@ def collector_image(node: RealNode, control_plane: ControlPlane) -> str:
     return ref
 
 
-def run_laptop_ir(args: list[str], cp: ControlPlane, **kw: Any) -> subprocess.CompletedProcess[str]:
+def run_laptop_ir(args: list[str], cp: ControlPlane) -> subprocess.CompletedProcess[str]:
     """ir with a kubeconfig and nothing else: no node root, no Docker socket."""
-    env = {k: v for k, v in os.environ.items() if k not in ("IR_NODE_ROOT", "DOCKER_HOST")}
-    env.update(KUBECONFIG=str(cp.kubeconfig), IR_OPERATOR="pytest-laptop")
-    return subprocess.run(
-        [sys.executable, "-m", "ir.cli.main", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=kw.pop("timeout", 600),
-        **kw,
-    )
+    return _run_with({}, cp, args)
 
 
 def collector_pods(cp: ControlPlane, ns: str = COLLECTOR_NS) -> list[dict[str, Any]]:
@@ -251,3 +243,114 @@ def test_missing_collector_image_is_named_in_bounded_time(
     assert "localhost/ir/no-such-collector:0" in error and node.name in error, error
     assert elapsed < 120
     wait_for("the failed collector pod to go", lambda: not collector_pods(cp), 60)
+
+
+def test_compromised_pod_through_the_collector_into_s3(
+    control_plane: ControlPlane,
+    node: RealNode,
+    namespace: str,
+    collector_image: str,
+    lock_bucket: str,
+    s3_env: dict[str, str],
+) -> None:
+    """The sample compromised workload (samples/k8s/compromised.yaml) captured from a laptop with
+    only a kubeconfig into S3 (SeaweedFS, Object Lock bucket): every planted fact is in the
+    bundle -- the dropped file with its content, the deleted image file, the process running from
+    a deleted binary (hashed), the bind-shell listener and the C2 connection with their owning
+    processes, the logs -- it verifies from s3://, and the pod is quarantined and replaced."""
+    import yaml
+
+    cp, ns = control_plane, namespace
+    exp = json.loads((REPO / "samples/compromised/expected.json").read_text())
+    cp.api(
+        "POST",
+        f"/api/v1/namespaces/{ns}/configmaps",
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "compromised-sample"},
+            "data": {"compromised.sh": (REPO / "samples/compromised/compromised.sh").read_text()},
+        },
+    )
+    for doc in yaml.safe_load_all((REPO / "samples/k8s/compromised.yaml").read_text()):
+        if doc["kind"] == "Deployment":
+            cp.api("POST", f"/apis/apps/v1/namespaces/{ns}/deployments", doc)
+    pods = wait_for(
+        "2 ready shop-web pods",
+        lambda: len(p := ready_pods(cp, ns, "app=shop-web")) == 2 and p,
+        90,
+    )
+    name = pods[0]["metadata"]["name"]
+    wait_for(
+        "the sample to be compromised",
+        lambda: exp["ready_line"] in cp.api("GET", f"/api/v1/namespaces/{ns}/pods/{name}/log"),
+        60,
+    )
+    env_s3 = {**s3_env}
+    done = _run_with(
+        env_s3,
+        cp,
+        [
+            "capture",
+            "pod",
+            name,
+            "-n",
+            ns,
+            "--store",
+            f"s3://{lock_bucket}/ir",
+            "--collector-image",
+            collector_image,
+            "--probe-image",
+            IMAGE,
+            "-o",
+            "json",
+        ],
+    )
+    assert done.returncode == 0, done.stderr + done.stdout
+    out = json.loads(done.stdout)
+    bundle = out["bundle"]["location"]
+    assert bundle.startswith(f"s3://{lock_bucket}/ir/") and out["bundle"]["stored"] is True
+    assert out["quarantine"]["verified"] and out["replace"]["ready"]
+    verify = _run_with(env_s3, cp, ["bundle", "verify", bundle])
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+
+    def records(artifact: str) -> list[dict[str, Any]]:
+        text = _run_with(env_s3, cp, ["bundle", "cat", bundle, f"containers/web/{artifact}"]).stdout
+        return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+    changes = {r["path"]: r for r in records("fs-changes.jsonl")}
+    dropped = changes[exp["dropped_file"]["path"]]
+    content = exp["dropped_file"]["content"].encode()
+    assert dropped["change"] == "added" and dropped["sha256"] == hashlib.sha256(content).hexdigest()
+    assert changes[exp["deleted_file"]]["change"] == "deleted"
+    procs = records("processes.jsonl")
+    bad = [p for p in procs if p["cmdline"] == exp["deleted_binary"]["argv"]]
+    assert len(bad) == 1 and bad[0]["exe_deleted"] is True and bad[0]["exe_sha256"]
+    socks = records("sockets.jsonl")
+    listener = next(
+        p for p in procs if p["cmdline"][:2] == ["nc", "-ll"] and "31337" in p["cmdline"]
+    )
+    assert [s["pid"] for s in socks if s["state"] == "LISTEN" and s["local_port"] == 31337] == [
+        listener["pid"]
+    ]
+    c2 = [s for s in socks if s["remote_port"] == 4444 and s["state"] == "ESTABLISHED"]
+    assert len(c2) == 1 and c2[0]["pid"] == bad[0]["pid"]
+    logs = _run_with(
+        env_s3, cp, ["bundle", "cat", bundle, "containers/web/logs-current.jsonl"]
+    ).stdout
+    assert exp["ready_line"] in logs and exp["stderr_line"] in logs
+
+
+def _run_with(
+    env_extra: dict[str, str], cp: ControlPlane, args: list[str]
+) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("IR_NODE_ROOT", "DOCKER_HOST")}
+    env.update(env_extra)
+    env.update(KUBECONFIG=str(cp.kubeconfig), IR_OPERATOR="pytest-laptop")
+    return subprocess.run(
+        [sys.executable, "-m", "ir.cli.main", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
