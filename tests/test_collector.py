@@ -354,3 +354,89 @@ def _run_with(
         env=env,
         timeout=600,
     )
+
+
+def test_serve_alert_to_bundle_in_s3_through_the_collector(
+    control_plane: ControlPlane,
+    node: RealNode,
+    namespace: str,
+    collector_image: str,
+    lock_bucket: str,
+    s3_env: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    """Falcosidekick POST -> `ir serve` running as it would in the cluster, off the node (no node
+    root): the capture goes through the collector pod into S3, the pod is quarantined (a peer's
+    connection refused, and ir's own probe proved it) and replaced."""
+    import re
+    import signal
+
+    from tests.k8s_helpers import OK_SERVER, bare_pod, create, wait_ready, wait_traffic
+    from tests.test_serve import TOKEN, Client, _falco
+
+    cp, ns = control_plane, namespace
+    deploy_web(cp, ns)
+    create(cp, ns, bare_pod("peer", OK_SERVER.format(port=9090), {"role": "peer"}))
+    wait_for("2 ready web pods", lambda: len(ready_pods(cp, ns, "app=web")) == 2, 90)
+    wait_ready(cp, ns, "peer")
+    suspect = ready_pods(cp, ns, "app=web")[0]
+    name, ip = suspect["metadata"]["name"], suspect["status"]["podIP"]
+    wait_traffic(cp, ns, "peer", ip, 8080, allowed=True)
+    audit_path = tmp_path / "audit.jsonl"
+    env = {k: v for k, v in os.environ.items() if k not in ("IR_NODE_ROOT", "DOCKER_HOST")}
+    env.update(s3_env)
+    env.update(
+        KUBECONFIG=str(cp.kubeconfig),
+        IR_SERVE_TOKEN=TOKEN,
+        IR_OPERATOR="ir-serve-collector-e2e",
+        IR_PROBE_IMAGE=IMAGE,
+    )
+    proc = subprocess.Popen(
+        [
+            sys.executable, "-m", "ir.cli.main", "serve", "--listen", "127.0.0.1:0",
+            "--actions", "cluster", "--store", f"s3://{lock_bucket}/ir",
+            "--collector-image", collector_image, "--collector-namespace", COLLECTOR_NS,
+            "--playbooks", str(REPO / "playbooks"), "--audit-log", str(audit_path),
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )  # fmt: skip
+    try:
+        line = proc.stderr.readline() if proc.stderr else ""
+        match = re.search(r"listening on (http://\S+) ", line)
+        assert match, line + (proc.stderr.read() if proc.stderr else "")
+        status, reply = Client(match.group(1)).post(
+            _falco(uuid="collector-e2e", pod=name, namespace=ns), "/v1/alerts/falco"
+        )
+        assert status == 202, reply
+
+        def finished() -> list[dict[str, Any]]:
+            if not audit_path.exists():
+                return []
+            return [
+                json.loads(x) for x in audit_path.read_text().splitlines() if '"event": "run"' in x
+            ]
+
+        wait_for("the playbook run to finish", finished, 300)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    events = [json.loads(x) for x in audit_path.read_text().splitlines()]
+    steps = {e["action"]: e for e in events if e["event"] == "step"}
+    assert steps["capture"]["status"] == "ok", steps["capture"]
+    assert steps["quarantine"]["status"] == "ok", steps["quarantine"]
+    assert "enforcement verified" in steps["quarantine"]["detail"], steps["quarantine"]
+    assert steps["replace"]["status"] == "ok", steps["replace"]
+    bundle = steps["capture"]["bundle"]
+    assert bundle.startswith(f"s3://{lock_bucket}/ir/")
+    verify = _run_with(s3_env, cp, ["bundle", "verify", bundle])
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    show = json.loads(_run_with(s3_env, cp, ["bundle", "show", bundle, "-o", "json"]).stdout)
+    actions = [a["action"] for a in show["manifest"]["actions"]]
+    assert "create-collector-pod" in actions and "delete-collector-pod" in actions
+    wait_traffic(cp, ns, "peer", ip, 8080, allowed=False)
+    wait_for("the collector pod to go", lambda: not collector_pods(cp), 60)

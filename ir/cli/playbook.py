@@ -78,6 +78,8 @@ def make_actions(
     context: str | None = None,
     signing_key: str | None = None,
     echo: Callable[[str], None] | None = None,
+    collector_image: str | None = None,
+    collector_namespace: str = "ir-system",
 ) -> ResponseActions:
     """The ResponseActions for `--actions cluster|dry-run`. `cluster` imports ir.cluster only
     now (ClusterActions over the standard kubeconfig/in-cluster credentials) and fails with a
@@ -97,6 +99,8 @@ def make_actions(
         store_uri=store,
         signer=load_signer(signing_key),  # type: ignore[arg-type]  # key_id: property vs attribute
         echo=echo,
+        collector_image=collector_image,
+        collector_namespace=collector_namespace,
     )
 
 

@@ -88,13 +88,18 @@ def _listen(value: str) -> tuple[str, int]:
     help="Captures in this process, or as node-pinned collector Jobs.",
 )
 @click.option(
-    "--collector-image", default=DEFAULT_IMAGE, show_default=True, help="Image of collector Jobs."
+    "--collector-image",
+    default=DEFAULT_IMAGE,
+    show_default=True,
+    envvar="IR_COLLECTOR_IMAGE",
+    help="ir's node-collector image: of the collector Jobs (--dispatch jobs), and of the collector "
+    "pods that inline captures start on nodes ir is not on (ir.cluster.collector).",
 )
 @click.option(
     "--collector-namespace",
     default=NAMESPACE,
     show_default=True,
-    help="Namespace of collector Jobs.",
+    help="Namespace of collector Jobs and pods (Pod Security privileged).",
 )
 @click.option("--store", default=None, metavar="URI", help="Where captures go (default $IR_STORE).")
 @click.option(
@@ -226,6 +231,8 @@ def serve(
         context=kube_context,
         signing_key=signing_key,
         echo=info,
+        collector_image=collector_image,
+        collector_namespace=collector_namespace,
     )
     if dispatch == "jobs":
         if actions_kind == "dry-run":

@@ -42,8 +42,13 @@ class ClusterActions:
         signer: Signer | None = None,
         store_options: dict[str, Any] | None = None,
         echo: Callable[[str], None] | None = None,
+        collector_image: str | None = None,
+        collector_namespace: str = "ir-system",
     ) -> None:
         self.kube = kube
+        # captures of pods on nodes ir is not on go through the node collector pod
+        self.collector_image = collector_image
+        self.collector_namespace = collector_namespace
         self.store_uri = store_uri
         self.signer = signer
         self.store_options = store_options or {}
@@ -135,6 +140,9 @@ class ClusterActions:
             collectors=tuple(params.get("collectors") or ()),
             only_container=only,
         )
+        if self.collector_image:
+            opts.collector_image = self.collector_image
+            opts.collector_namespace = self.collector_namespace
         try:
             result = capture_pod(
                 self.kube, store, target.namespace, target.pod, opts, echo=self.echo
