@@ -20,7 +20,7 @@ from tests.k8s_helpers import OK_SERVER, bare_pod, create, deployment, wait_read
 from tests.k8s_helpers import ready_pods as _ready_pods
 from tests.testbed.docker import DockerBed
 from tests.testbed.k8s import ControlPlane
-from tests.testbed.node import RealNode
+from tests.testbed.node import NO_CRIU, RealNode
 
 pytestmark = [pytest.mark.k8s, pytest.mark.docker]
 
@@ -258,46 +258,55 @@ def test_capture_quarantine_replace_release(
     wait_traffic(cp, ns, name, peer_ip, 9090, allowed=True)
 
 
+@pytest.mark.parametrize(
+    ("runtime_class", "reason"),
+    [
+        (None, "CRIU failed on this node"),
+        (NO_CRIU, "the container runtime cannot checkpoint (no CRIU)"),
+    ],
+    ids=["criu-fails-on-this-kernel", "runtime-without-criu"],
+)
 def test_checkpoint_refusal_is_recorded(
-    control_plane: ControlPlane, docker_bed: DockerBed, web: str, tmp_path: Path
+    control_plane: ControlPlane,
+    node: RealNode,
+    namespace: str,
+    docker_bed: DockerBed,
+    tmp_path: Path,
+    runtime_class: str | None,
+    reason: str,
 ) -> None:
-    """The node's containerd reaches CRIU, which fails on this kernel: the kubelet's refusal is
-    kept in the bundle, the checkpoint collector is partial with the reason, the rest is whole."""
-    cp, ns = control_plane, web
-    name = ready_pods(cp, ns)[0]["metadata"]["name"]
+    """The two real refusals of `--checkpoint` on this node: containerd v2 reaches CRIU, which
+    fails on this kernel; a runtime handler whose runc has no CRIU (RuntimeClass no-criu) cannot
+    checkpoint at all. Either way the kubelet's refusal is kept in the bundle, the checkpoint
+    collector is partial with the reason, the rest is whole, and the container keeps running."""
+    cp, ns = control_plane, namespace
+    pod = bare_pod("app", "echo ready; exec sleep 3600", {"app": "ckpt"})
+    if runtime_class:
+        pod["spec"]["runtimeClassName"] = runtime_class
+    create(cp, ns, pod)
+    wait_ready(cp, ns, "app")
     done = run_ir(
-        [
-            "capture",
-            "pod",
-            name,
-            "-n",
-            ns,
-            "--store",
-            str(tmp_path),
-            "--checkpoint",
-            "--no-quarantine",
-            "--no-replace",
-            "-o",
-            "json",
-        ],
+        ["capture", "pod", "app", "-n", ns, "--store", str(tmp_path), "--checkpoint",
+         "--no-quarantine", "--no-replace", "-o", "json"],
         cp,
         docker_bed,
-    )
+    )  # fmt: skip
     assert done.returncode == 1, done.stderr  # partial: the checkpoint asked for is missing
     bundle = json.loads(done.stdout)["bundle"]["location"]
     show = json.loads(run_ir(["bundle", "show", bundle, "-o", "json"], cp, docker_bed).stdout)
     collectors = show["manifest"]["collectors"]
     checkpoint = [c for c in collectors if c["name"] == "kubelet-checkpoint"]
     assert checkpoint and checkpoint[0]["status"] == "partial"
-    assert "checkpoint refused" in checkpoint[0]["error"], checkpoint[0]
+    assert f"checkpoint refused ({reason})" in checkpoint[0]["error"], checkpoint[0]
     assert all(c["status"] == "ok" for c in collectors if c["name"] != "kubelet-checkpoint")
     refusal = json.loads(
-        run_ir(["bundle", "cat", bundle, "containers/web/checkpoint.json"], cp, docker_bed).stdout
+        run_ir(["bundle", "cat", bundle, "containers/app/checkpoint.json"], cp, docker_bed).stdout
     )
     assert refusal["refused"]["status"] >= 400
     actions = [a for a in show["manifest"]["actions"] if a["action"] == "kubelet-checkpoint"]
     assert actions and actions[0]["outcome"] == "refused"
-    assert ready_pods(cp, ns, "app=web")  # the container keeps running
+    print(f"\n{runtime_class or 'runc'}: {checkpoint[0]['error']}")
+    assert wait_ready(cp, ns, "app")  # the container keeps running
 
 
 def test_failed_capture_closes_the_gate(

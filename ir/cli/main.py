@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "serve",
     "replay",
     "transfer",
+    "collector",
 )
 
 HELP = """ir: capture forensic evidence from containers and Kubernetes pods, package it as signed,

@@ -15,8 +15,9 @@ starts a short-lived collector pod there, through the apiserver:
 
 For each container, ir execs *into the collector* (never into the suspect):
 `ir capture container containerd://ID --node-root /host --store /work`, then streams the bundle
-file out of the collector's emptyDir (binary-safe exec, ir.cluster.execstream), comparing its
-SHA-256 with the collector's own `sha256sum` of it, and copies every artifact into the pod's
+file out of the collector's emptyDir (binary-safe exec, ir.cluster.execstream, `ir collector
+send`: the collector hashes what it sends in the same read), compares that SHA-256 with its own
+hash of what arrived, and copies every artifact into the pod's
 bundle on the responder's side, checking each artifact's SHA-256 against the collector's manifest
 (hashed on both ends). The collector's collectors, notes and runtime actions come along, marked as
 the collector's. Every request is recorded in the bundle's action log.
@@ -27,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import tempfile
 import time
 import uuid
@@ -104,7 +106,8 @@ def collector_manifest(
                     "imagePullPolicy": "IfNotPresent",
                     "command": ["/bin/sh", "-c", f"exec sleep {deadline}"],
                     "env": [{"name": "IR_NODE_ROOT", "value": NODE_ROOT}],
-                    "securityContext": {"privileged": True},
+                    # root and privileged: the images run as a non-root user by default (ir serve)
+                    "securityContext": {"privileged": True, "runAsUser": 0, "runAsNonRoot": False},
                     "resources": {
                         "requests": {"cpu": "100m", "memory": "128Mi"},
                         "limits": {"cpu": "2", "memory": "1Gi"},
@@ -223,7 +226,7 @@ def capture_in_collector(
     t = time.monotonic()
     store = f"{WORK}/{uuid.uuid4().hex[:8]}"
     command = [
-        "/usr/bin/ir",
+        "ir",
         "capture",
         "container",
         str(ref.container_id),
@@ -262,25 +265,22 @@ def capture_in_collector(
     if not bundle.startswith(store + "/"):
         raise ClusterError(f"the collector wrote its bundle to an unexpected place: {bundle!r}")
     t = time.monotonic()
-    digest_out = _SpooledBytes()
-    hashed = exec_stream(
-        kube, pod.namespace, pod.name, ["sha256sum", bundle], digest_out, timeout=600
-    )
-    theirs = digest_out.getvalue().decode("ascii", "replace").split(" ")[0].strip()
-    if not hashed.ok or len(theirs) != 64:
-        raise ClusterError(
-            f"cannot hash the bundle in the collector: {hashed.stderr.strip()[-300:]}"
-        )
-    timings["hash_remote"] = round(time.monotonic() - t, 3)
-    t = time.monotonic()
     fd, local = tempfile.mkstemp(prefix="ir-collector-", suffix=".tar")
     sha = hashlib.sha256()
     with os.fdopen(fd, "wb") as fh:
         sink = _HashingSink(fh, sha)
+        # one read in the collector both sends the file and hashes it (`ir collector send`)
         copied = exec_stream(
-            kube, pod.namespace, pod.name, ["cat", bundle], sink, timeout=DEADLINE_SECONDS
+            kube,
+            pod.namespace,
+            pod.name,
+            ["ir", "collector", "send", bundle],
+            sink,
+            timeout=DEADLINE_SECONDS,
         )
     ours = sha.hexdigest()
+    sent = re.search(r"sha256 ([0-9a-f]{64}) (\d+)", copied.stderr)
+    theirs = sent.group(1) if sent else ""
     timings["transfer"] = round(time.monotonic() - t, 3)
     _record(
         record,
@@ -297,8 +297,9 @@ def capture_in_collector(
         os.unlink(local)
         raise ClusterError(
             f"the bundle of container {ref.name} did not arrive intact from collector {pod.name} "
-            f"({copied.stdout_bytes} bytes; sha256 {ours[:16]}... here, {theirs[:16]}... there; "
-            f"exit {copied.exit_code})"
+            f"({copied.stdout_bytes} bytes; sha256 {ours[:16]}... here, "
+            f"{theirs[:16] or 'none'}... there; exit {copied.exit_code}: "
+            f"{copied.stderr.strip()[-300:]})"
         )
     exec_stream(kube, pod.namespace, pod.name, ["rm", "-rf", store], _SpooledBytes(), timeout=120)
     return Transferred(local, ours, copied.stdout_bytes, summary, timings)

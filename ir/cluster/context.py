@@ -304,6 +304,8 @@ def _checkpoint_reason(exc: ApiError) -> str:
         return "the kubelet does not offer checkpoints (ContainerCheckpoint feature off)"
     if "not implemented" in text or "unimplemented" in text:
         return "the container runtime has no checkpoint support"
+    if "criu" in text and ("not found" in text or "no such file" in text):
+        return "the container runtime cannot checkpoint (no CRIU)"
     if "criu" in text:
         return "CRIU failed on this node"
     if exc.status == 403:

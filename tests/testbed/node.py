@@ -80,6 +80,9 @@ NAT_CHAIN = "IR-TESTBED-SVC"
 STATE_DIR = Path("/run/ir-testbed-node")
 LOCK_FILE = Path("/run/ir-testbed-node.lock")
 BUSYBOX_IMAGE = images.BUSYBOX_IMAGE
+#: RuntimeClass (and containerd handler) of pods whose runtime has no CRIU to checkpoint with.
+NO_CRIU = "no-criu"
+NO_CRIU_HANDLER = "nocriu"
 PAUSE_IMAGE = images.PAUSE_IMAGE
 
 
@@ -325,6 +328,16 @@ def _start_node(node: RealNode, state: dict[str, Any], deadline: float) -> None:
         ],
     )
     _wait_for(lambda: _kube_router_ready(), deadline, "kube-router's firewall chains", node)
+    node.cp.api(
+        "POST",
+        "/apis/node.k8s.io/v1/runtimeclasses",
+        {
+            "apiVersion": "node.k8s.io/v1",
+            "kind": "RuntimeClass",
+            "metadata": {"name": NO_CRIU},
+            "handler": NO_CRIU_HANDLER,
+        },
+    )
 
 
 def _write_configs(node: RealNode) -> None:
@@ -348,6 +361,11 @@ state = "/run/containerd"
       runtime_type = "io.containerd.runc.v2"
       [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc.options]
         SystemdCgroup = false
+    [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.{NO_CRIU_HANDLER}]
+      runtime_type = "io.containerd.runc.v2"
+      [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.{NO_CRIU_HANDLER}.options]
+        SystemdCgroup = false
+        BinaryName = "{w / "runc-without-criu"}"
   [plugins."io.containerd.cri.v1.runtime".cni]
     bin_dirs = ["/usr/lib/cni"]
     conf_dir = "{w / "cni-conf"}"
@@ -356,6 +374,12 @@ state = "/run/containerd"
   stream_server_port = "0"
 """
     )
+    # A second runtime handler whose runc cannot find CRIU: pods of RuntimeClass NO_CRIU meet the
+    # "runtime without checkpoint support" refusal (the default handler meets CRIU failing).
+    wrapper = w / "runc-without-criu"
+    runc = shutil.which("runc") or "/usr/sbin/runc"
+    wrapper.write_text(f'#!/bin/sh\nPATH=/nonexistent exec {runc} "$@"\n')
+    wrapper.chmod(0o755)
     (w / "cni-conf" / "10-ir-testbed.conflist").write_text(
         json.dumps(
             {
