@@ -446,3 +446,35 @@ def test_refused_bundle_leaves_no_open_file(tmp_path: Path, junk: bytes) -> None
         with pytest.raises(BundleFormatError):
             BundleReader.open(path)
     assert len(os.listdir("/proc/self/fd")) == before
+
+
+@pytest.mark.parametrize("kind", ["directory", "FIFO", "socket", "character device"])
+def test_a_path_that_is_no_file_is_bad_input(tmp_path: Path, kind: str) -> None:
+    """A directory, FIFO (never waited on), socket or device given as a bundle: exit 2 naming
+    what it is, no traceback, no internal error."""
+    import socket
+    import sys
+
+    path = tmp_path / "thing"
+    held = None
+    if kind == "directory":
+        path.mkdir()
+    elif kind == "FIFO":
+        os.mkfifo(path)
+    elif kind == "socket":
+        held = socket.socket(socket.AF_UNIX)
+        held.bind(str(path))
+    else:
+        path = Path("/dev/zero")
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "ir.cli.main", "bundle", "verify", str(path)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        if held is not None:
+            held.close()
+    assert done.returncode == 2, done.stderr
+    assert f"is a {kind}, not a bundle file" in done.stderr and "Traceback" not in done.stderr

@@ -322,7 +322,14 @@ def test_compromised_pod_through_the_collector_into_s3(
     dropped = changes[exp["dropped_file"]["path"]]
     content = exp["dropped_file"]["content"].encode()
     assert dropped["change"] == "added" and dropped["sha256"] == hashlib.sha256(content).hexdigest()
-    assert changes[exp["deleted_file"]]["change"] == "deleted"
+    motd = changes[exp["deleted_file"]]
+    assert motd["change"] == "deleted"
+    # the deletion's time is the whiteout's ctime (after the pod started), never the image mtime
+    started = pods[0]["status"]["startTime"]
+    assert motd["ctime"] and motd["ctime"] >= started, (motd, started)
+    timeline = _run_with(env_s3, cp, ["replay", bundle, "timeline"]).stdout
+    motd_rows = [line for line in timeline.splitlines() if exp["deleted_file"] in line]
+    assert motd_rows and all("File deleted (whiteout created" in r for r in motd_rows), motd_rows
     procs = records("processes.jsonl")
     bad = [p for p in procs if p["cmdline"] == exp["deleted_binary"]["argv"]]
     assert len(bad) == 1 and bad[0]["exe_deleted"] is True and bad[0]["exe_sha256"]
@@ -335,6 +342,15 @@ def test_compromised_pod_through_the_collector_into_s3(
     ]
     c2 = [s for s in socks if s["remote_port"] == 4444 and s["state"] == "ESTABLISHED"]
     assert len(c2) == 1 and c2[0]["pid"] == bad[0]["pid"]
+    # Direction from listeners and socket pairs: the C2 "server" (`nc -l`) closed its listener
+    # after accepting, so both ends are sockets of the pod: local, neither "outbound".
+    net = json.loads(_run_with(env_s3, cp, ["replay", bundle, "net", "-o", "json"]).stdout)
+    c2_rows = [
+        c
+        for c in net["connections"]
+        if 4444 in (c["local_port"], c["remote_port"]) and c["remote_port"]
+    ]
+    assert len(c2_rows) == 2 and {c["direction"] for c in c2_rows} == {"local"}, c2_rows
     logs = _run_with(
         env_s3, cp, ["bundle", "cat", bundle, "containers/web/logs-current.jsonl"]
     ).stdout

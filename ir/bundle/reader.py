@@ -20,7 +20,7 @@ import pyzstd
 
 from ir.bundle import layout
 from ir.bundle.manifest import ArtifactEntry, Manifest
-from ir.bundle.source import ByteSource, FileSource
+from ir.bundle.source import ByteSource, FileSource, NotAFile
 from ir.errors import BundleFormatError, IntegrityError
 
 READ_CHUNK = 1024 * 1024
@@ -66,6 +66,8 @@ class BundleReader:
             raise BundleFormatError(f"{path}: no such bundle") from None
         except IsADirectoryError:
             raise BundleFormatError(f"{path} is a directory, not a bundle file") from None
+        except NotAFile as exc:
+            raise BundleFormatError(f"{path} is a {exc.kind}, not a bundle file") from None
         except OSError as exc:
             raise BundleFormatError(f"{path}: cannot open: {exc.strerror}") from None
         return cls(source)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 from pathlib import Path
 from typing import Protocol
 
@@ -18,12 +20,31 @@ class ByteSource(Protocol):
     def close(self) -> None: ...
 
 
+class NotAFile(OSError):
+    """The path is a directory, socket, FIFO or device: no bundle."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__(kind)
+        self.kind = kind
+
+
 class FileSource:
     def __init__(self, path: Path) -> None:
         self.name = str(path)
         # O_NOFOLLOW is not used: an investigator may legitimately point at a symlinked bundle.
-        self._fd = os.open(path, os.O_RDONLY)
-        self.size = os.fstat(self._fd).st_size
+        # O_NONBLOCK: opening a FIFO must not wait for a writer (it is refused just below).
+        try:
+            self._fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        except OSError as exc:
+            if exc.errno == errno.ENXIO:  # a socket cannot be opened: name what it is
+                raise NotAFile(_kind(os.stat(path).st_mode)) from None
+            raise
+        st = os.fstat(self._fd)
+        if not stat.S_ISREG(st.st_mode):
+            os.close(self._fd)
+            self._fd = -1
+            raise NotAFile(_kind(st.st_mode))
+        self.size = st.st_size
 
     def read_at(self, offset: int, length: int) -> bytes:
         if length <= 0 or offset >= self.size:
@@ -40,3 +61,16 @@ class FileSource:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _kind(mode: int) -> str:
+    for test, name in (
+        (stat.S_ISDIR, "directory"),
+        (stat.S_ISSOCK, "socket"),
+        (stat.S_ISFIFO, "FIFO"),
+        (stat.S_ISCHR, "character device"),
+        (stat.S_ISBLK, "block device"),
+    ):
+        if test(mode):
+            return name
+    return "special file"

@@ -405,7 +405,7 @@ def ps_cmd(ctx: click.Context, container: str | None, output: str, **trust_opts:
 @click.option("--container", help="Only this container.")
 @click.option(
     "--direction",
-    type=click.Choice(["listen", "inbound", "outbound", "local", "unix", "other"]),
+    type=click.Choice(["listen", "inbound", "outbound", "local", "unknown", "unix", "other"]),
     multiple=True,
     help="Only these directions (repeatable).",
 )

@@ -8,8 +8,10 @@ not a verdict. The rules and their limits:
 - listeners not declared: LISTEN (or unconnected UDP) ports missing from the pod spec's
   containerPorts of any container of the pod (they share one network namespace), or from the
   image's ExposedPorts when there is no pod;
-- outbound connections: ESTABLISHED sockets whose remote end is not a listener of this network
-  namespace and whose local port is not one of its listeners;
+- outbound connections: ESTABLISHED sockets whose remote end is not a listener or another socket
+  of this network namespace, whose local port is not one of its listeners and is from the
+  kernel's ephemeral range (an end whose direction ir cannot tell is "unknown" in `net`, not
+  listed here);
 - files added or changed in binary, library and configuration directories;
 - executables in /tmp, /var/tmp, /dev/shm (files, and processes running from there).
 """

@@ -30,7 +30,7 @@ class Declared:
 @dataclass
 class ConnectionRow:
     cited: Cited[SocketRecord]
-    direction: str  # listen | inbound | outbound | local | unix | other
+    direction: str  # listen | inbound | outbound | local | unknown | unix | other
     process: str | None
     flags: list[str] = field(default_factory=list)  # undeclared-listener, outbound
     owner_container: str | None = None  # where the owning process was seen (a pod shares one netns)
@@ -132,6 +132,12 @@ def _container_rows(ev: Evidence, container: str | None, declared: Declared) -> 
                 normal_addr(r.local_addr)
             )
 
+    ends = {
+        (family(s.record.proto), normal_addr(s.record.local_addr), s.record.local_port)
+        for s in sockets
+        if not s.record.listening and s.record.local_port is not None
+    }
+
     def is_local_listener(fam: str, addr: str | None, port: int | None) -> bool:
         bound = listeners.get((fam, port)) if port is not None else None
         if not bound:
@@ -154,10 +160,20 @@ def _container_rows(ev: Evidence, container: str | None, declared: Declared) -> 
             direction = "local"
         elif r.local_port is not None and (fam, r.local_port) in listeners:
             direction = "local" if normal_addr(r.remote_addr) in local_addrs else "inbound"
-        elif r.remote_port:
+        elif r.remote_port and (fam, normal_addr(r.remote_addr), r.remote_port) in ends:
+            # both ends are sockets of this network namespace (a listener may have closed after
+            # accepting, as `nc -l` does): a local connection, whichever end connected
+            direction = "local"
+        elif r.remote_port and r.local_port is not None and _ephemeral(r.local_port):
+            # no listener on this end's port and a port from the kernel's ephemeral range: this
+            # end connected out
             direction = "outbound"
             if (r.state or "").upper() == "ESTABLISHED":
                 flags.append("outbound")
+        elif r.remote_port:
+            # no listener here, and a fixed local port: an accepted connection whose listener is
+            # gone, or a client that bound its port; ir cannot tell
+            direction = "unknown"
         else:
             direction = "other"
         owner, owner_container = None, None
@@ -167,6 +183,14 @@ def _container_rows(ev: Evidence, container: str | None, declared: Declared) -> 
             owner = f"{r.pid} {r.process}" if r.process else str(r.pid)
         rows.append(ConnectionRow(s, direction, owner, flags, owner_container))
     return rows
+
+
+#: Linux's default net.ipv4.ip_local_port_range: ports the kernel picks for outgoing connections.
+EPHEMERAL_PORTS = range(32768, 61000)
+
+
+def _ephemeral(port: int) -> bool:
+    return port in EPHEMERAL_PORTS
 
 
 def _owners_by_inode(ev: Evidence) -> dict[int, tuple[str, str | None]]:

@@ -11,7 +11,8 @@ Sources (select with `sources`):
              conditions, container states and restarts)
   container  container created/started/finished (inspect.json), image created (image.json)
   process    process start times
-  file       file mtime and ctime of added/changed files (one row when they are equal)
+  file       file mtime and ctime of added/changed files (one row when they are equal); a deletion
+             at its whiteout's ctime, or "time unknown" at capture start (never the old mtime)
   alert      the alert that triggered the capture
   ir         what ir did: capture start and seal, actions recorded during capture (manifest),
              failed collectors, and the custody log beside the bundle (e.g. respond: quarantine)
@@ -472,6 +473,7 @@ def process_events(ev: Evidence) -> Iterator[TimelineEvent]:
 
 
 def file_events(ev: Evidence) -> Iterator[TimelineEvent]:
+    captured = ev.parse_time(ev.manifest.started_at)
     for cited in ev.records(FileChange):
         c = cited.record
         mtime, ctime = ev.parse_time(c.mtime), ev.parse_time(c.ctime)
@@ -487,6 +489,32 @@ def file_events(ev: Evidence) -> Iterator[TimelineEvent]:
         what = f"{c.change} {c.type} {c.path}" + (f" -> {c.link_target}" if c.link_target else "")
         if c.type == "file":
             what += f" (mode {c.mode}" + (f", {c.size} bytes)" if c.size is not None else ")")
+        if c.change == "deleted":
+            # A deletion's only time is its whiteout's ctime (overlayfs made the whiteout when
+            # the file was deleted); the mtime is the deleted file's old one, never the event.
+            if ctime is not None:
+                yield TimelineEvent(
+                    ctime.utc,
+                    "file",
+                    "File deleted (whiteout created: its ctime)",
+                    what,
+                    cited.artifact,
+                    cited.line,
+                    container=cited.container,
+                    fields=fields,
+                )
+            elif captured is not None:
+                yield TimelineEvent(
+                    captured.utc,
+                    "file",
+                    "File deleted before capture; time unknown (placed at capture start)",
+                    what,
+                    cited.artifact,
+                    cited.line,
+                    container=cited.container,
+                    fields=fields,
+                )
+            continue
         if mtime is not None and ctime is not None and mtime.utc == ctime.utc:
             yield TimelineEvent(
                 mtime.utc,

@@ -296,7 +296,7 @@ class OverlayDiff:
                     continue
                 kind = file_type(st.st_mode)
                 if kind == "char" and st.st_rdev == 0:
-                    yield self._deleted(path, rel, lowers)
+                    yield self._deleted(path, rel, lowers, whiteout=st)
                     continue
                 below = lowers.lstat(rel)
                 entry = FsEntry(
@@ -349,10 +349,17 @@ class OverlayDiff:
                 finally:
                     os.close(sub)
 
-    def _deleted(self, path: bytes, rel: bytes, lowers: LayerLookup) -> FsEntry:
+    def _deleted(
+        self, path: bytes, rel: bytes, lowers: LayerLookup, whiteout: os.stat_result | None = None
+    ) -> FsEntry:
+        """A deletion. `mtime` (and type, size, mode, owner) are the deleted file's, from the
+        layer below; `ctime` is the whiteout's own ctime -- when overlayfs created it, i.e. when
+        the file was deleted -- and None when the deletion shows only as an opaque directory
+        (time unknown). Nothing else of a deletion has a time."""
+        when = whiteout.st_ctime if whiteout is not None else None
         below = lowers.lstat(rel)
         if below is None:
-            return FsEntry(path, "deleted", "whiteout")
+            return FsEntry(path, "deleted", "whiteout", ctime=when)
         return FsEntry(
             path,
             "deleted",
@@ -362,6 +369,7 @@ class OverlayDiff:
             uid=below.st_uid,
             gid=below.st_gid,
             mtime=below.st_mtime,
+            ctime=when,
         )
 
     def _opaque_deletions(self, dir_fd: int, rel: bytes, lowers: LayerLookup) -> Iterator[FsEntry]:

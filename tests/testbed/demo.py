@@ -4,12 +4,14 @@ Starts the cluster (control plane + a real node: kubelet, containerd, CNI, kube-
 first use, cached after), deploys the sample compromised workload (samples/k8s/compromised.yaml
 with samples/compromised/compromised.sh), then runs what a responder runs:
 
-    ir capture pod SUSPECT -n shop --case DEMO-1 --probe-image ...   # capture, quarantine, replace
+    ir capture pod SUSPECT -n shop --case DEMO-1 --collector-image ... --probe-image ...
 
 shows a client pod's connection to the suspect working before and refused after, the clean
-replacement Ready, and the investigator's side: `ir bundle verify` and `ir replay`. ir runs here
-as it runs on the pod's node (IR_NODE_ROOT is where the node's filesystem is visible). The
-cluster is stopped at the end (IR_DEMO_KEEP=1 keeps it until Ctrl-C).
+replacement Ready, and the investigator's side: `ir bundle verify` and `ir replay`. ir runs as on
+a responder's laptop, with only a kubeconfig: its node collector pod (ir's own image, built from
+Debian packages and the ir wheel by scripts/build-collector-image and imported into the node's
+containerd: no registry here) captures the containers on their node. The cluster is stopped at
+the end (IR_DEMO_KEEP=1 keeps it until Ctrl-C).
 """
 
 from __future__ import annotations
@@ -104,10 +106,34 @@ def main() -> int:
         env = {
             **os.environ,
             "KUBECONFIG": str(node.cp.kubeconfig),
-            "IR_NODE_ROOT": node.host_root,
             "IR_OPERATOR": os.environ.get("IR_OPERATOR", "demo"),
         }
-        env.pop("DOCKER_HOST", None)
+        for name in ("DOCKER_HOST", "IR_NODE_ROOT"):  # a laptop: a kubeconfig and nothing else
+            env.pop(name, None)
+
+        step("ir's node-collector image (scripts/build-collector-image; cached by content)")
+        built = subprocess.run(
+            ["bash", str(REPO / "scripts/build-collector-image")],
+            stdout=subprocess.PIPE,
+            text=True,
+            check=False,
+        )
+        if built.returncode != 0:
+            raise SystemExit("demo: scripts/build-collector-image failed")
+        archive, collector = built.stdout.strip().splitlines()[-2:]
+        node.ctr("images", "import", archive)
+        apply(
+            node,
+            {
+                "apiVersion": "v1",
+                "kind": "Namespace",
+                "metadata": {
+                    "name": "ir-system",
+                    "labels": {"pod-security.kubernetes.io/enforce": "privileged"},
+                },
+            },
+        )
+        print(f"collector image {collector} imported into the node's containerd")
 
         step(f"the sample compromised Deployment (samples/k8s/compromised.yaml) in namespace {NS}")
         apply(node, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}})
@@ -160,6 +186,8 @@ def main() -> int:
                 str(store),
                 "--reason",
                 "demo: Falco 'Terminal shell in container'",
+                "--collector-image",
+                collector,
                 "--probe-image",
                 BUSYBOX_IMAGE,
                 "-o",
