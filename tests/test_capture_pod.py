@@ -350,6 +350,35 @@ def test_failed_capture_closes_the_gate(
     assert doc["quarantine"]["enforcement"].startswith("policy applied, enforcement not verified")
 
 
+def test_replace_timeout_names_its_cause(
+    control_plane: ControlPlane, docker_bed: DockerBed, web: str, tmp_path: Path
+) -> None:
+    """A complete capture whose replacement is not Ready in time: exit 4 (not "evidence
+    failed"), the cause on the last line of the text output and in -o json's errors."""
+    cp, ns = control_plane, web
+    names = [p["metadata"]["name"] for p in ready_pods(cp, ns)]
+    base = ["capture", "pod", "-n", ns, "--store", str(tmp_path), "--replace-timeout", "0.01"]
+    done = run_ir([*base[:2], names[0], *base[2:], "-o", "json"], cp, docker_bed)
+    assert done.returncode == 4, done.stderr
+    doc = json.loads(done.stdout)
+    assert doc["bundle"]["outcome"] == "complete" and doc["exit_code"] == 4
+    assert any("no Ready replacement within" in e for e in doc["errors"]), doc["errors"]
+    text = run_ir([*base[:2], names[1], *base[2:]], cp, docker_bed)
+    assert text.returncode == 4
+    last = text.stdout.strip().splitlines()[-1]
+    assert last.startswith("ir: exit 4: no Ready replacement within"), text.stdout
+
+
+def test_missing_namespace_is_named(
+    control_plane: ControlPlane, docker_bed: DockerBed, web: str
+) -> None:
+    missing = run_ir(["capture", "pod", "web-1", "-n", "no-such-ns-x1"], control_plane, docker_bed)
+    assert missing.returncode == 4
+    assert "namespace no-such-ns-x1 does not exist" in missing.stderr, missing.stderr
+    gone = run_ir(["capture", "pod", "no-such-pod", "-n", web], control_plane, docker_bed)
+    assert gone.returncode == 4 and f"pod {web}/no-such-pod not found" in gone.stderr
+
+
 def test_dry_run_changes_nothing(
     control_plane: ControlPlane, docker_bed: DockerBed, web: str, tmp_path: Path
 ) -> None:

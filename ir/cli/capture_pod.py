@@ -232,7 +232,8 @@ def capture_pod_cmd(
         "quarantine": None if result.quarantine is None else vars(result.quarantine),
         "replace": None if result.replace is None else vars(result.replace),
         "actions": result.actions,
-        "errors": result.errors,
+        "exit_code": int(result.exit_code),
+        "errors": result.reasons(),
     }
     if result.quarantine:
         for w in result.quarantine.warnings:
@@ -267,8 +268,11 @@ def capture_pod_cmd(
             )
             for note in r.notes:
                 click.echo(f"            {note}")
-        for error in result.errors:
-            click.echo(f"error:      {error}")
+        reasons = result.reasons()
+        for reason in reasons[:-1]:
+            click.echo(f"error:      {reason}")
+        if reasons:  # the cause of a non-zero exit, on the last line
+            click.echo(f"ir: exit {int(result.exit_code)}: {reasons[-1]}")
 
     if termination_log is not None:
         _write_termination_log(termination_log, result)

@@ -74,6 +74,15 @@ class PodCaptureResult:
     requested_action: bool = False
 
     @property
+    def replace_timed_out(self) -> bool:
+        return (
+            self.replace is not None
+            and self.capture is not None
+            and self.replace.strategy not in ("not-possible", "already")
+            and not self.replace.ready
+        )
+
+    @property
     def exit_code(self) -> ExitCode:
         if self.errors:
             return ExitCode.CLUSTER
@@ -81,14 +90,35 @@ class PodCaptureResult:
             return ExitCode.REFUSED
         if self.capture is not None and self.capture.exit_code != ExitCode.OK:
             return self.capture.exit_code
-        if (
-            self.replace is not None
-            and self.capture is not None
-            and self.replace.strategy not in ("not-possible", "already")
-            and not self.replace.ready
-        ):
-            return ExitCode.FAILED
+        if self.replace_timed_out:
+            # the evidence is whole; the cluster did not give a Ready replacement in time
+            return ExitCode.CLUSTER
         return ExitCode.OK
+
+    def reasons(self) -> list[str]:
+        """Why the exit code is not 0, in words (empty when it is 0): the last line of the text
+        output and the `errors` of -o json."""
+        found = list(self.errors)
+        if self.requested_action and not self.gate_open:
+            found.append(f"not acting on the pod: {self.gate_reason}")
+        if self.capture is not None and self.capture.exit_code != ExitCode.OK:
+            m = self.capture.sealed.manifest
+            bad = [
+                f"{c.name}{f' [{c.container}]' if c.container else ''}: {c.status}"
+                + (f" ({c.error})" if c.error else "")
+                for c in m.collectors
+                if c.status in ("failed", "partial")
+            ]
+            if m.outcome != "complete":
+                found.append(f"capture {m.outcome}: " + ("; ".join(bad) or "see the manifest"))
+            if not self.capture.stored.confirmed:
+                found.append("the bundle is not confirmed stored (kept in the local spool)")
+        if self.replace_timed_out and self.replace is not None:
+            found.append(
+                f"no Ready replacement within {self.replace.waited_seconds:.0f} s "
+                f"({self.replace.strategy}); the suspect is out of its controller and kept"
+            )
+        return found
 
 
 ContainerCapture = Callable[

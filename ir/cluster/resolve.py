@@ -128,9 +128,27 @@ def resolve_pod(kube: Kube, namespace: str, name: str) -> PodTarget:
         pod = kube.get(pod_path(namespace, name))
     except ApiError as exc:
         if exc.status == 404:
-            raise ClusterError(f"pod {namespace}/{name} not found") from None
+            raise ClusterError(_not_found(kube, namespace, name, exc)) from None
         raise
     return PodTarget(namespace, name, pod, containers_of(pod), owner_chain(kube, namespace, pod))
+
+
+def _not_found(kube: Kube, namespace: str, name: str, exc: ApiError) -> str:
+    """Which of the namespace or the pod is missing; and whether the 404 came from a Kubernetes
+    apiserver at all (its answers are Status objects)."""
+    body = exc.body.decode("utf-8", "replace") if isinstance(exc.body, bytes) else exc.body
+    if not (isinstance(body, str) and '"kind":"Status"' in body.replace(" ", "")):
+        return (
+            f"pod {namespace}/{name}: the server at {kube.server} answered 404 without a "
+            "Kubernetes Status: is it a Kubernetes apiserver?"
+        )
+    try:
+        kube.get(f"/api/v1/namespaces/{namespace}")
+    except ApiError as ns_exc:
+        if ns_exc.status == 404:
+            return f"namespace {namespace} does not exist (looking for pod {name})"
+        # no right to read namespaces: say only what is known
+    return f"pod {namespace}/{name} not found"
 
 
 def containers_of(pod: dict[str, Any]) -> list[ContainerRef]:
