@@ -192,6 +192,9 @@ def start_cluster(workdir: Path, *, startup_timeout: float = 240.0) -> RealNode:
         _teardown_host(_read_state())
         os.close(lock_fd)
         raise
+    # the control plane's processes too: a run killed with SIGKILL leaves them (own sessions)
+    state["pids"].update({name: _pid_record(p.pid) for name, p in cp.processes.items()})
+    _write_state(state)
     node = RealNode(cp=cp, workdir=workdir, bin_dir=bin_dir, lock_fd=lock_fd)
     node.timings["build_or_cache_s"] = built - started
     node.timings["lock_wait_s"] = locked - built
@@ -621,6 +624,8 @@ def _teardown_host(state: dict[str, Any] | None) -> None:
             for line in procs.read_text().split():
                 os.kill(int(line), signal.SIGKILL)
     _kill_recorded(holder)  # its mounts (rootfs overlays, netns, tmpfs) go with it
+    for name in ("kube-scheduler", "kube-controller-manager", "kube-apiserver", "etcd"):
+        _kill_recorded(pids.get(name))
     time.sleep(0.5)
     for c in CGROUP_CONTROLLERS:
         root = Path("/sys/fs/cgroup", c, CGROUP_ROOT)
