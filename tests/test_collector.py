@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from ir.clock import parse_timestamp
 from tests.fixtures_k8s import IMAGE, wait_for
 from tests.k8s_helpers import ready_pods
 from tests.test_capture_pod import deploy_web
@@ -325,8 +326,9 @@ def test_compromised_pod_through_the_collector_into_s3(
     motd = changes[exp["deleted_file"]]
     assert motd["change"] == "deleted"
     # the deletion's time is the whiteout's ctime (after the pod started), never the image mtime
-    started = pods[0]["status"]["startTime"]
-    assert motd["ctime"] and motd["ctime"] >= started, (motd, started)
+    started = pods[0]["status"]["startTime"]  # whole seconds: compare instants, not strings
+    assert motd["ctime"], motd
+    assert parse_timestamp(motd["ctime"]).utc >= parse_timestamp(started).utc, (motd, started)
     timeline = _run_with(env_s3, cp, ["replay", bundle, "timeline"]).stdout
     motd_rows = [line for line in timeline.splitlines() if exp["deleted_file"] in line]
     assert motd_rows and all("File deleted (whiteout created" in r for r in motd_rows), motd_rows
@@ -384,11 +386,8 @@ def test_serve_alert_to_bundle_in_s3_through_the_collector(
     """Falcosidekick POST -> `ir serve` running as it would in the cluster, off the node (no node
     root): the capture goes through the collector pod into S3, the pod is quarantined (a peer's
     connection refused, and ir's own probe proved it) and replaced."""
-    import re
-    import signal
-
     from tests.k8s_helpers import OK_SERVER, bare_pod, create, wait_ready, wait_traffic
-    from tests.test_serve import TOKEN, Client, _falco
+    from tests.test_serve import TOKEN, _falco, serve_one_alert
 
     cp, ns = control_plane, namespace
     deploy_web(cp, ns)
@@ -407,42 +406,15 @@ def test_serve_alert_to_bundle_in_s3_through_the_collector(
         IR_OPERATOR="ir-serve-collector-e2e",
         IR_PROBE_IMAGE=IMAGE,
     )
-    proc = subprocess.Popen(
+    steps, _ = serve_one_alert(
+        env,
         [
-            sys.executable, "-m", "ir.cli.main", "serve", "--listen", "127.0.0.1:0",
-            "--actions", "cluster", "--store", f"s3://{lock_bucket}/ir",
-            "--collector-image", collector_image, "--collector-namespace", COLLECTOR_NS,
-            "--playbooks", str(REPO / "playbooks"), "--audit-log", str(audit_path),
+            "--store", f"s3://{lock_bucket}/ir", "--collector-image", collector_image,
+            "--collector-namespace", COLLECTOR_NS,
         ],
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
+        _falco(uuid="collector-e2e", pod=name, namespace=ns),
+        audit_path,
     )  # fmt: skip
-    try:
-        line = proc.stderr.readline() if proc.stderr else ""
-        match = re.search(r"listening on (http://\S+) ", line)
-        assert match, line + (proc.stderr.read() if proc.stderr else "")
-        status, reply = Client(match.group(1)).post(
-            _falco(uuid="collector-e2e", pod=name, namespace=ns), "/v1/alerts/falco"
-        )
-        assert status == 202, reply
-
-        def finished() -> list[dict[str, Any]]:
-            if not audit_path.exists():
-                return []
-            return [
-                json.loads(x) for x in audit_path.read_text().splitlines() if '"event": "run"' in x
-            ]
-
-        wait_for("the playbook run to finish", finished, 300)
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=60) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    events = [json.loads(x) for x in audit_path.read_text().splitlines()]
-    steps = {e["action"]: e for e in events if e["event"] == "step"}
     assert steps["capture"]["status"] == "ok", steps["capture"]
     assert steps["quarantine"]["status"] == "ok", steps["quarantine"]
     assert "enforcement verified" in steps["quarantine"]["detail"], steps["quarantine"]
