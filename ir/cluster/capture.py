@@ -291,6 +291,7 @@ class ContainerCapturer:
         self.kube = kube
         self.collector: Any = None  # ir.cluster.collector.CollectorPod, once started
         self.collector_error: str | None = None
+        self._record: Any = None  # records the collector's actions in the pod's bundle
 
     def __call__(
         self,
@@ -370,11 +371,13 @@ class ContainerCapturer:
         from ir.cluster.collector import capture_in_collector, start_collector
         from ir.errors import IrError
 
-        label = f"pod {target.namespace}/{target.name}"
+        if self._record is None:
+            label = f"pod {target.namespace}/{target.name}"
 
-        def record(action: str, outcome: str, **detail: Any) -> None:
-            session.writer.record_action(action, label, outcome=outcome, **detail)
+            def record(action: str, outcome: str, **detail: Any) -> None:
+                session.writer.record_action(action, label, outcome=outcome, **detail)
 
+            self._record = record
         if self.collector is None and self.collector_error is None:
             echo(f"  starting the node collector on {target.node} ({opts.collector_image})")
             try:
@@ -384,7 +387,7 @@ class ContainerCapturer:
                     str(ref.runtime),
                     str(opts.collector_image),
                     namespace=opts.collector_namespace,
-                    record=record,
+                    record=self._record,
                 )
             except IrError as exc:
                 self.collector_error = exc.message
@@ -416,7 +419,7 @@ class ContainerCapturer:
                 case_id=opts.case_id,
                 reason=opts.reason,
                 options=options,
-                record=record,
+                record=self._record,
             )
         except IrError as exc:
             _access_failed(session, ref, f"node collector {self.collector.name}: {exc.message}")
@@ -434,12 +437,7 @@ class ContainerCapturer:
         if self.collector is not None:
             from ir.cluster.collector import remove_collector
 
-            label = "collector"
-
-            def record(action: str, outcome: str, **detail: Any) -> None:
-                session.writer.record_action(action, label, outcome=outcome, **detail)
-
-            remove_collector(self.kube, self.collector, record)
+            remove_collector(self.kube, self.collector, self._record)
             self.collector = None
 
 

@@ -26,6 +26,7 @@ the collector's. Every request is recorded in the bundle's action log.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import re
@@ -37,8 +38,8 @@ from typing import Any
 
 from ir.cluster.execstream import exec_stream
 from ir.cluster.kube import ApiError, Kube
-from ir.cluster.resolve import ContainerRef, PodTarget
-from ir.errors import ClusterError, RefusedError
+from ir.cluster.resolve import ContainerRef, PodTarget, image_problem
+from ir.errors import ClusterError
 
 DEFAULT_NAMESPACE = "ir-system"
 NODE_ROOT = "/host"
@@ -50,7 +51,6 @@ HOST_PATHS: dict[str, tuple[str, ...]] = {
     "containerd": ("/run/containerd", "/var/lib/containerd", "/var/log/pods"),
     "cri-o": ("/run/containers", "/var/lib/containers", "/var/log/pods"),
 }
-_IMAGE_ERRORS = ("ErrImagePull", "ImagePullBackOff", "ErrImageNeverPull", "InvalidImageName")
 
 
 class CollectorRefused(ClusterError):
@@ -168,17 +168,10 @@ def start_collector(
             pod.ready_seconds = round(time.monotonic() - pod.started, 2)
             _record(record, "collector-pod-running", "ok", pod=name, seconds=pod.ready_seconds)
             return pod
-        waiting = [
-            (s.get("state") or {}).get("waiting") or {}
-            for s in status.get("containerStatuses") or []
-        ]
-        bad = [w for w in waiting if w.get("reason") in _IMAGE_ERRORS]
+        bad = image_problem(doc)
         why = None
         if bad:
-            why = (
-                f"collector image {image} cannot run on node {target.node}: "
-                f"{bad[0].get('reason')}: {bad[0].get('message', '')}".rstrip(": ")
-            )
+            why = f"collector image {image} cannot run on {bad}"
         elif status.get("phase") in ("Failed", "Succeeded"):
             why = f"the collector pod ended ({status.get('phase')}: {status.get('reason', '')})"
         elif time.monotonic() > deadline:
@@ -204,9 +197,7 @@ def remove_collector(kube: Kube, pod: CollectorPod, record: Any = None) -> None:
 @dataclass
 class Transferred:
     path: str  # the container bundle on the responder's side (a temp file)
-    sha256: str
     size: int
-    capture: dict[str, Any]  # the collector's `ir capture container -o json`
     seconds: dict[str, float] = field(default_factory=dict)
 
 
@@ -242,7 +233,7 @@ def capture_in_collector(
     ]
     if reason:
         command += ["--reason", reason]
-    out = _SpooledBytes()
+    out = io.BytesIO()
     done = exec_stream(kube, pod.namespace, pod.name, command, out, timeout=DEADLINE_SECONDS)
     _record(
         record,
@@ -301,20 +292,8 @@ def capture_in_collector(
             f"{theirs[:16] or 'none'}... there; exit {copied.exit_code}: "
             f"{copied.stderr.strip()[-300:]})"
         )
-    exec_stream(kube, pod.namespace, pod.name, ["rm", "-rf", store], _SpooledBytes(), timeout=120)
-    return Transferred(local, ours, copied.stdout_bytes, summary, timings)
-
-
-class _SpooledBytes:
-    def __init__(self) -> None:
-        self.parts: list[bytes] = []
-
-    def write(self, data: bytes) -> int:
-        self.parts.append(bytes(data))
-        return len(data)
-
-    def getvalue(self) -> bytes:
-        return b"".join(self.parts)
+    exec_stream(kube, pod.namespace, pod.name, ["rm", "-rf", store], io.BytesIO(), timeout=120)
+    return Transferred(local, copied.stdout_bytes, timings)
 
 
 class _HashingSink:
@@ -334,7 +313,6 @@ def _record(record: Any, action: str, outcome: str, **detail: Any) -> None:
 __all__ = [
     "CollectorPod",
     "CollectorRefused",
-    "RefusedError",
     "Transferred",
     "capture_in_collector",
     "remove_collector",

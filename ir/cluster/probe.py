@@ -25,7 +25,7 @@ from typing import Any
 
 from ir.cluster.kube import ApiError
 from ir.cluster.ops import Operator, Request
-from ir.cluster.resolve import PodTarget
+from ir.cluster.resolve import PodTarget, image_problem
 
 PROBE_LABEL = "ir.forensics/probe"
 DEADLINE_SECONDS = 90
@@ -195,16 +195,9 @@ def _wait_for_line(
             phase = (pod.get("status") or {}).get("phase")
             if phase in ("Failed", "Succeeded"):
                 return lines, f"the probe pod ended ({phase}) before it answered"
-            waiting = [
-                (s.get("state") or {}).get("waiting") or {}
-                for s in (pod.get("status") or {}).get("containerStatuses") or []
-            ]
-            bad = [w for w in waiting if w.get("reason") in _IMAGE_ERRORS]
+            bad = image_problem(pod)
             if bad:
-                return lines, (
-                    f"the probe image cannot run on node {(pod.get('spec') or {}).get('nodeName')}: "
-                    f"{bad[0].get('reason')}: {bad[0].get('message', '')}"
-                )
+                return lines, f"the probe image cannot run on {bad}"
             time.sleep(0.2)
             continue
         lines = [x.strip() for x in text.splitlines() if x.strip()]
@@ -212,6 +205,3 @@ def _wait_for_line(
             return lines, ""
         time.sleep(0.1)
     return lines, why
-
-
-_IMAGE_ERRORS = ("ErrImagePull", "ImagePullBackOff", "ErrImageNeverPull", "InvalidImageName")

@@ -151,6 +151,22 @@ def _not_found(kube: Kube, namespace: str, name: str, exc: ApiError) -> str:
     return f"pod {namespace}/{name} not found"
 
 
+#: Waiting reasons of a container whose image cannot run on its node (it will not start by itself).
+IMAGE_ERRORS = ("ErrImagePull", "ImagePullBackOff", "ErrImageNeverPull", "InvalidImageName")
+
+
+def image_problem(pod: dict[str, Any]) -> str | None:
+    """ "node N: REASON: message" when a container of this pod (one ir started: a collector or a
+    probe) waits on an image that cannot run there; None otherwise."""
+    for s in (pod.get("status") or {}).get("containerStatuses") or []:
+        waiting = (s.get("state") or {}).get("waiting") or {}
+        if waiting.get("reason") in IMAGE_ERRORS:
+            node = (pod.get("spec") or {}).get("nodeName")
+            detail = f"{waiting['reason']}: {waiting.get('message', '')}".rstrip(": ")
+            return f"node {node}: {detail}"
+    return None
+
+
 def containers_of(pod: dict[str, Any]) -> list[ContainerRef]:
     spec, status = pod.get("spec", {}), pod.get("status", {})
     result = []

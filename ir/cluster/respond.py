@@ -69,43 +69,6 @@ def quarantine_pod(
     With `probe_image`, a probe pod connects to the suspect before and after the policy, so the
     result says whether the cluster enforces it (ir.cluster.probe); without, the result says
     "policy applied, enforcement not verified"."""
-    probes: list[Probe] = []
-    try:
-        return _quarantine(
-            op,
-            target,
-            reason=reason,
-            case_id=case_id,
-            actor=actor,
-            allow_egress_cidrs=allow_egress_cidrs,
-            allow_dns=allow_dns,
-            cordon=cordon,
-            allow_protected=allow_protected,
-            bundle=bundle,
-            probe_image=probe_image,
-            probes=probes,
-        )
-    finally:
-        for probe in probes:
-            if not probe.removed:
-                remove_probe(op, probe)
-
-
-def _quarantine(
-    op: Operator,
-    target: PodTarget,
-    *,
-    reason: str,
-    case_id: str,
-    actor: str,
-    allow_egress_cidrs: tuple[str, ...],
-    allow_dns: bool,
-    cordon: bool,
-    allow_protected: bool,
-    bundle: str | None,
-    probe_image: str | None,
-    probes: list[Probe],
-) -> QuarantineResult:
     ns = target.namespace
     check_namespace(ns, allow_protected)
     qid = (
@@ -118,6 +81,7 @@ def _quarantine(
     policy_path = f"/apis/networking.k8s.io/v1/namespaces/{ns}/networkpolicies"
     existing = op.kube.get_optional(f"{policy_path}/{policy_name}")
     in_place = existing is not None and target.labels.get(LABEL_QUARANTINE) == qid
+    probe: Probe | None = None
     if op.dry_run:
         result.enforcement = "dry run: nothing applied"
     elif not probe_image:
@@ -129,84 +93,93 @@ def _quarantine(
         if isinstance(started, str):
             result.enforcement = f"policy applied, enforcement not verified: {started}"
         else:
-            probes.append(started)
-    if existing is not None:
-        result.already = True
-        op.note("quarantine-policy", "skipped", why=f"policy {policy_name} exists already")
-    else:
-        op.apply(
-            "create-quarantine-policy",
-            Request(
-                "POST",
-                policy_path,
-                deny_all_policy(policy_name, qid, target, reason, allow_egress_cidrs, allow_dns),
-                why="deny all ingress and egress of the suspect pod",
-                retry=False,
-            ),
-        )
-    if result.already and target.labels.get(LABEL_QUARANTINE) == qid:
-        op.note("label-pod-quarantined", "skipped", why="pod already carries the quarantine label")
+            probe = started
+    try:
+        if existing is not None:
+            result.already = True
+            op.note("quarantine-policy", "skipped", why=f"policy {policy_name} exists already")
+        else:
+            op.apply(
+                "create-quarantine-policy",
+                Request(
+                    "POST",
+                    policy_path,
+                    deny_all_policy(
+                        policy_name, qid, target, reason, allow_egress_cidrs, allow_dns
+                    ),
+                    why="deny all ingress and egress of the suspect pod",
+                    retry=False,
+                ),
+            )
+        if in_place:
+            op.note(
+                "label-pod-quarantined", "skipped", why="pod already carries the quarantine label"
+            )
+            if not op.dry_run:
+                verify_quarantine(op, target, qid, policy_name)
+                result.policy_verified = True
+            return result
+        info = {
+            "id": qid,
+            "by": actor,
+            "why": reason,
+            "case": case_id,
+            "when": rfc3339(utcnow()),
+            "policy": policy_name,
+            "bundle": bundle,
+        }
+        try:
+            op.apply(
+                "label-pod-quarantined",
+                Request(
+                    "PATCH",
+                    pod_path(ns, target.name),
+                    {
+                        "metadata": {
+                            "labels": {LABEL_QUARANTINE: qid},
+                            "annotations": {ANN_QUARANTINE: json.dumps(info, sort_keys=True)},
+                        }
+                    },
+                    content_type=MERGE_PATCH,
+                    why="select the pod with the quarantine policy",
+                    retry=True,
+                ),
+            )
+        except (ApiError, RefusedError) as exc:
+            raise ClusterError(
+                f"quarantine INCOMPLETE: policy {policy_name} exists but labelling pod {ns}/{target.name} failed "
+                f"({exc.message}); the pod is NOT isolated"
+            ) from None
+        if cordon and target.node:
+            op.apply(
+                "cordon-node",
+                Request(
+                    "PATCH",
+                    f"/api/v1/nodes/{target.node}",
+                    {"spec": {"unschedulable": True}},
+                    content_type=MERGE_PATCH,
+                    why="keep new pods off the suspect node",
+                    retry=True,
+                ),
+            )
+            result.cordoned = True
         if not op.dry_run:
             verify_quarantine(op, target, qid, policy_name)
             result.policy_verified = True
+        if probe is not None:
+            ok, text = confirm_refused(op, probe)
+            result.verified = ok
+            if ok:
+                result.enforcement, result.enforcement_state = text, "verified"
+            else:
+                result.enforcement = f"policy applied, enforcement not verified: {text}"
+                if probe.open:  # traffic flowed before and still does: the policy is not enforced
+                    result.enforcement_state = "not-enforced"
         return result
-    info = {
-        "id": qid,
-        "by": actor,
-        "why": reason,
-        "case": case_id,
-        "when": rfc3339(utcnow()),
-        "policy": policy_name,
-        "bundle": bundle,
-    }
-    try:
-        op.apply(
-            "label-pod-quarantined",
-            Request(
-                "PATCH",
-                pod_path(ns, target.name),
-                {
-                    "metadata": {
-                        "labels": {LABEL_QUARANTINE: qid},
-                        "annotations": {ANN_QUARANTINE: json.dumps(info, sort_keys=True)},
-                    }
-                },
-                content_type=MERGE_PATCH,
-                why="select the pod with the quarantine policy",
-                retry=True,
-            ),
-        )
-    except (ApiError, RefusedError) as exc:
-        raise ClusterError(
-            f"quarantine INCOMPLETE: policy {policy_name} exists but labelling pod {ns}/{target.name} failed "
-            f"({exc.message}); the pod is NOT isolated"
-        ) from None
-    if cordon and target.node:
-        op.apply(
-            "cordon-node",
-            Request(
-                "PATCH",
-                f"/api/v1/nodes/{target.node}",
-                {"spec": {"unschedulable": True}},
-                content_type=MERGE_PATCH,
-                why="keep new pods off the suspect node",
-                retry=True,
-            ),
-        )
-        result.cordoned = True
-    if not op.dry_run:
-        verify_quarantine(op, target, qid, policy_name)
-        result.policy_verified = True
-    for probe in probes:
-        ok, text = confirm_refused(op, probe)
-        result.verified = ok
-        if ok:
-            result.enforcement, result.enforcement_state = text, "verified"
-        else:
-            result.enforcement = f"policy applied, enforcement not verified: {text}"
-            if probe.open:  # traffic flowed before and still does: the policy is not enforced
-                result.enforcement_state = "not-enforced"
-    return result
+    finally:
+        # a failure between the probe's start and its check must not leave the probe running
+        if probe is not None and not probe.removed:
+            remove_probe(op, probe)
 
 
 def _policy_left_for(op: Operator, target: PodTarget) -> str | None:

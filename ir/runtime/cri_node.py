@@ -24,10 +24,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from ir.clock import parse_timestamp, rfc3339
+from ir.clock import from_epoch, parse_timestamp, rfc3339
 from ir.errors import Unsupported, UsageError
 from ir.runtime.base import ActionLog, ContainerState
-from ir.runtime.procfs import PROC, boot_time, read_stat, start_ticks
+from ir.runtime.procfs import CLK_TCK, PROC, boot_time, start_ticks
 
 _ID = re.compile(r"^[0-9a-f]{12,64}$")
 _CRI_LINE = re.compile(rb"^(\S+) (stdout|stderr) ([PF]) ?(.*)$", re.S)
@@ -158,13 +158,12 @@ class CriContainer:
         return {"runtime": self.layout.runtime, "node_root": self.node_root}
 
     def started_at(self) -> str | None:
-        if self.pid is None or not self.alive():
+        """When the init process started: its start ticks (read at attach) after boot."""
+        if self.init_ticks is None or not self.alive():
             return None
         try:
-            stat = read_stat(self.pid, self.proc)
-            hz = os.sysconf("SC_CLK_TCK")
-            return rfc3339(_epoch_dt(boot_time(self.proc) + stat.start_ticks / hz))
-        except (OSError, ValueError, AttributeError):
+            return rfc3339(from_epoch(boot_time(self.proc) + self.init_ticks / CLK_TCK))
+        except (OSError, RuntimeError):
             return None
 
     def _log_dir(self) -> str | None:
@@ -283,12 +282,6 @@ def _epoch(stamp: bytes) -> float | None:
         return parse_timestamp(stamp.decode("ascii", "replace")).utc.timestamp()
     except ValueError:
         return None
-
-
-def _epoch_dt(epoch: float) -> Any:
-    import datetime
-
-    return datetime.datetime.fromtimestamp(epoch, datetime.UTC)
 
 
 def _first_time(path: str) -> str | None:
