@@ -856,6 +856,47 @@ def test_rbac_grants_exactly_the_playbook_verbs() -> None:
 # -- end to end on the real control plane ---------------------------------------------------------
 
 
+def serve_one_alert(
+    env: dict[str, str], args: list[str], alert: bytes, audit_path: Path, timeout: float = 300
+) -> tuple[dict[str, dict[str, Any]], list[dict[str, Any]]]:
+    """Run `ir serve --actions cluster` with the shipped playbooks (a subprocess, `env` and `args`
+    added), POST one Falco alert, wait for its run, stop the server (it must exit 0); returns the
+    audit log's step events by action, and its run events."""
+    from tests.fixtures_k8s import wait_for
+
+    proc = subprocess.Popen(
+        [
+            sys.executable, "-m", "ir.cli.main", "serve", "--listen", "127.0.0.1:0",
+            "--actions", "cluster", "--playbooks", str(ROOT / "playbooks"),
+            "--audit-log", str(audit_path), *args,
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )  # fmt: skip
+
+    def events(kind: str) -> list[dict[str, Any]]:
+        if not audit_path.exists():
+            return []
+        lines = audit_path.read_text().splitlines()
+        return [e for e in map(json.loads, lines) if e["event"] == kind]
+
+    try:
+        line = proc.stderr.readline() if proc.stderr else ""
+        match = re.search(r"listening on (http://\S+) ", line)
+        assert match, line + (proc.stderr.read() if proc.stderr else "")
+        status, reply = Client(match.group(1)).post(alert, "/v1/alerts/falco")
+        assert status == 202, reply
+        wait_for("the playbook run to finish", lambda: events("run"), timeout)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return {e["action"]: e for e in events("step")}, events("run")
+
+
 @pytest.mark.k8s
 @pytest.mark.docker
 def test_falcosidekick_post_quarantines_and_replaces_on_a_real_cluster(
@@ -884,54 +925,17 @@ def test_falcosidekick_post_quarantines_and_replaces_on_a_real_cluster(
         "IR_OPERATOR": "ir-serve-e2e",
         "IR_NODE_ROOT": node.host_root,
     }
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "ir.cli.main",
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--actions",
-            "cluster",
-            "--store",
-            str(store),
-            "--playbooks",
-            str(ROOT / "playbooks"),
-            "--audit-log",
-            str(audit_path),
-        ],
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
+    steps, runs = serve_one_alert(
+        env,
+        ["--store", str(store)],
+        _falco(uuid="e2e-1", pod=name, namespace=ns),
+        audit_path,
+        timeout=240,
     )
-    try:
-        line = proc.stderr.readline() if proc.stderr else ""
-        match = re.search(r"listening on (http://\S+) ", line)
-        assert match, line + (proc.stderr.read() if proc.stderr else "")
-        status, reply = Client(match.group(1)).post(
-            _falco(uuid="e2e-1", pod=name, namespace=ns), "/v1/alerts/falco"
-        )
-        assert status == 202, reply
-
-        def finished() -> list[dict[str, Any]]:
-            return [
-                json.loads(x) for x in audit_path.read_text().splitlines() if '"event": "run"' in x
-            ]
-
-        wait_for("the playbook run to finish", finished, 240)
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=60) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    events = [json.loads(x) for x in audit_path.read_text().splitlines()]
-    steps = {e["action"]: e for e in events if e["event"] == "step"}
     assert steps["capture"]["status"] == "ok", steps["capture"]
     assert steps["quarantine"]["status"] == "ok", steps["quarantine"]
     assert steps["replace"]["status"] == "ok", steps["replace"]
-    assert finished()[0]["status"] == "ok"
+    assert runs[0]["status"] == "ok"
     bundle = steps["capture"]["bundle"]
     assert bundle and Path(bundle).exists()
     verify = subprocess.run(

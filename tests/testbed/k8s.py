@@ -35,9 +35,10 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -671,9 +672,22 @@ def _terminate(proc: subprocess.Popen[bytes], grace: float = 10.0) -> None:
         proc.wait()
 
 
-def main(argv: list[str]) -> int:
+class _Running(Protocol):
+    def check_alive(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+def run_by_hand(
+    module: str,
+    argv: list[str],
+    start: Callable[[Path], _Running],
+    describe: Callable[[Any], list[str]],
+) -> int:
+    """`python -m tests.testbed.<module> DIR`: start the test bed part under DIR, print
+    `describe(it)`, keep it up until Ctrl-C (or SIGTERM), checking it is alive, then stop it."""
     if len(argv) != 2:
-        print("usage: python -m tests.testbed.k8s DIR", file=sys.stderr)
+        print(f"usage: python -m {module} DIR", file=sys.stderr)
         return 2
 
     # Explicit handlers: a shell starts background jobs with SIGINT ignored.
@@ -682,29 +696,40 @@ def main(argv: list[str]) -> int:
 
     signal.signal(signal.SIGINT, interrupt)
     signal.signal(signal.SIGTERM, interrupt)
-    started = time.monotonic()
     try:
-        cp = start_control_plane(Path(argv[1]))
+        running = start(Path(argv[1]))
     except (ControlPlaneError, KeyboardInterrupt) as err:
         print(err or "interrupted", file=sys.stderr)
         return 1
-    with cp:
-        print(f"control plane ready in {time.monotonic() - started:.1f} s at {cp.server}")
-        print(f"export KUBECONFIG={cp.kubeconfig}")
-        for user in cp.tokens:
-            print(f"  {user}: {cp.kubeconfig_for(user)}")
-        print("logs: " + ", ".join(str(p) for p in cp.logs.values()))
+    try:
+        for line in describe(running):
+            print(line)
         print("Ctrl-C to stop", flush=True)
-        try:
-            while True:
-                time.sleep(1)
-                cp.check_alive()
-        except KeyboardInterrupt:
-            print("stopping")
-        except ControlPlaneError as err:
-            print(err, file=sys.stderr)
-            return 1
+        while True:
+            time.sleep(1)
+            running.check_alive()
+    except KeyboardInterrupt:
+        print("stopping")
+    except ControlPlaneError as err:
+        print(err, file=sys.stderr)
+        return 1
+    finally:
+        running.stop()
     return 0
+
+
+def main(argv: list[str]) -> int:
+    started = time.monotonic()
+
+    def describe(cp: ControlPlane) -> list[str]:
+        return [
+            f"control plane ready in {time.monotonic() - started:.1f} s at {cp.server}",
+            f"export KUBECONFIG={cp.kubeconfig}",
+            *(f"  {user}: {cp.kubeconfig_for(user)}" for user in cp.tokens),
+            "logs: " + ", ".join(str(p) for p in cp.logs.values()),
+        ]
+
+    return run_by_hand("tests.testbed.k8s", argv, start_control_plane, describe)
 
 
 if __name__ == "__main__":

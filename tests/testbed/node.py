@@ -54,6 +54,7 @@ from tests.testbed.k8s import (
     _tail,
     _write_kubeconfig,
     build_binaries,
+    run_by_hand,
     start_control_plane,
 )
 
@@ -699,7 +700,7 @@ def _start_ticks(pid: int) -> str | None:
 
 
 def _same_process(record: dict[str, Any] | None) -> bool:
-    return bool(record) and _start_ticks(record["pid"]) == record.get("start")  # type: ignore[index]
+    return record is not None and _start_ticks(record["pid"]) == record.get("start")
 
 
 def _kill_recorded(record: dict[str, Any] | None, grace: float = 10.0) -> None:
@@ -774,35 +775,14 @@ def _has_ip() -> bool:
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 2:
-        print("usage: python -m tests.testbed.node DIR", file=sys.stderr)
-        return 2
+    def describe(node: RealNode) -> list[str]:
+        return [
+            f"cluster ready: {json.dumps({k: round(v, 1) for k, v in node.timings.items()})}",
+            f"export KUBECONFIG={node.cp.kubeconfig}",
+            f"node root (outside its mount namespace): {node.host_root}",
+        ]
 
-    def interrupt(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGINT, interrupt)
-    signal.signal(signal.SIGTERM, interrupt)
-    try:
-        node = start_cluster(Path(argv[1]))
-    except (ControlPlaneError, KeyboardInterrupt) as err:
-        print(err or "interrupted", file=sys.stderr)
-        return 1
-    with node:
-        print(f"cluster ready: {json.dumps({k: round(v, 1) for k, v in node.timings.items()})}")
-        print(f"export KUBECONFIG={node.cp.kubeconfig}")
-        print(f"node root (outside its mount namespace): {node.host_root}")
-        print("Ctrl-C to stop", flush=True)
-        try:
-            while True:
-                time.sleep(1)
-                node.check_alive()
-        except KeyboardInterrupt:
-            print("stopping")
-        except ControlPlaneError as err:
-            print(err, file=sys.stderr)
-            return 1
-    return 0
+    return run_by_hand("tests.testbed.node", argv, start_cluster, describe)
 
 
 if __name__ == "__main__":
