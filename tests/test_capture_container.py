@@ -20,7 +20,8 @@ from docker.models.containers import Container
 from ir.bundle.layout import safe_component
 from ir.bundle.reader import BundleReader
 from ir.bundle.verify import verify_bundle
-from ir.collect.container import CaptureOptions, capture_container, to_epoch_text
+from ir.collect.base import to_epoch_text
+from ir.collect.container import CaptureOptions, capture_container
 from ir.collect.filesystem import DiffStats, write_diff
 from ir.collect.session import CaptureRequest, CaptureSession
 from ir.errors import UsageError

@@ -6,65 +6,24 @@ This is the library entry `ir capture container` uses, and `ir capture pod` reus
 
 from __future__ import annotations
 
-import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import timedelta
 from typing import Any
 
 from ir.bundle.layout import safe_component
 from ir.bundle.manifest import CollectorEntry
-from ir.clock import parse_timestamp, rfc3339, utcnow
-from ir.collect.base import Artifact
+from ir.clock import rfc3339, utcnow
+from ir.collect.base import Artifact, CaptureContext, CaptureOptions, CaptureTarget, json_bytes
 from ir.collect.registry import container_collectors
-from ir.collect.runner import ProgressFn, RunContext
+from ir.collect.runner import ProgressFn
 from ir.collect.session import CaptureSession
-from ir.errors import IrError, UsageError
+from ir.errors import IrError
 from ir.runtime.base import ContainerHandle, ContainerState
-
-MiB = 1024 * 1024
-GiB = 1024 * MiB
-
-
-@dataclass
-class CaptureOptions:
-    """What the operator asked for; recorded in capture.json."""
-
-    max_file_size: int = 64 * MiB  # per file content captured
-    max_diff_size: int = 1 * GiB  # total file content captured per container
-    include_env: bool = False  # environment values in clear (names are always listed)
-    since: str | None = None  # logs: RFC 3339 time, epoch seconds, or a duration back (10m, 2h, 1d)
-    tail: int | None = None  # logs: last N lines per instance
-    allow_exec: bool = False  # may run read-only commands inside the container (recorded)
-    hash_limit: int = 512 * MiB  # executables larger than this are not hashed
-
-    def since_epoch(self) -> str | None:
-        """`since` as the Docker API wants it: "seconds.nanoseconds" (UTC)."""
-        return to_epoch_text(self.since) if self.since else None
-
-
-_DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
-
-
-def to_epoch_text(text: str) -> str:
-    """A time as "seconds.nanoseconds": RFC 3339 (nanoseconds kept), epoch, or a duration ago."""
-    m = _DURATION.match(text.strip())
-    if m:
-        unit = {"s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)]
-        return f"{(utcnow() - timedelta(seconds=float(m.group(1)) * unit)).timestamp():.9f}"
-    frac = re.search(r"\.(\d+)", text.split("T")[-1]) if "T" in text else None
-    try:
-        parsed = parse_timestamp(text)
-    except ValueError as exc:
-        raise UsageError(f"bad time {text!r}: {exc}") from None
-    seconds = int(parsed.utc.timestamp())
-    nanos = (frac.group(1) + "000000000")[:9] if frac else f"{parsed.utc.microsecond * 1000:09d}"
-    return f"{seconds}.{nanos}"
 
 
 @dataclass
 class ContainerTarget:
-    """What each container collector gets as `ctx.target`."""
+    """What each container collector gets as `ctx.target`: a `CaptureTarget`."""
 
     handle: ContainerHandle
     options: CaptureOptions
@@ -94,7 +53,7 @@ def capture_container(
     label = safe_component(handle.name, "container")
     scope = scope or f"containers/{label}"
     start = handle.state()
-    target = ContainerTarget(handle, options, start)
+    target: CaptureTarget = ContainerTarget(handle, options, start)  # mypy checks it is one
     entries: list[CollectorEntry] = []
     for collector in chosen:
         entries += session.run(
@@ -137,11 +96,11 @@ class CaptureInfo:
 
     name = "capture-info"
 
-    def check(self, ctx: RunContext) -> None:
+    def check(self, ctx: CaptureContext) -> None:
         return None
 
-    def collect(self, ctx: RunContext) -> Any:
-        target: ContainerTarget = ctx.target
+    def collect(self, ctx: CaptureContext) -> Iterator[Artifact]:
+        target = ctx.target
         handle = target.handle
         try:
             end = handle.state()
@@ -185,14 +144,6 @@ class CaptureInfo:
             )
             ctx.note(artifact.error)
         yield artifact
-
-
-def json_bytes(document: Any) -> bytes:
-    import json
-
-    return (
-        json.dumps(document, indent=1, sort_keys=True, ensure_ascii=True, default=str) + "\n"
-    ).encode()
 
 
 __all__ = ["CaptureOptions", "ContainerTarget", "capture_container", "drain_actions"]

@@ -16,17 +16,13 @@ import tarfile
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import IO, TYPE_CHECKING
+from typing import IO
 
 from ir.clock import from_epoch, rfc3339
-from ir.collect.base import Artifact
-from ir.collect.runner import RunContext
+from ir.collect.base import Artifact, CaptureContext
 from ir.errors import IrError
 from ir.records import FileChange, encode_path
 from ir.runtime.base import FileContent, FsDiffSource, FsEntry
-
-if TYPE_CHECKING:
-    from ir.collect.container import ContainerTarget
 
 READ_CHUNK = 1024 * 1024
 SPOOL_IN_MEMORY = 8 * 1024 * 1024
@@ -48,11 +44,11 @@ class DiffStats:
 class FilesystemCollector:
     name = "filesystem"
 
-    def check(self, ctx: RunContext) -> None:
+    def check(self, ctx: CaptureContext) -> None:
         ctx.target.handle.fs_diff()  # raises Unsupported (e.g. no overlay); cheap: nothing is walked
 
-    def collect(self, ctx: RunContext) -> Iterator[Artifact]:
-        target: ContainerTarget = ctx.target
+    def collect(self, ctx: CaptureContext) -> Iterator[Artifact]:
+        target = ctx.target
         source = target.handle.fs_diff()
         target.sources[self.name] = source.description
         opts = target.options

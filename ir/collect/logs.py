@@ -7,15 +7,11 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ir.clock import parse_timestamp, rfc3339
-from ir.collect.base import Artifact
-from ir.collect.runner import RunContext
+from ir.collect.base import Artifact, CaptureContext, to_epoch_text
 from ir.records import LogLine
-
-if TYPE_CHECKING:
-    from ir.collect.container import ContainerTarget
 
 MAX_LINE = 1024 * 1024  # a longer line is cut into pieces of this size
 
@@ -23,13 +19,11 @@ MAX_LINE = 1024 * 1024  # a longer line is cut into pieces of this size
 class LogsCollector:
     name = "logs"
 
-    def check(self, ctx: RunContext) -> None:
+    def check(self, ctx: CaptureContext) -> None:
         ctx.target.handle.logs()  # raises Unsupported without a runtime that keeps logs
 
-    def collect(self, ctx: RunContext) -> Iterator[Artifact]:
-        from ir.collect.container import to_epoch_text
-
-        target: ContainerTarget = ctx.target
+    def collect(self, ctx: CaptureContext) -> Iterator[Artifact]:
+        target = ctx.target
         handle = target.handle
         source = handle.logs()
         target.sources[self.name] = source.description

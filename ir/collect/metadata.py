@@ -4,25 +4,18 @@ hence the image digest) and the engine/node facts. Every request lands in the ma
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
 
-from ir.collect.base import Artifact
-from ir.collect.runner import RunContext
-
-if TYPE_CHECKING:
-    from ir.collect.container import ContainerTarget
+from ir.collect.base import Artifact, CaptureContext, json_bytes
 
 
 class MetadataCollector:
     name = "metadata"
 
-    def check(self, ctx: RunContext) -> None:
+    def check(self, ctx: CaptureContext) -> None:
         return None
 
-    def collect(self, ctx: RunContext) -> Iterator[Artifact]:
-        from ir.collect.container import json_bytes
-
-        target: ContainerTarget = ctx.target
+    def collect(self, ctx: CaptureContext) -> Iterator[Artifact]:
+        target = ctx.target
         handle = target.handle
         inspect = handle.inspect()
         if inspect is None:

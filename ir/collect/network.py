@@ -5,16 +5,12 @@ hostname as the container sees them (read without following links)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from ir.collect.base import Artifact
-from ir.collect.runner import RunContext
+from ir.collect.base import Artifact, CaptureContext, json_bytes
 from ir.errors import IrError, Unsupported
 from ir.records import SocketRecord, encode_path
 from ir.runtime.procfs import ProcessGone
-
-if TYPE_CHECKING:
-    from ir.collect.container import ContainerTarget
 
 SMALL_FILE = 1024 * 1024
 
@@ -22,17 +18,15 @@ SMALL_FILE = 1024 * 1024
 class NetworkCollector:
     name = "network"
 
-    def check(self, ctx: RunContext) -> None:
-        target: ContainerTarget = ctx.target
+    def check(self, ctx: CaptureContext) -> None:
+        target = ctx.target
         if not target.was_running:
             raise Unsupported(
                 f"the container was {target.state_at_start.status} when the capture started: no sockets"
             )
 
-    def collect(self, ctx: RunContext) -> Iterator[Artifact]:
-        from ir.collect.container import json_bytes
-
-        target: ContainerTarget = ctx.target
+    def collect(self, ctx: CaptureContext) -> Iterator[Artifact]:
+        target = ctx.target
         handle = target.handle
         try:
             source = handle.network()

@@ -6,19 +6,16 @@ from a deleted file are kept too (`deleted-exes.tar`), within --max-file-size.""
 from __future__ import annotations
 
 import hashlib
+import os
 import tarfile
 import time
 from collections.abc import Iterator
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, Any
 
-from ir.collect.base import Artifact
-from ir.collect.runner import RunContext
+from ir.collect.base import Artifact, CaptureContext
 from ir.errors import Unsupported
 from ir.records import ProcessRecord
 from ir.runtime.procfs import ProcessGone
-
-if TYPE_CHECKING:
-    from ir.collect.container import ContainerTarget
 
 READ_CHUNK = 1024 * 1024
 
@@ -26,15 +23,15 @@ READ_CHUNK = 1024 * 1024
 class ProcessesCollector:
     name = "processes"
 
-    def check(self, ctx: RunContext) -> None:
-        target: ContainerTarget = ctx.target
+    def check(self, ctx: CaptureContext) -> None:
+        target = ctx.target
         if not target.was_running:
             raise Unsupported(
                 f"the container was {target.state_at_start.status} when the capture started: no processes"
             )
 
-    def collect(self, ctx: RunContext) -> Iterator[Artifact]:
-        target: ContainerTarget = ctx.target
+    def collect(self, ctx: CaptureContext) -> Iterator[Artifact]:
+        target = ctx.target
         opts = target.options
         try:
             source = target.handle.processes()
@@ -94,7 +91,7 @@ class ProcessesCollector:
 
 
 def deleted_exes_artifact(
-    ctx: RunContext, source: Any, deleted: list[tuple[int, str, str | None]], limit: int
+    ctx: CaptureContext, source: Any, deleted: list[tuple[int, str, str | None]], limit: int
 ) -> Artifact:
     """A tar of the binaries that processes run from deleted files, named by SHA-256."""
     kept: list[dict[str, Any]] = []
@@ -148,8 +145,6 @@ def deleted_exes_artifact(
 
 
 def _fstat_size(fh: Any) -> int:
-    import os
-
     return os.fstat(fh.fileno()).st_size
 
 
