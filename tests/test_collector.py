@@ -15,6 +15,8 @@ import os
 import subprocess
 import sys
 import time
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +27,8 @@ from tests.fixtures_k8s import IMAGE, wait_for
 from tests.k8s_helpers import ready_pods
 from tests.test_capture_pod import deploy_web
 from tests.testbed.k8s import ControlPlane
-from tests.testbed.node import RealNode
+from tests.testbed.node import NODE_IP, RealNode
+from tests.testbed.s3 import SeaweedFS
 
 pytestmark = [pytest.mark.k8s]
 
@@ -57,7 +60,53 @@ def collector_image(node: RealNode, control_plane: ControlPlane) -> str:
             },
         },
     )
+    # the direct-upload collector's service account and read-only RBAC, as shipped
+    import yaml
+
+    paths = {
+        "ServiceAccount": f"/api/v1/namespaces/{COLLECTOR_NS}/serviceaccounts",
+        "ClusterRole": "/apis/rbac.authorization.k8s.io/v1/clusterroles",
+        "ClusterRoleBinding": "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings",
+    }
+    for name in ("serviceaccount.yaml", "rbac.yaml"):
+        text = (REPO / "deploy/kustomize/node-collector" / name).read_text()
+        for doc in yaml.safe_load_all(text):
+            control_plane.api("POST", paths[doc["kind"]], doc)
     return ref
+
+
+@pytest.fixture(scope="session")
+def pod_s3(
+    node: RealNode, control_plane: ControlPlane, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[SeaweedFS]:
+    """A SeaweedFS the node's pods reach: it listens on the host's address on the node's bridge
+    (the test bed's own), so a collector pod can upload to it. Its credentials are the Secret
+    `ir-store` in the collector namespace, as a cluster would hold them."""
+    server = SeaweedFS(tmp_path_factory.mktemp("pod-s3"), ip=NODE_IP)
+    server.start()
+    env = server.env()
+    secret = {
+        "AWS_ACCESS_KEY_ID": env["AWS_ACCESS_KEY_ID"],
+        "AWS_SECRET_ACCESS_KEY": env["AWS_SECRET_ACCESS_KEY"],
+        "AWS_REGION": env["AWS_REGION"],
+        "AWS_ENDPOINT_URL_S3": server.endpoint,
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
+    control_plane.api(
+        "POST",
+        f"/api/v1/namespaces/{COLLECTOR_NS}/secrets",
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "ir-store"},
+            "stringData": secret,
+        },
+    )
+    try:
+        yield server
+    finally:
+        control_plane.api("DELETE", f"/api/v1/namespaces/{COLLECTOR_NS}/secrets/ir-store")
+        server.stop()
 
 
 def run_laptop_ir(args: list[str], cp: ControlPlane) -> subprocess.CompletedProcess[str]:
@@ -255,7 +304,9 @@ def test_compromised_pod_through_the_collector_into_s3(
     s3_env: dict[str, str],
 ) -> None:
     """The sample compromised workload (samples/k8s/compromised.yaml) captured from a laptop with
-    only a kubeconfig into S3 (SeaweedFS, Object Lock bucket): every planted fact is in the
+    only a kubeconfig into S3 (SeaweedFS, Object Lock bucket; relayed: the collector pod cannot
+    reach this S3, which listens on loopback, so the bundle comes back through the apiserver and
+    this ir uploads it): every planted fact is in the
     bundle -- the dropped file with its content, the deleted image file, the process running from
     a deleted binary (hashed), the bind-shell listener and the C2 connection with their owning
     processes, the logs -- it verifies from s3://, and the pod is quarantined and replaced."""
@@ -301,6 +352,8 @@ def test_compromised_pod_through_the_collector_into_s3(
             f"s3://{lock_bucket}/ir",
             "--collector-image",
             collector_image,
+            "--collector-upload",
+            "relay",
             "--probe-image",
             IMAGE,
             "-o",
@@ -359,6 +412,90 @@ def test_compromised_pod_through_the_collector_into_s3(
     assert exp["ready_line"] in logs and exp["stderr_line"] in logs
 
 
+def _receipt(env: dict[str, str], cp: ControlPlane, bundle: str) -> dict[str, Any]:
+    """The responder's `receive` custody record of a collector's direct upload (verified)."""
+    records = json.loads(_run_with(env, cp, ["bundle", "custody", bundle, "-o", "json"]).stdout)
+    received = [r for r in records if r["action"] == "receive"]
+    assert len(received) == 1, records
+    assert received[0]["detail"]["verdict"] == "valid", received[0]
+    return dict(received[0])
+
+
+def test_direct_upload_from_the_collector_to_s3(
+    control_plane: ControlPlane,
+    node: RealNode,
+    namespace: str,
+    collector_image: str,
+    pod_s3: SeaweedFS,
+    tmp_path: Path,
+) -> None:
+    """An S3 store the node reaches: the collector pod captures the whole pod (its Kubernetes
+    context with the read-only collector service account) and uploads the bundle itself with the
+    Secret's credentials; the responder's ir reads it back from S3, verifies it, records the
+    receipt (every request to the collector) in custody, then quarantines and replaces. With the
+    Secret's name wrong the collector has no credentials: it spools, and the responder brings the
+    spooled bundle back through the apiserver and uploads it (nothing lost)."""
+    cp, ns = control_plane, namespace
+    bucket = pod_s3.create_bucket(f"direct-{uuid.uuid4().hex[:8]}", object_lock=True)
+    env = {**pod_s3.env(), "IR_SPOOL_DIR": str(tmp_path / "spool")}
+    deploy_web(cp, ns)
+    pods = wait_for(
+        "2 ready web pods", lambda: len(p := ready_pods(cp, ns, "app=web")) == 2 and p, 90
+    )
+    first, second = (p["metadata"]["name"] for p in pods)
+    time.sleep(1)
+    base = ["-n", ns, "--store", f"s3://{bucket}/ir", "--collector-image", collector_image]
+    started = time.monotonic()
+    done = _run_with(
+        env, cp, ["capture", "pod", first, *base, "--probe-image", IMAGE, "-o", "json"]
+    )
+    elapsed = time.monotonic() - started
+    assert done.returncode == 0, done.stderr + done.stdout
+    assert "uploads to s3://" in done.stderr and "verified" in done.stderr, done.stderr
+    out = json.loads(done.stdout)
+    bundle = out["bundle"]["location"]
+    assert bundle.startswith(f"s3://{bucket}/ir/") and out["bundle"]["stored"] is True
+    assert out["quarantine"]["verified"] and out["replace"]["ready"]
+    verify = _run_with(env, cp, ["bundle", "verify", bundle])
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    show = json.loads(_run_with(env, cp, ["bundle", "show", bundle, "-o", "json"]).stdout)
+    manifest = show["manifest"]
+    statuses = {(c["name"], c.get("container")): c["status"] for c in manifest["collectors"]}
+    assert all(st == "ok" for st in statuses.values()), statuses
+    assert {("k8s-context", None), ("filesystem", "web"), ("processes", "web")} <= set(statuses)
+    assert manifest["target"]["uid"] == pods[0]["metadata"]["uid"]
+    received = _receipt(env, cp, bundle)
+    assert received["actor"] == "pytest-laptop"
+    steps = [a["action"] for a in received["detail"]["collector_actions"]]
+    assert steps == [
+        "create-collector-pod", "collector-pod-running", "collector-capture-pod",
+        "delete-collector-pod",
+    ], steps  # fmt: skip
+    changes = _run_with(env, cp, ["bundle", "cat", bundle, "containers/web/fs-changes.jsonl"])
+    assert "/tmp/dropped.txt" in changes.stdout
+    wait_for("the collector pod to go", lambda: not collector_pods(cp), 60)
+    print(f"\ndirect upload: command start -> replacement ready {elapsed:.1f} s")
+
+    # no credentials in the collector: its upload fails, nothing is lost
+    done = _run_with(
+        env,
+        cp,
+        [
+            "capture", "pod", second, *base, "--collector-secret", "no-such-secret",
+            "--no-quarantine", "--no-replace", "-o", "json",
+        ],
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr + done.stdout
+    assert "bringing its spooled copy here" in done.stderr, done.stderr
+    bundle = json.loads(done.stdout)["bundle"]["location"]
+    assert bundle.startswith(f"s3://{bucket}/ir/")
+    verify = _run_with(env, cp, ["bundle", "verify", bundle])
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    steps = [a["action"] for a in _receipt(env, cp, bundle)["detail"]["collector_actions"]]
+    assert "collector-transfer-bundle" in steps, steps
+    wait_for("the collector pod to go", lambda: not collector_pods(cp), 60)
+
+
 def _run_with(
     env_extra: dict[str, str], cp: ControlPlane, args: list[str]
 ) -> subprocess.CompletedProcess[str]:
@@ -379,13 +516,13 @@ def test_serve_alert_to_bundle_in_s3_through_the_collector(
     node: RealNode,
     namespace: str,
     collector_image: str,
-    lock_bucket: str,
-    s3_env: dict[str, str],
+    pod_s3: SeaweedFS,
     tmp_path: Path,
 ) -> None:
     """Falcosidekick POST -> `ir serve` running as it would in the cluster, off the node (no node
-    root): the capture goes through the collector pod into S3, the pod is quarantined (a peer's
-    connection refused, and ir's own probe proved it) and replaced."""
+    root), with the shipped deployment's `--dispatch jobs`: the collector pod captures the pod and
+    uploads the bundle to S3 itself, ir serve verifies it there and records its receipt; the pod
+    is quarantined (a peer's connection refused, and ir's own probe proved it) and replaced."""
     from tests.k8s_helpers import OK_SERVER, bare_pod, create, wait_ready, wait_traffic
     from tests.test_serve import TOKEN, _falco, serve_one_alert
 
@@ -398,6 +535,8 @@ def test_serve_alert_to_bundle_in_s3_through_the_collector(
     name, ip = suspect["metadata"]["name"], suspect["status"]["podIP"]
     wait_traffic(cp, ns, "peer", ip, 8080, allowed=True)
     audit_path = tmp_path / "audit.jsonl"
+    bucket = pod_s3.create_bucket(f"serve-{uuid.uuid4().hex[:8]}", object_lock=True)
+    s3_env = {**pod_s3.env(), "IR_SPOOL_DIR": str(tmp_path / "spool")}
     env = {k: v for k, v in os.environ.items() if k not in ("IR_NODE_ROOT", "DOCKER_HOST")}
     env.update(s3_env)
     env.update(
@@ -409,8 +548,8 @@ def test_serve_alert_to_bundle_in_s3_through_the_collector(
     steps, _ = serve_one_alert(
         env,
         [
-            "--store", f"s3://{lock_bucket}/ir", "--collector-image", collector_image,
-            "--collector-namespace", COLLECTOR_NS,
+            "--store", f"s3://{bucket}/ir", "--collector-image", collector_image,
+            "--collector-namespace", COLLECTOR_NS, "--dispatch", "jobs",
         ],
         _falco(uuid="collector-e2e", pod=name, namespace=ns),
         audit_path,
@@ -420,11 +559,12 @@ def test_serve_alert_to_bundle_in_s3_through_the_collector(
     assert "enforcement verified" in steps["quarantine"]["detail"], steps["quarantine"]
     assert steps["replace"]["status"] == "ok", steps["replace"]
     bundle = steps["capture"]["bundle"]
-    assert bundle.startswith(f"s3://{lock_bucket}/ir/")
+    assert bundle.startswith(f"s3://{bucket}/ir/")
     verify = _run_with(s3_env, cp, ["bundle", "verify", bundle])
     assert verify.returncode == 0, verify.stdout + verify.stderr
-    show = json.loads(_run_with(s3_env, cp, ["bundle", "show", bundle, "-o", "json"]).stdout)
-    actions = [a["action"] for a in show["manifest"]["actions"]]
-    assert "create-collector-pod" in actions and "delete-collector-pod" in actions
+    received = _receipt(s3_env, cp, bundle)
+    done = [a["action"] for a in received["detail"]["collector_actions"]]
+    assert done[0] == "create-collector-pod" and done[-1] == "delete-collector-pod", done
+    assert "collector-capture-pod" in done and "collector-transfer-bundle" not in done
     wait_traffic(cp, ns, "peer", ip, 8080, allowed=False)
     wait_for("the collector pod to go", lambda: not collector_pods(cp), 60)

@@ -11,6 +11,8 @@ import click
 from ir.bundle.signing import load_signer
 from ir.cli.capture import capture
 from ir.cli.kubeopts import (
+    collector_options,
+    collector_settings,
     dry_run_option,
     kube_from,
     kube_options,
@@ -20,6 +22,7 @@ from ir.cli.kubeopts import (
 from ir.cli.output import emit, info, output_option, printable, table, warn
 from ir.cli.transfer import open_capture_store, s3_capture_options
 from ir.cluster.capture import PodCaptureOptions, capture_pod
+from ir.collect.registry import CONTAINER_COLLECTORS
 from ir.errors import UsageError
 
 
@@ -83,21 +86,7 @@ from ir.errors import UsageError
     "CRI-O task state, kubelet logs, overlay layers): / on the node itself, the host mount of a "
     "collector pod. Env: IR_NODE_ROOT.",
 )
-@click.option(
-    "--collector-image",
-    metavar="IMAGE",
-    envvar="IR_COLLECTOR_IMAGE",
-    help="ir's node-collector image: when ir is not on the pod's node, a short-lived privileged "
-    "pod of this image, pinned to that node (hostPID, read-only runtime state), captures the "
-    "containers and streams the bundle back through the apiserver. Env: IR_COLLECTOR_IMAGE.",
-)
-@click.option(
-    "--collector-namespace",
-    default="ir-system",
-    show_default=True,
-    metavar="NS",
-    help="Namespace of the collector pod (the one namespace that needs Pod Security privileged).",
-)
+@collector_options()
 @click.option(
     "--max-file-size",
     type=int,
@@ -122,10 +111,23 @@ from ir.errors import UsageError
     help="Alert JSON to keep in the bundle.",
 )
 @click.option(
-    "--termination-log",
-    metavar="PATH",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Also write the result (bundle, digest, outcome) as JSON here, e.g. /dev/termination-log in a collector Job.",
+    "--collectors",
+    metavar="LIST",
+    help="Comma-separated subset of: kubernetes (the pod's Kubernetes context), "
+    + ", ".join(CONTAINER_COLLECTORS)
+    + " (default all).",
+)
+@click.option(
+    "--container",
+    "only_container",
+    metavar="NAME",
+    help="Capture only this container of the pod (default: every container).",
+)
+@click.option(
+    "--alert-json",
+    hidden=True,
+    metavar="JSON",
+    help="The alert itself (ir in a node collector gets it this way).",
 )
 @click.option(
     "--signing-key",
@@ -157,12 +159,17 @@ def capture_pod_cmd(
     node_root: str,
     collector_image: str | None,
     collector_namespace: str,
+    collector_upload: str,
+    collector_service_account: str,
+    collector_secret: str,
     max_file_size: int | None,
     max_diff_size: int | None,
     include_env: bool,
     checkpoint: bool,
     alert_file: Path | None,
-    termination_log: Path | None,
+    collectors: str | None,
+    only_container: str | None,
+    alert_json: str | None,
     signing_key: str | None,
     dry_run: bool,
     allow_protected_namespace: bool,
@@ -184,6 +191,11 @@ def capture_pod_cmd(
             alert = json.loads(alert_file.read_text())
         except (OSError, ValueError) as exc:
             raise UsageError(f"cannot read alert {alert_file}: {exc}") from None
+    elif alert_json is not None:
+        try:
+            alert = json.loads(alert_json)
+        except ValueError as exc:
+            raise UsageError(f"--alert-json: not JSON: {exc}") from None
     container_options = {
         k: v
         for k, v in {
@@ -209,12 +221,19 @@ def capture_pod_cmd(
         backend=backend,
         docker_host=docker_host,
         node_root=node_root,
-        collector_image=collector_image,
-        collector_namespace=collector_namespace,
+        collector=collector_settings(
+            collector_image,
+            collector_namespace,
+            collector_upload,
+            collector_service_account,
+            collector_secret,
+        ),
         signer=load_signer(signing_key),
         alert=alert,
         checkpoint=checkpoint,
         probe_image=probe_image,
+        collectors=tuple(n.strip() for n in (collectors or "").split(",") if n.strip()),
+        only_container=only_container,
     )
     result = capture_pod(kube, store, kube.namespace, name, opts, echo=info)
     doc = {
@@ -274,26 +293,8 @@ def capture_pod_cmd(
         if reasons:  # the cause of a non-zero exit, on the last line
             click.echo(f"ir: exit {int(result.exit_code)}: {reasons[-1]}")
 
-    if termination_log is not None:
-        _write_termination_log(termination_log, result)
     emit(output, doc, text)
     return int(result.exit_code)
-
-
-def _write_termination_log(path: Path, result: Any) -> None:
-    """The small JSON a collector Job's termination message carries back to `ir serve`."""
-    cap = result.capture
-    doc = {
-        "bundle": None if cap is None else cap.stored.location,
-        "bundle_digest": None if cap is None else "sha256:" + cap.sealed.root_digest,
-        "outcome": "failed" if cap is None else cap.sealed.manifest.outcome,
-        "detail": "; ".join(result.errors)
-        or ("" if cap is None or cap.stored.confirmed else "spooled, not stored"),
-    }
-    try:
-        path.write_text(json.dumps(doc)[:4000])  # the kubelet keeps at most 4096 bytes
-    except OSError as exc:
-        warn(f"cannot write termination log {path}: {exc.strerror}")
 
 
 COMMANDS: list[Any] = []

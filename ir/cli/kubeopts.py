@@ -52,3 +52,85 @@ def probe_image_option(fn: Any) -> Any:
         "suspect before and after the quarantine policy, so ir can say the cluster enforces it. "
         "Without it: 'policy applied, enforcement not verified'. Env: IR_PROBE_IMAGE.",
     )(fn)
+
+
+def collector_options(image_default: str | None = None) -> Callable[[Any], Any]:
+    """--collector-image and its settings (ir.cluster.collector.CollectorSettings); the command
+    gets `collector` (None without an image)."""
+
+    def decorate(fn: Any) -> Any:
+        options = [
+            click.option(
+                "--collector-image",
+                metavar="IMAGE",
+                envvar="IR_COLLECTOR_IMAGE",
+                default=image_default,
+                show_default=image_default is not None,
+                help="ir's node-collector image. For a pod on a node ir is not on, a "
+                "short-lived privileged pod of this image, pinned to that node (hostPID, "
+                "read-only runtime state, no exec into the suspect), captures the containers. "
+                "Env: IR_COLLECTOR_IMAGE.",
+            ),
+            click.option(
+                "--collector-namespace",
+                default="ir-system",
+                show_default=True,
+                metavar="NS",
+                help="Namespace of the collector pod (the one namespace that needs Pod "
+                "Security privileged).",
+            ),
+            click.option(
+                "--collector-upload",
+                type=click.Choice(["direct", "relay"]),
+                default="direct",
+                show_default=True,
+                help="With an S3 store: the collector uploads the bundle itself (direct; this ir "
+                "then verifies it in S3 and adds a custody record) or sends it back through the "
+                "apiserver for this ir to upload (relay). A local store is always relayed.",
+            ),
+            click.option(
+                "--collector-service-account",
+                default="ir-node-collector",
+                show_default=True,
+                metavar="NAME",
+                help="Service account of a direct-upload collector: reads the pod's Kubernetes "
+                "context (read-only RBAC in deploy/kustomize/node-collector) and, with IRSA or "
+                "workload identity, holds the S3 role.",
+            ),
+            click.option(
+                "--collector-secret",
+                default="ir-store",
+                show_default=True,
+                metavar="NAME",
+                help="Secret in the collector namespace whose keys become a direct-upload "
+                "collector's environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, "
+                "AWS_ENDPOINT_URL_S3...); optional: without it the pod's role is used. Never on "
+                "the command line.",
+            ),
+        ]
+        for option in reversed(options):
+            fn = option(fn)
+        return fn
+
+    return decorate
+
+
+def collector_settings(
+    collector_image: str | None,
+    collector_namespace: str = "ir-system",
+    collector_upload: str = "direct",
+    collector_service_account: str = "ir-node-collector",
+    collector_secret: str | None = "ir-store",
+) -> Any:
+    """The CollectorSettings of the options above (None without an image)."""
+    from ir.cluster.collector import CollectorSettings
+
+    if not collector_image:
+        return None
+    return CollectorSettings(
+        collector_image,
+        collector_namespace,
+        collector_upload,
+        collector_service_account,
+        collector_secret or None,
+    )

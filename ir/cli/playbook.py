@@ -12,6 +12,7 @@ import click
 
 from ir.bundle.custody import operator_name
 from ir.bundle.signing import load_signer
+from ir.cli.kubeopts import collector_options, collector_settings
 from ir.cli.output import emit, info, output_option, printable, table, warn
 from ir.errors import ClusterError, ExitCode, UsageError
 from ir.playbook.actions import DryRunActions, ResponseActions
@@ -78,8 +79,7 @@ def make_actions(
     context: str | None = None,
     signing_key: str | None = None,
     echo: Callable[[str], None] | None = None,
-    collector_image: str | None = None,
-    collector_namespace: str = "ir-system",
+    collector: Any = None,
 ) -> ResponseActions:
     """The ResponseActions for `--actions cluster|dry-run`. `cluster` imports ir.cluster only
     now (ClusterActions over the standard kubeconfig/in-cluster credentials) and fails with a
@@ -99,8 +99,7 @@ def make_actions(
         store_uri=store,
         signer=load_signer(signing_key),  # type: ignore[arg-type]  # key_id: property vs attribute
         echo=echo,
-        collector_image=collector_image,
-        collector_namespace=collector_namespace,
+        collector=collector,
     )
 
 
@@ -247,6 +246,7 @@ def _find_playbook(name_or_path: str, paths: list[str]) -> Playbook:
     default=None,
     help="Who runs this (recorded); default $IR_OPERATOR or the login name.",
 )
+@collector_options()
 @output_option
 def run(
     name: str,
@@ -263,6 +263,7 @@ def run(
     audit_log: str | None,
     operator: str | None,
     output: str,
+    **collector: Any,
 ) -> int:
     """Run PLAYBOOK (a name, or a path to a .yaml file) on each firing alert in the alert file.
     The playbook must match the alert; its target is validated first.
@@ -283,6 +284,7 @@ def run(
         context=kube_context,
         signing_key=signing_key,
         echo=info,
+        collector=collector_settings(**collector),
     )
     audit = AuditLog(audit_log) if audit_log else AuditLog()
     engine = Engine(

@@ -8,18 +8,19 @@ from pathlib import Path
 
 import click
 
+from ir.cli.kubeopts import collector_options, collector_settings
 from ir.cli.output import info, warn
 from ir.cli.playbook import make_actions, playbook_paths
-from ir.errors import ClusterError, ExitCode, UsageError
+from ir.errors import ExitCode, UsageError
 from ir.playbook.actions import DryRunActions, ResponseActions
 from ir.playbook.audit import AuditLog
 from ir.playbook.k8snames import PROTECTED_NAMESPACES
 from ir.playbook.loader import load_playbooks_strict
 from ir.serve.config import ServeConfig, is_loopback
-from ir.serve.dispatch import DEFAULT_IMAGE, NAMESPACE, JobDispatchActions
 from ir.serve.server import AlertServer
 
 ENV_TOKEN = "IR_SERVE_TOKEN"
+DEFAULT_IMAGE = "ghcr.io/ir-project/ir:0.1.0"
 ENV_HMAC = "IR_SERVE_HMAC_SECRET"
 
 
@@ -84,23 +85,11 @@ def _listen(value: str) -> tuple[str, int]:
     "--dispatch",
     type=click.Choice(["inline", "jobs"]),
     default="inline",
-    show_default=True,
-    help="Captures in this process, or as node-pinned collector Jobs.",
+    hidden=True,
+    help="Kept for old deployments: captures of pods on other nodes always run in a node "
+    "collector pod (--collector-image), whichever is given.",
 )
-@click.option(
-    "--collector-image",
-    default=DEFAULT_IMAGE,
-    show_default=True,
-    envvar="IR_COLLECTOR_IMAGE",
-    help="ir's node-collector image: of the collector Jobs (--dispatch jobs), and of the collector "
-    "pods that inline captures start on nodes ir is not on (ir.cluster.collector).",
-)
-@click.option(
-    "--collector-namespace",
-    default=NAMESPACE,
-    show_default=True,
-    help="Namespace of collector Jobs and pods (Pod Security privileged).",
-)
+@collector_options(DEFAULT_IMAGE)
 @click.option("--store", default=None, metavar="URI", help="Where captures go (default $IR_STORE).")
 @click.option(
     "--kubeconfig",
@@ -168,6 +157,9 @@ def serve(
     dispatch: str,
     collector_image: str,
     collector_namespace: str,
+    collector_upload: str,
+    collector_service_account: str,
+    collector_secret: str,
     store: str | None,
     kubeconfig: str | None,
     kube_context: str | None,
@@ -231,24 +223,18 @@ def serve(
         context=kube_context,
         signing_key=signing_key,
         echo=info,
-        collector_image=collector_image,
-        collector_namespace=collector_namespace,
+        collector=collector_settings(
+            collector_image,
+            collector_namespace,
+            collector_upload,
+            collector_service_account,
+            collector_secret,
+        ),
     )
     if dispatch == "jobs":
-        if actions_kind == "dry-run":
-            raise UsageError("--dispatch jobs needs --actions cluster")
-        client_factory = getattr(actions, "job_client", None)
-        if client_factory is None:
-            raise ClusterError(
-                "--dispatch jobs needs ClusterActions.job_client() (a JobClient, see "
-                "ir.serve.dispatch), which this ir.cluster does not provide"
-            )
-        actions = JobDispatchActions(
-            actions,
-            client_factory(),
-            image=collector_image,
-            namespace=collector_namespace,
-            store=store,
+        warn(
+            "--dispatch jobs is no longer needed: captures of pods on other nodes run in a node "
+            "collector pod (--collector-image) either way"
         )
     audit = (
         AuditLog(stream=click.get_text_stream("stdout"))
@@ -270,7 +256,7 @@ def serve(
         f"ir serve: listening on {server.url} with {len(playbooks)} playbook(s), "
         f"{workers} worker(s), actions {actions_kind}"
         + (" (dry run)" if dry_run else "")
-        + f", dispatch {dispatch}"
+        + f", node collector {collector_image or 'none'}"
     )
     report = server.run_until_signal()
     info(

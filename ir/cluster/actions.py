@@ -10,7 +10,7 @@ from typing import Any
 
 from ir.bundle.signing import Signer
 from ir.cluster.capture import PodCaptureOptions, capture_pod
-from ir.cluster.jobs import KubeJobClient
+from ir.cluster.collector import CollectorSettings
 from ir.cluster.kube import Kube
 from ir.cluster.ops import MERGE_PATCH, ActionRecord, Operator, Request
 from ir.cluster.record import record_actions
@@ -42,21 +42,15 @@ class ClusterActions:
         signer: Signer | None = None,
         store_options: dict[str, Any] | None = None,
         echo: Callable[[str], None] | None = None,
-        collector_image: str | None = None,
-        collector_namespace: str = "ir-system",
+        collector: CollectorSettings | None = None,
     ) -> None:
         self.kube = kube
         # captures of pods on nodes ir is not on go through the node collector pod
-        self.collector_image = collector_image
-        self.collector_namespace = collector_namespace
+        self.collector = collector
         self.store_uri = store_uri
         self.signer = signer
         self.store_options = store_options or {}
         self.echo = echo or (lambda _m: None)
-
-    def job_client(self) -> KubeJobClient:
-        """For `ir serve --dispatch jobs`: captures run as Jobs pinned to the target's node."""
-        return KubeJobClient(self.kube)
 
     # -- helpers -----------------------------------------------------------------------------
     def _operator(self, context: ActionContext) -> Operator:
@@ -140,9 +134,8 @@ class ClusterActions:
             collectors=tuple(params.get("collectors") or ()),
             only_container=only,
         )
-        if self.collector_image:
-            opts.collector_image = self.collector_image
-            opts.collector_namespace = self.collector_namespace
+        if self.collector is not None:
+            opts.collector = self.collector
         try:
             result = capture_pod(
                 self.kube, store, target.namespace, target.pod, opts, echo=self.echo

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ir.bundle.signing import Signer
+from ir.cluster.collector import CollectorSettings
 from ir.cluster.context import KubeContextCollector, KubeletCheckpointCollector, KubeLogsCollector
 from ir.cluster.kube import Kube
 from ir.cluster.ops import Operator, check_namespace
@@ -49,12 +50,9 @@ class PodCaptureOptions:
     alert: dict[str, Any] | None = None
     api_logs: bool = True
     probe_image: str | None = None  # prove the quarantine by traffic (ir.cluster.probe)
-    # the node collector (ir.cluster.collector): ir's image, run on the suspect's node when ir
-    # itself is not there ($IR_COLLECTOR_IMAGE, as the CLI's --collector-image)
-    collector_image: str | None = field(
-        default_factory=lambda: os.environ.get("IR_COLLECTOR_IMAGE") or None
-    )
-    collector_namespace: str = "ir-system"
+    # the node collector (ir.cluster.collector), run on the suspect's node when ir itself is not
+    # there ($IR_COLLECTOR_IMAGE, as the CLI's --collector-image); None: no collector
+    collector: CollectorSettings | None = field(default_factory=CollectorSettings.from_env)
     checkpoint: bool = False  # ask the kubelet for a CRIU checkpoint of each running container
     collectors: tuple[str, ...] = ()  # container collectors to run (default: all)
     only_container: str | None = None  # capture just this container of the pod
@@ -142,9 +140,16 @@ def capture_pod(
     target = resolve_pod(kube, namespace, name)
     if opts.dry_run:
         return _dry_run(kube, target, opts, echo)
-    capture = _capture(
-        store, kube, target, opts, echo, capture_container or ContainerCapturer(kube)
-    )
+    capturer = capture_container or ContainerCapturer(kube)
+    capture, failed = None, None
+    if capture_container is None and _uploads_direct(store, target, opts):
+        try:
+            capture = _capture_direct(kube, store, target, opts, echo, capturer)
+        except _CollectorFailed as exc:
+            echo(f"  direct upload failed: {exc.message}; capturing through this ir instead")
+            failed = exc
+    if capture is None:
+        capture = _capture(store, kube, target, opts, echo, capturer, failed)
     outcome = capture.sealed.manifest.outcome
     gate_open, gate_reason = True, ""
     if outcome != "complete" or not capture.stored.confirmed:
@@ -207,6 +212,7 @@ def _capture(
     opts: PodCaptureOptions,
     echo: Echo,
     capture_container: ContainerCapture,
+    failed: _CollectorFailed | None = None,
 ) -> CaptureResult:
     request = CaptureRequest(
         case_id=opts.case_id,
@@ -218,6 +224,14 @@ def _capture(
     )
     closer = getattr(capture_container, "close", None)
     with CaptureSession(store, request) as session:
+        if failed is not None:  # the direct upload that did not give a bundle, and all it did
+            session.writer.record_action(
+                "collector-direct-upload",
+                f"pod {target.namespace}/{target.name}",
+                outcome="failed",
+                error=failed.message,
+                collector_actions=failed.log,
+            )
         try:
             _capture_into(session, kube, target, opts, echo, capture_container)
         finally:
@@ -317,7 +331,7 @@ class ContainerCapturer:
                 )
             elif opts.backend == "docker":
                 raise Unsupported(f"runtime {ref.runtime}: the Docker API cannot read it")
-            elif opts.collector_image and not node_has_runtime_state(ref.runtime, opts.node_root):
+            elif opts.collector and not node_has_runtime_state(ref.runtime, opts.node_root):
                 self._via_collector(session, target, ref, opts, echo)
                 return
             else:
@@ -378,15 +392,17 @@ class ContainerCapturer:
                 session.writer.record_action(action, label, outcome=outcome, **detail)
 
             self._record = record
+        settings = opts.collector
+        assert settings is not None
         if self.collector is None and self.collector_error is None:
-            echo(f"  starting the node collector on {target.node} ({opts.collector_image})")
+            echo(f"  starting the node collector on {target.node} ({settings.image})")
             try:
                 self.collector = start_collector(
                     self.kube,
                     target,
                     str(ref.runtime),
-                    str(opts.collector_image),
-                    namespace=opts.collector_namespace,
+                    settings.image,
+                    namespace=settings.namespace,
                     record=self._record,
                 )
             except IrError as exc:
@@ -399,15 +415,7 @@ class ContainerCapturer:
                 f"available: {self.collector_error}",
             )
             return
-        options = []
-        max_file = opts.container_options.get("max_file_size")
-        max_diff = opts.container_options.get("max_diff_size")
-        if max_file:
-            options += ["--max-file-size", str(int(max_file))]
-        if max_diff:
-            options += ["--max-diff-size", str(int(max_diff))]
-        if opts.container_options.get("include_env"):
-            options.append("--include-env")
+        options = _collector_options(opts)
         names = [n for n in opts.collectors if n != KUBE_COLLECTOR]
         if names:
             options += ["--collectors", ",".join(names)]
@@ -439,6 +447,213 @@ class ContainerCapturer:
 
             remove_collector(self.kube, self.collector, self._record)
             self.collector = None
+
+
+def _collector_options(opts: PodCaptureOptions) -> list[str]:
+    """The container options as arguments of ir in the collector."""
+    options = []
+    max_file = opts.container_options.get("max_file_size")
+    max_diff = opts.container_options.get("max_diff_size")
+    if max_file:
+        options += ["--max-file-size", str(int(max_file))]
+    if max_diff:
+        options += ["--max-diff-size", str(int(max_diff))]
+    if opts.container_options.get("include_env"):
+        options.append("--include-env")
+    return options
+
+
+def _uploads_direct(store: Store, target: PodTarget, opts: PodCaptureOptions) -> bool:
+    """The collector captures the whole pod and uploads it itself: an S3 store, a collector image,
+    direct upload asked for, and a container only a collector on its node can reach."""
+    from ir.runtime.cri_node import node_has_runtime_state
+
+    if opts.collector is None or opts.collector.upload != "direct":
+        return False
+    if not str(getattr(store, "uri", "")).startswith("s3://"):
+        return False
+    if not opts.api_logs:
+        return False  # ir capture pod always asks the apiserver for logs: relay instead
+    return any(
+        ref.container_id is not None
+        and ref.runtime not in ("docker", None)
+        and not node_has_runtime_state(ref.runtime, opts.node_root)
+        for ref in target.containers
+    )
+
+
+def _capture_direct(
+    kube: Kube,
+    store: Store,
+    target: PodTarget,
+    opts: PodCaptureOptions,
+    echo: Echo,
+    capturer: Any,
+) -> CaptureResult | None:
+    """The node collector captures the pod straight into the S3 store; this ir then reads the
+    bundle back from S3, verifies it (every artifact, the root digest the collector reported, the
+    pod's UID) and appends a `receive` custody record with every request made to the collector.
+
+    Returns None when the relay path should run instead (the collector could not start: its error
+    is handed to `capturer`, so each container records why). A bundle the collector could only
+    spool in its pod is brought here through the apiserver and pushed to the store by this ir."""
+    from ir.cluster.collector import (
+        Upload,
+        capture_pod_in_collector,
+        fetch_file,
+        remove_collector,
+        start_collector,
+    )
+    from ir.errors import IrError
+
+    log: list[dict[str, Any]] = []
+
+    def record(action: str, outcome: str, **detail: Any) -> None:
+        from ir.clock import rfc3339, utcnow
+
+        log.append({"at": rfc3339(utcnow()), "action": action, "outcome": outcome, **detail})
+
+    runtime = next(str(r.runtime) for r in target.containers if r.runtime not in ("docker", None))
+    settings = opts.collector
+    assert settings is not None
+    upload = Upload(True, settings.service_account, settings.secret)
+    echo(
+        f"starting the node collector on {target.node} ({settings.image}); it uploads "
+        f"to {getattr(store, 'uri', '')} itself"
+    )
+    try:
+        pod = start_collector(
+            kube,
+            target,
+            runtime,
+            settings.image,
+            namespace=settings.namespace,
+            record=record,
+            upload=upload,
+        )
+    except IrError as exc:
+        if hasattr(capturer, "collector_error"):
+            capturer.collector_error = exc.message
+        echo(f"  node collector not available: {exc.message}")
+        return None
+    argv = _collector_options(opts)
+    for flag, value in (("--reason", opts.reason), ("--operator", opts.operator)):
+        if value:
+            argv += [flag, value]
+    if opts.checkpoint:
+        argv.append("--checkpoint")
+    if opts.collectors:
+        argv += ["--collectors", ",".join(opts.collectors)]
+    if opts.only_container:
+        argv += ["--container", opts.only_container]
+    if opts.alert is not None:
+        import json
+
+        argv += ["--alert-json", json.dumps(opts.alert, separators=(",", ":"))]
+    fetched: str | None = None
+    try:
+        doc = capture_pod_in_collector(
+            kube, pod, target, getattr(store, "uri", ""), case_id=opts.case_id,
+            options=argv, record=record,
+        )  # fmt: skip
+        bundle = doc.get("bundle") or {}
+        location = str(bundle.get("location") or "")
+        spooled = str(bundle.get("spooled") or "")
+        if not bundle.get("stored") and spooled.startswith(WORK_PREFIX):
+            echo(f"  the collector could not upload ({location}); bringing its spooled copy here")
+            fetched = fetch_file(kube, pod, spooled, what="the spooled bundle", record=record).path
+    except IrError as exc:
+        remove_collector(kube, pod, record)
+        raise _CollectorFailed(exc.message, log) from None
+    remove_collector(kube, pod, record)
+    return _receive(store, target, opts, doc, fetched, log, echo)
+
+
+WORK_PREFIX = "/work/"
+
+
+class _CollectorFailed(Exception):
+    def __init__(self, message: str, log: list[dict[str, Any]]) -> None:
+        super().__init__(message)
+        self.message, self.log = message, log
+
+
+def _receive(
+    store: Store,
+    target: PodTarget,
+    opts: PodCaptureOptions,
+    doc: dict[str, Any],
+    fetched: str | None,
+    log: list[dict[str, Any]],
+    echo: Echo,
+) -> CaptureResult:
+    """Verify the collector's bundle in S3 (pushing a fetched spool copy first) and record its
+    receipt in the custody log. The result is what a capture here would have returned."""
+    from pathlib import Path
+
+    from ir.bundle.custody import append_record, operator_name
+    from ir.bundle.verify import VALID, verify_bundle
+    from ir.bundle.writer import SealedBundle
+    from ir.store.base import StoreResult
+    from ir.store.s3 import open_s3_bundle
+
+    bundle = doc.get("bundle") or {}
+    reported = str(bundle.get("root_digest") or "")
+    warnings: list[str] = []
+    if fetched is not None:
+        try:
+            pushed = store.push(Path(fetched), custody_signer=opts.signer)  # type: ignore[attr-defined]
+        finally:
+            os.unlink(fetched)
+        location = pushed.location
+        if not pushed.confirmed:
+            raise _CollectorFailed(
+                f"the collector's bundle could not be stored from here either: kept at "
+                f"{pushed.spooled}",
+                log,
+            )
+    else:
+        location = str(bundle.get("location") or "")
+    if not location.startswith("s3://"):
+        raise _CollectorFailed(f"the collector stored no bundle in S3 ({location!r})", log)
+    client = getattr(store, "client", None)
+    with open_s3_bundle(location, client=client) as handle:
+        report = verify_bundle(handle.reader, custody_lines=handle.custody.read_lines())
+        manifest = handle.reader.manifest
+        size = int(getattr(handle.reader.source, "size", 0))
+        problems = list(report.errors)
+        if reported and report.root_digest != reported:
+            problems.append(
+                f"root digest {report.root_digest} differs from the {reported} the collector reported"
+            )
+        if manifest.target.get("uid") not in (None, target.uid):
+            problems.append(
+                f"the bundle is of pod uid {manifest.target.get('uid')}, not {target.uid}"
+            )
+        ok = report.verdict == VALID and not problems
+        append_record(
+            handle.custody,
+            action="receive",
+            bundle_id=manifest.bundle_id,
+            bundle_digest=str(report.root_digest),
+            actor=operator_name(opts.operator),
+            detail={
+                "from": "node collector (direct upload)",
+                "verdict": report.verdict if not problems else "failed",
+                "problems": problems,
+                "collector_actions": log,
+            },
+            signer=opts.signer,
+        )
+    echo(f"  received {location}: {'verified' if ok else 'NOT verified: ' + '; '.join(problems)}")
+    if not ok:
+        warnings.extend(problems)
+    stored = StoreResult(
+        location, str(report.root_digest), size, confirmed=ok, warnings=warnings,
+        detail={"via": "node collector (direct upload)"},
+    )  # fmt: skip
+    sealed = SealedBundle(Path(location), str(report.root_digest), size, manifest)
+    return CaptureResult(sealed, stored, list(manifest.collectors))
 
 
 def _access_failed(session: CaptureSession, ref: ContainerRef, note: str) -> None:

@@ -44,6 +44,7 @@ from ir.errors import ClusterError
 DEFAULT_NAMESPACE = "ir-system"
 NODE_ROOT = "/host"
 WORK = "/work"
+SPOOL = f"{WORK}/spool"
 START_TIMEOUT = 90.0
 DEADLINE_SECONDS = 1800
 #: Host paths the collector mounts read-only, by runtime (the pod status' containerID scheme).
@@ -67,8 +68,49 @@ class CollectorPod:
     ready_seconds: float = 0.0
 
 
+@dataclass
+class CollectorSettings:
+    """How ir runs its node collector (the CLI's --collector-* options, ir serve's too)."""
+
+    image: str
+    namespace: str = DEFAULT_NAMESPACE
+    upload: str = "direct"  # with an S3 store: "direct" or "relay" (see Upload)
+    service_account: str = "ir-node-collector"
+    secret: str | None = "ir-store"
+
+    @classmethod
+    def from_env(cls) -> CollectorSettings | None:
+        """$IR_COLLECTOR_IMAGE names the image; without it, no collector."""
+        image = os.environ.get("IR_COLLECTOR_IMAGE")
+        return cls(image) if image else None
+
+
+@dataclass(frozen=True)
+class Upload:
+    """How the collector's evidence reaches the store. `relay` (the default): ir in the collector
+    writes each container's bundle into its emptyDir and the responder's ir brings it back through
+    the apiserver. `direct` (an S3 store): ir in the collector captures the whole pod and uploads
+    the bundle to S3 itself, with the credentials of `secret` (a Secret in the collector namespace
+    whose keys become its environment: AWS_ACCESS_KEY_ID, AWS_ENDPOINT_URL_S3, IR_SIGNING_KEY...)
+    or of the pod's role (IRSA, the node's instance role); it reads the pod's Kubernetes context
+    with the read-only `service_account` (deploy/kustomize/node-collector/rbac.yaml)."""
+
+    direct: bool = False
+    service_account: str = "ir-node-collector"
+    secret: str | None = "ir-store"
+
+
+RELAY = Upload()
+
+
 def collector_manifest(
-    name: str, namespace: str, target: PodTarget, runtime: str, image: str, deadline: int
+    name: str,
+    namespace: str,
+    target: PodTarget,
+    runtime: str,
+    image: str,
+    deadline: int,
+    upload: Upload = RELAY,
 ) -> dict[str, Any]:
     paths = HOST_PATHS[runtime]
     volumes: list[dict[str, Any]] = [{"name": "work", "emptyDir": {"sizeLimit": "50Gi"}}]
@@ -76,6 +118,18 @@ def collector_manifest(
     for i, path in enumerate(paths):
         volumes.append({"name": f"host-{i}", "hostPath": {"path": path, "type": "Directory"}})
         mounts.append({"name": f"host-{i}", "mountPath": NODE_ROOT + path, "readOnly": True})
+    env: list[dict[str, Any]] = [{"name": "IR_NODE_ROOT", "value": NODE_ROOT}]
+    spec_extra: dict[str, Any] = {"automountServiceAccountToken": False}
+    container_extra: dict[str, Any] = {}
+    if upload.direct:
+        # the S3 spool and ir's own cache stay in the emptyDir, gone with the pod
+        env += [{"name": "HOME", "value": WORK}, {"name": "IR_SPOOL_DIR", "value": SPOOL}]
+        spec_extra = {
+            "serviceAccountName": upload.service_account,
+            "automountServiceAccountToken": True,
+        }
+        if upload.secret:
+            container_extra["envFrom"] = [{"secretRef": {"name": upload.secret, "optional": True}}]
     return {
         "apiVersion": "v1",
         "kind": "Pod",
@@ -96,7 +150,7 @@ def collector_manifest(
             "restartPolicy": "Never",
             "activeDeadlineSeconds": deadline,
             "terminationGracePeriodSeconds": 0,
-            "automountServiceAccountToken": False,
+            **spec_extra,
             "enableServiceLinks": False,
             "tolerations": [{"operator": "Exists"}],
             "containers": [
@@ -105,7 +159,8 @@ def collector_manifest(
                     "image": image,
                     "imagePullPolicy": "IfNotPresent",
                     "command": ["/bin/sh", "-c", f"exec sleep {deadline}"],
-                    "env": [{"name": "IR_NODE_ROOT", "value": NODE_ROOT}],
+                    "env": env,
+                    **container_extra,
                     # root and privileged: the images run as a non-root user by default (ir serve)
                     "securityContext": {"privileged": True, "runAsUser": 0, "runAsNonRoot": False},
                     "resources": {
@@ -129,6 +184,7 @@ def start_collector(
     namespace: str = DEFAULT_NAMESPACE,
     record: Any = None,
     timeout: float = START_TIMEOUT,
+    upload: Upload = RELAY,
 ) -> CollectorPod:
     """Create the collector pod on the suspect's node and wait until it runs. Raises
     CollectorRefused (with the apiserver's words) or ClusterError (image, node, time)."""
@@ -138,7 +194,7 @@ def start_collector(
         raise ClusterError(f"runtime {runtime!r}: the node collector reads containerd and CRI-O")
     name = f"ir-collector-{uuid.uuid4().hex[:10]}"
     pod = CollectorPod(name, namespace, target.node, image)
-    doc = collector_manifest(name, namespace, target, runtime, image, DEADLINE_SECONDS)
+    doc = collector_manifest(name, namespace, target, runtime, image, DEADLINE_SECONDS, upload)
     path = f"/api/v1/namespaces/{namespace}/pods"
     try:
         kube.request("POST", path, doc, retry=False)
@@ -157,6 +213,8 @@ def start_collector(
         namespace=namespace,
         node=target.node,
         image=image,
+        upload="direct" if upload.direct else "relay",
+        **({"service_account": upload.service_account} if upload.direct else {}),
     )
     deadline = time.monotonic() + timeout
     while True:
@@ -255,45 +313,101 @@ def capture_in_collector(
     bundle = str(summary.get("bundle") or "")
     if not bundle.startswith(store + "/"):
         raise ClusterError(f"the collector wrote its bundle to an unexpected place: {bundle!r}")
+    moved = fetch_file(kube, pod, bundle, what=f"the bundle of container {ref.name}", record=record)
+    moved.seconds = {**timings, **moved.seconds}
+    exec_stream(kube, pod.namespace, pod.name, ["rm", "-rf", store], io.BytesIO(), timeout=120)
+    return moved
+
+
+def fetch_file(kube: Kube, pod: CollectorPod, path: str, *, what: str, record: Any) -> Transferred:
+    """Bring one file out of the collector into a local temp file, hashed on both ends (one read
+    in the collector both sends and hashes it: `ir collector send`). Raises ClusterError unless
+    both SHA-256 agree."""
     t = time.monotonic()
     fd, local = tempfile.mkstemp(prefix="ir-collector-", suffix=".tar")
     sha = hashlib.sha256()
     with os.fdopen(fd, "wb") as fh:
-        sink = _HashingSink(fh, sha)
-        # one read in the collector both sends the file and hashes it (`ir collector send`)
         copied = exec_stream(
             kube,
             pod.namespace,
             pod.name,
-            ["ir", "collector", "send", bundle],
-            sink,
+            ["ir", "collector", "send", path],
+            _HashingSink(fh, sha),
             timeout=DEADLINE_SECONDS,
         )
     ours = sha.hexdigest()
     sent = re.search(r"sha256 ([0-9a-f]{64}) (\d+)", copied.stderr)
     theirs = sent.group(1) if sent else ""
-    timings["transfer"] = round(time.monotonic() - t, 3)
+    seconds = round(time.monotonic() - t, 3)
     _record(
         record,
         "collector-transfer-bundle",
         "ok" if ours == theirs else "failed",
         pod=pod.name,
-        container=ref.name,
+        path=path,
         bytes=copied.stdout_bytes,
         sha256_collector=theirs,
         sha256_received=ours,
-        seconds=timings["transfer"],
+        seconds=seconds,
     )
     if not copied.ok or ours != theirs:
         os.unlink(local)
         raise ClusterError(
-            f"the bundle of container {ref.name} did not arrive intact from collector {pod.name} "
+            f"{what} did not arrive intact from collector {pod.name} "
             f"({copied.stdout_bytes} bytes; sha256 {ours[:16]}... here, "
             f"{theirs[:16] or 'none'}... there; exit {copied.exit_code}: "
             f"{copied.stderr.strip()[-300:]})"
         )
-    exec_stream(kube, pod.namespace, pod.name, ["rm", "-rf", store], io.BytesIO(), timeout=120)
-    return Transferred(local, copied.stdout_bytes, timings)
+    return Transferred(local, copied.stdout_bytes, {"transfer": seconds})
+
+
+def capture_pod_in_collector(
+    kube: Kube,
+    pod: CollectorPod,
+    target: PodTarget,
+    store_uri: str,
+    *,
+    case_id: str,
+    options: list[str],
+    record: Any = None,
+) -> dict[str, Any]:
+    """Direct upload (`Upload.direct`): ir in the collector captures the whole pod (Kubernetes
+    context with the collector's read-only service account, containers on the node) into the S3
+    store itself and changes nothing on the cluster (--no-quarantine --no-replace). Returns its
+    `-o json` result; raises ClusterError when there is none."""
+    command = [
+        "ir", "capture", "pod", target.name,
+        "--namespace", target.namespace,
+        "--node-root", NODE_ROOT,
+        "--store", store_uri,
+        "--case", case_id,
+        "--no-quarantine", "--no-replace",
+        "-o", "json",
+        *options,
+    ]  # fmt: skip
+    out = io.BytesIO()
+    done = exec_stream(kube, pod.namespace, pod.name, command, out, timeout=DEADLINE_SECONDS)
+    _record(
+        record,
+        "collector-capture-pod",
+        "ok" if done.exit_code == 0 else "partial" if done.exit_code in (1, 3) else "failed",
+        pod=pod.name,
+        store=store_uri,
+        exit_code=done.exit_code,
+        seconds=done.seconds,
+    )
+    try:
+        result: dict[str, Any] = json.loads(out.getvalue())
+        if not isinstance(result, dict):
+            raise ValueError("not an object")
+    except ValueError:
+        raise ClusterError(
+            f"ir in the collector pod {pod.name} gave no result for pod "
+            f"{target.namespace}/{target.name} (exit {done.exit_code}): "
+            f"{done.stderr.strip()[-500:]}"
+        ) from None
+    result["exit_code"] = done.exit_code
+    return result
 
 
 class _HashingSink:
@@ -312,9 +426,13 @@ def _record(record: Any, action: str, outcome: str, **detail: Any) -> None:
 
 __all__ = [
     "CollectorPod",
+    "CollectorSettings",
     "CollectorRefused",
     "Transferred",
+    "Upload",
     "capture_in_collector",
+    "capture_pod_in_collector",
+    "fetch_file",
     "remove_collector",
     "start_collector",
 ]

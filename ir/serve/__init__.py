@@ -1,6 +1,6 @@
 """`ir serve`: the webhook receiver that turns authenticated alerts into playbook runs: auth,
 limits, dedupe, rate limits, a bounded queue with back-pressure, workers, graceful shutdown,
-audit, health and metrics; and the Job dispatch mode for node-pinned captures.
+audit, health and metrics.
 
 May import ir.playbook (and what it may import); never ir.cluster or ir.cli.
 """

