@@ -716,3 +716,33 @@ def test_env_values_only_with_include_env(
     finally:
         handle.close()
     assert any(p.env and p.env.get("PATH", "").startswith("/") for p in procs)
+
+
+def test_root_walk_lists_changes_since_the_start_and_follows_no_link(tmp_path: Path) -> None:
+    """ir inside the pod (no overlay upperdir): the root walk lists what changed since the
+    container started, by ctime; links are recorded, never followed; it says it is no diff."""
+    import os
+
+    from ir.runtime.rootwalk import NOT_A_DIFF, RootWalk
+
+    root = tmp_path / "root"
+    (root / "etc").mkdir(parents=True)
+    (root / "etc" / "old.conf").write_text("from the image")
+    (root / "etc" / "untouched").write_text("from the image")
+    since = time.time()
+    time.sleep(0.05)  # ctimes come from the kernel's coarse clock
+    (root / "tmp").mkdir()
+    (root / "tmp" / "dropped").write_bytes(b"planted")
+    os.symlink("/etc/shadow", root / "tmp" / "link")
+    os.chmod(root / "etc" / "old.conf", 0o600)
+    walk = RootWalk(str(root), since)
+    found, read = {}, b""
+    for entry in walk.entries():  # an entry opens only while the walk is at it
+        found[entry.path] = entry
+        if entry.path == b"/tmp/dropped":
+            content = walk.open(entry)
+            read = content.read(100)
+            content.close()
+    assert set(found) == {b"/tmp", b"/tmp/dropped", b"/tmp/link", b"/etc/old.conf"}
+    assert found[b"/tmp/link"].link_target == b"/etc/shadow" and read == b"planted"
+    assert walk.truncated == NOT_A_DIFF and walk.description["diff"] is False

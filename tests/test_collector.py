@@ -188,7 +188,7 @@ def test_capture_pod_through_the_collector(
     print(f"\ncapture pod through the collector -> replacement ready: {elapsed:.1f} s")
 
 
-def test_refused_collector_is_named(
+def test_refused_collector_falls_back_to_a_debug_container_then_to_the_apiserver(
     control_plane: ControlPlane,
     node: RealNode,
     namespace: str,
@@ -196,8 +196,12 @@ def test_refused_collector_is_named(
     tmp_path: Path,
 ) -> None:
     """A collector namespace under Pod Security "restricted": the apiserver refuses the privileged
-    pod; ir says which rule refused it, the container evidence is failed with that reason, the
-    Kubernetes context is still captured, and nothing is quarantined (the gate stays closed)."""
+    collector pod, and ir says which rule refused it. It falls back to an ephemeral debug
+    container in the suspect's pod: processes and sockets as from the node (not the debug
+    container's own), the filesystem as changes since the start (not a diff), all marked partial
+    with the reason, so nothing is quarantined (the gate stays closed). With the suspect's
+    namespace "restricted" too, the debug container is refused as well: both refusals are named
+    and the apiserver's evidence (Kubernetes context, logs) is what is left."""
     cp, ns = control_plane, namespace
     restricted = f"{ns}-collect"
     cp.api(
@@ -212,42 +216,81 @@ def test_refused_collector_is_named(
             },
         },
     )
-    deploy_web(cp, ns, replicas=1)
-    name = wait_for("1 ready web pod", lambda: ready_pods(cp, ns, "app=web"), 90)[0]["metadata"][
-        "name"
-    ]
-    done = run_laptop_ir(
-        [
-            "capture",
-            "pod",
-            name,
-            "-n",
-            ns,
-            "--store",
-            str(tmp_path),
-            "--collector-image",
-            collector_image,
-            "--collector-namespace",
-            restricted,
-            "-o",
-            "json",
-        ],
-        cp,
+    deploy_web(cp, ns)
+    pods = wait_for(
+        "2 ready web pods", lambda: len(p := ready_pods(cp, ns, "app=web")) == 2 and p, 90
     )
+    first, second = (p["metadata"]["name"] for p in pods)
+    args = [
+        "-n", ns, "--collector-image", collector_image, "--collector-namespace", restricted,
+        "-o", "json",
+    ]  # fmt: skip
+    done = run_laptop_ir(["capture", "pod", first, "--store", str(tmp_path / "a"), *args], cp)
     assert done.returncode == 5, done.stderr  # partial capture: nothing destructive
-    out = json.loads(done.stdout)
-    show = json.loads(
-        run_laptop_ir(["bundle", "show", out["bundle"]["location"], "-o", "json"], cp).stdout
+    bundle = json.loads(done.stdout)["bundle"]["location"]
+    manifest = json.loads(run_laptop_ir(["bundle", "show", bundle, "-o", "json"], cp).stdout)[
+        "manifest"
+    ]
+    by_name = {(c["name"], c.get("container")): c for c in manifest["collectors"]}
+    access = by_name[("container-access", "web")]
+    assert access["status"] == "partial", access
+    assert 'violates PodSecurity "restricted' in access["error"], access["error"]
+    assert "ephemeral debug container ir-debug-" in access["error"], access["error"]
+    assert by_name[("processes", "web")]["status"] == "ok"
+    assert by_name[("network", "web")]["status"] == "ok"
+    assert by_name[("filesystem", "web")]["status"] == "partial"
+    assert "not an image diff" in by_name[("filesystem", "web")]["error"]
+    assert by_name[("k8s-context", None)]["status"] == "ok"
+
+    def cat(name: str) -> list[dict[str, Any]]:
+        text = run_laptop_ir(["bundle", "cat", bundle, f"containers/web/{name}"], cp).stdout
+        return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+    procs = cat("processes.jsonl")
+    assert any(p["cmdline"][:4] == ["nc", "-ll", "-p", "8080"] for p in procs), procs
+    assert not any("sleep" in p["cmdline"][:1] for p in procs), "the debug container's own"
+    assert not any(p["cmdline"][:2] == ["ir", "capture"] for p in procs), "ir's own"
+    socks = cat("sockets.jsonl")
+    assert any(s["state"] == "LISTEN" and s["local_port"] == 8080 for s in socks), socks
+    changes = {c["path"]: c for c in cat("fs-changes.jsonl")}
+    assert "/tmp/dropped.txt" in changes, sorted(changes)
+    assert "/etc/hostname" not in changes or changes["/etc/hostname"]["ctime"]
+    actions = [a["action"] for a in manifest["actions"]]
+    assert "add-debug-container" in actions and "stop-debug-container" in actions, actions
+    assert not cp.api("GET", f"/apis/networking.k8s.io/v1/namespaces/{ns}/networkpolicies")["items"]
+    suspect = cp.api("GET", f"/api/v1/namespaces/{ns}/pods/{first}")
+    debug = suspect["spec"]["ephemeralContainers"][0]
+    assert debug["name"].startswith("ir-debug-") and debug["targetContainerName"] == "web"
+    wait_for(
+        "the debug container to stop",
+        lambda: (
+            "terminated"
+            in (
+                cp.api("GET", f"/api/v1/namespaces/{ns}/pods/{first}")["status"][
+                    "ephemeralContainerStatuses"
+                ][0]["state"]
+            )
+        ),
+        60,
     )
-    access = [c for c in show["manifest"]["collectors"] if c["name"] == "container-access"]
-    assert access and access[0]["status"] == "failed"
-    assert 'violates PodSecurity "restricted' in access[0]["error"], access[0]["error"]
-    assert any(
-        c["name"] == "k8s-context" and c["status"] == "ok" for c in show["manifest"]["collectors"]
-    )
-    assert (
-        cp.api("GET", f"/apis/networking.k8s.io/v1/namespaces/{ns}/networkpolicies")["items"] == []
-    )
+
+    # the suspect's namespace "restricted" too: the debug container is refused as well
+    doc = cp.api("GET", f"/api/v1/namespaces/{ns}")
+    doc["metadata"].setdefault("labels", {})["pod-security.kubernetes.io/enforce"] = "restricted"
+    cp.api("PUT", f"/api/v1/namespaces/{ns}", doc)
+    done = run_laptop_ir(["capture", "pod", second, "--store", str(tmp_path / "b"), *args], cp)
+    assert done.returncode == 5, done.stderr
+    bundle = json.loads(done.stdout)["bundle"]["location"]
+    manifest = json.loads(run_laptop_ir(["bundle", "show", bundle, "-o", "json"], cp).stdout)[
+        "manifest"
+    ]
+    by_name = {(c["name"], c.get("container")): c for c in manifest["collectors"]}
+    access = by_name[("container-access", "web")]
+    assert access["status"] == "failed", access
+    assert access["error"].count('violates PodSecurity "restricted') == 2, access["error"]
+    assert "only the apiserver's evidence" in access["error"]
+    assert by_name[("k8s-context", None)]["status"] == "ok"
+    assert any(c["name"] == "k8s-logs" and c["status"] == "ok" for c in manifest["collectors"])
 
 
 def test_missing_collector_image_is_named_in_bounded_time(
@@ -262,6 +305,21 @@ def test_missing_collector_image_is_named_in_bounded_time(
     name = wait_for("1 ready web pod", lambda: ready_pods(cp, ns, "app=web"), 90)[0]["metadata"][
         "name"
     ]
+    # --dry-run shows the collector pod it would create, and creates nothing
+    dry = run_laptop_ir(
+        [
+            "capture", "pod", name, "-n", ns, "--store", str(tmp_path), "--dry-run",
+            "--collector-image", collector_image, "-o", "json",
+        ],
+        cp,
+    )  # fmt: skip
+    assert dry.returncode == 0, dry.stderr
+    planned = {a["action"]: a for a in json.loads(dry.stdout)["actions"]}
+    pod_spec = planned["create-collector-pod"]["body"]["spec"]
+    assert pod_spec["nodeName"] == node.name and pod_spec["hostPID"] is True
+    assert pod_spec["automountServiceAccountToken"] is False  # relay: no token
+    assert "streamed back through the apiserver" in planned["create-collector-pod"]["why"]
+    assert not collector_pods(cp) and not list(tmp_path.rglob("*.tar"))
     started = time.monotonic()
     done = run_laptop_ir(
         [

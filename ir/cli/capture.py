@@ -114,6 +114,13 @@ def store_options(fn: Any) -> Any:
 )
 @click.option("--name", "name", metavar="NAME", help="Name for a container given only by --pid.")
 @click.option(
+    "--root-walk",
+    is_flag=True,
+    help="With --pid, when the overlay upperdir is out of reach (ir inside the pod, e.g. an "
+    "ephemeral debug container): list the files changed since the container started through "
+    "/proc/PID/root instead. Not a diff (deletions unseen); the filesystem collector says partial.",
+)
+@click.option(
     "--node-root",
     metavar="DIR",
     envvar="IR_NODE_ROOT",
@@ -170,6 +177,7 @@ def container(
     docker_host: str | None,
     pid: int | None,
     name: str | None,
+    root_walk: bool,
     node_root: str,
     max_file_size: int,
     max_diff_size: int,
@@ -213,6 +221,7 @@ def container(
             pid=pid,
             allow_exec=allow_exec,
             name=name,
+            root_walk=root_walk,
         )
     try:
         labels = {"backend": handle.backend}

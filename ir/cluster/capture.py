@@ -139,7 +139,7 @@ def capture_pod(
         check_namespace(namespace, opts.allow_protected)
     target = resolve_pod(kube, namespace, name)
     if opts.dry_run:
-        return _dry_run(kube, target, opts, echo)
+        return _dry_run(kube, store, target, opts, echo)
     capturer = capture_container or ContainerCapturer(kube)
     capture, failed = None, None
     if capture_container is None and _uploads_direct(store, target, opts):
@@ -305,6 +305,7 @@ class ContainerCapturer:
         self.kube = kube
         self.collector: Any = None  # ir.cluster.collector.CollectorPod, once started
         self.collector_error: str | None = None
+        self.collector_refused = False  # by the apiserver: then the debug-container fallback
         self._record: Any = None  # records the collector's actions in the pod's bundle
 
     def __call__(
@@ -382,7 +383,7 @@ class ContainerCapturer:
         opts: PodCaptureOptions,
         echo: Echo,
     ) -> None:
-        from ir.cluster.collector import capture_in_collector, start_collector
+        from ir.cluster.collector import CollectorRefused, capture_in_collector, start_collector
         from ir.errors import IrError
 
         if self._record is None:
@@ -405,9 +406,14 @@ class ContainerCapturer:
                     namespace=settings.namespace,
                     record=self._record,
                 )
+            except CollectorRefused as exc:
+                self.collector_error, self.collector_refused = exc.message, True
             except IrError as exc:
                 self.collector_error = exc.message
         if self.collector is None:
+            if self.collector_refused:
+                self._via_debug_container(session, target, ref, opts, echo)
+                return
             _access_failed(
                 session,
                 ref,
@@ -433,13 +439,94 @@ class ContainerCapturer:
             _access_failed(session, ref, f"node collector {self.collector.name}: {exc.message}")
             return
         try:
-            _import_container_bundle(session, moved.path, ref, self.collector.name, target.node)
+            _import_container_bundle(
+                session,
+                moved.path,
+                ref,
+                f"node collector pod {self.collector.name} on node {target.node}",
+            )
         finally:
             os.unlink(moved.path)
         echo(
             f"    via collector {self.collector.name}: capture {moved.seconds.get('capture')} s, "
             f"transfer {moved.size} bytes in {moved.seconds.get('transfer')} s (sha256 matched)"
         )
+
+    def _via_debug_container(
+        self,
+        session: CaptureSession,
+        target: PodTarget,
+        ref: ContainerRef,
+        opts: PodCaptureOptions,
+        echo: Echo,
+    ) -> None:
+        """The collector was refused: capture from an ephemeral debug container in the suspect's
+        pod (ir.cluster.debug), else say that only the apiserver's evidence is left."""
+        from ir.cluster.collector import capture_in_collector
+        from ir.cluster.debug import (
+            NOT_REMOVABLE,
+            WORK,
+            start_debug_container,
+            stop_debug_container,
+        )
+        from ir.errors import IrError
+
+        assert opts.collector is not None
+        refused = f"the node collector was refused ({self.collector_error})"
+        if ref.state != "running":
+            _access_failed(
+                session,
+                ref,
+                f"{refused}; container {ref.name} is {ref.state}, so no debug container can join "
+                "it: only the apiserver's evidence (Kubernetes context, logs)",
+            )
+            return
+        echo(f"  {refused}; trying an ephemeral debug container in the pod for {ref.name}")
+        try:
+            debug = start_debug_container(
+                self.kube, target, ref, opts.collector.image, record=self._record
+            )
+        except IrError as exc:
+            _access_failed(
+                session,
+                ref,
+                f"{refused}; the ephemeral debug container too ({exc.message}): only the "
+                "apiserver's evidence (Kubernetes context, logs)",
+            )
+            return
+        try:
+            moved = capture_in_collector(
+                self.kube,
+                debug,
+                ref,
+                case_id=opts.case_id,
+                reason=opts.reason,
+                options=_collector_options(opts),
+                record=self._record,
+                source=["--backend", "node", "--pid", "1", "--root-walk", "--name", ref.name],
+                work=WORK,
+            )
+        except IrError as exc:
+            _access_failed(
+                session, ref, f"{refused}; debug container {debug.container}: {exc.message}"
+            )
+            return
+        finally:
+            stop_debug_container(self.kube, debug, self._record)
+        via = f"ephemeral debug container {debug.container} in pod {target.namespace}/{target.name}"
+        try:
+            _import_container_bundle(session, moved.path, ref, via)
+        finally:
+            os.unlink(moved.path)
+        _access_failed(
+            session,
+            ref,
+            f"{refused}; captured from the {via} instead: processes and sockets as on the node, "
+            "the filesystem as changes since the start (not an image diff, deletions unseen); "
+            f"{NOT_REMOVABLE}",
+            status="partial",
+        )
+        echo(f"    via {via}: {moved.size} bytes (sha256 matched)")
 
     def close(self, session: CaptureSession) -> None:
         if self.collector is not None:
@@ -466,20 +553,13 @@ def _collector_options(opts: PodCaptureOptions) -> list[str]:
 def _uploads_direct(store: Store, target: PodTarget, opts: PodCaptureOptions) -> bool:
     """The collector captures the whole pod and uploads it itself: an S3 store, a collector image,
     direct upload asked for, and a container only a collector on its node can reach."""
-    from ir.runtime.cri_node import node_has_runtime_state
-
     if opts.collector is None or opts.collector.upload != "direct":
         return False
     if not str(getattr(store, "uri", "")).startswith("s3://"):
         return False
     if not opts.api_logs:
         return False  # ir capture pod always asks the apiserver for logs: relay instead
-    return any(
-        ref.container_id is not None
-        and ref.runtime not in ("docker", None)
-        and not node_has_runtime_state(ref.runtime, opts.node_root)
-        for ref in target.containers
-    )
+    return _collector_needed(target, opts) is not None
 
 
 def _capture_direct(
@@ -498,6 +578,7 @@ def _capture_direct(
     is handed to `capturer`, so each container records why). A bundle the collector could only
     spool in its pod is brought here through the apiserver and pushed to the store by this ir."""
     from ir.cluster.collector import (
+        CollectorRefused,
         Upload,
         capture_pod_in_collector,
         fetch_file,
@@ -532,8 +613,9 @@ def _capture_direct(
             upload=upload,
         )
     except IrError as exc:
-        if hasattr(capturer, "collector_error"):
+        if hasattr(capturer, "collector_error"):  # the relay path reuses the verdict
             capturer.collector_error = exc.message
+            capturer.collector_refused = isinstance(exc, CollectorRefused)
         echo(f"  node collector not available: {exc.message}")
         return None
     argv = _collector_options(opts)
@@ -656,18 +738,21 @@ def _receive(
     return CaptureResult(sealed, stored, list(manifest.collectors))
 
 
-def _access_failed(session: CaptureSession, ref: ContainerRef, note: str) -> None:
+def _access_failed(
+    session: CaptureSession, ref: ContainerRef, note: str, status: str = "failed"
+) -> None:
+    """The `container-access` entry: how (or why not) the container was reached."""
     from ir.bundle.manifest import CollectorEntry
     from ir.clock import rfc3339, utcnow
 
     now = rfc3339(utcnow())
     session.writer.record_collector(
-        CollectorEntry("container-access", "failed", now, now, note, container=ref.name)
+        CollectorEntry("container-access", status, now, now, note, container=ref.name)
     )
 
 
 def _import_container_bundle(
-    session: CaptureSession, path: str, ref: ContainerRef, collector: str, node: str | None
+    session: CaptureSession, path: str, ref: ContainerRef, via: str
 ) -> None:
     """Copy a collector's container bundle into this one: every artifact re-hashed and compared
     with the collector's manifest digest; its collectors and runtime actions kept, marked."""
@@ -678,7 +763,6 @@ def _import_container_bundle(
     from ir.bundle.reader import BundleReader
 
     scope = f"containers/{safe_component(ref.name, 'container')}"
-    via = f"node collector pod {collector} on node {node}"
     renamed: dict[str, str] = {}
     with BundleReader.open(path) as reader:
         manifest = reader.manifest
@@ -734,18 +818,75 @@ def _import_container_bundle(
 
 
 def _dry_run(
-    kube: Kube, target: PodTarget, opts: PodCaptureOptions, echo: Echo
+    kube: Kube, store: Store, target: PodTarget, opts: PodCaptureOptions, echo: Echo
 ) -> PodCaptureResult:
+    from ir.cluster.ops import Request
+
     echo(
         f"[dry-run] would capture pod {target.namespace}/{target.name} (uid {target.uid}) on node {target.node}: "
         f"Kubernetes context and containers "
         + ", ".join(f"{c.name} ({c.container_id})" for c in target.containers)
     )
     op = Operator(kube, dry_run=True, echo=echo)
+    collector = _collector_needed(target, opts)
+    if collector is not None and opts.collector is not None:
+        from ir.cluster.collector import (
+            DEADLINE_SECONDS,
+            Upload,
+            collector_manifest,
+        )
+
+        direct = _uploads_direct(store, target, opts)
+        settings = opts.collector
+        upload = Upload(direct, settings.service_account, settings.secret) if direct else Upload()
+        doc = collector_manifest(
+            "ir-collector-<random>",
+            settings.namespace,
+            target,
+            collector,
+            settings.image,
+            DEADLINE_SECONDS,
+            upload,
+        )
+        how = (
+            f"ir capture pod in it uploads to {getattr(store, 'uri', '')} itself; this ir "
+            "verifies the bundle there and adds a receive custody record"
+            if direct
+            else "ir capture container in it per container; each bundle streamed back through "
+            "the apiserver, hashed on both ends"
+        )
+        op.apply(
+            "create-collector-pod",
+            Request(
+                "POST",
+                f"/api/v1/namespaces/{settings.namespace}/pods",
+                doc,
+                why=f"the node collector on {target.node}: {how}; deleted when done",
+                destructive=False,
+            ),
+        )
     result = PodCaptureResult(target, None, True, "")
     _respond(op, target, opts, _DryCapture(), result)  # type: ignore[arg-type]
     result.actions = [a.to_dict() for a in op.log]
     return result
+
+
+def _collector_needed(target: PodTarget, opts: PodCaptureOptions) -> str | None:
+    """The runtime of the first container only a collector on its node can reach, if any."""
+    from ir.runtime.cri_node import node_has_runtime_state
+
+    if opts.collector is None:
+        return None
+    for ref in target.containers:
+        if opts.only_container and ref.name != opts.only_container:
+            continue
+        if (
+            ref.container_id is not None
+            and ref.runtime not in ("docker", None)
+            and not node_has_runtime_state(ref.runtime, opts.node_root)
+        ):
+            return str(ref.runtime)
+    return None
 
 
 class _DryCapture:

@@ -60,10 +60,14 @@ class CollectorRefused(ClusterError):
 
 @dataclass
 class CollectorPod:
+    """Where ir runs: the collector pod, or (`container` set) an ephemeral debug container in the
+    suspect's own pod (ir.cluster.debug)."""
+
     name: str
     namespace: str
     node: str
     image: str
+    container: str | None = None
     started: float = field(default_factory=time.monotonic)
     ready_seconds: float = 0.0
 
@@ -199,13 +203,13 @@ def start_collector(
     try:
         kube.request("POST", path, doc, retry=False)
     except ApiError as exc:
-        _record(record, "create-collector-pod", "refused", path=path, error=exc.message)
+        record_step(record, "create-collector-pod", "refused", path=path, error=exc.message)
         if exc.status in (403, 422, 400):
             raise CollectorRefused(
                 f"the collector pod was refused in namespace {namespace}: {exc.message}"
             ) from None
         raise
-    _record(
+    record_step(
         record,
         "create-collector-pod",
         "ok",
@@ -224,7 +228,7 @@ def start_collector(
             s.get("ready") for s in status.get("containerStatuses") or [{}]
         ):
             pod.ready_seconds = round(time.monotonic() - pod.started, 2)
-            _record(record, "collector-pod-running", "ok", pod=name, seconds=pod.ready_seconds)
+            record_step(record, "collector-pod-running", "ok", pod=name, seconds=pod.ready_seconds)
             return pod
         bad = image_problem(doc)
         why = None
@@ -247,9 +251,9 @@ def remove_collector(kube: Kube, pod: CollectorPod, record: Any = None) -> None:
     path = f"/api/v1/namespaces/{pod.namespace}/pods/{pod.name}"
     try:
         kube.request("DELETE", path, query={"gracePeriodSeconds": 0}, retry=True)
-        _record(record, "delete-collector-pod", "ok", pod=pod.name)
+        record_step(record, "delete-collector-pod", "ok", pod=pod.name)
     except ApiError as exc:
-        _record(record, "delete-collector-pod", "failed", pod=pod.name, error=exc.message)
+        record_step(record, "delete-collector-pod", "failed", pod=pod.name, error=exc.message)
 
 
 @dataclass
@@ -268,19 +272,22 @@ def capture_in_collector(
     reason: str | None,
     options: list[str],
     record: Any = None,
+    source: list[str] | None = None,
+    work: str = WORK,
 ) -> Transferred:
     """Run ir's node backend in the collector for one container, then bring its bundle here
-    (hashed on both ends) and remove it from the collector. Raises ClusterError on failure."""
+    (hashed on both ends) and remove it from the collector. `source` names the container to ir
+    there (default: its CRI id under the host mount); `work` is where ir writes the bundle.
+    Raises ClusterError on failure."""
     timings: dict[str, float] = {}
     t = time.monotonic()
-    store = f"{WORK}/{uuid.uuid4().hex[:8]}"
+    store = f"{work}/{uuid.uuid4().hex[:8]}"
+    source = source or [str(ref.container_id), "--node-root", NODE_ROOT]
     command = [
         "ir",
         "capture",
         "container",
-        str(ref.container_id),
-        "--node-root",
-        NODE_ROOT,
+        *source,
         "--store",
         store,
         "--case",
@@ -292,8 +299,16 @@ def capture_in_collector(
     if reason:
         command += ["--reason", reason]
     out = io.BytesIO()
-    done = exec_stream(kube, pod.namespace, pod.name, command, out, timeout=DEADLINE_SECONDS)
-    _record(
+    done = exec_stream(
+        kube,
+        pod.namespace,
+        pod.name,
+        command,
+        out,
+        container=pod.container,
+        timeout=DEADLINE_SECONDS,
+    )
+    record_step(
         record,
         "collector-capture-container",
         "ok" if done.exit_code in (0, 1) else "failed",
@@ -315,7 +330,15 @@ def capture_in_collector(
         raise ClusterError(f"the collector wrote its bundle to an unexpected place: {bundle!r}")
     moved = fetch_file(kube, pod, bundle, what=f"the bundle of container {ref.name}", record=record)
     moved.seconds = {**timings, **moved.seconds}
-    exec_stream(kube, pod.namespace, pod.name, ["rm", "-rf", store], io.BytesIO(), timeout=120)
+    exec_stream(
+        kube,
+        pod.namespace,
+        pod.name,
+        ["rm", "-rf", store],
+        io.BytesIO(),
+        container=pod.container,
+        timeout=120,
+    )
     return moved
 
 
@@ -333,13 +356,14 @@ def fetch_file(kube: Kube, pod: CollectorPod, path: str, *, what: str, record: A
             pod.name,
             ["ir", "collector", "send", path],
             _HashingSink(fh, sha),
+            container=pod.container,
             timeout=DEADLINE_SECONDS,
         )
     ours = sha.hexdigest()
     sent = re.search(r"sha256 ([0-9a-f]{64}) (\d+)", copied.stderr)
     theirs = sent.group(1) if sent else ""
     seconds = round(time.monotonic() - t, 3)
-    _record(
+    record_step(
         record,
         "collector-transfer-bundle",
         "ok" if ours == theirs else "failed",
@@ -386,8 +410,16 @@ def capture_pod_in_collector(
         *options,
     ]  # fmt: skip
     out = io.BytesIO()
-    done = exec_stream(kube, pod.namespace, pod.name, command, out, timeout=DEADLINE_SECONDS)
-    _record(
+    done = exec_stream(
+        kube,
+        pod.namespace,
+        pod.name,
+        command,
+        out,
+        container=pod.container,
+        timeout=DEADLINE_SECONDS,
+    )
+    record_step(
         record,
         "collector-capture-pod",
         "ok" if done.exit_code == 0 else "partial" if done.exit_code in (1, 3) else "failed",
@@ -419,7 +451,7 @@ class _HashingSink:
         return int(self.fh.write(data))
 
 
-def _record(record: Any, action: str, outcome: str, **detail: Any) -> None:
+def record_step(record: Any, action: str, outcome: str, **detail: Any) -> None:
     if record is not None:
         record(action, outcome, **detail)
 

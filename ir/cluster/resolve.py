@@ -155,15 +155,20 @@ def _not_found(kube: Kube, namespace: str, name: str, exc: ApiError) -> str:
 IMAGE_ERRORS = ("ErrImagePull", "ImagePullBackOff", "ErrImageNeverPull", "InvalidImageName")
 
 
-def image_problem(pod: dict[str, Any]) -> str | None:
-    """ "node N: REASON: message" when a container of this pod (one ir started: a collector or a
-    probe) waits on an image that cannot run there; None otherwise."""
-    for s in (pod.get("status") or {}).get("containerStatuses") or []:
-        waiting = (s.get("state") or {}).get("waiting") or {}
-        if waiting.get("reason") in IMAGE_ERRORS:
-            node = (pod.get("spec") or {}).get("nodeName")
-            detail = f"{waiting['reason']}: {waiting.get('message', '')}".rstrip(": ")
-            return f"node {node}: {detail}"
+def image_problem(pod: dict[str, Any], container: str | None = None) -> str | None:
+    """ "node N: REASON: message" when a container of this pod (one ir started: a collector, a
+    probe, or the debug container `container`) waits on an image that cannot run there; None
+    otherwise."""
+    status = pod.get("status") or {}
+    for key in ("containerStatuses", "ephemeralContainerStatuses"):
+        for s in status.get(key) or []:
+            if container is not None and s.get("name") != container:
+                continue
+            waiting = (s.get("state") or {}).get("waiting") or {}
+            if waiting.get("reason") in IMAGE_ERRORS:
+                node = (pod.get("spec") or {}).get("nodeName")
+                detail = f"{waiting['reason']}: {waiting.get('message', '')}".rstrip(": ")
+                return f"node {node}: {detail}"
     return None
 
 

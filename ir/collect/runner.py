@@ -88,6 +88,7 @@ def run_one(
             status = _write_artifact(ctx, collector.name, artifact, container, entry)
             if status != "ok" and entry.status == "ok":
                 entry.status = "partial"
+                entry.error = entry.error or artifact.error  # why, on the collector too
     except Exception as exc:  # noqa: BLE001 -- partial failure is data: it goes to the manifest
         entry.status = "partial" if entry.artifacts else "failed"
         entry.error = f"{type(exc).__name__}: {exc}"

@@ -23,16 +23,19 @@ from ir.runtime.cri_node import CriContainer
 from ir.runtime.docker_backend import DockerContainer
 from ir.runtime.overlay import OverlayDiff, OverlayMount, _split_lower, root_overlay
 from ir.runtime.procfs import (
+    CLK_TCK,
     MAX_SMALL_FILE,
     PROC,
     ProcfsNetwork,
     ProcfsProcesses,
+    boot_time,
     ns_link,
     parse_passwd,
     read_file_in_root,
     read_text,
     start_ticks,
 )
+from ir.runtime.rootwalk import RootWalk
 
 _CONTAINER_ID = re.compile(r"([0-9a-f]{64})")
 
@@ -52,13 +55,17 @@ class NodeContainer(ContainerHandle):
         proc: str = PROC,
         actions: ActionLog | None = None,
         node_root: str = "/",
+        root_walk: bool = False,
     ) -> None:
+        """`root_walk`: without a reachable overlay upperdir, list the files changed since the
+        container started through /proc/PID/root instead (ir.runtime.rootwalk: not a diff)."""
         if os.geteuid() != 0:
             raise UsageError(
                 "the node backend reads the host's /proc and overlay directories: run ir as root"
             )
         self.proc = proc
         self.node_root = node_root
+        self.root_walk = root_walk
         self.runtime = runtime
         self.actions = runtime.actions if runtime else (actions or ActionLog())
         self.decisions: dict[str, Any] = {}
@@ -177,8 +184,19 @@ class NodeContainer(ContainerHandle):
         self._mount = mount
         return mount
 
-    def fs_diff(self) -> OverlayDiff:
-        return OverlayDiff(self.overlay())
+    def fs_diff(self) -> OverlayDiff | RootWalk:
+        try:
+            return OverlayDiff(self.overlay())
+        except Unsupported as exc:
+            if not (self.root_walk and self.pid and self.init_alive()):
+                raise
+            why = str(exc)
+        assert self.pid is not None and self.init_ticks is not None
+        # btime has whole seconds: one second of slack lists a little more, never less
+        since = boot_time(self.proc) + self.init_ticks / CLK_TCK - 1.0
+        self.decisions["filesystem"] = f"root walk, not a diff ({why})"
+        self.actions.record("procfs.walk-root", pid=self.pid, since=since, why=why)
+        return RootWalk(f"{self.proc}/{self.pid}/root", since)
 
     def processes(self) -> ProcfsProcesses:
         self._need_running("processes")
@@ -259,8 +277,11 @@ def open_node(
     name: str | None = None,
     proc: str = PROC,
     node_root: str = "/",
+    root_walk: bool = False,
 ) -> NodeContainer:
     """Attach to a container from the node: its pid from the runtime (running) or `pid`."""
     if pid is None and runtime is not None:
         pid = runtime.state().pid
-    return NodeContainer(pid=pid, runtime=runtime, name=name, proc=proc, node_root=node_root)
+    return NodeContainer(
+        pid=pid, runtime=runtime, name=name, proc=proc, node_root=node_root, root_walk=root_walk
+    )

@@ -249,19 +249,7 @@ class OverlayDiff:
 
     def open(self, entry: FsEntry) -> OverlayFile:
         dir_fd, name = entry.token
-        pfd = os.open(name, _PATH_FLAGS, dir_fd=dir_fd)
-        try:
-            st = os.fstat(pfd)
-            if not statmod.S_ISREG(st.st_mode):
-                raise OSError(errno.EINVAL, f"no longer a regular file ({file_type(st.st_mode)})")
-            flags = os.O_RDONLY | os.O_CLOEXEC | os.O_NOCTTY | os.O_NONBLOCK
-            try:
-                fd = os.open(f"/proc/self/fd/{pfd}", flags | _O_NOATIME)
-            except PermissionError:
-                fd = os.open(f"/proc/self/fd/{pfd}", flags)
-        finally:
-            os.close(pfd)
-        return OverlayFile(fd)
+        return open_regular(dir_fd, name)
 
     def entries(self) -> Iterator[FsEntry]:
         lowers = LayerLookup(self.mount.lowerdirs)
@@ -377,6 +365,24 @@ class OverlayDiff:
             upper = {os.fsencode(e.name) for e in it}
         for name in sorted(lowers.names(rel) - upper):
             yield self._deleted(b"/" + rel + b"/" + name, rel + b"/" + name, lowers)
+
+
+def open_regular(dir_fd: int, name: bytes) -> OverlayFile:
+    """Open `name` in `dir_fd` for reading only if it is a regular file now (never a link, FIFO,
+    socket or device), without touching its access time where the kernel allows."""
+    pfd = os.open(name, _PATH_FLAGS, dir_fd=dir_fd)
+    try:
+        st = os.fstat(pfd)
+        if not statmod.S_ISREG(st.st_mode):
+            raise OSError(errno.EINVAL, f"no longer a regular file ({file_type(st.st_mode)})")
+        flags = os.O_RDONLY | os.O_CLOEXEC | os.O_NOCTTY | os.O_NONBLOCK
+        try:
+            fd = os.open(f"/proc/self/fd/{pfd}", flags | _O_NOATIME)
+        except PermissionError:
+            fd = os.open(f"/proc/self/fd/{pfd}", flags)
+    finally:
+        os.close(pfd)
+    return OverlayFile(fd)
 
 
 def _is_opaque(dir_fd: int) -> bool:

@@ -22,6 +22,7 @@ def open_container(
     pid: int | None = None,
     allow_exec: bool = False,
     name: str | None = None,
+    root_walk: bool = False,
 ) -> ContainerHandle:
     """Reach container `ref` (id or name on the Docker engine) and/or host pid `pid`.
 
@@ -37,7 +38,7 @@ def open_container(
             raise UsageError("give a container id or name, or --pid")
         if backend == "docker":
             raise UsageError("--pid without a container needs the node backend")
-        handle: ContainerHandle = open_node(pid=pid, name=name)
+        handle: ContainerHandle = open_node(pid=pid, name=name, root_walk=root_walk)
         handle.decisions["backend"] = "node: given a host pid"
         return handle
     docker = open_docker(ref, docker_host=docker_host, allow_exec=allow_exec, actions=actions)
