@@ -10,6 +10,7 @@ into it (never into the suspect), and stream each container bundle back, hashed 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import subprocess
@@ -26,6 +27,8 @@ from ir.clock import parse_timestamp
 from tests.fixtures_k8s import IMAGE, wait_for
 from tests.k8s_helpers import ready_pods
 from tests.test_capture_pod import deploy_web
+from tests.testbed.collector import NAMESPACE as COLLECTOR_NS
+from tests.testbed.collector import install_collector, store_secret
 from tests.testbed.k8s import ControlPlane
 from tests.testbed.node import NODE_IP, RealNode
 from tests.testbed.s3 import SeaweedFS
@@ -33,79 +36,27 @@ from tests.testbed.s3 import SeaweedFS
 pytestmark = [pytest.mark.k8s]
 
 REPO = Path(__file__).resolve().parents[1]
-COLLECTOR_NS = "ir-system"
 
 
 @pytest.fixture(scope="session")
-def collector_image(node: RealNode, control_plane: ControlPlane) -> str:
-    """ir's collector image, built (cached by content) and imported into the node."""
-    built = subprocess.run(
-        ["bash", str(REPO / "scripts" / "build-collector-image")],
-        capture_output=True,
-        text=True,
-        timeout=1200,
-    )
-    assert built.returncode == 0, built.stderr[-3000:]
-    archive, ref = built.stdout.strip().splitlines()[-2:]
-    node.ctr("images", "import", archive)
-    control_plane.api(
-        "POST",
-        "/api/v1/namespaces",
-        {
-            "apiVersion": "v1",
-            "kind": "Namespace",
-            "metadata": {
-                "name": COLLECTOR_NS,
-                "labels": {"pod-security.kubernetes.io/enforce": "privileged"},
-            },
-        },
-    )
-    # the direct-upload collector's service account and read-only RBAC, as shipped
-    import yaml
-
-    paths = {
-        "ServiceAccount": f"/api/v1/namespaces/{COLLECTOR_NS}/serviceaccounts",
-        "ClusterRole": "/apis/rbac.authorization.k8s.io/v1/clusterroles",
-        "ClusterRoleBinding": "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings",
-    }
-    for name in ("serviceaccount.yaml", "rbac.yaml"):
-        text = (REPO / "deploy/kustomize/node-collector" / name).read_text()
-        for doc in yaml.safe_load_all(text):
-            control_plane.api("POST", paths[doc["kind"]], doc)
-    return ref
+def collector_image(node: RealNode) -> str:
+    """ir's collector image, built (cached by content) and imported into the node, with the
+    collector namespace, service account and RBAC."""
+    return install_collector(node)
 
 
 @pytest.fixture(scope="session")
-def pod_s3(
-    node: RealNode, control_plane: ControlPlane, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[SeaweedFS]:
+def pod_s3(node: RealNode, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedFS]:
     """A SeaweedFS the node's pods reach: it listens on the host's address on the node's bridge
     (the test bed's own), so a collector pod can upload to it. Its credentials are the Secret
     `ir-store` in the collector namespace, as a cluster would hold them."""
     server = SeaweedFS(tmp_path_factory.mktemp("pod-s3"), ip=NODE_IP)
     server.start()
-    env = server.env()
-    secret = {
-        "AWS_ACCESS_KEY_ID": env["AWS_ACCESS_KEY_ID"],
-        "AWS_SECRET_ACCESS_KEY": env["AWS_SECRET_ACCESS_KEY"],
-        "AWS_REGION": env["AWS_REGION"],
-        "AWS_ENDPOINT_URL_S3": server.endpoint,
-        "AWS_EC2_METADATA_DISABLED": "true",
-    }
-    control_plane.api(
-        "POST",
-        f"/api/v1/namespaces/{COLLECTOR_NS}/secrets",
-        {
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "metadata": {"name": "ir-store"},
-            "stringData": secret,
-        },
-    )
+    store_secret(node, server)
     try:
         yield server
     finally:
-        control_plane.api("DELETE", f"/api/v1/namespaces/{COLLECTOR_NS}/secrets/ir-store")
+        node.cp.api("DELETE", f"/api/v1/namespaces/{COLLECTOR_NS}/secrets/ir-store")
         server.stop()
 
 
@@ -626,3 +577,98 @@ def test_serve_alert_to_bundle_in_s3_through_the_collector(
     assert "collector-capture-pod" in done and "collector-transfer-bundle" not in done
     wait_traffic(cp, ns, "peer", ip, 8080, allowed=False)
     wait_for("the collector pod to go", lambda: not collector_pods(cp), 60)
+
+
+def test_broken_transfer_resumes_where_it_broke(
+    control_plane: ControlPlane,
+    node: RealNode,
+    namespace: str,
+    collector_image: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The sender in the collector killed mid-transfer (a broken stream): ir resumes from the
+    bytes it has (`ir collector send --offset`), the collector's hash is still the whole file's,
+    and the file arrives intact; the resume is recorded."""
+    import tempfile
+    import threading
+
+    from ir.cluster.collector import fetch_file, remove_collector, start_collector
+    from ir.cluster.execstream import exec_stream
+    from ir.cluster.kube import connect
+    from ir.cluster.resolve import resolve_pod
+
+    cp, ns = control_plane, namespace
+    deploy_web(cp, ns, replicas=1)
+    name = wait_for("1 ready web pod", lambda: ready_pods(cp, ns, "app=web"), 90)[0]["metadata"][
+        "name"
+    ]
+    kube = connect(str(cp.kubeconfig))
+    steps: list[tuple[str, str, dict[str, Any]]] = []
+    pod = start_collector(
+        kube,
+        resolve_pod(kube, ns, name),
+        "containerd",
+        collector_image,
+        record=lambda action, outcome, **d: steps.append((action, outcome, d)),
+    )
+    try:
+
+        def run(code: str) -> str:  # python in the collector image (ir's own interpreter)
+            out = io.BytesIO()
+            done = exec_stream(
+                kube, pod.namespace, pod.name, ["/usr/bin/python3.11", "-c", code], out
+            )
+            assert done.ok, done.stderr
+            return out.getvalue().decode()
+
+        size = 300 << 20
+        expected = run(
+            "import hashlib, os\n"
+            f"data = os.urandom({size})\n"
+            "open('/work/blob', 'wb').write(data)\n"
+            "print(hashlib.sha256(data).hexdigest())"
+        ).strip()
+        monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+        killed = threading.Event()
+        kill = (  # every `ir collector send /work/blob` on the node (hostPID), with SIGKILL
+            "import os\n"
+            "for p in filter(str.isdigit, os.listdir('/proc')):\n"
+            "    try:\n"
+            "        argv = open(f'/proc/{p}/cmdline', 'rb').read().split(b'\\0')\n"
+            "    except OSError:\n"
+            "        continue\n"
+            "    if b'send' in argv and b'/work/blob' in argv:\n"
+            "        os.kill(int(p), 9)\n"
+        )
+
+        def kill_the_sender() -> None:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:  # once 50 MiB are here
+                got = [p.stat().st_size for p in tmp_path.glob("ir-collector-*.tar")]
+                if got and got[0] > 50 << 20:
+                    run(kill)
+                    killed.set()
+                    return
+                time.sleep(0.02)
+
+        killer = threading.Thread(target=kill_the_sender)
+        killer.start()
+        moved = fetch_file(
+            kube,
+            pod,
+            "/work/blob",
+            what="the test blob",
+            record=lambda action, outcome, **d: steps.append((action, outcome, d)),
+        )
+        killer.join()
+        assert killed.is_set(), "the transfer ended before the sender could be killed"
+        data = Path(moved.path).read_bytes()
+        assert len(data) == size and hashlib.sha256(data).hexdigest() == expected
+        resumes = [d for a, _, d in steps if a == "collector-transfer-resume"]
+        assert resumes and 0 < resumes[0]["received"] < size, steps
+        final = next(d for a, o, d in steps if a == "collector-transfer-bundle" and o == "ok")
+        assert final["sha256_collector"] == expected and final["resumed"] >= 1
+        os.unlink(moved.path)
+    finally:
+        remove_collector(kube, pod)

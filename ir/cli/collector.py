@@ -2,8 +2,9 @@
 
 Streams FILE to stdout in 1 MiB pieces and, at the end, writes its SHA-256 (hex) as the last
 line of stderr: the collector's hash of the bundle in the same single read that sends it, which
-the responder compares with its own hash of what arrived (ir.cluster.collector). A file that
-changes size while it is sent is refused (exit 1)."""
+the responder compares with its own hash of what arrived (ir.cluster.collector). With --offset N
+(resuming a transfer that broke after N bytes) the first N bytes are hashed, not sent: the hash is
+still the whole file's. A file that changes size while it is sent is refused (exit 1)."""
 
 from __future__ import annotations
 
@@ -25,21 +26,27 @@ def collector() -> None:
 
 @collector.command("send")
 @click.argument("path", type=click.Path(dir_okay=False, exists=True))
-def send(path: str) -> int:
-    """Write PATH to stdout and its SHA-256 to stderr (one read, both ends hash)."""
+@click.option("--offset", type=click.IntRange(min=0), default=0, help="Send from this byte on.")
+def send(path: str, offset: int) -> int:
+    """Write PATH (from --offset) to stdout and the whole file's SHA-256 to stderr."""
     digest = hashlib.sha256()
     out = sys.stdout.buffer
     with open(path, "rb") as fh:
         size = os.fstat(fh.fileno()).st_size
-        sent = 0
+        if offset > size:
+            raise UsageError(f"{path}: offset {offset} is past its end ({size} bytes)")
+        read = 0
+        while read < offset and (chunk := fh.read(min(CHUNK, offset - read))):
+            digest.update(chunk)  # already at the other end: hashed, not sent
+            read += len(chunk)
         while chunk := fh.read(CHUNK):
             digest.update(chunk)
             out.write(chunk)
-            sent += len(chunk)
+            read += len(chunk)
     out.flush()
-    if sent != size:
-        raise UsageError(f"{path} changed while it was sent ({sent} of {size} bytes)")
-    sys.stderr.write(f"sha256 {digest.hexdigest()} {sent}\n")
+    if read != size:
+        raise UsageError(f"{path} changed while it was sent ({read} of {size} bytes)")
+    sys.stderr.write(f"sha256 {digest.hexdigest()} {read}\n")
     sys.stderr.flush()
     return 0
 

@@ -225,7 +225,7 @@ def _capture(
     closer = getattr(capture_container, "close", None)
     with CaptureSession(store, request) as session:
         if failed is not None:  # the direct upload that did not give a bundle, and all it did
-            session.writer.record_action(
+            session.record_action(
                 "collector-direct-upload",
                 f"pod {target.namespace}/{target.name}",
                 outcome="failed",
@@ -260,12 +260,12 @@ def _capture_into(
             label=label,
         )
     if opts.alert is not None:
-        session.writer.add_json("alert.json", opts.alert, kind="alert", collector="alert")
+        session.add_json("alert.json", opts.alert, kind="alert", collector="alert")
     for ref in target.containers:
         if opts.only_container and ref.name != opts.only_container:
             continue
         if ref.container_id is None:
-            session.writer.record_action(
+            session.record_action(
                 "skip-container",
                 label,
                 outcome="skipped",
@@ -280,11 +280,9 @@ def _capture_into(
         if opts.checkpoint and ref.state == "running":
             extra.append(KubeletCheckpointCollector(kube, target, ref.name))
         if extra:
-            from ir.bundle.layout import safe_component
-
             session.run(
                 extra,
-                scope=f"containers/{safe_component(ref.name)}",
+                scope=_scope(ref),
                 target=target,
                 options={},
                 label=label,
@@ -361,7 +359,6 @@ class ContainerCapturer:
                 f"cannot reach container {ref.container_id} on node {target.node}: {why}. {hint}",
             )
             return
-        from ir.bundle.layout import safe_component
         from ir.collect.container import CaptureOptions, capture_container
 
         try:
@@ -370,8 +367,7 @@ class ContainerCapturer:
                 **{k: v for k, v in opts.container_options.items() if k in known}
             )
             names = [n for n in opts.collectors if n != KUBE_COLLECTOR]
-            scope = f"containers/{safe_component(ref.name, 'container')}"
-            capture_container(session, handle, options, scope=scope, collectors=names or None)
+            capture_container(session, handle, options, scope=_scope(ref), collectors=names or None)
         finally:
             handle.close()
 
@@ -390,7 +386,7 @@ class ContainerCapturer:
             label = f"pod {target.namespace}/{target.name}"
 
             def record(action: str, outcome: str, **detail: Any) -> None:
-                session.writer.record_action(action, label, outcome=outcome, **detail)
+                session.record_action(action, label, outcome=outcome, **detail)
 
             self._record = record
         settings = opts.collector
@@ -439,11 +435,11 @@ class ContainerCapturer:
             _access_failed(session, ref, f"node collector {self.collector.name}: {exc.message}")
             return
         try:
-            _import_container_bundle(
-                session,
+            session.import_bundle(
                 moved.path,
-                ref,
-                f"node collector pod {self.collector.name} on node {target.node}",
+                scope=_scope(ref),
+                container=ref.name,
+                via=f"node collector pod {self.collector.name} on node {target.node}",
             )
         finally:
             os.unlink(moved.path)
@@ -515,7 +511,7 @@ class ContainerCapturer:
             stop_debug_container(self.kube, debug, self._record)
         via = f"ephemeral debug container {debug.container} in pod {target.namespace}/{target.name}"
         try:
-            _import_container_bundle(session, moved.path, ref, via)
+            session.import_bundle(moved.path, scope=_scope(ref), container=ref.name, via=via)
         finally:
             os.unlink(moved.path)
         _access_failed(
@@ -738,6 +734,12 @@ def _receive(
     return CaptureResult(sealed, stored, list(manifest.collectors))
 
 
+def _scope(ref: ContainerRef) -> str:
+    from ir.bundle.layout import safe_component
+
+    return f"containers/{safe_component(ref.name, 'container')}"
+
+
 def _access_failed(
     session: CaptureSession, ref: ContainerRef, note: str, status: str = "failed"
 ) -> None:
@@ -746,75 +748,9 @@ def _access_failed(
     from ir.clock import rfc3339, utcnow
 
     now = rfc3339(utcnow())
-    session.writer.record_collector(
+    session.record_collector(
         CollectorEntry("container-access", status, now, now, note, container=ref.name)
     )
-
-
-def _import_container_bundle(
-    session: CaptureSession, path: str, ref: ContainerRef, via: str
-) -> None:
-    """Copy a collector's container bundle into this one: every artifact re-hashed and compared
-    with the collector's manifest digest; its collectors and runtime actions kept, marked."""
-    import hashlib
-
-    from ir.bundle.layout import safe_component
-    from ir.bundle.manifest import CollectorEntry
-    from ir.bundle.reader import BundleReader
-
-    scope = f"containers/{safe_component(ref.name, 'container')}"
-    renamed: dict[str, str] = {}
-    with BundleReader.open(path) as reader:
-        manifest = reader.manifest
-        for entry in manifest.artifacts:
-            parts = entry.name.split("/", 2)
-            name = (
-                f"{scope}/{parts[2]}"
-                if len(parts) == 3 and parts[0] == "containers"
-                else (f"{scope}/{entry.name}")
-            )
-            renamed[entry.name] = name
-            sink = session.writer.artifact(
-                name,
-                kind=entry.kind,
-                media_type=entry.media_type,
-                collector=entry.collector,
-                container=ref.name,
-                meta={**entry.meta, "via": via},
-            )
-            status, error = entry.status, entry.error
-            check, size = hashlib.sha256(), 0
-            try:
-                for chunk in reader.iter_artifact(entry):
-                    check.update(chunk)
-                    size += len(chunk)
-                    sink.write(chunk)
-            except Exception as exc:  # noqa: BLE001 -- recorded on the artifact; the capture goes on
-                status, error = "partial", f"copy from the collector's bundle failed: {exc}"
-            if (check.hexdigest(), size) != (entry.sha256, entry.size) and status == "ok":
-                status, error = (
-                    "failed",
-                    f"sha256 {check.hexdigest()} ({size} bytes) differs from the collector's "
-                    f"{entry.sha256} ({entry.size} bytes)",
-                )
-            sink.close(status, error)
-        for c in manifest.collectors:
-            session.writer.record_collector(
-                CollectorEntry(
-                    c.name,
-                    c.status,
-                    c.started_at,
-                    c.ended_at,
-                    c.error,
-                    [renamed.get(a, a) for a in c.artifacts],
-                    ref.name,
-                    [*c.notes, f"ran in the {via}"],
-                )
-            )
-        for a in manifest.actions:
-            session.writer.record_action(
-                a.action, a.target, outcome=a.outcome, **{**a.detail, "via": via}
-            )
 
 
 def _dry_run(

@@ -47,6 +47,7 @@ WORK = "/work"
 SPOOL = f"{WORK}/spool"
 START_TIMEOUT = 90.0
 DEADLINE_SECONDS = 1800
+RESUMES = 3  # a broken transfer is resumed from where it broke this many times
 #: Host paths the collector mounts read-only, by runtime (the pod status' containerID scheme).
 HOST_PATHS: dict[str, tuple[str, ...]] = {
     "containerd": ("/run/containerd", "/var/lib/containerd", "/var/log/pods"),
@@ -298,33 +299,17 @@ def capture_in_collector(
     ]
     if reason:
         command += ["--reason", reason]
-    out = io.BytesIO()
-    done = exec_stream(
+    summary = run_ir(
         kube,
-        pod.namespace,
-        pod.name,
+        pod,
         command,
-        out,
-        container=pod.container,
-        timeout=DEADLINE_SECONDS,
-    )
-    record_step(
-        record,
-        "collector-capture-container",
-        "ok" if done.exit_code in (0, 1) else "failed",
-        pod=pod.name,
+        what=f"container {ref.name}",
+        record=record,
+        action="collector-capture-container",
+        ok_exits=(0, 1),
         container=ref.name,
-        exit_code=done.exit_code,
-        seconds=done.seconds,
     )
     timings["capture"] = round(time.monotonic() - t, 3)
-    try:
-        summary = json.loads(out.getvalue())
-    except ValueError:
-        raise ClusterError(
-            f"ir in the collector pod {pod.name} gave no result for container {ref.name} "
-            f"(exit {done.exit_code}): {done.stderr.strip()[-500:]}"
-        ) from None
     bundle = str(summary.get("bundle") or "")
     if not bundle.startswith(store + "/"):
         raise ClusterError(f"the collector wrote its bundle to an unexpected place: {bundle!r}")
@@ -344,45 +329,83 @@ def capture_in_collector(
 
 def fetch_file(kube: Kube, pod: CollectorPod, path: str, *, what: str, record: Any) -> Transferred:
     """Bring one file out of the collector into a local temp file, hashed on both ends (one read
-    in the collector both sends and hashes it: `ir collector send`). Raises ClusterError unless
+    in the collector both sends and hashes it: `ir collector send`). A stream that breaks (the
+    connection, the apiserver, the sender killed) is resumed from the bytes already here, up to
+    RESUMES times; the collector's hash is still the whole file's. Raises ClusterError unless
     both SHA-256 agree."""
     t = time.monotonic()
     fd, local = tempfile.mkstemp(prefix="ir-collector-", suffix=".tar")
     sha = hashlib.sha256()
+    copied, broke = None, ""
     with os.fdopen(fd, "wb") as fh:
-        copied = exec_stream(
-            kube,
-            pod.namespace,
-            pod.name,
-            ["ir", "collector", "send", path],
-            _HashingSink(fh, sha),
-            container=pod.container,
-            timeout=DEADLINE_SECONDS,
-        )
+        sink = _HashingSink(fh, sha)
+        for attempt in range(RESUMES + 1):
+            command = ["ir", "collector", "send", path]
+            if sink.bytes:
+                command += ["--offset", str(sink.bytes)]
+            try:
+                copied = exec_stream(
+                    kube,
+                    pod.namespace,
+                    pod.name,
+                    command,
+                    sink,
+                    container=pod.container,
+                    timeout=DEADLINE_SECONDS,
+                )
+                if not _broken(copied.exit_code):
+                    break
+                broke = f"exit {copied.exit_code}: {copied.stderr.strip()[-200:]}"
+            except ApiError as exc:
+                if exc.status != 0:  # refused, not broken: resuming would not help
+                    broke, copied = exc.message, None
+                    break
+                broke, copied = exc.message, None
+            if attempt < RESUMES:
+                record_step(
+                    record,
+                    "collector-transfer-resume",
+                    "partial",
+                    pod=pod.name,
+                    path=path,
+                    received=sink.bytes,
+                    error=broke,
+                )
     ours = sha.hexdigest()
-    sent = re.search(r"sha256 ([0-9a-f]{64}) (\d+)", copied.stderr)
+    sent = re.search(r"sha256 ([0-9a-f]{64}) (\d+)", copied.stderr) if copied else None
     theirs = sent.group(1) if sent else ""
     seconds = round(time.monotonic() - t, 3)
+    intact = copied is not None and copied.ok and ours == theirs
     record_step(
         record,
         "collector-transfer-bundle",
-        "ok" if ours == theirs else "failed",
+        "ok" if intact else "failed",
         pod=pod.name,
         path=path,
-        bytes=copied.stdout_bytes,
+        bytes=sink.bytes,
         sha256_collector=theirs,
         sha256_received=ours,
         seconds=seconds,
+        **({"resumed": attempt} if attempt else {}),
     )
-    if not copied.ok or ours != theirs:
+    if not intact:
         os.unlink(local)
+        why = (
+            f"exit {copied.exit_code}: {copied.stderr.strip()[-300:]}"
+            if copied is not None
+            else broke
+        )
         raise ClusterError(
             f"{what} did not arrive intact from collector {pod.name} "
-            f"({copied.stdout_bytes} bytes; sha256 {ours[:16]}... here, "
-            f"{theirs[:16] or 'none'}... there; exit {copied.exit_code}: "
-            f"{copied.stderr.strip()[-300:]})"
+            f"({sink.bytes} bytes; sha256 {ours[:16]}... here, {theirs[:16] or 'none'}... "
+            f"there; {why})"
         )
-    return Transferred(local, copied.stdout_bytes, {"transfer": seconds})
+    return Transferred(local, sink.bytes, {"transfer": seconds})
+
+
+def _broken(exit_code: int | None) -> bool:
+    """The stream ended without the sender's status, or the sender was killed by a signal."""
+    return exit_code is None or exit_code > 128
 
 
 def capture_pod_in_collector(
@@ -409,6 +432,33 @@ def capture_pod_in_collector(
         "-o", "json",
         *options,
     ]  # fmt: skip
+    return run_ir(
+        kube,
+        pod,
+        command,
+        what=f"pod {target.namespace}/{target.name}",
+        record=record,
+        action="collector-capture-pod",
+        ok_exits=(0,),
+        partial_exits=(1, 3),
+        store=store_uri,
+    )
+
+
+def run_ir(
+    kube: Kube,
+    pod: CollectorPod,
+    command: list[str],
+    *,
+    what: str,
+    record: Any,
+    action: str,
+    ok_exits: tuple[int, ...],
+    partial_exits: tuple[int, ...] = (),
+    **detail: Any,
+) -> dict[str, Any]:
+    """Run ir (`-o json`) where the collector runs, record the step, and return ir's result
+    document with its `exit_code`. Raises ClusterError when ir gave no result."""
     out = io.BytesIO()
     done = exec_stream(
         kube,
@@ -419,35 +469,37 @@ def capture_pod_in_collector(
         container=pod.container,
         timeout=DEADLINE_SECONDS,
     )
+    code = done.exit_code
     record_step(
         record,
-        "collector-capture-pod",
-        "ok" if done.exit_code == 0 else "partial" if done.exit_code in (1, 3) else "failed",
+        action,
+        "ok" if code in ok_exits else "partial" if code in partial_exits else "failed",
         pod=pod.name,
-        store=store_uri,
-        exit_code=done.exit_code,
+        exit_code=code,
         seconds=done.seconds,
+        **detail,
     )
     try:
-        result: dict[str, Any] = json.loads(out.getvalue())
+        result = json.loads(out.getvalue())
         if not isinstance(result, dict):
             raise ValueError("not an object")
     except ValueError:
         raise ClusterError(
-            f"ir in the collector pod {pod.name} gave no result for pod "
-            f"{target.namespace}/{target.name} (exit {done.exit_code}): "
-            f"{done.stderr.strip()[-500:]}"
+            f"ir in {pod.container or 'the collector pod'} {pod.name} gave no result for {what} "
+            f"(exit {code}): {done.stderr.strip()[-500:]}"
         ) from None
-    result["exit_code"] = done.exit_code
+    result["exit_code"] = code
     return result
 
 
 class _HashingSink:
     def __init__(self, fh: Any, sha: Any) -> None:
         self.fh, self.sha = fh, sha
+        self.bytes = 0
 
     def write(self, data: bytes) -> int:
         self.sha.update(data)
+        self.bytes += len(data)
         return int(self.fh.write(data))
 
 

@@ -3,6 +3,7 @@ collectors scope by scope, seal (even when interrupted), hand the sealed bundle 
 
 from __future__ import annotations
 
+import hashlib
 import platform
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -11,6 +12,7 @@ from typing import Any
 from ir import TOOL_NAME, __version__
 from ir.bundle.custody import host_facts, operator_name
 from ir.bundle.manifest import CollectorEntry
+from ir.bundle.reader import BundleReader
 from ir.bundle.signing import Signer
 from ir.bundle.writer import BundleWriter, SealedBundle
 from ir.collect.base import Collector
@@ -94,6 +96,70 @@ class CaptureSession:
         entries = run_collectors(ctx, collectors, container=container, progress=progress)
         self.collectors.extend(entries)
         return entries
+
+    # -- what other rooms write into the bundle, through the session only ----------------------
+    def record_action(self, action: str, target: str, outcome: str = "ok", **detail: Any) -> None:
+        self.writer.record_action(action, target, outcome=outcome, **detail)
+
+    def record_collector(self, entry: CollectorEntry) -> None:
+        self.writer.record_collector(entry)
+
+    def add_json(self, name: str, document: Any, **kw: Any) -> None:
+        self.writer.add_json(name, document, **kw)
+
+    def import_bundle(self, path: str, *, scope: str, container: str, via: str) -> None:
+        """Copy another capture's bundle (e.g. ir's, in a node collector) into this one, under
+        `scope`: every artifact re-hashed while copied and compared with that bundle's manifest
+        (a mismatch fails the artifact, a read error makes it partial); its collectors and actions
+        kept, each marked with `via`."""
+        with BundleReader.open(path) as reader:
+            manifest = reader.manifest
+            renamed: dict[str, str] = {}
+            for entry in manifest.artifacts:
+                parts = entry.name.split("/", 2)
+                inside = parts[2] if len(parts) == 3 and parts[0] == "containers" else entry.name
+                name = renamed[entry.name] = f"{scope}/{inside}"
+                sink = self.writer.artifact(
+                    name,
+                    kind=entry.kind,
+                    media_type=entry.media_type,
+                    collector=entry.collector,
+                    container=container,
+                    meta={**entry.meta, "via": via},
+                )
+                status, error = entry.status, entry.error
+                check, size = hashlib.sha256(), 0
+                try:
+                    for chunk in reader.iter_artifact(entry):
+                        check.update(chunk)
+                        size += len(chunk)
+                        sink.write(chunk)
+                except Exception as exc:  # noqa: BLE001 -- recorded on the artifact; goes on
+                    status, error = "partial", f"copy from the imported bundle failed: {exc}"
+                if (check.hexdigest(), size) != (entry.sha256, entry.size) and status == "ok":
+                    status, error = (
+                        "failed",
+                        f"sha256 {check.hexdigest()} ({size} bytes) differs from the imported "
+                        f"bundle's {entry.sha256} ({entry.size} bytes)",
+                    )
+                sink.close(status, error)
+            for c in manifest.collectors:
+                self.writer.record_collector(
+                    CollectorEntry(
+                        c.name,
+                        c.status,
+                        c.started_at,
+                        c.ended_at,
+                        c.error,
+                        [renamed.get(a, a) for a in c.artifacts],
+                        container,
+                        [*c.notes, f"ran in the {via}"],
+                    )
+                )
+            for a in manifest.actions:
+                self.writer.record_action(
+                    a.action, a.target, outcome=a.outcome, **{**a.detail, "via": via}
+                )
 
     def finish(self, outcome: str | None = None) -> CaptureResult:
         sealed = self.writer.seal(self.request.signer, outcome=outcome)

@@ -287,26 +287,9 @@ class OverlayDiff:
                     yield self._deleted(path, rel, lowers, whiteout=st)
                     continue
                 below = lowers.lstat(rel)
-                entry = FsEntry(
-                    path=path,
-                    change="changed" if below is not None else "added",
-                    type=kind,
-                    size=st.st_size,
-                    mode=statmod.S_IMODE(st.st_mode),
-                    uid=st.st_uid,
-                    gid=st.st_gid,
-                    mtime=st.st_mtime,
-                    ctime=st.st_ctime,
-                    blocks=st.st_blocks,
-                    token=(dir_fd, name),
+                entry = stat_entry(
+                    path, "changed" if below is not None else "added", st, dir_fd, name
                 )
-                if kind == "symlink":
-                    try:
-                        entry.link_target = os.fsencode(os.readlink(name, dir_fd=dir_fd))
-                    except OSError as exc:
-                        entry.error = f"readlink failed: {exc.strerror}"
-                elif kind in ("char", "block"):
-                    entry.rdev = f"{os.major(st.st_rdev)}:{os.minor(st.st_rdev)}"
                 if kind != "dir":
                     yield entry
                     continue
@@ -365,6 +348,33 @@ class OverlayDiff:
             upper = {os.fsencode(e.name) for e in it}
         for name in sorted(lowers.names(rel) - upper):
             yield self._deleted(b"/" + rel + b"/" + name, rel + b"/" + name, lowers)
+
+
+def stat_entry(path: bytes, change: str, st: os.stat_result, dir_fd: int, name: bytes) -> FsEntry:
+    """The FsEntry of `name` in the open directory `dir_fd` from its lstat: a link's target is
+    read (never followed), a device's numbers kept; `token` opens it while the walk is there."""
+    kind = file_type(st.st_mode)
+    entry = FsEntry(
+        path=path,
+        change=change,
+        type=kind,
+        size=st.st_size,
+        mode=statmod.S_IMODE(st.st_mode),
+        uid=st.st_uid,
+        gid=st.st_gid,
+        mtime=st.st_mtime,
+        ctime=st.st_ctime,
+        blocks=st.st_blocks,
+        token=(dir_fd, name),
+    )
+    if kind == "symlink":
+        try:
+            entry.link_target = os.fsencode(os.readlink(name, dir_fd=dir_fd))
+        except OSError as exc:
+            entry.error = f"readlink failed: {exc.strerror}"
+    elif kind in ("char", "block"):
+        entry.rdev = f"{os.major(st.st_rdev)}:{os.minor(st.st_rdev)}"
+    return entry
 
 
 def open_regular(dir_fd: int, name: bytes) -> OverlayFile:

@@ -9,19 +9,25 @@ and a change whose ctime was forged back (only by changing the clock) is missed;
 description and notes say so, and the filesystem collector is partial (``truncated``).
 
 Only the root filesystem is walked: a directory on another device (``/proc``, ``/sys``, ``/dev``,
-volumes, the kubelet's mounts) is listed, not descended. Every open is relative to an open
+volumes, the kubelet's mounts) is neither listed nor descended. Every open is relative to an open
 directory with O_NOFOLLOW, as in ir.runtime.overlay: the container's links are never followed."""
 
 from __future__ import annotations
 
 import os
-import stat as statmod
 from collections.abc import Iterator
 from typing import Any
 
 from ir.clock import from_epoch, rfc3339
 from ir.runtime.base import FsEntry, file_type
-from ir.runtime.overlay import _DIR_FLAGS, _O_NOATIME, MAX_DEPTH, OverlayFile, open_regular
+from ir.runtime.overlay import (
+    _DIR_FLAGS,
+    _O_NOATIME,
+    MAX_DEPTH,
+    OverlayFile,
+    open_regular,
+    stat_entry,
+)
 
 NOT_A_DIFF = (
     "not an image diff: the overlay upperdir is out of reach from here, so the root filesystem "
@@ -71,30 +77,12 @@ class RootWalk:
                 yield FsEntry(path, "changed", "unknown", error=f"lstat failed: {exc.strerror}")
                 continue
             kind = file_type(st.st_mode)
-            entry = FsEntry(
-                path=path,
-                change="changed",
-                type=kind,
-                size=st.st_size,
-                mode=statmod.S_IMODE(st.st_mode),
-                uid=st.st_uid,
-                gid=st.st_gid,
-                mtime=st.st_mtime,
-                ctime=st.st_ctime,
-                blocks=st.st_blocks,
-                token=(dir_fd, name),
-            )
             recent = st.st_ctime >= self.since
-            if kind == "symlink" and recent:
-                try:
-                    entry.link_target = os.fsencode(os.readlink(name, dir_fd=dir_fd))
-                except OSError as exc:
-                    entry.error = f"readlink failed: {exc.strerror}"
-            elif kind in ("char", "block"):
-                entry.rdev = f"{os.major(st.st_rdev)}:{os.minor(st.st_rdev)}"
+            if kind != "dir" and not recent:
+                continue
+            entry = stat_entry(path, "changed", st, dir_fd, name)
             if kind != "dir":
-                if recent:
-                    yield entry
+                yield entry
                 continue
             if st.st_dev != device:
                 continue  # another filesystem mounted here: not the container's root
