@@ -63,12 +63,16 @@ def main() -> None:
     args = parser.parse_args()
     sizes = [int(x) for x in args.sizes.split(",") if x]
 
+    from ir.bundle.signing import generate_keypair
     from tests.testbed.collector import install_collector, store_secret
     from tests.testbed.node import NODE_IP, start_cluster
     from tests.testbed.s3 import SeaweedFS
 
     work = Path(tempfile.mkdtemp(prefix="ir-pod-bench-", dir="/var/tmp"))
     results: list[dict[str, Any]] = []
+    # signed as in production: ir and the collector (through the Secret) sign, ir trusts the key
+    key, pub = generate_keypair(work / "keys")
+    os.environ.update(IR_SIGNING_KEY=str(key), IR_TRUST=str(pub))
     node = start_cluster(work / "k8s")
     s3 = SeaweedFS(work / "s3", ip=NODE_IP)  # on the node's bridge: the collector reaches it
     try:

@@ -14,6 +14,7 @@ class ExitCode(IntEnum):
     STORE = 3  # store unreachable or upload failed; evidence kept in the local spool
     CLUSTER = 4  # Kubernetes / Docker API unreachable, forbidden or failing
     REFUSED = 5  # a safety gate refused the action (capture failed, protected namespace, ...)
+    UNTRUSTED = 6  # evidence intact but its origin not proven (unsigned, or a key not trusted)
     INTERNAL = 70  # a bug in ir: reported in one line, never a traceback unless IR_DEBUG=1
     INTERRUPTED = 130
 

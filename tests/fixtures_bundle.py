@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import random
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,26 @@ from ir.bundle.writer import BundleWriter, SealedBundle
 @pytest.fixture(scope="session")
 def keypair(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return generate_keypair(tmp_path_factory.mktemp("keys"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def signing_environment(keypair: tuple[Path, Path]) -> Iterator[tuple[Path, Path]]:
+    """Every `ir` the tests start signs with the test key ($IR_SIGNING_KEY) and trusts it
+    ($IR_TRUST), as a deployment configured with its key would: bundles made through the CLI are
+    authentic (`valid`). Tests of unsigned or untrusted bundles build them without a signer or
+    take these variables out of their subprocess's environment."""
+    saved = {k: os.environ.get(k) for k in ("IR_SIGNING_KEY", "IR_TRUST", "IR_VERIFY_KEY")}
+    os.environ["IR_SIGNING_KEY"] = str(keypair[0])
+    os.environ["IR_TRUST"] = str(keypair[1])
+    os.environ.pop("IR_VERIFY_KEY", None)
+    try:
+        yield keypair
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 @pytest.fixture(scope="session")

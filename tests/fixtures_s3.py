@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from ir.bundle.signing import load_signer
 from ir.collect.base import Artifact
 from ir.collect.session import CaptureRequest, CaptureResult, CaptureSession
 from tests.testbed.s3 import MotoServer, SeaweedFS
@@ -95,6 +96,7 @@ class SyntheticCollector:
 
 
 CaptureInto = Callable[..., CaptureResult]
+ENV_SIGNER: Any = object()  # capture_into's default: sign as `ir capture` does ($IR_SIGNING_KEY)
 
 
 @pytest.fixture
@@ -107,7 +109,7 @@ def capture_into() -> CaptureInto:
         artifacts: dict[str, Callable[[], Iterable[bytes]]],
         *,
         case_id: str = "CASE-S3",
-        signer: Any = None,
+        signer: Any = ENV_SIGNER,
         during: Callable[[CaptureSession], None] | None = None,
     ) -> CaptureResult:
         request = CaptureRequest(
@@ -115,7 +117,7 @@ def capture_into() -> CaptureInto:
             target={"kind": "container", "name": "web", "id": "0" * 64},
             operator="tester",
             reason="s3 store test",
-            signer=signer,
+            signer=load_signer(None) if signer is ENV_SIGNER else signer,
         )
         with CaptureSession(store, request) as session:
             session.run(

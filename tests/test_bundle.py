@@ -3,6 +3,7 @@ independent tar/zstd/sha256sum recipe. No mocks: every test writes and reads rea
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -11,6 +12,7 @@ import shutil
 import subprocess
 import sys
 import tarfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -19,10 +21,11 @@ import pyzstd
 from ir.bundle.custody import FileCustody, append_record, check_chain
 from ir.bundle.extract import extract_bundle
 from ir.bundle.reader import BundleReader
-from ir.bundle.signing import load_public_key
+from ir.bundle.signing import load_public_key, load_signer
 from ir.bundle.verify import INCOMPLETE, TAMPERED, VALID, verify_bundle
 from ir.bundle.writer import BundleWriter
 from ir.errors import BundleFormatError, IrError, UsageError
+from ir.store.local import custody_path
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -47,8 +50,8 @@ def test_round_trip_many_artifacts(make_bundle, signer, keypair) -> None:  # typ
         for name, data in blobs.items():
             assert b"".join(reader.iter_artifact(name)) == data
         assert sum(1 for _ in reader.iter_records("logs/current.jsonl")) == 50_000
-        report = verify_bundle(reader, public_key=load_public_key(str(keypair[1])))
-    assert report.verdict == VALID, report.errors
+        report = verify_bundle(reader, trust=load_public_key(str(keypair[1])))
+    assert report.intact, report.errors
     assert report.signature is not None and report.signature.status == "valid"
     assert report.artifacts_checked == len(blobs)
     # A standard tar reads it too, and each member is a standard zstd frame.
@@ -60,6 +63,7 @@ def test_round_trip_many_artifacts(make_bundle, signer, keypair) -> None:  # typ
 
 BIG_WRITER = r"""
 import os, sys, hashlib
+from collections.abc import Callable
 from pathlib import Path
 from ir.bundle.writer import BundleWriter
 from ir.bundle.reader import BundleReader
@@ -81,7 +85,7 @@ with BundleReader.open(sealed.path) as r:
     report = verify_bundle(r)
 # VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the parent (pytest) through fork + exec.
 hwm = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM:"))
-print(report.verdict, entry.size, entry.sha256 == digest.hexdigest(), hwm // 1024)
+print(report.integrity, entry.size, entry.sha256 == digest.hexdigest(), hwm // 1024)
 """
 
 
@@ -137,7 +141,7 @@ def test_a_flipped_byte_anywhere_fails_verification(make_bundle, signer, tmp_pat
         _flip(copy, offset)
         try:
             report = _verify(copy)
-            if report.verdict == VALID:
+            if report.intact:
                 undetected.append(offset)
             else:
                 assert report.errors and all(e for e in report.errors)
@@ -157,22 +161,40 @@ def test_errors_name_the_tampered_artifact(make_bundle, tmp_path: Path) -> None:
     assert not any("keep.txt" in e for e in report.errors)
 
 
-def test_bad_signature_and_wrong_key(make_bundle, signer, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_trust_decides_authenticity(make_bundle, signer, keypair, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Intact is not authentic: only a signature by a trusted key makes a bundle valid. A bundle
+    signed by any other key (anyone can sign a forgery with their own) is `untrusted`, an unsigned
+    one `unsigned`: exit 6 unless the policy allows it; a bad signature is `tampered`."""
     from ir.bundle.signing import generate_keypair
+    from ir.bundle.trust import load_trust
+    from ir.bundle.verify import UNSIGNED, UNTRUSTED
 
     sealed = make_bundle({"x": b"x"}, signer=signer)
-    other_pub = load_public_key(str(generate_keypair(tmp_path / "other")[1]))
-    report = _verify(sealed.path, public_key=other_pub)
-    assert report.verdict == TAMPERED and "not by the given key" in report.signature.detail
-    # Without a trusted key the signature is checked against the embedded key only.
-    report = _verify(sealed.path)
-    assert report.verdict == VALID and report.signature.status == "self-consistent"
-    assert _verify(sealed.path, require_signature=True).verdict == TAMPERED
+    ours = load_trust([str(keypair[1])], environment=False)
+    report = _verify(sealed.path, trust=ours)
+    assert report.verdict == VALID and report.authentic and report.exit_code_for() == 0
+    other = load_trust([str(generate_keypair(tmp_path / "other")[1])], environment=False)
+    report = _verify(sealed.path, trust=other)
+    assert (
+        report.intact
+        and report.verdict == UNTRUSTED
+        and "not a trusted key" in (report.signature.detail)
+    )
+    assert report.exit_code_for() == 6 and report.exit_code_for(allow_untrusted=True) == 0
+    assert _verify(sealed.path).verdict == UNTRUSTED  # no trust store: origin not proven
+    unsigned = _verify(make_bundle({"x": b"x"}, directory=tmp_path / "u").path, trust=ours)
+    assert unsigned.verdict == UNSIGNED and unsigned.exit_code_for() == 6
+    assert unsigned.exit_code_for(allow_unsigned=True) == 0
+    # a trust directory holds many keys; a key file that is not a key is a usage error
+    keys = tmp_path / "trusted"
+    keys.mkdir()
+    (keys / "ours.pub").write_bytes(keypair[1].read_bytes())
+    assert _verify(sealed.path, trust=load_trust([str(keys)], environment=False)).authentic
 
 
-def test_unsigned_bundle_verifies_with_notice(make_bundle) -> None:  # type: ignore[no-untyped-def]
+def test_unsigned_bundle_is_intact_not_authentic(make_bundle) -> None:  # type: ignore[no-untyped-def]
     report = _verify(make_bundle({"x": b"x"}).path)
-    assert report.verdict == VALID and report.signature.status == "unsigned"
+    assert report.intact and report.signature.status == "unsigned" and not report.authentic
 
 
 def test_truncated_bundle_is_incomplete(make_bundle, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -213,7 +235,7 @@ def test_sealed_but_never_renamed_verifies_with_a_warning(make_bundle, tmp_path:
     unrenamed = sealed.path.with_name(sealed.path.name + ".partial")
     sealed.path.rename(unrenamed)
     report = _verify(unrenamed)
-    assert report.verdict == VALID, report.to_dict()
+    assert report.intact, report.to_dict()
     assert any("before the rename" in w for w in report.warnings), report.warnings
     assert report.root_digest == sealed.root_digest
 
@@ -223,12 +245,17 @@ def test_custody_chain_detects_edits(make_bundle, tmp_path: Path) -> None:  # ty
     log = FileCustody(tmp_path / "c.jsonl")
     for action in ("created", "stored", "verified"):
         append_record(log, action=action, bundle_id="b", bundle_digest=sealed.root_digest)
-    assert check_chain(log.read_lines(), sealed.root_digest).ok
+    digest = sealed.root_digest
+    assert check_chain(log.read_lines(), digest, bundle_id="b").ok
     lines = log.read_lines()
     edited = [lines[0], lines[1].replace(b'"stored"', b'"copied"'), lines[2]]
-    assert not check_chain(edited, sealed.root_digest).ok
-    assert not check_chain([lines[0], lines[2]], sealed.root_digest).ok  # removed record
-    assert not check_chain(lines, "0" * 64).ok  # another bundle's digest
+    assert not check_chain(edited, digest, bundle_id="b").ok
+    assert not check_chain([lines[0], lines[2]], digest, bundle_id="b").ok  # removed record
+    assert not check_chain([lines[1], lines[0], lines[2]], digest, bundle_id="b").ok  # reordered
+    assert not check_chain(lines[1:], digest, bundle_id="b").ok  # cut at its start
+    assert not check_chain(lines, "0" * 64, bundle_id="b").ok  # another bundle's digest
+    # the first record is bound to its bundle: the chain cannot be re-rooted onto another one
+    assert not check_chain(lines, digest, bundle_id="another-bundle").ok
 
 
 # -- hostile bundles ---------------------------------------------------------------------------
@@ -392,30 +419,90 @@ def test_not_a_bundle_is_a_usage_error(tmp_path: Path) -> None:
         BundleReader.open(tmp_path / "missing.tar")
 
 
-def test_independent_recipe_with_tar_zstd_sha256sum(
+def test_independent_recipe_with_standard_tools(
     make_bundle, signer, keypair, tmp_path: Path
 ) -> None:  # type: ignore[no-untyped-def]
+    """scripts/verify-by-hand (tar, openssl, jq, zstd, sha256sum) checks everything against the
+    signed manifest: a valid bundle passes (the key given by a relative path too); a changed
+    artifact fails even when both checksum lists are rewritten to match it; a forged bundle
+    re-signed with another key fails; one without its signature is not authentic (6)."""
+    import shutil
+    import tarfile
+
+    script = str(REPO / "scripts" / "verify-by-hand")
     sealed = make_bundle({"a.txt": b"alpha\n" * 100, "b/c.bin": os.urandom(10_000)}, signer=signer)
-    script = REPO / "scripts" / "verify-by-hand"
-    ok = subprocess.run(
-        [str(script), str(sealed.path), str(keypair[1])], capture_output=True, text=True
-    )
+    relative = os.path.relpath(keypair[1])
+    ok = subprocess.run([script, str(sealed.path), relative], capture_output=True, text=True)
     assert ok.returncode == 0, ok.stdout + ok.stderr
     assert f"root digest: {sealed.root_digest}" in ok.stdout and "signature: valid" in ok.stdout
-    with BundleReader.open(sealed.path) as reader:
-        member = reader.members["artifacts/b/c.bin.zst"]
-    _flip(sealed.path, member.offset + 5)
-    bad = subprocess.run([str(script), str(sealed.path)], capture_output=True, text=True)
-    assert bad.returncode != 0
+
+    def rebuilt(name: str, change: Callable[[Path], None]) -> Path:
+        """The bundle unpacked, changed by hand, packed again (as a forger would)."""
+        tree = tmp_path / name
+        with tarfile.open(sealed.path) as tar:
+            tar.extractall(tree, filter="data")
+        change(tree)
+        out = tmp_path / f"{name}.tar"
+        with tarfile.open(out, "w") as tar:
+            for member in sorted(p for p in tree.rglob("*") if p.is_file()):
+                tar.add(member, arcname=str(member.relative_to(tree)))
+        return out
+
+    def rewrite_lists(tree: Path) -> None:
+        """b/c.bin replaced, and both checksum lists rewritten to match it."""
+        frame = tree / "artifacts/b/c.bin.zst"
+        subprocess.run(["sh", "-c", f"head -c 10000 /dev/zero | zstd -q -o {frame} -f"], check=True)
+        stored = hashlib.sha256(frame.read_bytes()).hexdigest()
+        content = hashlib.sha256(b"\0" * 10_000).hexdigest()
+        for lists, digest in (("SHA256SUMS", stored), ("CONTENTS.sha256", content)):
+            path = tree / lists
+            lines = [
+                f"{digest}  {line.split('  ', 1)[1]}" if "c.bin" in line else line
+                for line in path.read_text().splitlines()
+            ]
+            path.write_text("\n".join(lines) + "\n")
+
+    forged = rebuilt("lists", rewrite_lists)
+    bad = subprocess.run([script, str(forged), str(keypair[1])], capture_output=True, text=True)
+    assert bad.returncode == 1 and "FAIL" in bad.stdout, bad.stdout + bad.stderr
+    from ir.bundle.signing import generate_keypair, signature_document
+
+    other = load_signer(str(generate_keypair(tmp_path / "forger")[0]))
+
+    def resign(tree: Path) -> None:
+        data = (tree / "manifest.json").read_bytes()
+        (tree / "manifest.sig").write_bytes(signature_document(other, data))
+
+    resigned = rebuilt("resigned", resign)
+    refused = subprocess.run(
+        [script, str(resigned), str(keypair[1])], capture_output=True, text=True
+    )
+    assert refused.returncode == 1 and "not signed by" in refused.stdout, refused.stdout
+    stripped = rebuilt("stripped", lambda tree: (tree / "manifest.sig").unlink())
+    unsigned = subprocess.run(
+        [script, str(stripped), str(keypair[1])], capture_output=True, text=True
+    )
+    assert unsigned.returncode == 6 and "UNSIGNED" in unsigned.stdout, unsigned.stdout
+    assert shutil.which("jq") and shutil.which("openssl")
 
 
-def test_cli_verify_exit_codes(make_bundle, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    sealed = make_bundle({"x": b"x" * 100})
+def test_cli_verify_exit_codes(make_bundle, signer, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     ir = [sys.executable, "-m", "ir.cli.main"]
+    unsigned = make_bundle({"x": b"x"}, directory=tmp_path / "unsigned")
+    plain = subprocess.run(
+        [*ir, "bundle", "verify", str(unsigned.path)], capture_output=True, text=True
+    )
+    assert plain.returncode == 6 and "INTACT, UNSIGNED" in plain.stdout, plain.stdout
+    allowed = [*ir, "bundle", "verify", str(unsigned.path), "--allow-unsigned"]
+    assert subprocess.run(allowed, capture_output=True).returncode == 0
+    sealed = make_bundle({"x": b"x" * 100}, signer=signer)  # the key $IR_TRUST names
     good = subprocess.run(
         [*ir, "bundle", "verify", str(sealed.path), "-o", "json"], capture_output=True, text=True
     )
     assert good.returncode == 0 and json.loads(good.stdout)["verdict"] == "valid"
+    assert not custody_path(sealed.path).exists() or b"verified" not in (
+        custody_path(sealed.path).read_bytes()
+    ), "verify writes no custody record unless --record"
     _flip(sealed.path, sealed.path.stat().st_size - 2000)
     bad = subprocess.run(
         [*ir, "bundle", "verify", str(sealed.path)], capture_output=True, text=True

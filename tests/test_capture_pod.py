@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from ir.bundle.signing import generate_keypair
 from tests.fixtures_k8s import IMAGE, wait_for
 from tests.k8s_helpers import OK_SERVER, bare_pod, create, deployment, wait_ready, wait_traffic
 from tests.k8s_helpers import ready_pods as _ready_pods
@@ -35,6 +36,7 @@ def run_ir(
         KUBECONFIG=str(cp.kubeconfig if user == "admin" else cp.kubeconfig_for(user)),
         DOCKER_HOST=bed.host,
         IR_OPERATOR="pytest",
+        **kw.pop("env_extra", {}),
     )
     return subprocess.run(
         [sys.executable, "-m", "ir.cli.main", *args],
@@ -256,6 +258,33 @@ def test_capture_quarantine_replace_release(
     assert "ir.forensics/quarantine" not in pod["metadata"].get("labels", {})
     wait_traffic(cp, ns, "peer", suspect_ip, 8080, allowed=True)
     wait_traffic(cp, ns, name, peer_ip, 9090, allowed=True)
+
+    # Deleting needs authentic, complete evidence of exactly this pod.
+    other = others[0]["metadata"]["name"]
+    delete = ["release", "pod", "-n", ns, "--delete", "--evidence", bundle]
+    wrong = run_ir([*delete, other], cp, docker_bed)
+    assert wrong.returncode == 5 and f"not a capture of pod {ns}/{other}" in wrong.stderr
+    nobody = tmp_path / "nobody"
+    generate_keypair(nobody)
+    untrusted = run_ir(
+        [*delete, name], cp, docker_bed, env_extra={"IR_TRUST": str(nobody / "ir-signing.pub")}
+    )
+    assert untrusted.returncode == 5 and "not authentic evidence" in untrusted.stderr, (
+        untrusted.stderr
+    )
+    deleted = run_ir([*delete, name], cp, docker_bed)
+    assert deleted.returncode == 0, deleted.stderr
+    wait_for(
+        "the suspect to be deleted",
+        lambda: (
+            name
+            not in [
+                p["metadata"]["name"]
+                for p in cp.api("GET", f"/api/v1/namespaces/{ns}/pods")["items"]
+            ]
+        ),
+        60,
+    )
 
 
 @pytest.mark.parametrize(

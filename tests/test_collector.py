@@ -421,12 +421,14 @@ def test_compromised_pod_through_the_collector_into_s3(
     assert exp["ready_line"] in logs and exp["stderr_line"] in logs
 
 
-def _receipt(env: dict[str, str], cp: ControlPlane, bundle: str) -> dict[str, Any]:
-    """The responder's `receive` custody record of a collector's direct upload (verified)."""
+def _receipt(
+    env: dict[str, str], cp: ControlPlane, bundle: str, verdict: str = "valid"
+) -> dict[str, Any]:
+    """The responder's `receive` custody record of a collector's direct upload."""
     records = json.loads(_run_with(env, cp, ["bundle", "custody", bundle, "-o", "json"]).stdout)
     received = [r for r in records if r["action"] == "receive"]
     assert len(received) == 1, records
-    assert received[0]["detail"]["verdict"] == "valid", received[0]
+    assert received[0]["detail"]["verdict"] == verdict, received[0]
     return dict(received[0])
 
 
@@ -498,9 +500,11 @@ def test_direct_upload_from_the_collector_to_s3(
     assert "bringing its spooled copy here" in done.stderr, done.stderr
     bundle = json.loads(done.stdout)["bundle"]["location"]
     assert bundle.startswith(f"s3://{bucket}/ir/")
+    # without the Secret the collector had no key either: intact, its origin not proven
     verify = _run_with(env, cp, ["bundle", "verify", bundle])
-    assert verify.returncode == 0, verify.stdout + verify.stderr
-    steps = [a["action"] for a in _receipt(env, cp, bundle)["detail"]["collector_actions"]]
+    assert verify.returncode == 6 and "INTACT, UNSIGNED" in verify.stdout, verify.stdout
+    receipt = _receipt(env, cp, bundle, verdict="unsigned")
+    steps = [a["action"] for a in receipt["detail"]["collector_actions"]]
     assert "collector-transfer-bundle" in steps, steps
     wait_for("the collector pod to go", lambda: not collector_pods(cp), 60)
 

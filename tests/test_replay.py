@@ -118,11 +118,11 @@ def test_summary_cli_text_and_json(bundles: dict[str, Path], cache: Path) -> Non
         "/usr/bin/.sysupdate",
         "/dev/shm/.x/miner",
         "image-history  agent      failed",
-        "VERIFIED",
+        "INTACT, UNSIGNED",
     ):
         assert text in ran.out, text
     doc = json.loads(ir("replay", bundles["bad"], "summary", "-o", "json", cache=cache).out)
-    assert doc["verification"]["verdict"] == "valid"
+    assert doc["verification"]["verdict"] == "unsigned"
     assert doc["findings"]["counts"]["outbound"] == 1
     assert {c["name"]: c["started"] for c in doc["containers"]} == {
         "web": "2025-03-14T08:00:05.123456Z",  # inspect State.StartedAt, nanoseconds cut
@@ -368,7 +368,7 @@ def test_timeline_filters_and_outputs(bundles: dict[str, Path], cache: Path) -> 
     rows = list(csv.DictReader(io.StringIO(ran.out)))
     assert [r["source"] for r in rows] == ["log", "log", "process", "alert", "log"]
     assert rows[3]["cited"] == "alert.json#/time" and rows[3]["time"] == PLANTED["alert_time"]
-    assert all(r["bundle_verdict"] == "valid" for r in rows)
+    assert all(r["bundle_verdict"] == "unsigned" for r in rows)
     table = ir("replay", bundles["bad"], "timeline", "--source", "ir", cache=cache)
     assert "respond by alice" in table.out and "[custody:2]" in table.out
     assert (
@@ -396,7 +396,7 @@ def test_timesketch_export(bundles: dict[str, Path], cache: Path, tmp_path: Path
             "cited",
             "bundle_id",
         } <= set(e)
-        assert e["datetime"].endswith("Z") and e["bundle_verdict"] == "valid"
+        assert e["datetime"].endswith("Z") and e["bundle_verdict"] == "unsigned"
         assert all(not isinstance(v, dict | list) for v in e.values())  # flat fields
     alert = next(e for e in events if e["data_type"] == "ir:alert")
     assert alert["timestamp"] == 1741943523512000 and alert["rule"] == "Terminal shell in container"
@@ -494,7 +494,7 @@ def test_signature_checked_with_a_given_key(cache: Path) -> None:
         "summary",
         cache=cache,
     )
-    assert ran.code == 0 and "signature valid" in ran.out
+    assert ran.code == 0 and "signed by trusted key" in ran.out
     other = ir(
         "replay",
         SAMPLES / "clean.tar",

@@ -32,7 +32,7 @@ def test_replay_a_bundle_in_s3(s3_env: dict[str, str], plain_bucket: str, tmp_pa
     summary = ir("replay", location, "summary", "-o", "json", cache=cache)
     assert summary.code == 0, summary.err
     doc = json.loads(summary.out)
-    assert doc["verification"]["verdict"] == "valid" and not doc["verification"]["cached"]
+    assert doc["verification"]["verdict"] == "unsigned" and not doc["verification"]["cached"]
     assert doc["findings"]["counts"]["deleted-exe"] == 1
     cat = ir("replay", location, "fs", "cat", "/tmp/payload.sh", cache=cache)
     assert cat.code == 0 and cat.out.encode() == PAYLOAD

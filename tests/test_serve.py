@@ -830,3 +830,15 @@ def test_falcosidekick_post_quarantines_and_replaces_on_a_real_cluster(
         f"\nalert -> NetworkPolicy verified: {steps['quarantine']['since_alert_seconds']:.2f}s; "
         f"alert -> replacement ready: {steps['replace']['since_alert_seconds']:.2f}s"
     )
+
+
+def test_serve_refuses_to_act_unsigned(tmp_path: Path) -> None:
+    """With --actions cluster, ir serve starts only with a signing key (or --allow-unsigned)."""
+    env = {k: v for k, v in os.environ.items() if k != "IR_SIGNING_KEY"}
+    env["IR_SERVE_TOKEN"] = TOKEN
+    done = subprocess.run(
+        [sys.executable, "-m", "ir.cli.main", "serve", "--listen", "127.0.0.1:0",
+         "--actions", "cluster", "--playbooks", str(ROOT / "playbooks")],
+        capture_output=True, text=True, env=env, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 2 and "--signing-key or $IR_SIGNING_KEY" in done.stderr, done.stderr

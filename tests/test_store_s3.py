@@ -30,6 +30,7 @@ from botocore.exceptions import ClientError
 
 from ir.bundle.custody import check_chain
 from ir.bundle.signing import load_public_key
+from ir.bundle.trust import trust_of
 from ir.errors import ExitCode, StoreError
 from ir.store.multipart import MAX_PARTS, MultipartUpload, PartLayout
 from ir.store.s3 import S3Store, open_s3_bundle
@@ -180,8 +181,9 @@ def test_capture_streams_parts_while_writing_and_records_everything(
     assert [r["action"] for r in records] == ["created", "uploaded"]
     assert records[1]["detail"]["object_sha256"] == stored.detail["object_sha256"]
     assert records[1]["detail"]["retention"]["mode"] == "GOVERNANCE"
-    check = check_chain(lines, stored.root_digest, load_public_key(str(keypair[1])))
-    assert check.ok and check.signed == 2, check.errors
+    trust = trust_of(load_public_key(str(keypair[1])))
+    check = check_chain(lines, stored.root_digest, trust, records[0]["bundle_id"])
+    assert check.ok and check.signed == 2 and check.trusted == 2, check.errors
     assert not [p for p in spool_dir.rglob("*") if p.is_file()]
 
 
@@ -383,7 +385,7 @@ def test_s3_killed_mid_upload_spools_and_push_resumes(
     assert "cannot reach the S3 endpoint" in stored.detail["error"]
     spooled = Path(stored.spooled or "")
     assert spooled.is_file() and spooled.stat().st_size == result.sealed.size
-    local = ir("bundle", "verify", str(spooled), env=s3_env)
+    local = ir("bundle", "verify", str(spooled), "--record", env=s3_env)
     assert local.returncode == 0, local.stdout + local.stderr
     state = read_state(spooled)
     assert state is not None and state.upload_id and state.parts
@@ -393,7 +395,7 @@ def test_s3_killed_mid_upload_spools_and_push_resumes(
     [row] = json.loads(pushed.stdout)
     assert row["status"] == "uploaded" and row["parts_reused"] >= 3, row
     assert not spooled.exists()
-    verified = ir("bundle", "verify", stored.location, "-o", "json", env=s3_env)
+    verified = ir("bundle", "verify", stored.location, "--record", "-o", "json", env=s3_env)
     assert verified.returncode == 0, verified.stdout + verified.stderr
     report = json.loads(verified.stdout)
     assert report["verdict"] == "valid" and report["root_digest"] == stored.root_digest
@@ -431,7 +433,7 @@ def test_verify_show_cat_extract_ls_pull_on_s3_uris(
             handle.source is not None and handle.source.bytes_read < MiB < result.sealed.size // 10
         )
 
-    verified = ir("bundle", "verify", location, env=s3_env)
+    verified = ir("bundle", "verify", location, "--record", env=s3_env)
     assert verified.returncode == 0 and "VALID" in verified.stdout, (
         verified.stdout + verified.stderr
     )

@@ -19,13 +19,20 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from ir import TOOL_NAME, __version__
-from ir.bundle.signing import Signer, key_id_of
+from ir.bundle.signing import KeyLookup, Signer
 from ir.clock import rfc3339, utcnow
 
-GENESIS = "0" * 64
+LEGACY_GENESIS = "0" * 64  # before the first record was bound to its bundle
+
+
+def genesis(bundle_id: str, root_digest: str) -> str:
+    """What the first record's `prev` is: bound to the bundle, so a chain cannot be moved onto
+    (re-rooted at) another bundle, nor a chain of another bundle passed off as this one's."""
+    return hashlib.sha256(f"ir-custody-v1\0{bundle_id}\0{root_digest}".encode()).hexdigest()
+
+
 MAX_RECORD = 1024 * 1024
 ACTIONS = (
     "created",
@@ -97,7 +104,7 @@ def append_record(
 ) -> dict[str, Any]:
     """Append one custody record and return it."""
     lines = backend.read_lines()
-    prev = hashlib.sha256(lines[-1]).hexdigest() if lines else GENESIS
+    prev = hashlib.sha256(lines[-1]).hexdigest() if lines else genesis(bundle_id, bundle_digest)
     record: dict[str, Any] = {
         "seq": len(lines) + 1,
         "time": rfc3339(utcnow()),
@@ -130,19 +137,34 @@ def _canonical(record: dict[str, Any]) -> bytes:
 class CustodyCheck:
     records: list[dict[str, Any]] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
-    signed: int = 0
+    warnings: list[str] = field(default_factory=list)
+    signed: int = 0  # records carrying a signature
+    trusted: int = 0  # ... by a key of the trust store, and it matches
 
     @property
     def ok(self) -> bool:
         return not self.errors
 
+    def summary(self) -> str:
+        unsigned = len(self.records) - self.signed
+        return (
+            f"{len(self.records)} record(s): {self.trusted} signed by a trusted key, "
+            f"{self.signed - self.trusted} by other keys, {unsigned} unsigned"
+            + ("" if self.ok else "; CHAIN BROKEN")
+        )
+
 
 def check_chain(
-    lines: list[bytes], root_digest: str, public_key: Ed25519PublicKey | None = None
+    lines: list[bytes],
+    root_digest: str,
+    trust: KeyLookup | None = None,
+    bundle_id: str | None = None,
 ) -> CustodyCheck:
-    """Check sequence, hash chain, digest and (given a key) signatures of every record."""
+    """Check sequence, hash chain (from the bundle's genesis), digest and, for keys of the trust
+    store, the signature of every record. A record signed by an unknown key or unsigned is not an
+    error (anyone may handle a bundle) but is counted and named in the warnings."""
     result = CustodyCheck()
-    prev = GENESIS
+    prev = genesis(bundle_id, root_digest) if bundle_id else None
     for index, line in enumerate(lines, 1):
         where = f"custody record {index}"
         if len(line) > MAX_RECORD:
@@ -160,7 +182,16 @@ def check_chain(
             result.errors.append(
                 f"{where}: sequence number {record.get('seq')!r}, expected {index}"
             )
-        if record.get("prev") != prev:
+        if index == 1 and record.get("prev") == LEGACY_GENESIS:
+            result.warnings.append(
+                "custody chain starts from the unbound all-zero genesis of older ir versions"
+            )
+        elif index == 1 and prev is not None and record.get("prev") != prev:
+            result.errors.append(
+                f"{where}: the chain does not start at this bundle's genesis (cut at its start, "
+                "or re-rooted from another bundle)"
+            )
+        elif index > 1 and record.get("prev") != prev:
             result.errors.append(
                 f"{where}: chain broken (previous record was removed, reordered or edited)"
             )
@@ -172,19 +203,23 @@ def check_chain(
         sig = record.get("sig")
         if sig is not None:
             result.signed += 1
-            if public_key is not None:
-                _check_record_signature(record, sig, public_key, where, result)
+            _check_record_signature(record, sig, trust, where, result)
+        elif trust:
+            result.warnings.append(f"{where} ({record.get('action')}) is unsigned")
         prev = hashlib.sha256(line).hexdigest()
     return result
 
 
 def _check_record_signature(
-    record: dict[str, Any], sig: Any, public_key: Ed25519PublicKey, where: str, result: CustodyCheck
+    record: dict[str, Any], sig: Any, trust: KeyLookup | None, where: str, result: CustodyCheck
 ) -> None:
     try:
-        if sig["key_id"] != key_id_of(public_key):
-            result.errors.append(f"{where}: signed by another key ({sig['key_id']})")
+        key = trust.get(sig["key_id"]) if trust is not None else None
+        if key is None:
+            if trust:
+                result.warnings.append(f"{where}: signed by a key not trusted ({sig['key_id']})")
             return
-        public_key.verify(base64.b64decode(sig["signature"]), _canonical(record))
+        key.verify(base64.b64decode(sig["signature"]), _canonical(record))
+        result.trusted += 1
     except (InvalidSignature, KeyError, TypeError, ValueError):
         result.errors.append(f"{where}: signature does not match the record")

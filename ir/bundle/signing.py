@@ -132,21 +132,25 @@ def signature_document(signer: Signer, data: bytes) -> bytes:
     return (json.dumps(doc, sort_keys=True) + "\n").encode()
 
 
+class KeyLookup(Protocol):
+    """A trust store (ir.bundle.trust.TrustStore): the trusted key with this id, if any."""
+
+    def get(self, key_id: str | None) -> Ed25519PublicKey | None: ...
+
+
 @dataclass
 class SignatureCheck:
-    # "valid": checked against the trusted public key given; "self-consistent": no trusted key was
-    # given, the signature matches the key embedded in the bundle (proves integrity, not origin);
-    # "invalid"; "unsigned".
+    # "valid": signed by a key of the verifier's trust store; "untrusted": the signature matches
+    # the key embedded in the bundle, which is not a trusted key (proves integrity, not origin:
+    # anyone can sign with a key of their own); "invalid"; "unsigned".
     status: str
     key_id: str | None = None
     detail: str = ""
 
 
-def check_signature(
-    sig_doc: bytes | None, data: bytes, public_key: Ed25519PublicKey | None
-) -> SignatureCheck:
+def check_signature(sig_doc: bytes | None, data: bytes, trust: KeyLookup | None) -> SignatureCheck:
     if sig_doc is None:
-        return SignatureCheck("unsigned", detail="bundle is unsigned")
+        return SignatureCheck("unsigned", detail="bundle is unsigned: its origin cannot be proven")
     try:
         doc = json.loads(sig_doc)
         key_id = str(doc["key_id"])
@@ -163,20 +167,17 @@ def check_signature(
         return SignatureCheck("invalid", key_id, f"unsupported signature algorithm {algorithm!r}")
     if key_id_of(embedded) != key_id:
         return SignatureCheck("invalid", key_id, "key id does not match the embedded public key")
-    trusted = public_key is not None
-    key = public_key if public_key is not None else embedded
-    if trusted and key_id_of(key) != key_id:
-        return SignatureCheck(
-            "invalid", key_id, f"signed by {key_id}, not by the given key {key_id_of(key)}"
-        )
+    trusted = trust.get(key_id) if trust is not None else None
     try:
-        key.verify(signature, data)
+        (trusted or embedded).verify(signature, data)
     except InvalidSignature:
         return SignatureCheck("invalid", key_id, "signature does not match manifest.json")
-    if not trusted:
+    if trusted is None:
         return SignatureCheck(
-            "self-consistent",
+            "untrusted",
             key_id,
-            f"signed by {key_id}; no trusted public key given (--public-key) to prove who signed",
+            f"signed by {key_id}, which is not a trusted key"
+            + ("" if trust else " (no trust store given: --trust FILE|DIR or $IR_TRUST)")
+            + ": intact, origin not proven",
         )
-    return SignatureCheck("valid", key_id, f"signature valid ({key_id})")
+    return SignatureCheck("valid", key_id, f"signed by trusted key {key_id}")

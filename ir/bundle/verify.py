@@ -15,18 +15,22 @@ from ir.bundle import layout
 from ir.bundle.custody import CustodyCheck, check_chain
 from ir.bundle.pipeline import BackgroundHasher, prefetch
 from ir.bundle.reader import BundleReader, decompress_bounded
-from ir.bundle.signing import SignatureCheck, check_signature
+from ir.bundle.signing import KeyLookup, SignatureCheck, check_signature
+from ir.bundle.trust import trust_of
 from ir.bundle.writer import content_sums, stored_sums
 from ir.errors import ExitCode, IntegrityError
 
-# Verdicts, from best to worst.
-VALID, INCOMPLETE, TAMPERED = "valid", "incomplete", "tampered"
+# Verdicts, from best to worst. VALID: intact and signed by a trusted key. UNSIGNED and
+# UNTRUSTED: intact (every digest agrees), origin not proven (no signature; a key not trusted).
+VALID, UNSIGNED, UNTRUSTED = "valid", "unsigned", "untrusted"
+INCOMPLETE, TAMPERED = "incomplete", "tampered"
+AUTHENTICITY = {VALID: "authentic", UNSIGNED: "unsigned", UNTRUSTED: "signed by a key not trusted"}
 
 
 @dataclass
 class VerifyReport:
     bundle: str
-    verdict: str = VALID
+    integrity: str = VALID  # valid | incomplete | tampered: do the digests agree?
     root_digest: str | None = None
     bundle_id: str | None = None
     outcome: str | None = None
@@ -39,17 +43,47 @@ class VerifyReport:
 
     def fail(self, verdict: str, message: str) -> None:
         self.errors.append(message)
-        if verdict == TAMPERED or self.verdict == VALID:
-            self.verdict = verdict
+        if verdict == TAMPERED or self.integrity == VALID:
+            self.integrity = verdict
+
+    @property
+    def intact(self) -> bool:
+        """Every digest agrees (whoever made it)."""
+        return self.integrity == VALID
+
+    @property
+    def verdict(self) -> str:
+        """valid (intact and authentic), unsigned, untrusted, incomplete or tampered."""
+        if not self.intact:
+            return self.integrity
+        status = self.signature.status if self.signature is not None else "unsigned"
+        return {"valid": VALID, "unsigned": UNSIGNED}.get(status, UNTRUSTED)
+
+    @property
+    def authentic(self) -> bool:
+        return self.verdict == VALID
+
+    def exit_code_for(self, *, allow_unsigned: bool = False, allow_untrusted: bool = False) -> int:
+        """0 valid; 6 (UNTRUSTED) intact but origin not proven, unless the policy allows it;
+        1 incomplete or tampered."""
+        verdict = self.verdict
+        if verdict == VALID or (verdict, True) in (
+            (UNSIGNED, allow_unsigned),
+            (UNTRUSTED, allow_untrusted),
+        ):
+            return int(ExitCode.OK)
+        return int(ExitCode.UNTRUSTED if self.intact else ExitCode.FAILED)
 
     @property
     def exit_code(self) -> ExitCode:
-        return ExitCode.OK if self.verdict == VALID else ExitCode.FAILED
+        return ExitCode(self.exit_code_for())
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "bundle": self.bundle,
             "verdict": self.verdict,
+            "intact": self.intact,
+            "authentic": self.authentic,
             "root_digest": self.root_digest,
             "bundle_id": self.bundle_id,
             "outcome": self.outcome,
@@ -59,7 +93,9 @@ class VerifyReport:
             else {
                 "records": len(self.custody.records),
                 "signed": self.custody.signed,
+                "trusted": self.custody.trusted,
                 "errors": self.custody.errors,
+                "warnings": self.custody.warnings,
             },
             "errors": self.errors,
             "warnings": self.warnings,
@@ -71,13 +107,15 @@ class VerifyReport:
 def verify_bundle(
     reader: BundleReader,
     *,
-    public_key: Ed25519PublicKey | None = None,
+    trust: KeyLookup | Ed25519PublicKey | None = None,
     custody_lines: list[bytes] | None = None,
     expected_digest: str | None = None,
-    require_signature: bool = False,
     progress: Callable[[int], None] | None = None,
 ) -> VerifyReport:
-    """Check everything a bundle declares. Raises BundleFormatError only for unusable input."""
+    """Check everything a bundle declares, and who signed it against `trust` (a TrustStore, or
+    one public key). Raises BundleFormatError only for unusable input."""
+    if isinstance(trust, Ed25519PublicKey):
+        trust = trust_of(trust)
     report = VerifyReport(bundle=reader.source.name)
     for problem in reader.problems:
         report.fail(TAMPERED if reader.corrupt else INCOMPLETE, problem)
@@ -109,16 +147,15 @@ def verify_bundle(
     _check_members_listed(reader, report)
     _check_sums(reader, report)
     _check_journal(reader, report)
-    report.signature = check_signature(reader.signature_document(), manifest_bytes, public_key)
+    report.signature = check_signature(reader.signature_document(), manifest_bytes, trust)
     if report.signature.status == "invalid":
         report.fail(TAMPERED, f"signature: {report.signature.detail}")
-    elif report.signature.status != "valid" and require_signature:  # self-consistent is not trusted
-        report.fail(TAMPERED, f"signature required: {report.signature.detail}")
     if custody_lines is not None:
-        report.custody = check_chain(custody_lines, digest, public_key)
+        report.custody = check_chain(custody_lines, digest, trust, manifest.bundle_id)
         for error in report.custody.errors:
             report.fail(TAMPERED, error)
-    if reader.source.name.endswith(layout.PARTIAL_SUFFIX) and report.verdict == VALID:
+        report.warnings.extend(report.custody.warnings)
+    if reader.source.name.endswith(layout.PARTIAL_SUFFIX) and report.intact:
         # Killed between the seal's fsync and the rename: whole and verified, never renamed.
         report.warnings.append(
             f"sealed but still named {layout.PARTIAL_SUFFIX}: the capture stopped after its last "

@@ -9,18 +9,29 @@ from typing import Any
 import click
 
 from ir.bundle.custody import append_record
-from ir.bundle.signing import load_public_key
 from ir.bundle.verify import VALID, verify_bundle
 from ir.cli.output import byte_progress, emit, emit_json, output_option, printable, table, warn
 from ir.errors import ExitCode
 from ir.store import open_bundle, open_store
 from ir.store.local import describe_target
 
-public_key_option = click.option(
-    "--public-key",
-    metavar="FILE",
-    help="Ed25519 public key (PEM) to check the signature; default $IR_VERIFY_KEY.",
+TRUST_HELP = (
+    "Trusted signing key(s): an Ed25519 public key (PEM) or a directory of them (*.pub, *.pem), "
+    "added to $IR_TRUST (paths, ':'-separated) and $IR_VERIFY_KEY. A bundle is authentic only "
+    "when signed by one of them."
 )
+public_key_option = click.option(
+    "--trust", "--public-key", "public_key", metavar="FILE|DIR", help=TRUST_HELP
+)
+
+
+def trust_from(option: str | None) -> Any:
+    """The TrustStore of the --trust option and the environment."""
+    from ir.bundle.trust import load_trust
+
+    return load_trust([option] if option else [])
+
+
 endpoint_option = click.option(
     "--s3-endpoint-url",
     metavar="URL",
@@ -43,28 +54,51 @@ def bundle() -> None:
     help="Root digest recorded elsewhere (ticket, custody log) to compare.",
 )
 @click.option(
-    "--require-signature", is_flag=True, help="Fail unless the bundle carries a valid signature."
+    "--allow-unsigned",
+    is_flag=True,
+    help="Exit 0 for an intact bundle without a signature (the verdict still says unsigned).",
 )
 @click.option(
-    "--no-custody-record", is_flag=True, help="Do not append a 'verified' custody record."
+    "--allow-untrusted",
+    is_flag=True,
+    help="Exit 0 for an intact bundle signed by a key not trusted (the verdict still says so).",
 )
+@click.option(
+    "--require-signature",
+    is_flag=True,
+    hidden=True,
+    help="Kept for old scripts: the default now (exit 6 unless authentic).",
+)
+@click.option(
+    "--record",
+    is_flag=True,
+    help="Append a 'verified' custody record (only for an intact bundle; verify never writes "
+    "into a bundle's custody unless asked).",
+)
+@click.option("--no-custody-record", is_flag=True, hidden=True, help="Kept for old scripts.")
 @endpoint_option
 @output_option
 def verify(
     ref: str,
     public_key: str | None,
     expect_digest: str | None,
+    allow_unsigned: bool,
+    allow_untrusted: bool,
     require_signature: bool,
+    record: bool,
     no_custody_record: bool,
     s3_endpoint_url: str | None,
     output: str,
 ) -> int:
     """Check a bundle end to end: every artifact's stored and content SHA-256, the root digest of
-    the manifest, the signature and the custody chain.
+    the manifest, who signed it (against the trusted keys) and the custody chain.
 
-    Exit 0: valid. 1: tampered or incomplete (each failing artifact or record is named).
-    2: not a usable bundle."""
-    key = load_public_key(public_key)
+    \b
+    Verdicts: valid (intact and signed by a trusted key); unsigned, untrusted (intact, origin
+    not proven); incomplete; tampered.
+    Exit 0: valid (or allowed). 6: unsigned or untrusted. 1: tampered or incomplete (each
+    failing artifact or record is named). 2: not a usable bundle."""
+    key = trust_from(public_key)
     with open_bundle(ref, endpoint_url=s3_endpoint_url) as handle:
         total = (
             sum(a.stored_size for a in handle.reader.manifest.artifacts)
@@ -74,13 +108,12 @@ def verify(
         with byte_progress(total, "verifying") as advance:
             report = verify_bundle(
                 handle.reader,
-                public_key=key,
+                trust=key,
                 custody_lines=handle.custody.read_lines(),
                 expected_digest=expect_digest,
-                require_signature=require_signature,
                 progress=advance,
             )
-        if report.root_digest and not no_custody_record:
+        if record and report.root_digest and report.intact:
             append_record(
                 handle.custody,
                 action="verified",
@@ -88,12 +121,20 @@ def verify(
                 bundle_digest=report.root_digest,
                 detail={"verdict": report.verdict},
             )
+        elif record:
+            warn(f"no custody record: the bundle is {report.verdict}")
     emit(output, report.to_dict(), lambda: _print_report(report))
-    return int(report.exit_code)
+    return report.exit_code_for(allow_unsigned=allow_unsigned, allow_untrusted=allow_untrusted)
 
 
 def _print_report(report: Any) -> None:
-    mark = {"valid": "VALID", "incomplete": "INCOMPLETE", "tampered": "TAMPERED"}[report.verdict]
+    mark = {
+        "valid": "VALID",
+        "unsigned": "INTACT, UNSIGNED",
+        "untrusted": "INTACT, SIGNED BY A KEY NOT TRUSTED",
+        "incomplete": "INCOMPLETE",
+        "tampered": "TAMPERED",
+    }[report.verdict]
     click.echo(f"{mark}: {report.bundle}")
     if report.root_digest:
         click.echo(f"  root digest: sha256:{report.root_digest}")
@@ -104,13 +145,10 @@ def _print_report(report: Any) -> None:
     )
     if report.signature is not None:
         click.echo(f"  signature:   {report.signature.status}: {report.signature.detail}")
-        if report.signature.status == "unsigned":
-            warn("bundle is unsigned: integrity is checked, origin is not")
+        if report.intact and not report.authentic:
+            warn("origin not proven: every digest agrees, but no trusted key signed this bundle")
     if report.custody is not None:
-        click.echo(
-            f"  custody:     {len(report.custody.records)} record(s), {report.custody.signed} signed"
-            + ("" if report.custody.ok else ", CHAIN BROKEN")
-        )
+        click.echo(f"  custody:     {report.custody.summary()}")
     for error in report.errors:
         click.echo(f"  FAIL: {printable(error)}")
     for warning in report.warnings:

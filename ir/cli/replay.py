@@ -14,8 +14,7 @@ from typing import IO, Any
 
 import click
 
-from ir.bundle.signing import load_public_key
-from ir.cli.bundle import bundle
+from ir.cli.bundle import TRUST_HELP, bundle, trust_from
 from ir.cli.output import byte_progress, emit_json, info, printable, table
 from ir.clock import parse_timestamp, rfc3339
 from ir.errors import ExitCode, UsageError
@@ -75,10 +74,12 @@ def _trust_options(f: Callable[..., Any]) -> Callable[..., Any]:
                 help="Show a bundle that failed verification (tampered/incomplete); every page says so.",
             ),
             click.option(
+                "--trust",
                 "--public-key",
-                metavar="FILE",
+                "public_key",
+                metavar="FILE|DIR",
                 default=None,
-                help="Ed25519 public key (PEM) to check the signature; default $IR_VERIFY_KEY.",
+                help=TRUST_HELP,
             ),
             click.option(
                 "--reverify",
@@ -112,7 +113,7 @@ def _open(
 
 
 def open_evidence(ctx: click.Context, ref: str, opts: _Options) -> tuple[Evidence, Trust]:
-    key = load_public_key(opts.public_key)
+    key = trust_from(opts.public_key)
     handle = (
         open_bundle(ref, endpoint_url=opts.endpoint)
         if ref.startswith("s3://")
@@ -205,7 +206,7 @@ class _ReplayGroup(click.Group):
     """Accepts the group's options after BUNDLE too (`ir replay B --force ps`): the options
     between BUNDLE and the subcommand name are moved in front of BUNDLE before parsing."""
 
-    _VALUED = ("--public-key", "--s3-endpoint-url")
+    _VALUED = ("--trust", "--public-key", "--s3-endpoint-url")
     _FLAGS = ("--force", "--reverify", "-h", "--help")
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
@@ -528,7 +529,7 @@ def fs_cmd(
                 doc = c.to_dict() | {
                     "container": cited.container,
                     "cited": cited.citation,
-                    "bundle_verdict": trust.verdict,
+                    "bundle_verdict": trust.overall,
                 }
                 out.write(json.dumps(doc, ensure_ascii=False) + "\n")
                 continue
@@ -631,9 +632,9 @@ def logs_cmd(
         rows = (r for r in rows if r.fields.get("instance") == instance)
     with _page(trust, output):
         if output == "jsonl":
-            write_jsonl(rows, sys.stdout, verdict=trust.verdict)
+            write_jsonl(rows, sys.stdout, verdict=trust.overall)
         elif output == "csv":
-            write_csv(rows, sys.stdout, verdict=trust.verdict)
+            write_csv(rows, sys.stdout, verdict=trust.overall)
         else:
             write = sys.stdout.write
             for r in rows:
@@ -723,16 +724,16 @@ def timeline_cmd(
     started = time.monotonic()
     with _out_stream(out_path) as out, _page(trust, output if out_path is None else "file"):
         if output == "csv":
-            n = write_csv(rows, out, verdict=trust.verdict)
+            n = write_csv(rows, out, verdict=trust.overall)
         elif output == "jsonl":
-            n = write_jsonl(rows, out, verdict=trust.verdict)
+            n = write_jsonl(rows, out, verdict=trust.overall)
         elif output == "timesketch":
             n = write_timesketch(
                 rows,
                 out,
                 bundle_id=ev.manifest.bundle_id,
                 case_id=ev.manifest.case_id,
-                verdict=trust.verdict,
+                verdict=trust.overall,
             )
         else:
             n = _write_table(rows, out)
@@ -784,7 +785,7 @@ def export_timesketch(ctx: click.Context, out_path: str, **trust_opts: Any) -> i
             out,
             bundle_id=ev.manifest.bundle_id,
             case_id=ev.manifest.case_id,
-            verdict=trust.verdict,
+            verdict=trust.overall,
         )
     if out_path != "-":
         info(f"ir: wrote {n} Timesketch events to {out_path}")

@@ -180,6 +180,13 @@ def release() -> None:
 @click.option("--delete", is_flag=True, help="Delete the suspect pod (needs --evidence).")
 @click.option("--uncordon", is_flag=True, help="Uncordon the pod's node.")
 @evidence_option
+@click.option(
+    "--trust",
+    "trust_source",
+    metavar="FILE|DIR",
+    help="Trusted signing key(s) for --evidence (also $IR_TRUST, $IR_VERIFY_KEY): --delete needs "
+    "a complete capture of this very pod (UID, node), signed by one of them.",
+)
 @dry_run_option
 @protected_option
 @output_option
@@ -191,6 +198,7 @@ def release_cmd(
     delete: bool,
     uncordon: bool,
     evidence: str | None,
+    trust_source: str | None,
     dry_run: bool,
     allow_protected_namespace: bool,
     output: str,
@@ -201,9 +209,16 @@ def release_cmd(
     check_namespace(kube.namespace, allow_protected_namespace)
     op = _operator(kube, dry_run)
     if delete and evidence:
+        from ir.bundle.trust import load_trust
         from ir.cluster.record import check_evidence_for
 
-        check_evidence_for(evidence, kube.namespace, name)
+        check_evidence_for(
+            kube,
+            evidence,
+            kube.namespace,
+            name,
+            load_trust([trust_source] if trust_source else []),
+        )
     try:
         result = release_pod(
             op,

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from ir.bundle.signing import ENV_SIGNING_KEY
 from ir.cli.kubeopts import collector_options, collector_settings
 from ir.cli.output import info, warn
 from ir.cli.playbook import make_actions, playbook_paths
@@ -101,7 +102,13 @@ def _listen(value: str) -> tuple[str, int]:
 @click.option(
     "--signing-key",
     metavar="KEY",
-    help="Ed25519 key (PEM path) to sign bundles; default $IR_SIGNING_KEY.",
+    help="Ed25519 key (PEM path or text) that signs every bundle and custody record; default "
+    "$IR_SIGNING_KEY. Required with --actions cluster unless --allow-unsigned.",
+)
+@click.option(
+    "--allow-unsigned",
+    is_flag=True,
+    help="Run without a signing key: bundles are intact but their origin cannot be proven.",
 )
 @click.option(
     "--audit-log",
@@ -164,6 +171,7 @@ def serve(
     kubeconfig: str | None,
     kube_context: str | None,
     signing_key: str | None,
+    allow_unsigned: bool,
     audit_log: str,
     workers: int,
     queue_size: int,
@@ -215,6 +223,13 @@ def serve(
     config.validate()
     if insecure_no_auth and not (tokens or secrets) and is_loopback(host):
         warn("accepting unauthenticated alerts on a loopback address (--insecure-no-auth)")
+    if actions_kind == "cluster" and not (signing_key or os.environ.get(ENV_SIGNING_KEY)):
+        if not allow_unsigned:
+            raise UsageError(
+                "ir serve signs the bundles it captures: give --signing-key or $IR_SIGNING_KEY "
+                "(deploy: the Secret ir-signing), or --allow-unsigned to run without"
+            )
+        warn("--allow-unsigned: captured bundles are not signed; their origin cannot be proven")
     playbooks = load_playbooks_strict(playbook_paths(playbook_dirs))
     actions: ResponseActions = make_actions(
         actions_kind,

@@ -16,8 +16,8 @@ from typing import Any
 import click
 
 from ir.bundle import layout
-from ir.bundle.signing import load_public_key, load_signer
-from ir.cli.bundle import bundle, endpoint_option, public_key_option
+from ir.bundle.signing import load_signer
+from ir.cli.bundle import bundle, endpoint_option, public_key_option, trust_from
 from ir.cli.output import byte_progress, emit, printable, table, warn
 from ir.errors import ExitCode, StoreError, UsageError
 from ir.store import ENV_STORE
@@ -323,7 +323,7 @@ def pull(
     download and record the download in the custody log (in S3 and beside the local copy).
 
     Exit 0: every bundle valid. 1: one failed verification (kept as <name>.download)."""
-    key = load_public_key(public_key)
+    key = trust_from(public_key)
     connection = S3Connection(s3_endpoint_url, aws_profile, aws_region)
     client = connection.client()
     rows: list[dict[str, Any]] = []
@@ -351,6 +351,7 @@ def pull(
                     "ref": str(target),
                     "path": str(result.path),
                     "verdict": result.verdict,
+                    "intact": result.report.intact,
                     "object_sha256": result.object_sha256,
                     "errors": result.report.errors,
                     "custody_seq": result.custody_seq,
@@ -366,7 +367,9 @@ def pull(
     for row in rows:
         for error in row["errors"]:
             click.echo(f"  FAIL: {printable(error)}", err=True)
-    return int(ExitCode.OK if all(r["verdict"] == "valid" for r in rows) else ExitCode.FAILED)
+    if all(r["verdict"] == "valid" for r in rows):
+        return int(ExitCode.OK)
+    return int(ExitCode.UNTRUSTED if all(r["intact"] for r in rows) else ExitCode.FAILED)
 
 
 # Both commands are added to the `bundle` group above; nothing new at the top level.

@@ -669,8 +669,11 @@ def _receive(
     receipt in the custody log. The result is what a capture here would have returned."""
     from pathlib import Path
 
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
     from ir.bundle.custody import append_record, operator_name
-    from ir.bundle.verify import VALID, verify_bundle
+    from ir.bundle.trust import load_trust
+    from ir.bundle.verify import verify_bundle
     from ir.bundle.writer import SealedBundle
     from ir.store.base import StoreResult
     from ir.store.s3 import open_s3_bundle
@@ -695,8 +698,13 @@ def _receive(
     if not location.startswith("s3://"):
         raise _CollectorFailed(f"the collector stored no bundle in S3 ({location!r})", log)
     client = getattr(store, "client", None)
+    trust = load_trust()
+    if opts.signer is not None:  # this ir's own key: it signs the receipt
+        trust.add(Ed25519PublicKey.from_public_bytes(opts.signer.public_key_raw()), "this ir's key")
     with open_s3_bundle(location, client=client) as handle:
-        report = verify_bundle(handle.reader, custody_lines=handle.custody.read_lines())
+        report = verify_bundle(
+            handle.reader, trust=trust, custody_lines=handle.custody.read_lines()
+        )
         manifest = handle.reader.manifest
         size = int(getattr(handle.reader.source, "size", 0))
         problems = list(report.errors)
@@ -708,7 +716,7 @@ def _receive(
             problems.append(
                 f"the bundle is of pod uid {manifest.target.get('uid')}, not {target.uid}"
             )
-        ok = report.verdict == VALID and not problems
+        ok = report.intact and not problems
         append_record(
             handle.custody,
             action="receive",
@@ -718,6 +726,7 @@ def _receive(
             detail={
                 "from": "node collector (direct upload)",
                 "verdict": report.verdict if not problems else "failed",
+                "signature": report.signature.detail if report.signature else None,
                 "problems": problems,
                 "collector_actions": log,
             },

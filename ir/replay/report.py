@@ -144,7 +144,7 @@ def _header_lines(summary: dict[str, Any], trust: Trust) -> str:
     )
     if not trust.valid:
         status = (
-            f'<p class="meta"><b>Verification: {esc(trust.verdict.upper())}</b>: '
+            f'<p class="meta"><b>Verification: {esc(trust.label)}</b>: '
             + esc("; ".join(trust.errors[:10]))
             + "</p>"
         )

@@ -28,6 +28,7 @@ from ir import __version__
 from ir.bundle import layout
 from ir.bundle.custody import check_chain
 from ir.bundle.signing import check_signature
+from ir.bundle.trust import trust_of
 from ir.bundle.verify import INCOMPLETE, TAMPERED, VALID, verify_bundle
 from ir.clock import rfc3339, utcnow
 from ir.errors import IntegrityError
@@ -40,8 +41,9 @@ CACHE_VERSION = 1
 class Trust:
     """The verdict replay acts on, and how it was reached."""
 
-    verdict: str  # valid | incomplete | tampered
+    verdict: str  # valid | incomplete | tampered: do the digests agree
     forced: bool = False
+    authentic: bool = False  # signed by a key of the trust store
     cached: bool = False
     how: str = (
         ""  # one line: "verified now: ..." or "cached verdict of ...: size and mtime unchanged"
@@ -58,10 +60,22 @@ class Trust:
         return self.verdict == VALID
 
     @property
+    def overall(self) -> str:
+        """As `ir bundle verify` says it: valid (intact and authentic), unsigned, untrusted,
+        incomplete or tampered."""
+        if self.verdict != VALID or self.authentic:
+            return self.verdict
+        return "unsigned" if self.signature.startswith("unsigned") else "untrusted"
+
+    @property
     def label(self) -> str:
-        return {VALID: "VERIFIED", INCOMPLETE: "INCOMPLETE", TAMPERED: "TAMPERED"}.get(
-            self.verdict, "UNVERIFIED"
-        )
+        return {
+            VALID: "VERIFIED",
+            "unsigned": "INTACT, UNSIGNED (origin not proven)",
+            "untrusted": "INTACT, SIGNED BY A KEY NOT TRUSTED (origin not proven)",
+            INCOMPLETE: "INCOMPLETE",
+            TAMPERED: "TAMPERED",
+        }.get(self.overall, "UNVERIFIED")
 
     def banner(self) -> str | None:
         """The warning every page carries when a bad bundle is shown anyway (None when valid)."""
@@ -76,7 +90,9 @@ class Trust:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "verdict": self.verdict,
+            "verdict": self.overall,
+            "intact": self.verdict == VALID,
+            "authentic": self.authentic,
             "forced": self.forced,
             "cached": self.cached,
             "how": self.how,
@@ -97,7 +113,7 @@ def cache_dir() -> Path:
 def establish_trust(
     handle: BundleHandle,
     *,
-    public_key: Ed25519PublicKey | None = None,
+    public_key: Any = None,  # a TrustStore, one key, or None
     force: bool = False,
     use_cache: bool = True,
     directory: Path | None = None,
@@ -134,7 +150,7 @@ def establish_trust(
         report = verify_bundle(reader, progress=progress)  # content only: key and custody below
         elapsed = time.monotonic() - started
         trust = Trust(
-            report.verdict,
+            report.integrity,  # who signed it is checked below, against the trust store
             bundle_id=bundle_id,
             root_digest=digest,
             errors=list(report.errors),
@@ -145,7 +161,13 @@ def establish_trust(
             f"{_size(report.bytes_checked)} hashed in {elapsed:.1f}s"
         )
         if identity is not None and use_cache:
-            _remember(directory, bundle_id, digest, identity, report.to_dict())
+            _remember(
+                directory,
+                bundle_id,
+                digest,
+                identity,
+                {**report.to_dict(), "verdict": trust.verdict},
+            )
     _check_signature_and_custody(handle, trust, public_key, digest)
     if not trust.valid:
         if not force:
@@ -160,11 +182,13 @@ def establish_trust(
 
 
 def _check_signature_and_custody(
-    handle: BundleHandle, trust: Trust, public_key: Ed25519PublicKey | None, digest: str
+    handle: BundleHandle, trust: Trust, public_key: Any, digest: str
 ) -> None:
     reader = handle.reader
-    sig = check_signature(reader.signature_document(), reader.manifest_bytes, public_key)
+    keys = trust_of(public_key) if isinstance(public_key, Ed25519PublicKey) else public_key
+    sig = check_signature(reader.signature_document(), reader.manifest_bytes, keys)
     trust.signature = f"{sig.status}: {sig.detail}"
+    trust.authentic = sig.status == "valid"
     if sig.status == "invalid":
         _fail(trust, TAMPERED, f"signature: {sig.detail}")
     try:
@@ -173,10 +197,9 @@ def _check_signature_and_custody(
         trust.custody = f"unreadable: {exc}"
         trust.warnings.append(f"custody log could not be read: {exc}")
         return
-    chain = check_chain(lines, digest, public_key)
-    trust.custody = f"{len(chain.records)} record(s), {chain.signed} signed" + (
-        "" if chain.ok else ", CHAIN BROKEN"
-    )
+    chain = check_chain(lines, digest, keys, reader.manifest.bundle_id)
+    trust.custody = chain.summary()
+    trust.warnings.extend(chain.warnings)
     for error in chain.errors:
         _fail(trust, TAMPERED, error)
 

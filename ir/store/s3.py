@@ -1203,7 +1203,7 @@ def pull_bundle(
     upload, verify it, and append a 'downloaded' custody record to the S3 log and the local copy.
 
     A bundle that fails verification is kept as `<id>.tar.download` (evidence is never deleted)."""
-    from ir.bundle.verify import TAMPERED, VALID, verify_bundle
+    from ir.bundle.verify import TAMPERED, verify_bundle
 
     source = S3Source(client, connection, ref.bucket, ref.key, ref.version_id)
     custody = S3Custody(client, connection, ref.bucket, ref.key)
@@ -1233,7 +1233,7 @@ def pull_bundle(
         raise store_error(exc, "GetObject", str(ref), connection) from None
     object_sha256 = digest.hexdigest()
     with BundleReader.open(tmp) as reader:
-        report = verify_bundle(reader, public_key=public_key, custody_lines=lines)
+        report = verify_bundle(reader, trust=public_key, custody_lines=lines)
         if recorded and recorded != object_sha256:
             report.fail(
                 TAMPERED,
@@ -1241,7 +1241,7 @@ def pull_bundle(
             )
         manifest = reader.manifest if reader.sealed else None
     path = tmp
-    if report.verdict == VALID and manifest is not None:
+    if report.intact and manifest is not None:
         directory = ensure_dir(to / layout.safe_component(manifest.case_id, "uncased"))
         path = directory / f"{manifest.bundle_id}{layout.BUNDLE_SUFFIX}"
         if path.exists():

@@ -35,7 +35,7 @@ from cryptography.x509.oid import NameOID
 
 from ir.bundle import layout
 from ir.bundle.reader import BundleReader
-from ir.bundle.verify import INCOMPLETE, TAMPERED, VALID, verify_bundle
+from ir.bundle.verify import INCOMPLETE, TAMPERED, verify_bundle
 from ir.store.local import custody_path
 from tests.testbed.docker import REPO_ROOT, SCRIPT, DockerBed
 from tests.testbed.k8s import make_ca
@@ -202,7 +202,7 @@ def check_store(store: Path) -> StoreCheck:
             with BundleReader.open(path) as reader:
                 report = verify_bundle(reader)
                 misreported = report.verdict == TAMPERED and cut_inside_artifact(reader)
-            if report.verdict == VALID:  # sealed, then killed before the rename
+            if report.intact:  # sealed, then killed before the rename
                 assert any("before the rename" in w for w in report.warnings), report.warnings
                 result.sealed_unrenamed.append(path)
                 continue
@@ -220,7 +220,7 @@ def check_store(store: Path) -> StoreCheck:
             if outcome == "interrupted":
                 assert report.verdict == INCOMPLETE, (path, report.to_dict())
             else:
-                assert report.verdict == VALID, (path, report.to_dict())
+                assert report.intact, (path, report.to_dict())
             result.sealed.append(path)
             result.outcomes[path.name] = outcome
         else:

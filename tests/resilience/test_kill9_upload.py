@@ -81,7 +81,7 @@ def test_kill9_during_push_then_push_again(
     some of its parts: after each kill the local bundle is byte-identical and verifies, and S3
     holds no object at the bundle's key; the next push reuses the parts S3 kept, and the last one
     completes: the object verifies from s3:// with the same root digest."""
-    bundle = Path(finished_capture(str(tmp_path / "local"), s3_env)["location"])
+    bundle = Path(finished_capture(str(tmp_path / "local"), ir_env(**s3_env))["location"])
     before = sha256_of(bundle)
     env = ir_env(**s3_env)
     store = f"s3://{plain_bucket}/pushed"

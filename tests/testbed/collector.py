@@ -55,8 +55,13 @@ def install_collector(node: RealNode) -> str:
 
 
 def store_secret(node: RealNode, s3: SeaweedFS, name: str = "ir-store") -> None:
-    """The Secret whose keys become a direct-upload collector's environment."""
+    """The Secret whose keys become a direct-upload collector's environment: S3 credentials and,
+    when this process has one ($IR_SIGNING_KEY), the signing key as PEM text."""
+    import os
+
     env = s3.env()
+    signing = os.environ.get("IR_SIGNING_KEY")
+    key = {"IR_SIGNING_KEY": Path(signing).read_text()} if signing else {}
     node.cp.api(
         "POST",
         f"/api/v1/namespaces/{NAMESPACE}/secrets",
@@ -70,6 +75,7 @@ def store_secret(node: RealNode, s3: SeaweedFS, name: str = "ir-store") -> None:
                 "AWS_REGION": env["AWS_REGION"],
                 "AWS_ENDPOINT_URL_S3": s3.endpoint,
                 "AWS_EC2_METADATA_DISABLED": "true",
+                **key,
             },
         },
     )

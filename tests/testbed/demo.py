@@ -110,6 +110,13 @@ def main() -> int:
         }
         for name in ("DOCKER_HOST", "IR_NODE_ROOT"):  # a laptop: a kubeconfig and nothing else
             env.pop(name, None)
+        if not env.get("IR_SIGNING_KEY"):  # sign and trust the committed demo key (demo only!)
+            keys = REPO / "samples" / "bundles"
+            env["IR_SIGNING_KEY"] = str(keys / "demo-signing.key")
+            env["IR_TRUST"] = str(keys / "demo-signing.pub")
+            print(
+                "signing with the committed demo key (samples/bundles/demo-signing.key): demo only"
+            )
 
         step("ir's node-collector image (scripts/build-collector-image; cached by content)")
         built = subprocess.run(

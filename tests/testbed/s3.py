@@ -411,8 +411,13 @@ def capture_main(argv: list[str]) -> int:
                 )
 
     started = time.monotonic()
+    from ir.bundle.signing import load_signer
+
     request = CaptureRequest(
-        case_id="BENCH", target={"kind": "container", "name": "synthetic"}, operator="bench"
+        case_id="BENCH",
+        target={"kind": "container", "name": "synthetic"},
+        operator="bench",
+        signer=load_signer(None),  # $IR_SIGNING_KEY, as ir capture does
     )
     with CaptureSession(store, request) as session:
         session.run([Synthetic()], scope=None, target=None, options={}, label="synthetic")
