@@ -565,3 +565,49 @@ def test_a_path_that_is_no_file_is_bad_input(tmp_path: Path, kind: str) -> None:
             held.close()
     assert done.returncode == 2, done.stderr
     assert f"is a {kind}, not a bundle file" in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.mark.s3
+def test_kms_signing_against_a_local_kms(make_bundle, moto_s3, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """An AWS KMS ECC_NIST_P256 key signs manifests and custody records (moto's KMS server: no
+    real KMS is reachable here); `ir keys public awskms:ID` gives the key investigators trust;
+    with it the bundle is valid, without it untrusted.
+
+    Mocked, and what that hides: moto's Sign ignores MessageType=DIGEST (it hashes the digest
+    again), so this test keeps every signed message within the 4096 bytes KMS signs RAW; the
+    DIGEST path ir uses for longer manifests follows the KMS documentation and is not run here."""
+    from ir.bundle.custody import append_record, check_chain
+    from ir.bundle.signing import KmsSigner
+    from ir.bundle.trust import load_trust
+    from ir.bundle.verify import UNTRUSTED
+
+    for name, value in moto_s3.env().items():
+        monkeypatch.setenv(name, value)
+    kms = moto_s3.client("kms")
+    arn = kms.create_key(KeySpec="ECC_NIST_P256", KeyUsage="SIGN_VERIFY")["KeyMetadata"]["Arn"]
+    signer = load_signer(f"awskms:{arn}")
+    assert isinstance(signer, KmsSigner) and signer.key_id.startswith("ecdsa-p256:")
+    sealed = make_bundle({"x": b"evidence" * 100}, signer=signer)
+    with BundleReader.open(sealed.path) as reader:
+        assert len(reader.manifest_bytes) <= 4096  # signed RAW (see above)
+    env = {**os.environ, **moto_s3.env()}
+    public = subprocess.run(
+        [sys.executable, "-m", "ir.cli.main", "keys", "public", f"awskms:{arn}"],
+        capture_output=True, text=True, env=env, check=True,
+    )  # fmt: skip
+    pub = tmp_path / "kms.pub"
+    pub.write_text(public.stdout)
+    assert signer.key_id in public.stderr
+    trust = load_trust([str(pub)], environment=False)
+    report = _verify(sealed.path, trust=trust)
+    assert report.verdict == VALID and report.signature.key_id == signer.key_id
+    assert _verify(sealed.path).verdict == UNTRUSTED
+    log = FileCustody(tmp_path / "c.jsonl")
+    append_record(
+        log, action="created", bundle_id="b", bundle_digest=sealed.root_digest, signer=signer
+    )
+    chain = check_chain(log.read_lines(), sealed.root_digest, trust, "b")
+    assert chain.ok and chain.trusted == 1, chain.errors
+    wrong = kms.create_key(KeySpec="RSA_2048", KeyUsage="SIGN_VERIFY")["KeyMetadata"]["Arn"]
+    with pytest.raises(UsageError, match="ECC_NIST_P256"):
+        load_signer(f"awskms:{wrong}")

@@ -21,7 +21,7 @@ from typing import Any, Protocol
 from cryptography.exceptions import InvalidSignature
 
 from ir import TOOL_NAME, __version__
-from ir.bundle.signing import KeyLookup, Signer
+from ir.bundle.signing import KeyLookup, Signer, verify_with
 from ir.clock import rfc3339, utcnow
 
 LEGACY_GENESIS = "0" * 64  # before the first record was bound to its bundle
@@ -219,7 +219,7 @@ def _check_record_signature(
             if trust:
                 result.warnings.append(f"{where}: signed by a key not trusted ({sig['key_id']})")
             return
-        key.verify(base64.b64decode(sig["signature"]), _canonical(record))
+        verify_with(key, base64.b64decode(sig["signature"]), _canonical(record))
         result.trusted += 1
     except (InvalidSignature, KeyError, TypeError, ValueError):
         result.errors.append(f"{where}: signature does not match the record")

@@ -1,7 +1,9 @@
-"""Ed25519 signatures over manifests and custody records.
+"""Signatures over manifests and custody records.
 
-A `Signer` is anything with `key_id`, `algorithm` and `sign(data)`: today a key file or
-environment variable; a KMS-held key only needs another class with the same three members.
+A `Signer` is anything with `key_id`, `algorithm`, `sign(data)` and `public_key_raw()`: an Ed25519
+key file or environment variable (`Ed25519Signer`), or an AWS KMS asymmetric key that never leaves
+KMS (`KmsSigner`: ECC_NIST_P256, ECDSA with SHA-256; `--signing-key awskms:KEY-ID-OR-ARN`).
+Verification takes either kind of public key (`verify_with`).
 """
 
 from __future__ import annotations
@@ -12,15 +14,26 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from ir.errors import UsageError
+from ir.errors import IrError, UsageError
+
+
+class SigningError(IrError):
+    """The signer (e.g. KMS) could not sign."""
+
 
 ALGORITHM = "ed25519"
+ECDSA_P256 = "ecdsa-p256-sha256"  # what an AWS KMS ECC_NIST_P256 key signs with
+ALGORITHMS = (ALGORITHM, ECDSA_P256)
+KMS_PREFIX = "awskms:"
+KMS_RAW_LIMIT = 4096
+PublicKey = Ed25519PublicKey | ec.EllipticCurvePublicKey
 ENV_SIGNING_KEY = "IR_SIGNING_KEY"  # a path to a PEM private key, or the PEM text itself
 ENV_VERIFY_KEY = "IR_VERIFY_KEY"  # a path to a PEM public key, or the PEM text itself
 
@@ -37,9 +50,32 @@ class Signer(Protocol):
     def public_key_raw(self) -> bytes: ...
 
 
-def key_id_of(public_key: Ed25519PublicKey) -> str:
+def key_id_of(public_key: PublicKey) -> str:
+    if isinstance(public_key, ec.EllipticCurvePublicKey):
+        der = public_key.public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        return "ecdsa-p256:" + hashlib.sha256(der).hexdigest()[:32]
     raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     return "ed25519:" + hashlib.sha256(raw).hexdigest()[:32]
+
+
+def verify_with(public_key: PublicKey, signature: bytes, data: bytes) -> None:
+    """Raise InvalidSignature unless `signature` is the key's signature of `data`."""
+    if isinstance(public_key, ec.EllipticCurvePublicKey):
+        public_key.verify(signature, data, ec.ECDSA(hashes.SHA256()))
+    else:
+        public_key.verify(signature, data)
+
+
+def embedded_key(algorithm: str, raw: bytes) -> PublicKey:
+    """The public key a signature document carries (raw Ed25519, or DER SPKI for ECDSA)."""
+    if algorithm == ECDSA_P256:
+        key = serialization.load_der_public_key(raw)
+        if not isinstance(key, ec.EllipticCurvePublicKey) or key.curve.name != "secp256r1":
+            raise ValueError("not a P-256 public key")
+        return key
+    return Ed25519PublicKey.from_public_bytes(raw)
 
 
 @dataclass
@@ -58,6 +94,60 @@ class Ed25519Signer:
         return self.private_key.public_key().public_bytes(
             serialization.Encoding.Raw, serialization.PublicFormat.Raw
         )
+
+
+class KmsSigner:
+    """An AWS KMS asymmetric key (KeySpec ECC_NIST_P256, KeyUsage SIGN_VERIFY): ir sends the
+    SHA-256 digest, KMS signs it (ECDSA_SHA_256); the private key never leaves KMS. Credentials,
+    region and endpoint come the boto3 way ($AWS_PROFILE, $AWS_REGION, $AWS_ENDPOINT_URL...)."""
+
+    algorithm = ECDSA_P256
+
+    def __init__(self, key: str, client: Any = None) -> None:
+        import boto3
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        self.key = key
+        self.client = client or boto3.client("kms")
+        self._errors = (BotoCoreError, ClientError)
+        try:
+            doc = self.client.get_public_key(KeyId=key)
+        except self._errors as exc:
+            raise UsageError(f"KMS key {key}: {exc}") from None
+        spec = doc.get("KeySpec") or doc.get("CustomerMasterKeySpec")  # older name, still sent
+        if spec != "ECC_NIST_P256" or doc.get("KeyUsage") != "SIGN_VERIFY":
+            raise UsageError(
+                f"KMS key {key} is {spec}/{doc.get('KeyUsage')}: ir signs with "
+                "ECC_NIST_P256 / SIGN_VERIFY keys"
+            )
+        self._der = bytes(doc["PublicKey"])
+        self._public = embedded_key(ECDSA_P256, self._der)
+
+    @property
+    def key_id(self) -> str:
+        return key_id_of(self._public)
+
+    def public_key_raw(self) -> bytes:
+        return self._der
+
+    def public_key_pem(self) -> bytes:
+        return self._public.public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+
+    def sign(self, data: bytes) -> bytes:
+        # KMS takes at most 4096 bytes RAW (it hashes them); longer data goes as its digest
+        raw = len(data) <= KMS_RAW_LIMIT
+        try:
+            answer = self.client.sign(
+                KeyId=self.key,
+                Message=data if raw else hashlib.sha256(data).digest(),
+                MessageType="RAW" if raw else "DIGEST",
+                SigningAlgorithm="ECDSA_SHA_256",
+            )
+        except self._errors as exc:
+            raise SigningError(f"KMS could not sign with {self.key}: {exc}") from None
+        return bytes(answer["Signature"])
 
 
 def generate_keypair(directory: Path, name: str = "ir-signing") -> tuple[Path, Path]:
@@ -92,11 +182,14 @@ def _pem_from(source: str) -> bytes:
         raise UsageError(f"cannot read key {path}: {exc.strerror}") from None
 
 
-def load_signer(source: str | None) -> Ed25519Signer | None:
-    """A signer from a key path or PEM text, else from $IR_SIGNING_KEY, else None (unsigned)."""
+def load_signer(source: str | None) -> Ed25519Signer | KmsSigner | None:
+    """A signer from a key path, PEM text or `awskms:KEY-ID-OR-ARN`, else from $IR_SIGNING_KEY,
+    else None (unsigned)."""
     source = source or os.environ.get(ENV_SIGNING_KEY)
     if not source:
         return None
+    if source.startswith(KMS_PREFIX):
+        return KmsSigner(source[len(KMS_PREFIX) :])
     try:
         key = serialization.load_pem_private_key(_pem_from(source), password=None)
     except (ValueError, TypeError) as exc:
@@ -106,16 +199,18 @@ def load_signer(source: str | None) -> Ed25519Signer | None:
     return Ed25519Signer(key)
 
 
-def load_public_key(source: str | None) -> Ed25519PublicKey | None:
+def load_public_key(source: str | None) -> PublicKey | None:
     source = source or os.environ.get(ENV_VERIFY_KEY)
     if not source:
         return None
     try:
         key = serialization.load_pem_public_key(_pem_from(source))
     except (ValueError, TypeError) as exc:
-        raise UsageError(f"public key is not a PEM Ed25519 public key: {exc}") from None
+        raise UsageError(f"public key is not a PEM public key: {exc}") from None
+    if isinstance(key, ec.EllipticCurvePublicKey) and key.curve.name == "secp256r1":
+        return key
     if not isinstance(key, Ed25519PublicKey):
-        raise UsageError("public key is not an Ed25519 key")
+        raise UsageError("public key is neither Ed25519 nor ECDSA P-256 (AWS KMS ECC_NIST_P256)")
     return key
 
 
@@ -135,7 +230,7 @@ def signature_document(signer: Signer, data: bytes) -> bytes:
 class KeyLookup(Protocol):
     """A trust store (ir.bundle.trust.TrustStore): the trusted key with this id, if any."""
 
-    def get(self, key_id: str | None) -> Ed25519PublicKey | None: ...
+    def get(self, key_id: str | None) -> PublicKey | None: ...
 
 
 @dataclass
@@ -155,21 +250,21 @@ def check_signature(sig_doc: bytes | None, data: bytes, trust: KeyLookup | None)
         doc = json.loads(sig_doc)
         key_id = str(doc["key_id"])
         signature = base64.b64decode(doc["signature"], validate=True)
-        embedded = Ed25519PublicKey.from_public_bytes(
-            base64.b64decode(doc["public_key"], validate=True)
-        )
         algorithm = doc["algorithm"]
+        if algorithm not in ALGORITHMS:
+            return SignatureCheck(
+                "invalid", key_id, f"unsupported signature algorithm {algorithm!r}"
+            )
+        embedded = embedded_key(algorithm, base64.b64decode(doc["public_key"], validate=True))
         if doc.get("signed") != "manifest.json":
             raise ValueError("signature does not name manifest.json")
     except (ValueError, KeyError, TypeError) as exc:
         return SignatureCheck("invalid", detail=f"signature document is malformed: {exc}")
-    if algorithm != ALGORITHM:
-        return SignatureCheck("invalid", key_id, f"unsupported signature algorithm {algorithm!r}")
     if key_id_of(embedded) != key_id:
         return SignatureCheck("invalid", key_id, "key id does not match the embedded public key")
     trusted = trust.get(key_id) if trust is not None else None
     try:
-        (trusted or embedded).verify(signature, data)
+        verify_with(trusted or embedded, signature, data)
     except InvalidSignature:
         return SignatureCheck("invalid", key_id, "signature does not match manifest.json")
     if trusted is None:

@@ -14,9 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
-from ir.bundle.signing import ENV_VERIFY_KEY, key_id_of, load_public_key
+from ir.bundle.signing import ENV_VERIFY_KEY, PublicKey, key_id_of, load_public_key
 from ir.errors import UsageError
 
 ENV_TRUST = "IR_TRUST"
@@ -25,14 +23,14 @@ KEY_SUFFIXES = (".pub", ".pem")
 
 @dataclass
 class TrustStore:
-    keys: dict[str, Ed25519PublicKey] = field(default_factory=dict)
+    keys: dict[str, PublicKey] = field(default_factory=dict)
     sources: list[str] = field(default_factory=list)  # where the keys came from, for reports
 
-    def add(self, key: Ed25519PublicKey, source: str) -> None:
+    def add(self, key: PublicKey, source: str) -> None:
         self.keys[key_id_of(key)] = key
         self.sources.append(source)
 
-    def get(self, key_id: str | None) -> Ed25519PublicKey | None:
+    def get(self, key_id: str | None) -> PublicKey | None:
         return self.keys.get(key_id or "")
 
     def __bool__(self) -> bool:
@@ -44,7 +42,7 @@ class TrustStore:
         return f"{len(self.keys)} trusted key(s): " + ", ".join(sorted(self.keys))
 
 
-def trust_of(key: Ed25519PublicKey | None) -> TrustStore:
+def trust_of(key: PublicKey | None) -> TrustStore:
     """A trust store of one key (or none)."""
     store = TrustStore()
     if key is not None:
@@ -75,7 +73,7 @@ def load_trust(sources: Iterable[str] = (), *, environment: bool = True) -> Trus
     return store
 
 
-def _load(source: str) -> Ed25519PublicKey:
+def _load(source: str) -> PublicKey:
     key = load_public_key(source)
     assert key is not None  # a non-empty source always gives a key or raises
     return key

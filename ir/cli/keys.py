@@ -5,13 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+from cryptography.hazmat.primitives import serialization
 
-from ir.bundle.signing import generate_keypair, key_id_of, load_signer
+from ir.bundle.signing import KmsSigner, generate_keypair, load_signer
 
 
 @click.group("keys")
 def keys() -> None:
-    """Manage Ed25519 signing keys (manifests and custody records are signed with them)."""
+    """Signing keys: Ed25519 files, or AWS KMS keys (manifests and custody records are signed)."""
 
 
 @keys.command("generate")
@@ -26,13 +27,29 @@ def keys() -> None:
 @click.option("--name", default="ir-signing", show_default=True)
 def generate(out: Path, name: str) -> None:
     """Generate a key pair. Use the private key with --signing-key or $IR_SIGNING_KEY, and give
-    investigators the .pub file for `ir bundle verify --public-key`."""
+    investigators the .pub file for `ir bundle verify --trust`."""
     key, pub = generate_keypair(out, name)
     signer = load_signer(str(key))
     assert signer is not None
-    click.echo(
-        f"private key: {key}\npublic key:  {pub}\nkey id:      {key_id_of(signer.private_key.public_key())}"
-    )
+    click.echo(f"private key: {key}\npublic key:  {pub}\nkey id:      {signer.key_id}")
+
+
+@keys.command("public")
+@click.argument("source", metavar="KEY")
+def public(source: str) -> None:
+    """Print the public key (PEM) of a signing key: a private key file, or awskms:KEY-ID-OR-ARN
+    (an AWS KMS ECC_NIST_P256 key; the private key never leaves KMS). Investigators trust it with
+    `ir bundle verify --trust FILE`; its key id goes to stderr."""
+    signer = load_signer(source)
+    assert signer is not None
+    if isinstance(signer, KmsSigner):
+        pem = signer.public_key_pem()
+    else:
+        pem = signer.private_key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    click.echo(pem.decode(), nl=False)
+    click.echo(f"key id: {signer.key_id}", err=True)
 
 
 COMMANDS = [keys]
