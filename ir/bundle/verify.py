@@ -111,6 +111,7 @@ def verify_bundle(
     custody_lines: list[bytes] | None = None,
     expected_digest: str | None = None,
     progress: Callable[[int], None] | None = None,
+    custody_problems: list[str] | None = None,
 ) -> VerifyReport:
     """Check everything a bundle declares, and who signed it against `trust` (a TrustStore, or
     one public key). Raises BundleFormatError only for unusable input."""
@@ -155,6 +156,8 @@ def verify_bundle(
         for error in report.custody.errors:
             report.fail(TAMPERED, error)
         report.warnings.extend(report.custody.warnings)
+    for problem in custody_problems or ():  # what the store saw: a record rewritten or deleted
+        report.fail(TAMPERED, problem)
     if reader.source.name.endswith(layout.PARTIAL_SUFFIX) and report.intact:
         # Killed between the seal's fsync and the rename: whole and verified, never renamed.
         report.warnings.append(

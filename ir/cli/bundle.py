@@ -112,6 +112,7 @@ def verify(
                 custody_lines=handle.custody.read_lines(),
                 expected_digest=expect_digest,
                 progress=advance,
+                custody_problems=getattr(handle.custody, "rewritten", None),
             )
         if record and report.root_digest and report.intact:
             append_record(
@@ -269,7 +270,7 @@ def extract(
     """Extract artifacts (decompressed, digest-checked) under DIR/artifacts/, never outside DIR."""
     from ir.bundle.extract import extract_bundle
 
-    with open_bundle(ref, endpoint_url=s3_endpoint_url) as handle:
+    with open_bundle(ref, endpoint_url=s3_endpoint_url, record_access=True) as handle:
         reader = handle.reader
         entries = [reader.entry(n) for n in names] if names else reader.manifest.artifacts
         with byte_progress(sum(e.size for e in entries), "extracting") as advance:

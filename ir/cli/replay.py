@@ -796,11 +796,20 @@ def export_timesketch(ctx: click.Context, out_path: str, **trust_opts: Any) -> i
 
 @export_grp.command("html")
 @click.option("--out", "out_path", metavar="FILE", required=True, help="The report file to write.")
+@click.option(
+    "--cached-verdict",
+    is_flag=True,
+    help="Use a cached verification verdict instead of hashing every artifact again (the report's "
+    "header then says it was cached, and when).",
+)
 @_trust_options
 @click.pass_context
-def export_html(ctx: click.Context, out_path: str, **trust_opts: Any) -> int:
+def export_html(ctx: click.Context, out_path: str, cached_verdict: bool, **trust_opts: Any) -> int:
     """A self-contained HTML report (no network needed to open it): summary, findings, timeline
-    chart, process/network/file tables and the timeline rows."""
+    chart, process/network/file tables and the timeline rows. The bundle is hashed again for the
+    report unless --cached-verdict."""
+    if not cached_verdict:
+        trust_opts["reverify"] = True
     ev, trust = _open(ctx, **trust_opts)
     target = Path(out_path)
     tmp = target.with_name(f".{target.name}.partial")

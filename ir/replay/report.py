@@ -139,8 +139,9 @@ def write_report(
 def _header_lines(summary: dict[str, Any], trust: Trust) -> str:
     v = summary["verification"]
     status = (
-        f'<p class="verified">Verified: every artifact hash, the manifest digest and checksums match '
-        f"({esc(v['how'])}). Signature: {esc(v['signature'])}. Custody: {esc(v['custody'])}.</p>"
+        f'<p class="verified">{esc(trust.label)}: every artifact hash, the manifest digest and '
+        f"checksums match ({esc(v['how'])}). Signature: {esc(v['signature'])}. Custody: "
+        f"{esc(v['custody'])}.</p>"
     )
     if not trust.valid:
         status = (

@@ -198,6 +198,7 @@ def _check_signature_and_custody(
         trust.warnings.append(f"custody log could not be read: {exc}")
         return
     chain = check_chain(lines, digest, keys, reader.manifest.bundle_id)
+    chain.errors.extend(getattr(handle.custody, "rewritten", None) or [])  # seen by the store
     trust.custody = chain.summary()
     trust.warnings.extend(chain.warnings)
     for error in chain.errors:

@@ -36,10 +36,11 @@ def open_store(uri: str | None, **options: object) -> Store:
     return LocalStore(uri)
 
 
-def open_bundle(ref: str, **options: object) -> BundleHandle:
-    """Open a bundle by local path or `s3://bucket/key` for reading (and custody appends)."""
+def open_bundle(ref: str, *, record_access: bool = False, **options: object) -> BundleHandle:
+    """Open a bundle by local path or `s3://bucket/key` for reading (and custody appends).
+    `record_access`: an S3 read records a 'downloaded' custody record (copying evidence out)."""
     if ref.startswith("s3://"):
         from ir.store.s3 import open_s3_bundle
 
-        return open_s3_bundle(ref, **options)  # type: ignore[arg-type]
+        return open_s3_bundle(ref, record_access=record_access, **options)  # type: ignore[arg-type]
     return LocalStore.open_path(ref)

@@ -976,6 +976,7 @@ class S3Custody:
         self.object_args = object_args
         self._bundle_key = key
         self._bundle_version: str | None = None
+        self.rewritten: list[str] = []  # found by the last read (see _rewritten)
 
     def try_read_lines(self) -> list[bytes] | None:
         """The records, or None when the credentials may not read them (write-only)."""
@@ -1004,7 +1005,35 @@ class S3Custody:
         for key in sorted(keys):  # zero-padded sequence numbers: name order is record order
             body = self.client.get_object(Bucket=self.bucket, Key=key)["Body"]
             lines.append(body.read(1024 * 1024 + 1).rstrip(b"\n"))
+        self.rewritten = self._rewritten()
         return lines
+
+    def _rewritten(self) -> list[str]:
+        """Records written more than once or deleted (a versioned, e.g. Object Lock, bucket keeps
+        every version: a record replaced after a delete marker shows here). Empty when the bucket
+        keeps no versions or the credentials may not list them (nothing can be said then)."""
+        try:
+            pages = self.client.get_paginator("list_object_versions").paginate(
+                Bucket=self.bucket, Prefix=self.prefix
+            )
+            versions: dict[str, int] = {}
+            deleted: set[str] = set()
+            for page in pages:
+                for v in page.get("Versions", []):
+                    versions[v["Key"]] = versions.get(v["Key"], 0) + 1
+                deleted.update(m["Key"] for m in page.get("DeleteMarkers", []))
+        except Exception:  # noqa: BLE001 -- no versions to compare: say nothing
+            return []
+        found = [
+            f"custody record {key.rsplit('/', 1)[-1]} was rewritten: {n} versions in S3"
+            for key, n in sorted(versions.items())
+            if n > 1
+        ]
+        found += [
+            f"custody record {key.rsplit('/', 1)[-1]} was deleted (a delete marker in S3)"
+            for key in sorted(deleted)
+        ]
+        return found
 
     def append_line(self, line: bytes) -> None:
         try:
@@ -1111,12 +1140,14 @@ class _TeeCustody:
 
 @dataclass
 class S3BundleHandle(BundleHandle):
-    """A bundle read from S3 by ranged GETs. Closing it appends a 'downloaded' custody record
-    when anything beyond the tar index (manifest, artifacts) was read."""
+    """A bundle read from S3 by ranged GETs. With `record_access` (a handling that copies
+    evidence out, e.g. `ir bundle extract`), closing it appends a 'downloaded' custody record
+    when anything beyond the tar index (manifest, artifacts) was read; reading verbs (verify,
+    show, replay) write nothing into custody unless asked."""
 
     source: S3Source | None = None
     baseline: int = 0
-    record_access: bool = True
+    record_access: bool = False
 
     def close(self) -> None:
         try:
@@ -1164,6 +1195,7 @@ def open_s3_bundle(
     profile: str | None = None,
     region: str | None = None,
     client: Any = None,
+    record_access: bool = False,
 ) -> S3BundleHandle:
     """Open `s3://bucket/key[?versionId=...]` for streaming reads (verify, show, cat, extract).
 
@@ -1177,7 +1209,13 @@ def open_s3_bundle(
     reader = BundleReader(source)
     custody = S3Custody(client, connection, parsed.bucket, parsed.key)
     return S3BundleHandle(
-        reader, custody, str(parsed), None, source=source, baseline=source.bytes_read
+        reader,
+        custody,
+        str(parsed),
+        None,
+        source=source,
+        baseline=source.bytes_read,
+        record_access=record_access,
     )
 
 
