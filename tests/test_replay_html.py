@@ -32,6 +32,27 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+def test_report_ties_itself_to_the_evidence(tmp_path: Path) -> None:
+    """The report hashes the bundle again (even with a cached verdict at hand), and carries the
+    bundle file's SHA-256, the root digest, the method, every artifact's digests and the custody
+    records; printed, every page has a footer naming the bundle and a page number."""
+    import hashlib
+
+    bundle = build_bundle(tmp_path, compromised_spec()).path
+    cache = tmp_path / "cache"
+    assert ir("replay", bundle, "summary", cache=cache).code == 0  # a verdict is now cached
+    out = tmp_path / "r.html"
+    assert ir("replay", bundle, "export", "html", "--out", out, cache=cache).code == 0
+    text = out.read_text(encoding="utf-8")
+    assert "verified now:" in text and "cached verdict" not in text
+    assert f"bundle file SHA-256 {hashlib.sha256(bundle.read_bytes()).hexdigest()}" in text
+    assert 'id="tbl-inventory"' in text and 'id="tbl-custody"' in text
+    assert "counter(pages)" in text
+    cached = tmp_path / "c.html"
+    ran = ir("replay", bundle, "export", "html", "--out", cached, "--cached-verdict", cache=cache)
+    assert ran.code == 0 and "cached verdict" in cached.read_text(encoding="utf-8")
+
+
 class _Collector(html.parser.HTMLParser):
     def __init__(self) -> None:
         super().__init__()

@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from ir.bundle.custody import append_record
+from ir.bundle.signing import load_signer
 from ir.bundle.verify import VALID, verify_bundle
 from ir.cli.output import byte_progress, emit, emit_json, output_option, printable, table, warn
 from ir.errors import ExitCode
@@ -121,6 +122,7 @@ def verify(
                 bundle_id=report.bundle_id or "",
                 bundle_digest=report.root_digest,
                 detail={"verdict": report.verdict},
+                signer=load_signer(None),  # the hand that writes it signs it ($IR_SIGNING_KEY)
             )
         elif record:
             warn(f"no custody record: the bundle is {report.verdict}")
@@ -287,6 +289,7 @@ def extract(
             bundle_id=reader.manifest.bundle_id,
             bundle_digest=reader.root_digest,
             detail={"to": str(to.resolve()), "artifacts": len(result.written)},
+            signer=load_signer(None),
         )
     click.echo(f"extracted {len(result.written)} artifact(s) to {to}")
     return int(ExitCode.OK)

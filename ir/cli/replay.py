@@ -813,9 +813,11 @@ def export_html(ctx: click.Context, out_path: str, cached_verdict: bool, **trust
     ev, trust = _open(ctx, **trust_opts)
     target = Path(out_path)
     tmp = target.with_name(f".{target.name}.partial")
+    local = Path(ctx.find_object(_Session).ref)  # type: ignore[union-attr]
+    file_sha256 = _file_sha256(local) if local.is_file() else None
     try:
         with open(tmp, "w", encoding="utf-8") as out:
-            counts = write_report(ev, trust, out)
+            counts = write_report(ev, trust, out, file_sha256=file_sha256)
         tmp.replace(target)
     except OSError as exc:
         raise UsageError(f"cannot write {out_path}: {exc.strerror}") from None
@@ -828,6 +830,16 @@ def export_html(ctx: click.Context, out_path: str, cached_verdict: bool, **trust
     _print_banner_stderr(trust)
     _problems(ev)
     return _exit_code(trust)
+
+
+def _file_sha256(path: Path) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 # -- ir bundle diff ---------------------------------------------------------------------------

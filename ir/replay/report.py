@@ -10,6 +10,7 @@ the table keeps the first rows of each source, so memory stays bounded for any b
 from __future__ import annotations
 
 import html
+import json
 import math
 import re
 from collections import Counter
@@ -85,9 +86,15 @@ class _ChartData:
 
 
 def write_report(
-    ev: Evidence, trust: Trust, out: IO[str], *, findings: Findings | None = None
+    ev: Evidence,
+    trust: Trust,
+    out: IO[str],
+    *,
+    findings: Findings | None = None,
+    file_sha256: str | None = None,
 ) -> dict[str, int]:
-    """Write the whole report to `out`; returns row counts per section."""
+    """Write the whole report to `out`; returns row counts per section. `file_sha256`: of the
+    bundle file as read for the report (None for a bundle read from S3)."""
     findings = findings if findings is not None else find_all(ev)
     summary = build_summary(ev, trust, findings)
     chart = _ChartData()
@@ -103,14 +110,22 @@ def write_report(
     banner = trust.banner()
     values = {
         "title": esc(f"ir report: {summary['target']}"),
+        # inside CSS (the printed page footer): only characters that need no escaping there
+        "print_footer": re.sub(
+            r"[^A-Za-z0-9 ._:-]",
+            "_",
+            f"ir {__version__} - bundle {summary['bundle_id']} - root sha256:{trust.root_digest}",
+        ),
         "banner": f'<div class="banner" role="alert">{esc(banner)}</div>' if banner else "",
         "heading": esc(f"Evidence report: {summary['target']}"),
-        "header_lines": _header_lines(summary, trust),
+        "header_lines": _header_lines(summary, trust) + _identity(trust, file_sha256),
         "facts": _facts(summary),
         "timeline_count": esc(f"{sum(seen_per_source.values())} rows"),
         "chart": _chart_svg(chart),
         "findings_count": esc(f"{len(findings.items) + sum(findings.omitted.values())}"),
         "findings": _findings_html(findings),
+        **_inventory(ev),
+        **_custody(ev),
         **_process_table(ev),
         **_network_table(ev),
         **_files_table(ev),
@@ -154,6 +169,84 @@ def _header_lines(summary: dict[str, Any], trust: Trust) -> str:
         f"{esc(summary['started_at'])} → {esc(summary['ended_at'])} (UTC) by {esc(summary['operator'])} on "
         f"{esc(summary['host'])} · outcome {esc(summary['outcome'])}</p>" + status
     )
+
+
+def _identity(trust: Trust, file_sha256: str | None) -> str:
+    """What an examiner needs to tie the report to the evidence and to how it was checked."""
+    file_line = (
+        f"bundle file SHA-256 {file_sha256}"
+        if file_sha256
+        else "bundle file SHA-256: not computed (read from S3; see the custody's upload record)"
+    )
+    return (
+        f'<p class="meta mono">root digest (SHA-256 of manifest.json) {esc(trust.root_digest)} · '
+        f"{esc(file_line)}</p>"
+        f'<p class="meta">Method: ir {esc(__version__)} {esc(trust.how)}; signature '
+        f"{esc(trust.signature)}; custody {esc(trust.custody)}</p>"
+    )
+
+
+def _inventory(ev: Evidence) -> dict[str, str]:
+    """Every artifact with both digests: the whole hash inventory, never truncated."""
+    artifacts = ev.reader.manifest.artifacts
+    rows = [
+        (
+            [
+                _cell(a.name, "mono"),
+                _cell(a.size, "nw"),
+                _cell(a.sha256, "mono"),
+                _cell(a.stored_sha256, "mono"),
+                _cell(a.status),
+            ],
+            a.status != "ok",
+        )
+        for a in artifacts
+    ]
+    table = _table(
+        "tbl-inventory",
+        ["artifact", "bytes", "SHA-256 (content)", "SHA-256 (stored zstd frame)", "status"],
+        rows,
+        len(rows),
+        "artifacts",
+        limit=None,
+    )
+    return {"inventory_count": esc(len(rows)), "inventory": table}
+
+
+def _custody(ev: Evidence) -> dict[str, str]:
+    rows = []
+    for index, line in enumerate(ev.custody_lines, 1):
+        try:
+            r = json.loads(line)
+            if not isinstance(r, dict):
+                raise ValueError("not an object")
+        except ValueError:
+            rows.append(([_cell(index), _cell("(not a JSON record)")] + [_cell("")] * 5, True))
+            continue
+        sig = r.get("sig") if isinstance(r.get("sig"), dict) else None
+        rows.append(
+            (
+                [
+                    _cell(r.get("seq"), "nw"),
+                    _cell(r.get("time"), "nw"),
+                    _cell(r.get("action")),
+                    _cell(r.get("actor")),
+                    _cell(r.get("host")),
+                    _cell(sig.get("key_id") if sig else "unsigned", "mono"),
+                    _cell(r.get("bundle_digest"), "mono"),
+                ],
+                sig is None,
+            )
+        )
+    table = _table(
+        "tbl-custody",
+        ["seq", "time (UTC)", "action", "actor", "host", "signed by", "bundle digest seen"],
+        rows,
+        len(rows),
+        "records",
+        limit=None,
+    )
+    return {"custody_count": esc(len(rows)), "custody": table}
 
 
 def _facts(summary: dict[str, Any]) -> str:
@@ -206,7 +299,12 @@ def _findings_html(findings: Findings) -> str:
 
 
 def _table(
-    table_id: str, headers: list[str], rows: Iterable[tuple[list[str], bool]], total: int, what: str
+    table_id: str,
+    headers: list[str],
+    rows: Iterable[tuple[list[str], bool]],
+    total: int,
+    what: str,
+    limit: int | None = TABLE_ROWS,
 ) -> str:
     head = "".join(f"<th>{esc(h)}</th>" for h in headers)
     flagged_tr, plain_tr = '<tr class="flagged">', "<tr>"
@@ -215,7 +313,7 @@ def _table(
     )
     note = (
         f'<p class="note">first {TABLE_ROWS} of {total} {what}; the CLI shows all</p>'
-        if total > TABLE_ROWS
+        if limit is not None and total > limit
         else ""
     )
     return (
