@@ -437,15 +437,17 @@ def test_independent_recipe_with_standard_tools(
     assert f"root digest: {sealed.root_digest}" in ok.stdout and "signature: valid" in ok.stdout
 
     def rebuilt(name: str, change: Callable[[Path], None]) -> Path:
-        """The bundle unpacked, changed by hand, packed again (as a forger would)."""
+        """The bundle unpacked, changed by hand, packed again in its order (as a forger would)."""
         tree = tmp_path / name
         with tarfile.open(sealed.path) as tar:
+            order = tar.getnames()
             tar.extractall(tree, filter="data")
         change(tree)
         out = tmp_path / f"{name}.tar"
-        with tarfile.open(out, "w") as tar:
-            for member in sorted(p for p in tree.rglob("*") if p.is_file()):
-                tar.add(member, arcname=str(member.relative_to(tree)))
+        with tarfile.open(out, "w", format=tarfile.USTAR_FORMAT) as tar:
+            for member in order:
+                if (tree / member).is_file():
+                    tar.add(tree / member, arcname=member)
         return out
 
     def rewrite_lists(tree: Path) -> None:
@@ -483,6 +485,14 @@ def test_independent_recipe_with_standard_tools(
         [script, str(stripped), str(keypair[1])], capture_output=True, text=True
     )
     assert unsigned.returncode == 6 and "UNSIGNED" in unsigned.stdout, unsigned.stdout
+    # ir's own verdicts on the same forgeries, against the same trusted key
+    from ir.bundle.trust import load_trust
+    from ir.bundle.verify import UNSIGNED, UNTRUSTED
+
+    trust = load_trust([str(keypair[1])], environment=False)
+    assert _verify(forged, trust=trust).verdict == TAMPERED
+    assert _verify(resigned, trust=trust).verdict == UNTRUSTED
+    assert _verify(stripped, trust=trust).verdict == UNSIGNED
     assert shutil.which("jq") and shutil.which("openssl")
 
 
