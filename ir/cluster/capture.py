@@ -735,6 +735,13 @@ def _receive(
     echo(f"  received {location}: {'verified' if ok else 'NOT verified: ' + '; '.join(problems)}")
     if not ok:
         warnings.extend(problems)
+    if ok and opts.signer is not None and not report.authentic:
+        note = (
+            f"the collector's bundle is {report.verdict}: give the collector the signing key "
+            "(IR_SIGNING_KEY in its Secret, see --collector-secret); this ir's receipt is signed"
+        )
+        warnings.append(note)
+        echo(f"  warning: {note}")
     stored = StoreResult(
         location, str(report.root_digest), size, confirmed=ok, warnings=warnings,
         detail={"via": "node collector (direct upload)"},

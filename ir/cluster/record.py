@@ -16,6 +16,10 @@ def record_actions(bundle_ref: str | None, op: Operator, phase: str, signer: obj
     """Append one `respond` custody record listing every request of this phase, if a bundle is given."""
     if not bundle_ref or not op.log:
         return
+    if signer is None:  # the hand that writes the record signs it ($IR_SIGNING_KEY)
+        from ir.bundle.signing import load_signer
+
+        signer = load_signer(None)
     with open_bundle(bundle_ref) as handle:
         reader = handle.reader
         append_record(

@@ -31,6 +31,7 @@ from urllib.parse import quote, unquote
 from ir.bundle import layout
 from ir.bundle.custody import FileCustody, append_record
 from ir.bundle.reader import BundleReader
+from ir.bundle.signing import load_signer
 from ir.clock import rfc3339, utcnow
 from ir.errors import BundleFormatError, IrError, StoreError, UsageError
 from ir.store.base import BundleHandle, BundleListing, StoreResult
@@ -1185,6 +1186,7 @@ class S3BundleHandle(BundleHandle):
                 "requests": source.requests,
                 "version_id": source.version_id,
             },
+            signer=load_signer(None),  # the hand that writes the record signs it
         )
 
 
@@ -1303,6 +1305,7 @@ def pull_bundle(
                 "object_sha256": object_sha256,
                 "verdict": report.verdict,
             },
+            signer=load_signer(None),
         )
         seq = record.get("seq")
     return PullResult(path, report.verdict, report, object_sha256, seq)
