@@ -238,6 +238,20 @@ EXPECTED: dict[str, list[tuple[Any, ...]]] = {
             NODE_3,
         )
     ],
+    # a GuardDuty Runtime finding on a plain EC2 host: no node of a cluster, nothing to cordon
+    "guardduty-eventbridge-ec2-runtime.json": [
+        (
+            "guardduty",
+            "DefenseEvasion:Runtime/KernelModuleLoaded",
+            "warning",
+            "firing",
+            None,
+            None,
+            None,
+            None,
+            None,
+        )
+    ],
     "guardduty-eventbridge-exec-kube-system.json": [
         (
             "guardduty",
@@ -528,3 +542,21 @@ def test_inputs_fuzzing_once_crashed_on_are_refused_cleanly(found: str) -> None:
     with pytest.raises(AlertError) as caught:
         parse_alerts((REGRESSIONS / found).read_bytes())
     assert caught.value.message
+
+
+def test_guardduty_ec2_runtime_finding_names_no_node() -> None:
+    """A Runtime Monitoring finding on an EC2 host outside any EKS cluster: no node target, a note
+    saying why, and the node playbook (cordon) does not match it; the EKS node finding does, and
+    names its cluster."""
+    from ir.playbook.loader import load_playbooks_strict
+    from ir.playbook.match import match_alert
+
+    [ec2] = load_alert_file(SAMPLES / "guardduty-eventbridge-ec2-runtime.json")
+    assert ec2.node is None and any("not a Kubernetes finding" in n for n in ec2.notes)
+    [eks] = load_alert_file(SAMPLES / "guardduty-eventbridge-node.json")
+    assert eks.node and "eks-cluster:prod-eu" in eks.tags
+    books = load_playbooks_strict(sorted((SAMPLES.parent.parent / "playbooks").glob("*.yaml")))
+    assert "guardduty-eks-node" not in [
+        r.playbook.name for r in match_alert(books, ec2) if r.matched
+    ]
+    assert "guardduty-eks-node" in [r.playbook.name for r in match_alert(books, eks) if r.matched]

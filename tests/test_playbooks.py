@@ -125,6 +125,7 @@ SELECTED: dict[tuple[str, int], tuple[str, str] | None] = {
         "guardduty-eks-node",
         "node/ip-10-0-3-7.eu-west-1.compute.internal",
     ),
+    ("guardduty-eventbridge-ec2-runtime.json", 0): None,  # an EC2 host: no node of a cluster
     ("guardduty-eventbridge-exec-kube-system.json", 0): None,  # kube-system is protected
     ("guardduty-eventbridge-serviceaccount.json", 0): None,
     ("guardduty-finding-privileged-deployment.json", 0): None,  # a Deployment, not a pod

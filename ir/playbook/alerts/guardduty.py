@@ -147,17 +147,29 @@ def _parse_finding(
     container_details = _obj(resource, "containerDetails", where)
     if container_details and not container_id:
         container_id = _with_runtime(container_details)
-    node = _node_name(_obj(resource, "instanceDetails", where))
+    resource_type = as_text(_get(resource, "resourceType"), limit=64)
+    eks = _obj(resource, "eksClusterDetails", where)
+    node = None
+    if resource_type == "EKSCluster" or eks or kubernetes:
+        node = _node_name(_obj(resource, "instanceDetails", where))
+    else:
+        # GuardDuty Runtime Monitoring also watches plain EC2 hosts and ECS: an instance there is
+        # no node of a Kubernetes cluster, and must never be cordoned as one
+        notes.append(
+            f"not a Kubernetes finding (resourceType {resource_type or 'missing'}): no node or "
+            "pod of a cluster is named"
+        )
     additional = _obj(service, "additionalInfo", where)
     if additional.get("sample") is True:
         notes.append("GuardDuty sample finding (generated, not observed)")
-    resource_type = as_text(_get(resource, "resourceType"), limit=64)
     feature = as_text(_get(service, "featureName"), limit=64)
+    cluster = as_text(_get(eks, "name"), limit=100)
     tags = tuple(
         t
         for t in (
             f"resource:{resource_type}" if resource_type else "",
             f"feature:{feature}" if feature else "",
+            f"eks-cluster:{cluster}" if cluster else "",
         )
         if t
     )
