@@ -735,3 +735,19 @@ def test_records_are_read_typed(evidence: Evidence) -> None:
     assert all(isinstance(c.record, FileChange) for c in evidence.records(FileChange))
     assert sum(1 for _ in evidence.records(LogLine)) == 7 + 5 + len(MESSAGE_TIMES) + 1
     assert re.fullmatch(r"[0-9a-f]{64}", evidence.reader.root_digest)
+
+
+def test_timeline_table_leaves_irs_own_actions_out_unless_asked(
+    bundles: dict[str, Path], cache: Path
+) -> None:
+    """The table an investigator reads first shows the workload's events; ir's own capture
+    actions are counted on stderr and shown with --all (or --source ir); exports keep them."""
+    bad = bundles["bad"]
+    every = ir("replay", bad, "timeline", "-o", "jsonl", cache=cache)
+    own = sum(1 for line in every.out.splitlines() if json.loads(line)["source"] == "ir")
+    assert own > 0
+    table = ir("replay", bad, "timeline", cache=cache)
+    assert table.code == 0 and not re.search(r"^\S+  ir ", table.out, re.M)
+    assert f"{own} of ir's own capture actions not shown" in table.err
+    full = ir("replay", bad, "timeline", "--all", cache=cache)
+    assert len(re.findall(r"^\S+  ir ", full.out, re.M)) == own

@@ -695,6 +695,13 @@ def _sources_option(values: tuple[str, ...]) -> list[str] | None:
     help="timesketch: JSON Lines ready for Timesketch import.",
 )
 @click.option("--out", "out_path", metavar="FILE", help="Write to FILE instead of stdout.")
+@click.option(
+    "--all",
+    "show_all",
+    is_flag=True,
+    help="The table shows ir's own capture actions too (left out by default, counted on stderr; "
+    "csv, jsonl and timesketch always carry every row).",
+)
 @_trust_options
 @click.pass_context
 def timeline_cmd(
@@ -705,11 +712,12 @@ def timeline_cmd(
     containers: tuple[str, ...],
     output: str,
     out_path: str | None,
+    show_all: bool,
     **trust_opts: Any,
 ) -> int:
     """One merged, UTC timeline: log lines, Kubernetes events and pod status, container and
     process starts, file mtimes/ctimes, the alert and ir's own actions, each row citing its
-    artifact and line. Year-less times (syslog, klog) take the capture's year; times without
+    artifact and line. The table leaves ir's own actions out unless --all or --source ir. Year-less times (syslog, klog) take the capture's year; times without
     offset are taken as UTC and say so."""
     ev, trust = _open(ctx, **trust_opts)
     stats = TimelineStats()
@@ -736,12 +744,25 @@ def timeline_cmd(
                 verdict=trust.overall,
             )
         else:
-            n = _write_table(rows, out)
+            own = show_all or "ir" in (_sources_option(sources) or ())
+            hidden = [0]
+            n = _write_table(_without_ir(rows, hidden) if not own else rows, out)
+            if hidden[0]:
+                info(f"ir: {hidden[0]} of ir's own capture actions not shown (--all shows them)")
     if out_path:
         info(f"ir: wrote {n} rows to {out_path} in {time.monotonic() - started:.1f}s")
     _stats_notes(stats)
     _problems(ev)
     return _exit_code(trust)
+
+
+def _without_ir(rows: Iterator[TimelineEvent], hidden: list[int]) -> Iterator[TimelineEvent]:
+    """The rows an investigator reads first: what happened in the workload, not ir's capture."""
+    for row in rows:
+        if row.source == "ir":
+            hidden[0] += 1
+            continue
+        yield row
 
 
 def _write_table(rows: Iterator[TimelineEvent], out: IO[str]) -> int:
