@@ -96,6 +96,11 @@ class Ed25519Signer:
         )
 
 
+def public_key_of(signer: Signer) -> PublicKey:
+    """The public half of any signer (file or KMS key), as a verifier holds it."""
+    return embedded_key(signer.algorithm, signer.public_key_raw())
+
+
 class KmsSigner:
     """An AWS KMS asymmetric key (KeySpec ECC_NIST_P256, KeyUsage SIGN_VERIFY): ir sends the
     SHA-256 digest, KMS signs it (ECDSA_SHA_256); the private key never leaves KMS. Credentials,
@@ -129,11 +134,6 @@ class KmsSigner:
 
     def public_key_raw(self) -> bytes:
         return self._der
-
-    def public_key_pem(self) -> bytes:
-        return self._public.public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
 
     def sign(self, data: bytes) -> bytes:
         # KMS takes at most 4096 bytes RAW (it hashes them); longer data goes as its digest

@@ -5,7 +5,8 @@ by a key in the verifier's trust store. A signature by any other key proves noth
 (anyone can sign a forged bundle with a key of their own), so it is reported as such, never as
 valid. Keys come from files (PEM public keys), directories of them (`*.pub`, `*.pem`), or the
 environment: $IR_TRUST (paths, `:`-separated) and $IR_VERIFY_KEY (a path or the PEM itself).
-Each key is known by its key id (`ed25519:` + 32 hex of the SHA-256 of the raw key)."""
+Keys are Ed25519 or ECDSA P-256 (AWS KMS), each known by its key id (`ed25519:` or `ecdsa-p256:`
+and 32 hex of the key's SHA-256)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ir.bundle.signing import ENV_VERIFY_KEY, PublicKey, key_id_of, load_public_key
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from ir.bundle.signing import ENV_VERIFY_KEY, KeyLookup, PublicKey, key_id_of, load_public_key
 from ir.errors import UsageError
 
 ENV_TRUST = "IR_TRUST"
@@ -23,12 +27,10 @@ KEY_SUFFIXES = (".pub", ".pem")
 
 @dataclass
 class TrustStore:
-    keys: dict[str, PublicKey] = field(default_factory=dict)
-    sources: list[str] = field(default_factory=list)  # where the keys came from, for reports
+    keys: dict[str, PublicKey] = field(default_factory=dict)  # by key id
 
-    def add(self, key: PublicKey, source: str) -> None:
+    def add(self, key: PublicKey) -> None:
         self.keys[key_id_of(key)] = key
-        self.sources.append(source)
 
     def get(self, key_id: str | None) -> PublicKey | None:
         return self.keys.get(key_id or "")
@@ -36,24 +38,26 @@ class TrustStore:
     def __bool__(self) -> bool:
         return bool(self.keys)
 
-    def describe(self) -> str:
-        if not self.keys:
-            return "no trusted keys (give --trust FILE|DIR, or $IR_TRUST)"
-        return f"{len(self.keys)} trusted key(s): " + ", ".join(sorted(self.keys))
-
 
 def trust_of(key: PublicKey | None) -> TrustStore:
     """A trust store of one key (or none)."""
     store = TrustStore()
     if key is not None:
-        store.add(key, "given key")
+        store.add(key)
     return store
+
+
+def as_trust(value: KeyLookup | PublicKey | None) -> KeyLookup | None:
+    """What verifiers take: a trust store as it is, or one public key of either kind."""
+    if isinstance(value, (Ed25519PublicKey, ec.EllipticCurvePublicKey)):
+        return trust_of(value)
+    return value
 
 
 def load_trust(sources: Iterable[str] = (), *, environment: bool = True) -> TrustStore:
     """Keys from each source (a PEM file, a directory of them, or PEM text), then, when
-    `environment`, from $IR_TRUST and $IR_VERIFY_KEY. Raises UsageError for an unreadable or
-    non-Ed25519 key, or a directory without keys."""
+    `environment`, from $IR_TRUST and $IR_VERIFY_KEY. Raises UsageError for an unreadable key or
+    one neither Ed25519 nor P-256, or a directory without keys."""
     store = TrustStore()
     given = list(sources)
     if environment:
@@ -67,9 +71,9 @@ def load_trust(sources: Iterable[str] = (), *, environment: bool = True) -> Trus
             if not found:
                 raise UsageError(f"trust directory {path} holds no *.pub or *.pem key")
             for key_path in found:
-                store.add(_load(str(key_path)), str(key_path))
+                store.add(_load(str(key_path)))
         else:
-            store.add(_load(source), "PEM text" if source.lstrip().startswith("-----") else source)
+            store.add(_load(source))
     return store
 
 
@@ -79,4 +83,4 @@ def _load(source: str) -> PublicKey:
     return key
 
 
-__all__ = ["ENV_TRUST", "TrustStore", "load_trust", "trust_of"]
+__all__ = ["ENV_TRUST", "TrustStore", "as_trust", "load_trust", "trust_of"]

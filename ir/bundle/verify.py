@@ -9,14 +9,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
 from ir.bundle import layout
 from ir.bundle.custody import CustodyCheck, check_chain
 from ir.bundle.pipeline import BackgroundHasher, prefetch
 from ir.bundle.reader import BundleReader, decompress_bounded
-from ir.bundle.signing import KeyLookup, SignatureCheck, check_signature
-from ir.bundle.trust import trust_of
+from ir.bundle.signing import KeyLookup, PublicKey, SignatureCheck, check_signature
+from ir.bundle.trust import as_trust
 from ir.bundle.writer import content_sums, stored_sums
 from ir.errors import ExitCode, IntegrityError
 
@@ -24,7 +22,6 @@ from ir.errors import ExitCode, IntegrityError
 # UNTRUSTED: intact (every digest agrees), origin not proven (no signature; a key not trusted).
 VALID, UNSIGNED, UNTRUSTED = "valid", "unsigned", "untrusted"
 INCOMPLETE, TAMPERED = "incomplete", "tampered"
-AUTHENTICITY = {VALID: "authentic", UNSIGNED: "unsigned", UNTRUSTED: "signed by a key not trusted"}
 
 
 @dataclass
@@ -107,7 +104,7 @@ class VerifyReport:
 def verify_bundle(
     reader: BundleReader,
     *,
-    trust: KeyLookup | Ed25519PublicKey | None = None,
+    trust: KeyLookup | PublicKey | None = None,
     custody_lines: list[bytes] | None = None,
     expected_digest: str | None = None,
     progress: Callable[[int], None] | None = None,
@@ -115,8 +112,7 @@ def verify_bundle(
 ) -> VerifyReport:
     """Check everything a bundle declares, and who signed it against `trust` (a TrustStore, or
     one public key). Raises BundleFormatError only for unusable input."""
-    if isinstance(trust, Ed25519PublicKey):
-        trust = trust_of(trust)
+    trust = as_trust(trust)
     report = VerifyReport(bundle=reader.source.name)
     for problem in reader.problems:
         report.fail(TAMPERED if reader.corrupt else INCOMPLETE, problem)

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 from cryptography.hazmat.primitives import serialization
 
-from ir.bundle.signing import KmsSigner, generate_keypair, load_signer
+from ir.bundle.signing import generate_keypair, load_signer, public_key_of
 
 
 @click.group("keys")
@@ -42,12 +42,9 @@ def public(source: str) -> None:
     `ir bundle verify --trust FILE`; its key id goes to stderr."""
     signer = load_signer(source)
     assert signer is not None
-    if isinstance(signer, KmsSigner):
-        pem = signer.public_key_pem()
-    else:
-        pem = signer.private_key.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
+    pem = public_key_of(signer).public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
     click.echo(pem.decode(), nl=False)
     click.echo(f"key id: {signer.key_id}", err=True)
 

@@ -22,13 +22,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
 from ir import __version__
 from ir.bundle import layout
 from ir.bundle.custody import check_chain
 from ir.bundle.signing import check_signature
-from ir.bundle.trust import trust_of
+from ir.bundle.trust import as_trust
 from ir.bundle.verify import INCOMPLETE, TAMPERED, VALID, verify_bundle
 from ir.clock import rfc3339, utcnow
 from ir.errors import IntegrityError
@@ -43,7 +41,7 @@ class Trust:
 
     verdict: str  # valid | incomplete | tampered: do the digests agree
     forced: bool = False
-    authentic: bool = False  # signed by a key of the trust store
+    signature_status: str = ""  # valid (a trusted key) | untrusted | unsigned | invalid
     cached: bool = False
     how: str = (
         ""  # one line: "verified now: ..." or "cached verdict of ...: size and mtime unchanged"
@@ -60,12 +58,17 @@ class Trust:
         return self.verdict == VALID
 
     @property
+    def authentic(self) -> bool:
+        """Signed by a key of the trust store."""
+        return self.signature_status == "valid"
+
+    @property
     def overall(self) -> str:
         """As `ir bundle verify` says it: valid (intact and authentic), unsigned, untrusted,
         incomplete or tampered."""
         if self.verdict != VALID or self.authentic:
             return self.verdict
-        return "unsigned" if self.signature.startswith("unsigned") else "untrusted"
+        return "unsigned" if self.signature_status == "unsigned" else "untrusted"
 
     @property
     def label(self) -> str:
@@ -185,10 +188,9 @@ def _check_signature_and_custody(
     handle: BundleHandle, trust: Trust, public_key: Any, digest: str
 ) -> None:
     reader = handle.reader
-    keys = trust_of(public_key) if isinstance(public_key, Ed25519PublicKey) else public_key
+    keys = as_trust(public_key)
     sig = check_signature(reader.signature_document(), reader.manifest_bytes, keys)
-    trust.signature = f"{sig.status}: {sig.detail}"
-    trust.authentic = sig.status == "valid"
+    trust.signature, trust.signature_status = f"{sig.status}: {sig.detail}", sig.status
     if sig.status == "invalid":
         _fail(trust, TAMPERED, f"signature: {sig.detail}")
     try:
