@@ -597,7 +597,12 @@ def test_broken_transfer_resumes_where_it_broke(
     import tempfile
     import threading
 
-    from ir.cluster.collector import fetch_file, remove_collector, start_collector
+    from ir.cluster.collector import (
+        CollectorSettings,
+        fetch_file,
+        remove_collector,
+        start_collector,
+    )
     from ir.cluster.execstream import exec_stream
     from ir.cluster.kube import connect
     from ir.cluster.resolve import resolve_pod
@@ -613,7 +618,7 @@ def test_broken_transfer_resumes_where_it_broke(
         kube,
         resolve_pod(kube, ns, name),
         "containerd",
-        collector_image,
+        CollectorSettings(collector_image),
         record=lambda action, outcome, **d: steps.append((action, outcome, d)),
     )
     try:

@@ -117,10 +117,10 @@ def collector_options(image_default: str | None = None) -> Callable[[Any], Any]:
 
 def collector_settings(
     collector_image: str | None,
-    collector_namespace: str = "ir-system",
-    collector_upload: str = "direct",
-    collector_service_account: str = "ir-node-collector",
-    collector_secret: str | None = "ir-store",
+    collector_namespace: str,
+    collector_upload: str,
+    collector_service_account: str,
+    collector_secret: str | None,
 ) -> Any:
     """The CollectorSettings of the options above (None without an image)."""
     from ir.cluster.collector import CollectorSettings

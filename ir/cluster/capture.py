@@ -366,8 +366,13 @@ class ContainerCapturer:
             options = CaptureOptions(
                 **{k: v for k, v in opts.container_options.items() if k in known}
             )
-            names = [n for n in opts.collectors if n != KUBE_COLLECTOR]
-            capture_container(session, handle, options, scope=_scope(ref), collectors=names or None)
+            capture_container(
+                session,
+                handle,
+                options,
+                scope=_scope(ref),
+                collectors=_container_names(opts) or None,
+            )
         finally:
             handle.close()
 
@@ -395,12 +400,7 @@ class ContainerCapturer:
             echo(f"  starting the node collector on {target.node} ({settings.image})")
             try:
                 self.collector = start_collector(
-                    self.kube,
-                    target,
-                    str(ref.runtime),
-                    settings.image,
-                    namespace=settings.namespace,
-                    record=self._record,
+                    self.kube, target, str(ref.runtime), settings, record=self._record
                 )
             except CollectorRefused as exc:
                 self.collector_error, self.collector_refused = exc.message, True
@@ -417,10 +417,6 @@ class ContainerCapturer:
                 f"available: {self.collector_error}",
             )
             return
-        options = _collector_options(opts)
-        names = [n for n in opts.collectors if n != KUBE_COLLECTOR]
-        if names:
-            options += ["--collectors", ",".join(names)]
         try:
             moved = capture_in_collector(
                 self.kube,
@@ -428,7 +424,7 @@ class ContainerCapturer:
                 ref,
                 case_id=opts.case_id,
                 reason=opts.reason,
-                options=options,
+                options=_collector_options(opts) + _container_collectors(opts),
                 record=self._record,
             )
         except IrError as exc:
@@ -497,7 +493,7 @@ class ContainerCapturer:
                 ref,
                 case_id=opts.case_id,
                 reason=opts.reason,
-                options=_collector_options(opts),
+                options=_collector_options(opts) + _container_collectors(opts),
                 record=self._record,
                 source=["--backend", "node", "--pid", "1", "--root-walk", "--name", ref.name],
                 work=WORK,
@@ -546,6 +542,17 @@ def _collector_options(opts: PodCaptureOptions) -> list[str]:
     return options
 
 
+def _container_names(opts: PodCaptureOptions) -> list[str]:
+    """The container collectors asked for (all when empty); `kubernetes` is the pod's own."""
+    return [n for n in opts.collectors if n != KUBE_COLLECTOR]
+
+
+def _container_collectors(opts: PodCaptureOptions) -> list[str]:
+    """The same, as arguments of `ir capture container` in a collector."""
+    names = _container_names(opts)
+    return ["--collectors", ",".join(names)] if names else []
+
+
 def _uploads_direct(store: Store, target: PodTarget, opts: PodCaptureOptions) -> bool:
     """The collector captures the whole pod and uploads it itself: an S3 store, a collector image,
     direct upload asked for, and a container only a collector on its node can reach."""
@@ -575,7 +582,6 @@ def _capture_direct(
     spool in its pod is brought here through the apiserver and pushed to the store by this ir."""
     from ir.cluster.collector import (
         CollectorRefused,
-        Upload,
         capture_pod_in_collector,
         fetch_file,
         remove_collector,
@@ -590,24 +596,15 @@ def _capture_direct(
 
         log.append({"at": rfc3339(utcnow()), "action": action, "outcome": outcome, **detail})
 
-    runtime = next(str(r.runtime) for r in target.containers if r.runtime not in ("docker", None))
+    runtime = _collector_needed(target, opts)
     settings = opts.collector
-    assert settings is not None
-    upload = Upload(True, settings.service_account, settings.secret)
+    assert settings is not None and runtime is not None  # _uploads_direct said so
     echo(
         f"starting the node collector on {target.node} ({settings.image}); it uploads "
         f"to {getattr(store, 'uri', '')} itself"
     )
     try:
-        pod = start_collector(
-            kube,
-            target,
-            runtime,
-            settings.image,
-            namespace=settings.namespace,
-            record=record,
-            upload=upload,
-        )
+        pod = start_collector(kube, target, runtime, settings, direct=True, record=record)
     except IrError as exc:
         if hasattr(capturer, "collector_error"):  # the relay path reuses the verdict
             capturer.collector_error = exc.message
@@ -669,9 +666,8 @@ def _receive(
     receipt in the custody log. The result is what a capture here would have returned."""
     from pathlib import Path
 
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
     from ir.bundle.custody import append_record, operator_name
+    from ir.bundle.signing import public_key_of
     from ir.bundle.trust import load_trust
     from ir.bundle.verify import verify_bundle
     from ir.bundle.writer import SealedBundle
@@ -699,8 +695,8 @@ def _receive(
         raise _CollectorFailed(f"the collector stored no bundle in S3 ({location!r})", log)
     client = getattr(store, "client", None)
     trust = load_trust()
-    if opts.signer is not None:  # this ir's own key: it signs the receipt
-        trust.add(Ed25519PublicKey.from_public_bytes(opts.signer.public_key_raw()), "this ir's key")
+    if opts.signer is not None:  # this ir's own key (a file or a KMS key): it signs the receipt
+        trust.add(public_key_of(opts.signer))
     with open_s3_bundle(location, client=client) as handle:
         report = verify_bundle(
             handle.reader, trust=trust, custody_lines=handle.custody.read_lines()
@@ -782,23 +778,12 @@ def _dry_run(
     op = Operator(kube, dry_run=True, echo=echo)
     collector = _collector_needed(target, opts)
     if collector is not None and opts.collector is not None:
-        from ir.cluster.collector import (
-            DEADLINE_SECONDS,
-            Upload,
-            collector_manifest,
-        )
+        from ir.cluster.collector import DEADLINE_SECONDS, collector_manifest
 
         direct = _uploads_direct(store, target, opts)
         settings = opts.collector
-        upload = Upload(direct, settings.service_account, settings.secret) if direct else Upload()
         doc = collector_manifest(
-            "ir-collector-<random>",
-            settings.namespace,
-            target,
-            collector,
-            settings.image,
-            DEADLINE_SECONDS,
-            upload,
+            "ir-collector-<random>", target, collector, settings, DEADLINE_SECONDS, direct=direct
         )
         how = (
             f"ir capture pod in it uploads to {getattr(store, 'uri', '')} itself; this ir "

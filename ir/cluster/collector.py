@@ -75,11 +75,20 @@ class CollectorPod:
 
 @dataclass
 class CollectorSettings:
-    """How ir runs its node collector (the CLI's --collector-* options, ir serve's too)."""
+    """How ir runs its node collector (the CLI's --collector-* options, ir serve's too).
+
+    `upload`, with an S3 store: "relay", ir in the collector writes each container's bundle into
+    its emptyDir and the responder's ir brings it back through the apiserver; "direct", ir in the
+    collector captures the whole pod and uploads the bundle to S3 itself, with the credentials of
+    `secret` (a Secret in the collector namespace whose keys become its environment:
+    AWS_ACCESS_KEY_ID, AWS_ENDPOINT_URL_S3, IR_SIGNING_KEY...) or of the pod's role (IRSA, the
+    node's instance role), reading the pod's Kubernetes context as the read-only
+    `service_account` (deploy/kustomize/node-collector/rbac.yaml). A local store is always
+    relayed."""
 
     image: str
     namespace: str = DEFAULT_NAMESPACE
-    upload: str = "direct"  # with an S3 store: "direct" or "relay" (see Upload)
+    upload: str = "direct"
     service_account: str = "ir-node-collector"
     secret: str | None = "ir-store"
 
@@ -90,33 +99,16 @@ class CollectorSettings:
         return cls(image) if image else None
 
 
-@dataclass(frozen=True)
-class Upload:
-    """How the collector's evidence reaches the store. `relay` (the default): ir in the collector
-    writes each container's bundle into its emptyDir and the responder's ir brings it back through
-    the apiserver. `direct` (an S3 store): ir in the collector captures the whole pod and uploads
-    the bundle to S3 itself, with the credentials of `secret` (a Secret in the collector namespace
-    whose keys become its environment: AWS_ACCESS_KEY_ID, AWS_ENDPOINT_URL_S3, IR_SIGNING_KEY...)
-    or of the pod's role (IRSA, the node's instance role); it reads the pod's Kubernetes context
-    with the read-only `service_account` (deploy/kustomize/node-collector/rbac.yaml)."""
-
-    direct: bool = False
-    service_account: str = "ir-node-collector"
-    secret: str | None = "ir-store"
-
-
-RELAY = Upload()
-
-
 def collector_manifest(
     name: str,
-    namespace: str,
     target: PodTarget,
     runtime: str,
-    image: str,
+    settings: CollectorSettings,
     deadline: int,
-    upload: Upload = RELAY,
+    *,
+    direct: bool = False,
 ) -> dict[str, Any]:
+    """The collector pod; `direct`: it uploads to S3 itself (see CollectorSettings)."""
     paths = HOST_PATHS[runtime]
     volumes: list[dict[str, Any]] = [{"name": "work", "emptyDir": {"sizeLimit": "50Gi"}}]
     mounts: list[dict[str, Any]] = [{"name": "work", "mountPath": WORK}]
@@ -126,21 +118,23 @@ def collector_manifest(
     env: list[dict[str, Any]] = [{"name": "IR_NODE_ROOT", "value": NODE_ROOT}]
     spec_extra: dict[str, Any] = {"automountServiceAccountToken": False}
     container_extra: dict[str, Any] = {}
-    if upload.direct:
+    if direct:
         # the S3 spool and ir's own cache stay in the emptyDir, gone with the pod
         env += [{"name": "HOME", "value": WORK}, {"name": "IR_SPOOL_DIR", "value": SPOOL}]
         spec_extra = {
-            "serviceAccountName": upload.service_account,
+            "serviceAccountName": settings.service_account,
             "automountServiceAccountToken": True,
         }
-        if upload.secret:
-            container_extra["envFrom"] = [{"secretRef": {"name": upload.secret, "optional": True}}]
+        if settings.secret:
+            container_extra["envFrom"] = [
+                {"secretRef": {"name": settings.secret, "optional": True}}
+            ]
     return {
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": {
             "name": name,
-            "namespace": namespace,
+            "namespace": settings.namespace,
             "labels": {
                 "app.kubernetes.io/managed-by": "ir",
                 "app.kubernetes.io/component": "node-collector",
@@ -161,7 +155,7 @@ def collector_manifest(
             "containers": [
                 {
                     "name": "collector",
-                    "image": image,
+                    "image": settings.image,
                     "imagePullPolicy": "IfNotPresent",
                     "command": ["/bin/sh", "-c", f"exec sleep {deadline}"],
                     "env": env,
@@ -184,22 +178,23 @@ def start_collector(
     kube: Kube,
     target: PodTarget,
     runtime: str,
-    image: str,
+    settings: CollectorSettings,
     *,
-    namespace: str = DEFAULT_NAMESPACE,
+    direct: bool = False,
     record: Any = None,
     timeout: float = START_TIMEOUT,
-    upload: Upload = RELAY,
 ) -> CollectorPod:
-    """Create the collector pod on the suspect's node and wait until it runs. Raises
-    CollectorRefused (with the apiserver's words) or ClusterError (image, node, time)."""
+    """Create the collector pod on the suspect's node and wait until it runs (`direct`: it will
+    upload to S3 itself). Raises CollectorRefused (with the apiserver's words) or ClusterError
+    (image, node, time)."""
     if not target.node:
         raise ClusterError(f"pod {target.namespace}/{target.name} is not on a node")
     if runtime not in HOST_PATHS:
         raise ClusterError(f"runtime {runtime!r}: the node collector reads containerd and CRI-O")
     name = f"ir-collector-{uuid.uuid4().hex[:10]}"
+    namespace, image = settings.namespace, settings.image
     pod = CollectorPod(name, namespace, target.node, image)
-    doc = collector_manifest(name, namespace, target, runtime, image, DEADLINE_SECONDS, upload)
+    doc = collector_manifest(name, target, runtime, settings, DEADLINE_SECONDS, direct=direct)
     path = f"/api/v1/namespaces/{namespace}/pods"
     try:
         kube.request("POST", path, doc, retry=False)
@@ -218,8 +213,8 @@ def start_collector(
         namespace=namespace,
         node=target.node,
         image=image,
-        upload="direct" if upload.direct else "relay",
-        **({"service_account": upload.service_account} if upload.direct else {}),
+        upload="direct" if direct else "relay",
+        **({"service_account": settings.service_account} if direct else {}),
     )
     deadline = time.monotonic() + timeout
     while True:
@@ -357,10 +352,9 @@ def fetch_file(kube: Kube, pod: CollectorPod, path: str, *, what: str, record: A
                     break
                 broke = f"exit {copied.exit_code}: {copied.stderr.strip()[-200:]}"
             except ApiError as exc:
-                if exc.status != 0:  # refused, not broken: resuming would not help
-                    broke, copied = exc.message, None
-                    break
                 broke, copied = exc.message, None
+                if exc.status != 0:  # refused, not broken: resuming would not help
+                    break
             if attempt < RESUMES:
                 record_step(
                     record,
@@ -418,7 +412,7 @@ def capture_pod_in_collector(
     options: list[str],
     record: Any = None,
 ) -> dict[str, Any]:
-    """Direct upload (`Upload.direct`): ir in the collector captures the whole pod (Kubernetes
+    """Direct upload (CollectorSettings.upload): ir in the collector captures the whole pod (Kubernetes
     context with the collector's read-only service account, containers on the node) into the S3
     store itself and changes nothing on the cluster (--no-quarantine --no-replace). Returns its
     `-o json` result; raises ClusterError when there is none."""
@@ -513,7 +507,6 @@ __all__ = [
     "CollectorSettings",
     "CollectorRefused",
     "Transferred",
-    "Upload",
     "capture_in_collector",
     "capture_pod_in_collector",
     "fetch_file",

@@ -133,6 +133,7 @@ def stop_debug_container(kube: Kube, pod: CollectorPod, record: Any = None) -> N
     it every exec session ir had there. Failure is recorded (the deadline ends it anyway)."""
     from io import BytesIO
 
+    outcome, detail = "ok", {}
     try:
         done = exec_stream(
             kube,
@@ -143,31 +144,16 @@ def stop_debug_container(kube: Kube, pod: CollectorPod, record: Any = None) -> N
             container=pod.container,
             timeout=60,
         )
-        ok = done.exit_code in (0, None)
-        record_step(
-            record,
-            "stop-debug-container",
-            "ok" if ok else "failed",
-            debug_container=pod.container,
-            **({} if ok else {"error": f"exit {done.exit_code}: {done.stderr.strip()[-300:]}"}),
-        )
+        if done.exit_code not in (0, None):
+            outcome = "failed"
+            detail = {"error": f"exit {done.exit_code}: {done.stderr.strip()[-300:]}"}
     except ApiError as exc:
         # the container may end before the exec stream closes: that is the stop succeeding
-        record_step(
-            record,
-            "stop-debug-container",
-            "ok" if exc.status in (0, 500) else "failed",
-            debug_container=pod.container,
-            detail=exc.message,
-        )
+        outcome = "ok" if exc.status in (0, 500) else "failed"
+        detail = {"detail": exc.message}
     except ClusterError as exc:
-        record_step(
-            record,
-            "stop-debug-container",
-            "failed",
-            debug_container=pod.container,
-            error=str(exc),
-        )
+        outcome, detail = "failed", {"error": str(exc)}
+    record_step(record, "stop-debug-container", outcome, debug_container=pod.container, **detail)
 
 
 __all__ = [
