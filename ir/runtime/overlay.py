@@ -259,10 +259,7 @@ class OverlayDiff:
                 + "; ".join(lowers.unusable)
             )
         self.description["lower_layers_readable"] = len(lowers.roots)
-        try:
-            root_fd = os.open(self.mount.upperdir, _DIR_FLAGS | _O_NOATIME)
-        except PermissionError:
-            root_fd = os.open(self.mount.upperdir, _DIR_FLAGS)
+        root_fd = open_dir(self.mount.upperdir)
         try:
             yield from self._walk(root_fd, b"", lowers, 0)
         finally:
@@ -294,15 +291,13 @@ class OverlayDiff:
                     yield entry
                     continue
                 try:
-                    sub = os.open(name, _DIR_FLAGS | _O_NOATIME, dir_fd=dir_fd)
-                except PermissionError:
-                    sub = os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
+                    sub = open_dir(name, dir_fd)
                 except OSError as exc:
                     entry.error = f"cannot open directory: {exc.strerror}"
                     yield entry
                     continue
                 try:
-                    if (os.fstat(sub).st_ino, os.fstat(sub).st_dev) != (st.st_ino, st.st_dev):
+                    if not same_file(sub, st):
                         entry.error = "directory replaced while walking; not descended"
                         yield entry
                         continue
@@ -375,6 +370,21 @@ def stat_entry(path: bytes, change: str, st: os.stat_result, dir_fd: int, name: 
     elif kind in ("char", "block"):
         entry.rdev = f"{os.major(st.st_rdev)}:{os.minor(st.st_rdev)}"
     return entry
+
+
+def open_dir(name: str | bytes, dir_fd: int | None = None) -> int:
+    """Open a directory (relative to `dir_fd`) without following a link, and without touching
+    its access time where the kernel allows it (O_NOATIME needs the owner or CAP_FOWNER)."""
+    try:
+        return os.open(name, _DIR_FLAGS | _O_NOATIME, dir_fd=dir_fd)
+    except PermissionError:
+        return os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
+
+
+def same_file(fd: int, st: os.stat_result) -> bool:
+    """Is the open `fd` still the file lstat saw (not replaced while walking)?"""
+    now = os.fstat(fd)
+    return (now.st_ino, now.st_dev) == (st.st_ino, st.st_dev)
 
 
 def open_regular(dir_fd: int, name: bytes) -> OverlayFile:

@@ -21,11 +21,11 @@ from typing import Any
 from ir.clock import from_epoch, rfc3339
 from ir.runtime.base import FsEntry, file_type
 from ir.runtime.overlay import (
-    _DIR_FLAGS,
-    _O_NOATIME,
     MAX_DEPTH,
     OverlayFile,
+    open_dir,
     open_regular,
+    same_file,
     stat_entry,
 )
 
@@ -92,14 +92,12 @@ class RootWalk:
                 self.notes.append(f"not descended below {depth + 1} levels: {path!r}")
                 continue
             try:
-                sub = os.open(name, _DIR_FLAGS | _O_NOATIME, dir_fd=dir_fd)
-            except PermissionError:
-                sub = os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
+                sub = open_dir(name, dir_fd)
             except OSError as exc:
                 self.notes.append(f"cannot open directory {path!r}: {exc.strerror}")
                 continue
             try:
-                if (os.fstat(sub).st_ino, os.fstat(sub).st_dev) != (st.st_ino, st.st_dev):
+                if not same_file(sub, st):
                     self.notes.append(f"directory replaced while walking, not descended: {path!r}")
                     continue
                 yield from self._walk(sub, rel, device, depth + 1)
