@@ -489,60 +489,32 @@ def file_events(ev: Evidence) -> Iterator[TimelineEvent]:
         what = f"{c.change} {c.type} {c.path}" + (f" -> {c.link_target}" if c.link_target else "")
         if c.type == "file":
             what += f" (mode {c.mode}" + (f", {c.size} bytes)" if c.size is not None else ")")
+
+        rows: list[tuple[Any, str]] = []  # (time, what the time means)
         if c.change == "deleted":
             # A deletion's only time is its whiteout's ctime (overlayfs made the whiteout when
             # the file was deleted); the mtime is the deleted file's old one, never the event.
             if ctime is not None:
-                yield TimelineEvent(
-                    ctime.utc,
-                    "file",
-                    "File deleted (whiteout created: its ctime)",
-                    what,
-                    cited.artifact,
-                    cited.line,
-                    container=cited.container,
-                    fields=fields,
-                )
+                rows.append((ctime, "File deleted (whiteout created: its ctime)"))
             elif captured is not None:
-                yield TimelineEvent(
-                    captured.utc,
-                    "file",
-                    "File deleted before capture; time unknown (placed at capture start)",
-                    what,
-                    cited.artifact,
-                    cited.line,
-                    container=cited.container,
-                    fields=fields,
+                rows.append(
+                    (
+                        captured,
+                        "File deleted before capture; time unknown (placed at capture start)",
+                    )
                 )
-            continue
-        if mtime is not None and ctime is not None and mtime.utc == ctime.utc:
+        elif mtime is not None and ctime is not None and mtime.utc == ctime.utc:
+            rows.append((mtime, "File modified and inode changed (mtime = ctime)"))
+        else:
+            if mtime is not None:
+                rows.append((mtime, "File content modified (mtime)"))
+            if ctime is not None:
+                rows.append((ctime, "File inode changed (ctime)"))
+        for when, description in rows:
             yield TimelineEvent(
-                mtime.utc,
+                when.utc,
                 "file",
-                "File modified and inode changed (mtime = ctime)",
-                what,
-                cited.artifact,
-                cited.line,
-                container=cited.container,
-                fields=fields,
-            )
-            continue
-        if mtime is not None:
-            yield TimelineEvent(
-                mtime.utc,
-                "file",
-                "File content modified (mtime)",
-                what,
-                cited.artifact,
-                cited.line,
-                container=cited.container,
-                fields=fields,
-            )
-        if ctime is not None:
-            yield TimelineEvent(
-                ctime.utc,
-                "file",
-                "File inode changed (ctime)",
+                description,
                 what,
                 cited.artifact,
                 cited.line,
