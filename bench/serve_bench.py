@@ -122,7 +122,7 @@ def start_server(tmp: Path, workers: int) -> tuple[subprocess.Popen[str], str]:
 def scrape(url: str) -> dict[str, float]:
     host, port = url.removeprefix("http://").rsplit(":", 1)
     conn = http.client.HTTPConnection(host, int(port), timeout=10)
-    conn.request("GET", "/metrics")
+    conn.request("GET", "/metrics", headers={"Authorization": f"Bearer {TOKEN}"})
     text = conn.getresponse().read().decode()
     conn.close()
     values: dict[str, float] = {}

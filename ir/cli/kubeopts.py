@@ -9,8 +9,35 @@ import click
 
 from ir.cluster.kube import Kube, connect
 
+AS_KEY = "ir.kube.as"
+
+
+def _remember_as(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    if value:
+        ctx.meta[AS_KEY] = value
+
+
+as_option = click.option(
+    "--as",
+    "act_as",
+    metavar="USER",
+    envvar="IR_KUBE_AS",
+    expose_value=False,
+    callback=_remember_as,
+    help="Act as this user or service account (kubectl's --as: Impersonate-User), e.g. "
+    "system:serviceaccount:ir-system:ir-responder, so that identity's RBAC and admission "
+    "policies bound what ir does. Env: IR_KUBE_AS.",
+)
+
+
+def acting_as() -> str | None:
+    """The --as of the command being run (None outside a click command or without it)."""
+    ctx = click.get_current_context(silent=True)
+    return ctx.meta.get(AS_KEY) if ctx is not None else None
+
 
 def kube_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    func = as_option(func)
     func = click.option(
         "--kubeconfig",
         metavar="FILE",
@@ -27,7 +54,7 @@ def kube_options(func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def kube_from(kubeconfig: str | None, kube_context: str | None, namespace: str | None) -> Kube:
-    return connect(kubeconfig, kube_context, namespace)
+    return connect(kubeconfig, kube_context, namespace, act_as=acting_as())
 
 
 dry_run_option = click.option(
@@ -73,7 +100,7 @@ def collector_options(image_default: str | None = None) -> Callable[[Any], Any]:
             ),
             click.option(
                 "--collector-namespace",
-                default="ir-system",
+                default="ir-collectors",
                 show_default=True,
                 metavar="NS",
                 help="Namespace of the collector pod (the one namespace that needs Pod "

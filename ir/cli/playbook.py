@@ -12,7 +12,7 @@ import click
 
 from ir.bundle.custody import operator_name
 from ir.bundle.signing import load_signer
-from ir.cli.kubeopts import collector_options, collector_settings
+from ir.cli.kubeopts import as_option, collector_options, collector_settings
 from ir.cli.output import emit, info, output_option, printable, table, warn
 from ir.errors import ClusterError, ExitCode, UsageError
 from ir.playbook.actions import DryRunActions, ResponseActions
@@ -87,6 +87,7 @@ def make_actions(
     if kind == "dry-run":
         return DryRunActions(echo=echo)
     try:
+        from ir.cli.kubeopts import acting_as
         from ir.cluster.actions import ClusterActions
         from ir.cluster.kube import connect
     except ImportError as exc:
@@ -95,7 +96,7 @@ def make_actions(
             f"available ({exc}); use --actions dry-run to rehearse"
         ) from None
     return ClusterActions(
-        connect(kubeconfig, context),
+        connect(kubeconfig, context, act_as=acting_as()),
         store_uri=store,
         signer=load_signer(signing_key),  # type: ignore[arg-type]  # key_id: property vs attribute
         echo=echo,
@@ -233,6 +234,7 @@ def _find_playbook(name_or_path: str, paths: list[str]) -> Playbook:
     "--kubeconfig", default=None, metavar="FILE", help="kubeconfig (default the standard lookup)."
 )
 @click.option("--context", "kube_context", default=None, metavar="NAME", help="kubeconfig context.")
+@as_option
 @click.option(
     "--signing-key",
     metavar="KEY",

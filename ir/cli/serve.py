@@ -1,5 +1,7 @@
 """`ir serve`: the webhook receiver for Falco/Falcosidekick, Alertmanager and GuardDuty alerts
-that runs playbooks. Secrets come from files or the environment, never from the command line."""
+that runs playbooks. Secrets come from files or the environment, never from the command line.
+Transport: HTTPS (rotated certificates reloaded), a separate plain-HTTP metrics listener, and
+replay protection that survives a restart (docs/serve-transport.md)."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ from pathlib import Path
 import click
 
 from ir.bundle.signing import ENV_SIGNING_KEY
-from ir.cli.kubeopts import collector_options, collector_settings
+from ir.cli.kubeopts import as_option, collector_options, collector_settings
 from ir.cli.output import info, warn
 from ir.cli.playbook import make_actions, playbook_paths
 from ir.errors import ExitCode, UsageError
@@ -19,10 +21,14 @@ from ir.playbook.k8snames import PROTECTED_NAMESPACES
 from ir.playbook.loader import load_playbooks_strict
 from ir.serve.config import ServeConfig, is_loopback
 from ir.serve.server import AlertServer
+from ir.serve.tls import TlsFiles
 
 ENV_TOKEN = "IR_SERVE_TOKEN"
 DEFAULT_IMAGE = "ghcr.io/ir-project/ir:0.1.0"
 ENV_HMAC = "IR_SERVE_HMAC_SECRET"
+ENV_TLS_CERT = "IR_SERVE_TLS_CERT"
+ENV_TLS_KEY = "IR_SERVE_TLS_KEY"
+ENV_REPLAY_STATE = "IR_SERVE_REPLAY_STATE"
 
 
 def _read_lines(path: str | None) -> list[str]:
@@ -35,13 +41,26 @@ def _read_lines(path: str | None) -> list[str]:
     return [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
 
 
-def _listen(value: str) -> tuple[str, int]:
+def _listen(value: str, option: str = "--listen") -> tuple[str, int]:
     host, sep, port = value.rpartition(":")
     if not sep or not port.isdigit():
         raise UsageError(
-            f"--listen {value!r}: expected HOST:PORT (e.g. 127.0.0.1:8080 or [::]:8080)"
+            f"{option} {value!r}: expected HOST:PORT (e.g. 127.0.0.1:8080 or [::]:8080)"
         )
     return host.strip("[]") or "0.0.0.0", int(port)
+
+
+def _tls_pair(
+    cert: str | None, key: str | None, directory: str | None
+) -> tuple[str | None, str | None]:
+    if not directory:
+        return cert, key
+    if cert or key:
+        raise UsageError(
+            f"give --tls-dir or --tls-cert/--tls-key (${ENV_TLS_CERT}/${ENV_TLS_KEY}), not both"
+        )
+    files = TlsFiles.in_dir(directory)
+    return str(files.cert), str(files.key)
 
 
 @click.command("serve")
@@ -50,7 +69,8 @@ def _listen(value: str) -> tuple[str, int]:
     default="127.0.0.1:8080",
     show_default=True,
     metavar="HOST:PORT",
-    help="Address to listen on (0.0.0.0:8080 in a pod).",
+    help="Address for alerts. A non-loopback address needs TLS (--tls-cert and --tls-key, or "
+    "--tls-dir) or --allow-insecure-http.",
 )
 @click.option(
     "--playbooks",
@@ -73,6 +93,42 @@ def _listen(value: str) -> tuple[str, int]:
     "--insecure-no-auth",
     is_flag=True,
     help="Accept unauthenticated alerts. Refused unless listening on a loopback address.",
+)
+@click.option(
+    "--tls-cert",
+    metavar="FILE",
+    envvar=ENV_TLS_CERT,
+    help=f"PEM certificate chain: serve HTTPS (TLS 1.2+); a changed file is loaded for new "
+    f"connections. Also ${ENV_TLS_CERT}.",
+)
+@click.option(
+    "--tls-key",
+    metavar="FILE",
+    envvar=ENV_TLS_KEY,
+    help=f"Its PEM private key. Also ${ENV_TLS_KEY}.",
+)
+@click.option(
+    "--tls-dir",
+    metavar="DIR",
+    help="A mounted kubernetes.io/tls Secret: DIR/tls.crt and DIR/tls.key (rotation is picked up).",
+)
+@click.option(
+    "--allow-insecure-http",
+    is_flag=True,
+    help="Plain HTTP on a non-loopback --listen, when TLS ends before ir serve (a mesh sidecar).",
+)
+@click.option(
+    "--metrics-listen",
+    metavar="HOST:PORT",
+    help="Serve /metrics, /healthz, /readyz here, plain HTTP and unauthenticated (0.0.0.0:9090 in "
+    "a pod); /metrics on --listen then answers 404. Without it, /metrics needs the bearer token.",
+)
+@click.option(
+    "--replay-state",
+    metavar="FILE",
+    envvar=ENV_REPLAY_STATE,
+    help="Journal of used HMAC signatures, kept across restarts. Without it, a signed request "
+    f"timestamped before the start is refused (403). Also ${ENV_REPLAY_STATE}.",
 )
 @click.option(
     "--actions",
@@ -99,6 +155,7 @@ def _listen(value: str) -> tuple[str, int]:
     help="kubeconfig (default: in-cluster or standard).",
 )
 @click.option("--context", "kube_context", default=None, metavar="NAME", help="kubeconfig context.")
+@as_option
 @click.option(
     "--signing-key",
     metavar="KEY",
@@ -160,6 +217,12 @@ def serve(
     token_file: str | None,
     hmac_secret_file: str | None,
     insecure_no_auth: bool,
+    tls_cert: str | None,
+    tls_key: str | None,
+    tls_dir: str | None,
+    allow_insecure_http: bool,
+    metrics_listen: str | None,
+    replay_state: str | None,
     actions_kind: str,
     dispatch: str,
     collector_image: str,
@@ -185,18 +248,21 @@ def serve(
     protect: tuple[str, ...],
     dry_run: bool,
 ) -> int:
-    """Receive alerts over HTTP and run the playbooks they trigger.
+    """Receive alerts over HTTPS (or HTTP on loopback) and run the playbooks they trigger.
 
     \b
     POST /v1/alerts                (source detected)
     POST /v1/alerts/falco          (Falco http_output, Falcosidekick webhook)
     POST /v1/alerts/alertmanager   (webhook_config, payload version 4)
     POST /v1/alerts/guardduty      (EventBridge API destination, or a bare finding)
-    GET  /healthz  /readyz  /metrics
+    GET  /healthz  /readyz         (no credentials: probes)
+    GET  /metrics                  (bearer token; anonymous on --metrics-listen only)
 
     Authentication: `Authorization: Bearer <token>` or `X-Ir-Timestamp` + `X-Ir-Signature:
-    sha256=<hex HMAC of "<timestamp>." + body>`. SIGTERM drains gracefully."""
+    sha256=<hex HMAC of "<timestamp>." + body>`, each signature accepted once. SIGTERM drains
+    gracefully. Unsafe settings are refused at start with exit code 2."""
     host, port = _listen(listen)
+    tls_cert, tls_key = _tls_pair(tls_cert, tls_key, tls_dir)
     tokens = _read_lines(token_file) + (
         [os.environ[ENV_TOKEN]] if os.environ.get(ENV_TOKEN) else []
     )
@@ -209,6 +275,11 @@ def serve(
         tokens=tuple(tokens),
         hmac_secrets=tuple(secrets),
         allow_unauthenticated=insecure_no_auth,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
+        allow_insecure_http=allow_insecure_http,
+        metrics_listen=_listen(metrics_listen, "--metrics-listen") if metrics_listen else None,
+        replay_state=replay_state,
         hmac_tolerance=hmac_tolerance,
         max_body=max_body,
         max_connections=max_connections,
@@ -221,8 +292,10 @@ def serve(
         protected_namespaces=tuple(PROTECTED_NAMESPACES) + protect,
     )
     config.validate()
-    if insecure_no_auth and not (tokens or secrets) and is_loopback(host):
+    if insecure_no_auth:
         warn("accepting unauthenticated alerts on a loopback address (--insecure-no-auth)")
+    if not tls_cert and not is_loopback(host):
+        warn(f"--allow-insecure-http: alerts and credentials reach {host} unencrypted")
     if actions_kind == "cluster" and not (signing_key or os.environ.get(ENV_SIGNING_KEY)):
         if not allow_unsigned:
             raise UsageError(
@@ -272,6 +345,7 @@ def serve(
         f"{workers} worker(s), actions {actions_kind}"
         + (" (dry run)" if dry_run else "")
         + f", node collector {collector_image or 'none'}"
+        + (f", metrics on {server.metrics_url}" if server.metrics_url else "")
     )
     report = server.run_until_signal()
     info(

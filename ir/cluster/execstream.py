@@ -69,6 +69,8 @@ def exec_stream(
     auth = cfg.auth_settings().get("BearerToken")
     if auth and auth.get("value"):
         headers.append(f"Authorization: {auth['value']}")
+    if kube.acting_as:  # the same identity as every other request of this connection
+        headers.append(f"Impersonate-User: {kube.acting_as}")
     sslopt: dict[str, Any] = {"cert_reqs": ssl.CERT_REQUIRED if cfg.verify_ssl else ssl.CERT_NONE}
     if cfg.ssl_ca_cert:
         sslopt["ca_certs"] = cfg.ssl_ca_cert

@@ -53,6 +53,8 @@ class Kube:
     namespace: str  # the default namespace of the context (or the one given)
     context: str | None
     server: str
+    #: the identity every request acts as (Impersonate-User, kubectl's --as), when not our own
+    acting_as: str | None = None
 
     def request(
         self,
@@ -245,10 +247,26 @@ _TRANSPORT_RETRIES = Retry(
 
 
 def connect(
-    kubeconfig: str | None = None, context: str | None = None, namespace: str | None = None
+    kubeconfig: str | None = None,
+    context: str | None = None,
+    namespace: str | None = None,
+    *,
+    act_as: str | None = None,
 ) -> Kube:
     """Load credentials the standard way: --kubeconfig, else $KUBECONFIG, else ~/.kube/config,
-    else the in-cluster service account. Raises ClusterError when none works."""
+    else the in-cluster service account. Raises ClusterError when none works.
+
+    `act_as` (kubectl's --as): every request impersonates that user, e.g. ir serve's own service
+    account acting as the responder's (system:serviceaccount:ir-system:ir-responder), so the
+    apiserver's RBAC and admission policies for that identity bound what ir does."""
+    kube = _connect(kubeconfig, context, namespace)
+    if act_as:
+        kube.api_client.set_default_header("Impersonate-User", act_as)
+        kube.acting_as = act_as
+    return kube
+
+
+def _connect(kubeconfig: str | None, context: str | None, namespace: str | None) -> Kube:
     from kubernetes import client, config  # type: ignore[import-untyped]
     from kubernetes.config.config_exception import ConfigException  # type: ignore[import-untyped]
 

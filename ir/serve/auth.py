@@ -1,21 +1,22 @@
 """Who may post alerts: a bearer token (`Authorization: Bearer …`), or an HMAC-SHA256 signature
 of the body with a timestamp (`X-Ir-Timestamp: <unix seconds>`, `X-Ir-Signature: sha256=<hex>` of
-"<timestamp>." + body), checked in constant time, with stale timestamps and replays refused."""
+"<timestamp>." + body), checked in constant time, with stale timestamps and replays refused
+(ir.serve.journal: in memory, or in a journal that survives a restart). /metrics on the alert
+listener takes the bearer token only (a GET has no body to sign)."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import threading
 import time
-from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from ir.serve.journal import UsedSignatures
+
 TIMESTAMP_HEADER = "X-Ir-Timestamp"
 SIGNATURE_HEADER = "X-Ir-Signature"
-MAX_REPLAY_ENTRIES = 200_000
 
 
 def sign_body(secret: bytes, body: bytes, timestamp: float | None = None) -> dict[str, str]:
@@ -34,7 +35,7 @@ class Headers(Protocol):
 @dataclass(frozen=True)
 class AuthDecision:
     ok: bool
-    status: int = 200  # 401 unauthenticated, 403 replayed/stale
+    status: int = 200  # 401 unauthenticated, 403 replayed/stale, 503 replay journal unwritable
     reason: str = ""
     scheme: str = ""  # bearer | hmac | none
     needs_body: bool = False  # HMAC: call verify_body once the body is read
@@ -48,13 +49,13 @@ class Authenticator:
         *,
         allow_unauthenticated: bool = False,
         tolerance: float = 300.0,
+        used: UsedSignatures | None = None,
     ) -> None:
         self.tokens = tuple(t.encode() for t in tokens if t)
         self.secrets = tuple(s for s in hmac_secrets if s)
         self.allow_unauthenticated = allow_unauthenticated
         self.tolerance = tolerance
-        self._seen: OrderedDict[str, float] = OrderedDict()
-        self._lock = threading.Lock()
+        self.used = used if used is not None else UsedSignatures(tolerance)
 
     @property
     def enabled(self) -> bool:
@@ -64,19 +65,7 @@ class Authenticator:
         """First look, before the body is read: bearer tokens are settled here."""
         authorization = headers.get("Authorization")
         if authorization is not None:
-            scheme, _, credential = authorization.partition(" ")
-            if scheme.lower() != "bearer" or not credential.strip():
-                return AuthDecision(False, 401, "unsupported Authorization scheme (use Bearer)")
-            if not self.tokens:
-                return AuthDecision(False, 401, "bearer tokens are not accepted by this server")
-            offered = credential.strip().encode()
-            # compare against every token, always, so timing says nothing about which matched
-            matched = False
-            for token in self.tokens:
-                matched |= hmac.compare_digest(offered, token)
-            if matched:
-                return AuthDecision(True, scheme="bearer")
-            return AuthDecision(False, 401, "invalid bearer token")
+            return self._bearer(authorization)
         if headers.get(SIGNATURE_HEADER) is not None:
             if not self.secrets:
                 return AuthDecision(False, 401, "signed requests are not accepted by this server")
@@ -85,8 +74,37 @@ class Authenticator:
             return AuthDecision(True, scheme="none")
         return AuthDecision(False, 401, "authentication required (Bearer token or X-Ir-Signature)")
 
+    def check_scrape(self, headers: Headers) -> AuthDecision:
+        """GET /metrics on the alert listener: the bearer token, as for alerts."""
+        authorization = headers.get("Authorization")
+        if authorization is not None:
+            return self._bearer(authorization)
+        if self.allow_unauthenticated:
+            return AuthDecision(True, scheme="none")
+        return AuthDecision(
+            False,
+            401,
+            "/metrics needs a bearer token here; serve it unauthenticated with --metrics-listen",
+        )
+
+    def _bearer(self, authorization: str) -> AuthDecision:
+        scheme, _, credential = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not credential.strip():
+            return AuthDecision(False, 401, "unsupported Authorization scheme (use Bearer)")
+        if not self.tokens:
+            return AuthDecision(False, 401, "bearer tokens are not accepted by this server")
+        offered = credential.strip().encode()
+        # compare against every token, always, so timing says nothing about which matched
+        matched = False
+        for token in self.tokens:
+            matched |= hmac.compare_digest(offered, token)
+        if matched:
+            return AuthDecision(True, scheme="bearer")
+        return AuthDecision(False, 401, "invalid bearer token")
+
     def verify_body(self, headers: Headers, body: bytes, now: float | None = None) -> AuthDecision:
-        """HMAC check of a signed request: signature, then freshness, then replay."""
+        """HMAC check of a signed request: signature, then freshness, then replay (a request
+        signed before what the replay state covers counts as possibly replayed)."""
         signature = (headers.get(SIGNATURE_HEADER) or "").strip()
         stamp = (headers.get(TIMESTAMP_HEADER) or "").strip()
         if not signature.startswith("sha256=") or not stamp.isdigit() or len(stamp) > 12:
@@ -103,18 +121,17 @@ class Authenticator:
             return AuthDecision(
                 False, 403, f"signature timestamp outside ±{self.tolerance:g}s (stale or replayed)"
             )
-        with self._lock:
-            self._expire(now)
-            if offered in self._seen:
-                return AuthDecision(False, 403, "replayed request (signature already used)")
-            self._seen[offered] = int(stamp) + self.tolerance
-            while len(self._seen) > MAX_REPLAY_ENTRIES:
-                self._seen.popitem(last=False)
+        try:
+            refused = self.used.claim(offered, int(stamp), now)
+        except OSError as exc:
+            return AuthDecision(
+                False,
+                503,
+                f"cannot record the signature in the replay journal ({exc.strerror or exc})",
+            )
+        if refused:
+            return AuthDecision(False, 403, refused)
         return AuthDecision(True, scheme="hmac")
 
-    def _expire(self, now: float) -> None:
-        while self._seen:
-            key, expiry = next(iter(self._seen.items()))
-            if expiry >= now:
-                break
-            del self._seen[key]
+    def close(self) -> None:
+        self.used.close()

@@ -1,4 +1,6 @@
-"""Settings of `ir serve`, checked once at start (unsafe combinations are refused, not warned)."""
+"""Settings of `ir serve`, checked once at start (unsafe combinations are refused, not warned):
+alerts reach a non-loopback address only over TLS (or with allow_insecure_http), and
+unauthenticated alerts only a loopback address."""
 
 from __future__ import annotations
 
@@ -39,20 +41,24 @@ class ServeConfig:
     shutdown_grace: float = 30.0
     protected_namespaces: tuple[str, ...] = field(default_factory=lambda: PROTECTED_NAMESPACES)
     operator: str = "ir-serve"
+    tls_cert: str | None = None  # PEM chain and key: HTTPS, reloaded when the files change
+    tls_key: str | None = None
+    allow_insecure_http: bool = False  # plain HTTP on a non-loopback address (TLS ends earlier)
+    metrics_listen: tuple[str, int] | None = None  # plain HTTP /metrics /healthz /readyz
+    replay_state: str | None = None  # journal of used HMAC signatures, survives a restart
 
     def validate(self) -> None:
         """Raise UsageError on settings that would make the server unsafe or unusable."""
-        if not (self.tokens or self.hmac_secrets):
-            if not self.allow_unauthenticated:
-                raise UsageError(
-                    "ir serve needs a bearer token (IR_SERVE_TOKEN / --token-file) or an HMAC "
-                    "secret (IR_SERVE_HMAC_SECRET / --hmac-secret-file); "
-                    "--insecure-no-auth is accepted only on a loopback address"
-                )
-            if not is_loopback(self.host):
-                raise UsageError(
-                    f"--insecure-no-auth refused: {self.host} is not a loopback address"
-                )
+        if self.allow_unauthenticated and not is_loopback(self.host):
+            # also with tokens: the flag would let requests without credentials through
+            raise UsageError(f"--insecure-no-auth refused: {self.host} is not a loopback address")
+        if not (self.tokens or self.hmac_secrets or self.allow_unauthenticated):
+            raise UsageError(
+                "ir serve needs a bearer token (IR_SERVE_TOKEN / --token-file) or an HMAC "
+                "secret (IR_SERVE_HMAC_SECRET / --hmac-secret-file); "
+                "--insecure-no-auth is accepted only on a loopback address"
+            )
+        self._validate_transport()
         if any(len(t) < 16 for t in self.tokens):
             raise UsageError("bearer tokens must be at least 16 characters")
         if any(len(s) < 16 for s in self.hmac_secrets):
@@ -74,3 +80,19 @@ class ServeConfig:
         for ok, message in checks:
             if not ok:
                 raise UsageError(message)
+
+    def _validate_transport(self) -> None:
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise UsageError("TLS needs both a certificate and its key (--tls-cert and --tls-key)")
+        if not self.tls_cert and not self.allow_insecure_http and not is_loopback(self.host):
+            raise UsageError(
+                f"refusing plain HTTP on {self.host}: alerts and credentials would cross the "
+                "network unencrypted; give --tls-cert and --tls-key (or --tls-dir), or "
+                "--allow-insecure-http when TLS ends before ir serve (e.g. a mesh sidecar)"
+            )
+        if self.metrics_listen is not None:
+            port = self.metrics_listen[1]
+            if not 0 <= port <= 65535:
+                raise UsageError("metrics port must be 0-65535")
+            if port and port == self.port:
+                raise UsageError(f"--metrics-listen port {port} is the alert listener's port")

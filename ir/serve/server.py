@@ -1,25 +1,31 @@
 """The HTTP side of `ir serve` (standard library http.server): POST /v1/alerts[/<source>],
 GET /healthz, /readyz, /metrics. Every refusal has its status and reason, and is audited.
 
+Listeners (ir.serve.listener): the alert listener (HTTPS when a certificate is configured, the
+certificate reloaded on rotation) and, when configured, a plain-HTTP metrics listener for
+Prometheus and probes (/metrics, /healthz, /readyz only; it takes no alerts). On the alert listener
+/metrics then answers 404; without a metrics listener it needs the bearer token. /healthz and
+/readyz never need credentials (kubelet probes).
+
 Statuses: 202 queued; 200 nothing to do (duplicate, resolved, unmatched); 400 malformed body;
-401 missing/bad credentials; 403 replayed or stale signature; 404/405 wrong path or method;
-411 no Content-Length (chunked refused); 413 body too large; 415 not JSON; 422 target refused
-(invalid names, protected namespace); 429 rate-limited; 503 queue full or shutting down.
+401 missing/bad credentials; 403 replayed or stale signature, or signed before what the replay
+state covers; 404/405 wrong path or method; 411 no Content-Length (chunked refused); 413 body too
+large; 415 not JSON; 422 target refused (invalid names, protected namespace); 429 rate-limited;
+503 queue full, shutting down, or the replay journal not writable.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import queue
 import signal
-import socket
 import sys
 import threading
 import time
 import uuid
 from collections.abc import Sequence
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
+from pathlib import Path
 from typing import Any
 
 from ir.errors import IrError, UsageError
@@ -32,52 +38,17 @@ from ir.playbook.spec import Playbook
 from ir.serve.auth import Authenticator
 from ir.serve.config import ServeConfig
 from ir.serve.intake import Intake, Job, response_status
+from ir.serve.journal import UsedSignatures
+from ir.serve.listener import Listener
 from ir.serve.metrics import CONTENT_TYPE, LATENCY_BUCKETS, RUN_BUCKETS, Metrics
+from ir.serve.tls import ReloadingContext, TlsFiles, TlsLoad
 from ir.serve.workers import WorkerPool
 
 ALERTS_PATH = "/v1/alerts"
 MAX_DECISIONS_SHOWN = 100
-
-
-class _HTTPServer(ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False
-    allow_reuse_address = True
-    app: AlertServer
-
-    def __init__(self, address: tuple[str, int], app: AlertServer) -> None:
-        if ":" in address[0]:
-            self.address_family = socket.AF_INET6
-        self.app = app
-        self._slots = threading.BoundedSemaphore(app.config.max_connections)
-        self.connections = 0
-        self._count_lock = threading.Lock()
-        # the socket timeout is a class attribute of the handler: bind it per server
-        handler = type("_BoundHandler", (_Handler,), {"timeout": app.config.request_timeout})
-        super().__init__(address, handler)
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        if not self._slots.acquire(blocking=False):
-            # over the connection limit: answer in one write and hang up, no thread spent
-            with contextlib.suppress(OSError):
-                request.sendall(
-                    b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n"
-                    b"Retry-After: 1\r\nConnection: close\r\n\r\n"
-                )
-            self.shutdown_request(request)
-            self.app.metrics.inc("ir_serve_http_requests_total", path="*", code="503")
-            return
-        with self._count_lock:
-            self.connections += 1
-        super().process_request(request, client_address)
-
-    def process_request_thread(self, request: Any, client_address: Any) -> None:
-        try:
-            super().process_request_thread(request, client_address)
-        finally:
-            with self._count_lock:
-                self.connections -= 1
-            self._slots.release()
+ALERTS = "alerts"  # listener roles
+METRICS = "metrics"
+MAX_METRICS_CONNECTIONS = 16  # Prometheus and probes; a flood there takes no alert connections
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -87,7 +58,8 @@ class _Handler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True
     server_version = "ir-serve"
     sys_version = ""
-    server: _HTTPServer
+    app: AlertServer  # app and role are bound per listener (AlertServer._bind)
+    role: str
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 -- http.server's name
         pass  # every decision is in the audit log; no free-form access log with untrusted text
@@ -118,9 +90,7 @@ class _Handler(BaseHTTPRequestHandler):
             if path in ("/healthz", "/readyz", "/metrics") or path.startswith(ALERTS_PATH)
             else "other"
         )
-        self.server.app.metrics.inc(
-            "ir_serve_http_requests_total", path=shown[:40], code=str(status)
-        )
+        self.app.metrics.inc("ir_serve_http_requests_total", path=shown[:40], code=str(status))
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(body)
@@ -145,7 +115,7 @@ class _Handler(BaseHTTPRequestHandler):
         headers: dict[str, str] | None = None,
         **audit: Any,
     ) -> None:
-        self.server.app.audit.record(
+        self.app.audit.record(
             "request",
             request_id=request_id,
             remote=self.client_address[0],
@@ -164,7 +134,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     # -- GET ------------------------------------------------------------------------------
     def do_GET(self) -> None:  # noqa: N802 -- http.server's naming
-        app = self.server.app
+        app = self.app
         path = self.path.split("?", 1)[0]
         if path == "/healthz":
             ok = app.workers.alive()
@@ -173,9 +143,30 @@ class _Handler(BaseHTTPRequestHandler):
             ready, reason = app.readiness()
             self._json(200 if ready else 503, {"ready": ready, "reason": reason})
         elif path == "/metrics":
-            self._send(200, app.metrics.render().encode(), CONTENT_TYPE)
+            if self._may_scrape():
+                self._send(200, app.metrics.render().encode(), CONTENT_TYPE)
         else:
             self._json(404, {"error": "not found"})
+
+    def _may_scrape(self) -> bool:
+        """True on the metrics listener; on the alert listener answers 404 (a metrics listener is
+        configured) or checks the bearer token, and answers the refusal itself."""
+        app = self.app
+        if self.role == METRICS:
+            return True
+        if app.config.metrics_listen is not None:
+            self._json(404, {"error": "not found"})
+            return False
+        auth = app.authenticator.check_scrape(self.headers)
+        if not auth.ok:
+            self._refuse(
+                auth.status,
+                auth.reason,
+                uuid.uuid4().hex[:16],
+                close=False,
+                headers={"WWW-Authenticate": 'Bearer realm="ir"'},
+            )
+        return auth.ok
 
     do_HEAD = do_GET
 
@@ -194,7 +185,7 @@ class _Handler(BaseHTTPRequestHandler):
         except (ConnectionError, TimeoutError):
             self.close_connection = True
         except Exception as exc:  # noqa: BLE001 -- never a traceback to the client, never a dead thread
-            self.server.app.audit.record(
+            self.app.audit.record(
                 "internal-error", request_id=request_id, error=f"{type(exc).__name__}: {exc}"
             )
             print(
@@ -206,14 +197,15 @@ class _Handler(BaseHTTPRequestHandler):
             except OSError:
                 self.close_connection = True
         finally:
-            self.server.app.metrics.observe(
-                "ir_serve_accept_seconds", time.perf_counter() - started
-            )
+            self.app.metrics.observe("ir_serve_accept_seconds", time.perf_counter() - started)
 
     def _post(self, request_id: str, received: float) -> None:
-        app = self.server.app
+        app = self.app
         path = self.path.split("?", 1)[0].rstrip("/")
         source: str | None = None
+        if self.role == METRICS:
+            self._refuse(404, "the metrics listener takes no alerts", request_id)
+            return
         if path != ALERTS_PATH:
             prefix = ALERTS_PATH + "/"
             if not path.startswith(prefix) or path[len(prefix) :] not in source_names():
@@ -270,7 +262,8 @@ class _Handler(BaseHTTPRequestHandler):
         if auth.needs_body:
             verdict = app.authenticator.verify_body(self.headers, body)
             if not verdict.ok:
-                self._refuse(verdict.status, verdict.reason, request_id, close=False)
+                retry = {"Retry-After": "5"} if verdict.status == 503 else {}
+                self._refuse(verdict.status, verdict.reason, request_id, close=False, headers=retry)
                 return
         try:
             alerts = parse_alerts(
@@ -332,14 +325,20 @@ class AlertServer:
         self.work: queue.Queue[Job] = queue.Queue(config.queue_size)
         self.intake = Intake(config, self.playbooks, self.work, self.audit, self.metrics)
         self.workers = WorkerPool(self.engine, self.work, config.workers, self.audit, self.metrics)
-        self.authenticator = Authenticator(
+        self.tls = (
+            ReloadingContext(TlsFiles(Path(config.tls_cert), Path(config.tls_key)), self._tls_load)
+            if config.tls_cert and config.tls_key
+            else None
+        )
+        self.authenticator = Authenticator(  # opened last: it holds the journal open
             config.tokens,
             config.hmac_secrets,
             allow_unauthenticated=config.allow_unauthenticated,
             tolerance=config.hmac_tolerance,
+            used=UsedSignatures(config.hmac_tolerance, config.replay_state),
         )
-        self._httpd: _HTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        self._httpd: Listener | None = None  # the alert listener
+        self._metrics_httpd: Listener | None = None
         self._stopped = threading.Event()
         self._shutdown_lock = threading.Lock()
         self._shutdown_report: dict[str, Any] | None = None
@@ -366,18 +365,49 @@ class AlertServer:
             "Keys in the dedupe window.",
             lambda: len(self.intake.deduper),
         )
+        self.metrics.gauge(
+            "ir_serve_replay_entries",
+            "HMAC signatures held against replay.",
+            lambda: len(self.authenticator.used),
+        )
 
     @property
     def address(self) -> tuple[str, int]:
-        if self._httpd is None:
-            raise IrError("server not started")
-        host, port = self._httpd.server_address[:2]
-        return str(host), int(port)
+        return self._alerts().bound
 
     @property
     def url(self) -> str:
-        host, port = self.address
-        return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+        return self._alerts().url()
+
+    @property
+    def metrics_url(self) -> str | None:
+        """The metrics listener, once started (None when there is none)."""
+        return self._metrics_httpd.url() if self._metrics_httpd else None
+
+    def transport(self) -> dict[str, Any]:
+        """How the server is reached, for the start record: scheme, certificate, metrics
+        listener, replay state."""
+        tls: dict[str, str] | None = None
+        if self.tls is not None:
+            files = self.tls.files
+            tls = {
+                "cert": str(files.cert),
+                "key": str(files.key),
+                "fingerprint": self.tls.fingerprint,
+            }
+        used = self.authenticator.used
+        replay = used.loaded.to_dict() if used.loaded else {"path": None, "since": used.since}
+        return {
+            "scheme": "https" if self.tls else "http",
+            "tls": tls,
+            "metrics_address": self.metrics_url,
+            "replay_state": replay,
+        }
+
+    def _alerts(self) -> Listener:
+        if self._httpd is None:
+            raise IrError("server not started")
+        return self._httpd
 
     def readiness(self) -> tuple[bool, str]:
         if self._httpd is None or self.intake.draining:
@@ -389,24 +419,31 @@ class AlertServer:
         return True, "ok"
 
     def start(self) -> None:
-        """Bind, start the workers and the HTTP thread. Raises UsageError when it cannot bind."""
-        try:
-            self._httpd = _HTTPServer((self.config.host, self.config.port), self)
-        except OSError as exc:
-            raise UsageError(
-                f"cannot listen on {self.config.host}:{self.config.port}: {exc.strerror or exc}"
-            ) from None
+        """Bind, start the workers and the HTTP threads. Raises UsageError when it cannot bind."""
+        config = self.config
+        alerts = self._bind((config.host, config.port), ALERTS, config.max_connections, self.tls)
+        if config.metrics_listen is not None:
+            try:
+                self._metrics_httpd = self._bind(
+                    config.metrics_listen, METRICS, MAX_METRICS_CONNECTIONS, None
+                )
+            except UsageError:
+                alerts.server_close()
+                raise
+        self._httpd = alerts
         self.workers.start()
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever,
-            kwargs={"poll_interval": 0.2},
-            name="ir-serve-http",
-            daemon=True,
-        )
-        self._thread.start()
+        for httpd in (self._httpd, self._metrics_httpd):
+            if httpd is not None:
+                threading.Thread(
+                    target=httpd.serve_forever,
+                    kwargs={"poll_interval": 0.2},
+                    name=f"ir-serve-{httpd.name}",
+                    daemon=True,
+                ).start()
         self.audit.record(
             "start",
             address=self.url,
+            **self.transport(),
             playbooks=[p.name for p in self.playbooks],
             workers=self.config.workers,
             queue_size=self.config.queue_size,
@@ -431,9 +468,11 @@ class AlertServer:
                 "shutdown-begin", queued=self.work.qsize(), running=self.workers.busy, grace=grace
             )
             if self._httpd is not None:
-                self._httpd.shutdown()  # returns once serve_forever has stopped
-                self._httpd.server_close()
+                self._httpd.stop()
             report = self.workers.drain(began + grace)
+            if self._metrics_httpd is not None:
+                self._metrics_httpd.stop()  # scraped and probed (not ready) until the drain ends
+            self.authenticator.close()
             report["seconds"] = round(time.monotonic() - began, 3)
             self.audit.record("shutdown", **report)
             self._shutdown_report = report
@@ -456,6 +495,41 @@ class AlertServer:
                 signal.signal(sig, handler)
         return self.shutdown()
 
+    def _bind(
+        self,
+        address: tuple[str, int],
+        role: str,
+        max_connections: int,
+        tls: ReloadingContext | None,
+    ) -> Listener:
+        handler = type(f"_{role.title()}Handler", (_Handler,), {"app": self, "role": role})
+        try:
+            return Listener(
+                address,
+                handler,
+                name=role,
+                max_connections=max_connections,
+                request_timeout=self.config.request_timeout,
+                metrics=self.metrics,
+                tls=tls,
+            )
+        except OSError as exc:
+            raise UsageError(
+                f"cannot listen on {address[0]}:{address[1]} ({role}): {exc.strerror or exc}"
+            ) from None
+
+    def _tls_load(self, load: TlsLoad) -> None:
+        """A rotated certificate was loaded, or refused (the previous one stays in use)."""
+        record = load.to_dict()
+        self.audit.record("tls-reload", **record)
+        self.metrics.inc("ir_serve_tls_reloads_total", result=record["status"])
+        if not load.loaded:
+            print(
+                f"ir serve: TLS: refused the changed {load.cert} and {load.key}, still serving "
+                f"the previous certificate: {load.reason}",
+                file=sys.stderr,
+            )
+
 
 def _metrics() -> Metrics:
     metrics = Metrics()
@@ -470,5 +544,9 @@ def _metrics() -> Metrics:
         "ir_serve_alert_to_step_seconds",
         "From alert received to the end of each step (e.g. action=quarantine).",
         RUN_BUCKETS,
+    )
+    metrics.counter("ir_serve_tls_reloads_total", "Rotated TLS pairs by result (loaded, refused).")
+    metrics.counter(
+        "ir_serve_tls_handshake_failures_total", "TLS handshakes that failed or timed out."
     )
     return metrics
