@@ -16,7 +16,7 @@ and records the receipt: "bundle confirmed" is when the command returns). Only c
 --no-quarantine --no-replace, so the same pod is captured by every run.
 
 Set-up: tests/testbed/node.py (control plane + kubelet/containerd node), the collector image of
-scripts/build-collector-image imported with ctr, namespace ir-system (Pod Security privileged).
+scripts/build-collector-image imported with ctr, namespace ir-collectors (Pod Security privileged).
 """
 
 from __future__ import annotations

@@ -65,6 +65,15 @@ def node(cluster: RealNode) -> RealNode:
     return cluster
 
 
+@pytest.fixture(scope="session")
+def collector_image(node: RealNode) -> str:
+    """ir's collector image, built (cached by content) and imported into the node, with the
+    collector namespace, service account and RBAC."""
+    from tests.testbed.collector import install_collector
+
+    return install_collector(node)
+
+
 @pytest.fixture
 def namespace(control_plane: ControlPlane) -> Iterator[str]:
     name = f"t-{uuid.uuid4().hex[:8]}"

@@ -28,7 +28,7 @@ from tests.fixtures_k8s import IMAGE, wait_for
 from tests.k8s_helpers import ready_pods
 from tests.test_capture_pod import deploy_web
 from tests.testbed.collector import NAMESPACE as COLLECTOR_NS
-from tests.testbed.collector import install_collector, store_secret
+from tests.testbed.collector import store_secret
 from tests.testbed.k8s import ControlPlane
 from tests.testbed.node import NODE_IP, RealNode
 from tests.testbed.s3 import SeaweedFS
@@ -36,13 +36,6 @@ from tests.testbed.s3 import SeaweedFS
 pytestmark = [pytest.mark.k8s]
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="session")
-def collector_image(node: RealNode) -> str:
-    """ir's collector image, built (cached by content) and imported into the node, with the
-    collector namespace, service account and RBAC."""
-    return install_collector(node)
 
 
 @pytest.fixture(scope="session")

@@ -668,7 +668,8 @@ def test_health_and_prometheus_metrics(start: Start) -> None:
     client.post(_falco())
     client.post(b"{", "/v1/alerts")
     assert _wait(lambda: len(audit.events("run")) == 1)
-    status, headers, body = client.request("GET", "/metrics")
+    assert client.get("/metrics")[0] == 401, "no anonymous scrape on the alert listener"
+    status, headers, body = client.request("GET", "/metrics", headers=AUTH)
     assert status == 200 and headers["Content-Type"].startswith("text/plain; version=0.0.4")
     text = body.decode()
     for line in text.splitlines():
@@ -688,33 +689,36 @@ def test_health_and_prometheus_metrics(start: Start) -> None:
     assert "ir_serve_queue_capacity 50" in text
 
 
-def test_rbac_grants_exactly_the_playbook_verbs() -> None:
+def test_rbac_gives_each_identity_its_own_grants() -> None:
+    """The shape of deploy/kustomize/base/rbac.yaml (what the apiserver makes of it is in
+    tests/resilience/test_admission.py and test_rbac.py): ir-serve may only act as ir-responder;
+    ir-responder has no secrets, no exec outside the collector namespace, no policy deletion."""
     documents = list(yaml.safe_load_all((ROOT / "deploy/kustomize/base/rbac.yaml").read_text()))
-    role = next(d for d in documents if d["kind"] == "ClusterRole")
+    by_name = {(d["kind"], d["metadata"]["name"]): d for d in documents}
+    serve = by_name[("Role", "ir-serve")]
+    assert serve["rules"] == [
+        {
+            "apiGroups": [""],
+            "resources": ["serviceaccounts"],
+            "resourceNames": ["ir-responder"],
+            "verbs": ["impersonate"],
+        }
+    ]
+    role = by_name[("ClusterRole", "ir-responder")]
     grants = {
         (g, r): set(rule["verbs"])
         for rule in role["rules"]
         for g in rule["apiGroups"]
         for r in rule["resources"]
     }
-    assert grants[("", "pods")] == {"get", "list", "watch", "patch"}
-    assert grants[("networking.k8s.io", "networkpolicies")] == {
-        "create",
-        "get",
-        "list",
-        "patch",
-        "delete",
-    }
+    assert grants[("networking.k8s.io", "networkpolicies")] == {"create", "get", "list"}
     assert grants[("", "nodes")] == {"get", "patch"}
     assert ("", "secrets") not in grants and ("", "pods/exec") not in grants
+    assert ("", "pods/ephemeralcontainers") not in grants
     assert all("*" not in verbs for verbs in grants.values())
-    collector = next(d for d in documents if d["kind"] == "Role")
-    assert collector["metadata"]["namespace"] == "ir-system"
-    assert {r for rule in collector["rules"] for r in rule["resources"]} == {
-        "pods",
-        "pods/exec",
-        "pods/log",
-    }
+    collector = by_name[("Role", "ir-responder-collector")]
+    assert collector["metadata"]["namespace"] == "ir-collectors"
+    assert {r for rule in collector["rules"] for r in rule["resources"]} == {"pods/exec"}
 
 
 # -- end to end on the real control plane ---------------------------------------------------------

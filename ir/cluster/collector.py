@@ -41,7 +41,7 @@ from ir.cluster.kube import ApiError, Kube
 from ir.cluster.resolve import ContainerRef, PodTarget, image_problem
 from ir.errors import ClusterError
 
-DEFAULT_NAMESPACE = "ir-system"
+DEFAULT_NAMESPACE = "ir-collectors"
 NODE_ROOT = "/host"
 WORK = "/work"
 SPOOL = f"{WORK}/spool"
@@ -314,7 +314,7 @@ def capture_in_collector(
         kube,
         pod.namespace,
         pod.name,
-        ["rm", "-rf", store],
+        ["ir", "collector", "remove", store],
         io.BytesIO(),
         container=pod.container,
         timeout=120,

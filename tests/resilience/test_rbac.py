@@ -1,11 +1,13 @@
-"""Least privilege on the real apiserver: the ClusterRole ir ships (deploy/kustomize/base/rbac.yaml,
-`ir-serve`) bound to a fresh ServiceAccount whose token `ir` uses (a subprocess, as in a cluster).
+"""Least privilege on the real apiserver: the responder's ClusterRole ir ships
+(deploy/kustomize/base/rbac.yaml, `ir-responder`) bound to a fresh ServiceAccount whose token `ir`
+uses (a subprocess, as in a cluster).
 
 The promises: with exactly those rules `ir capture pod` (Kubernetes context + containers),
-quarantine, replace and release all work, and `release --delete` works once the delete-pods
-overlay's rule is added; the role grants nothing beyond what the playbooks need (checked with
-SubjectAccessReviews); with any one needed permission removed, the failure names the verb and
-the resource that were refused.
+quarantine and replace work; lifting a quarantine (`ir release`, a person's act) needs the one
+rule the responder lacks, NetworkPolicy delete; the role grants nothing beyond what the playbooks
+need (checked with SubjectAccessReviews); with any one needed permission removed, the failure
+names the verb and the resource that were refused. What the admission policies add on top (which
+objects, which changes) is tests/resilience/test_admission.py.
 """
 
 from __future__ import annotations
@@ -31,16 +33,15 @@ from tests.testbed.k8s import ControlPlane
 pytestmark = [pytest.mark.k8s, pytest.mark.docker]
 
 SHIPPED = repo_path("deploy", "kustomize", "base", "rbac.yaml")
-DELETE_OVERLAY = repo_path("deploy", "kustomize", "overlays", "delete-pods", "kustomization.yaml")
 RBAC_API = "/apis/rbac.authorization.k8s.io/v1"
 Rules = list[dict[str, Any]]
 
 
 def shipped_rules() -> Rules:
     for doc in yaml.safe_load_all(SHIPPED.read_text()):
-        if doc and doc.get("kind") == "ClusterRole" and doc["metadata"]["name"] == "ir-serve":
+        if doc and doc.get("kind") == "ClusterRole" and doc["metadata"]["name"] == "ir-responder":
             return list(doc["rules"])
-    raise AssertionError(f"no ClusterRole ir-serve in {SHIPPED}")
+    raise AssertionError(f"no ClusterRole ir-responder in {SHIPPED}")
 
 
 def needed_rules() -> Rules:
@@ -57,11 +58,16 @@ def needed_rules() -> Rules:
     ]
 
 
-def delete_overlay_rule() -> dict[str, Any]:
-    doc = yaml.safe_load(DELETE_OVERLAY.read_text())
-    (patch,) = [p for p in doc["patches"] if p["target"]["name"] == "ir-serve"]
-    (op,) = yaml.safe_load(patch["patch"])
-    return dict(op["value"])
+#: what a person lifting a quarantine needs beyond the responder's rules (`ir release`)
+RELEASE_RULE = {
+    "apiGroups": ["networking.k8s.io"],
+    "resources": ["networkpolicies"],
+    "verbs": ["delete"],
+}
+
+
+def person_rules() -> Rules:
+    return [*needed_rules(), RELEASE_RULE]
 
 
 def without(rules: Rules, group: str, resource: str, verb: str) -> Rules:
@@ -242,10 +248,11 @@ def test_shipped_role_alone_gives_a_complete_capture(
 def test_least_privilege_is_enough_for_capture_quarantine_replace_release(
     control_plane: ControlPlane, docker_bed: DockerBed, grant: Grant, web: Any, tmp_path: Path
 ) -> None:
-    """With the shipped rules (+ `get` on roles, see needed_rules): `ir capture pod` is complete (every Kubernetes context
-    artifact ok), quarantine verifies, the replacement becomes ready, `ir release` removes the
-    quarantine; `release --delete` is refused naming "delete pods" until the delete-pods
-    overlay's rule is added, then deletes the suspect."""
+    """With the shipped rules (+ `get` on roles, see needed_rules): `ir capture pod` is complete
+    (every Kubernetes context artifact ok), quarantine verifies, the replacement becomes ready;
+    `ir release` is refused naming "delete networkpolicies" (the responder may not lift a
+    quarantine) until a person's rule adds it, then removes the quarantine and, with --delete,
+    the suspect."""
     ns = grant.namespace
     grant.set(needed_rules())
     name = web(1)[0]["metadata"]["name"]
@@ -277,16 +284,13 @@ def test_least_privilege_is_enough_for_capture_quarantine_replace_release(
         and doc["replace"]["ready"]
     )
 
+    refused = ir_as(grant, docker_bed, "release", "pod", name, "-n", ns, "--evidence", bundle)
+    assert refused.returncode == 4
+    assert "permission denied: cannot delete networkpolicies" in refused.assert_clean_error()
+    grant.set(person_rules())
     released = ir_as(grant, docker_bed, "release", "pod", name, "-n", ns, "--evidence", bundle)
     assert released.returncode == 0, released.stderr
     assert control_plane.api("GET", POLICY_API.format(ns=ns))["items"] == []
-
-    refused = ir_as(
-        grant, docker_bed, "release", "pod", name, "-n", ns, "--delete", "--evidence", bundle
-    )
-    assert refused.returncode == 4
-    assert "permission denied: cannot delete pods" in refused.assert_clean_error()
-    grant.set([*needed_rules(), delete_overlay_rule()])
     deleted = ir_as(
         grant, docker_bed, "release", "pod", name, "-n", ns, "--delete", "--evidence", bundle
     )
@@ -307,9 +311,12 @@ def test_least_privilege_is_enough_for_capture_quarantine_replace_release(
 FORBIDDEN = [
     ("get", "", "secrets", ""),
     ("list", "", "secrets", ""),
-    ("delete", "", "pods", ""),
-    ("create", "", "pods", ""),
     ("create", "", "pods", "exec"),
+    ("patch", "", "pods", "ephemeralcontainers"),
+    ("update", "", "pods", "status"),
+    ("delete", "networking.k8s.io", "networkpolicies", ""),
+    ("patch", "networking.k8s.io", "networkpolicies", ""),
+    ("patch", "", "nodes", "status"),
     ("create", "", "pods", "attach"),
     ("create", "", "pods", "portforward"),
     ("update", "", "pods", ""),
@@ -323,13 +330,16 @@ FORBIDDEN = [
     ("get", "", "configmaps", ""),
     ("delete", "", "namespaces", ""),
     ("create", "batch", "jobs", ""),
+    ("create", "", "serviceaccounts", ""),
     ("update", "networking.k8s.io", "networkpolicies", ""),
 ]
 
 
 def test_shipped_role_grants_nothing_more(grant: Grant) -> None:
-    """SubjectAccessReviews for the shipped rules: no secrets, no exec/attach/port-forward, no pod
-    creation or deletion (that is the opt-in overlay), no workload or RBAC changes."""
+    """SubjectAccessReviews for the shipped rules: no secrets, no exec/attach/port-forward outside
+    the collector namespace (its Role, not bound here), no ephemeral containers, no status
+    writes, no policy deletion or change, no workload or RBAC changes. (Pod create/delete and
+    pod/node patch are granted: test_admission.py shows what the admission policies let through.)"""
     grant.set(shipped_rules())
     allowed = [
         f"{v} {g or 'core'}/{r}{'/' + s if s else ''}"
@@ -382,10 +392,11 @@ def test_missing_permission_names_verb_and_resource(
     verb, group, resource = removed
     ns = grant.namespace
     name = web(1)[0]["metadata"]["name"]
+    rules = person_rules() if command == "release" else needed_rules()
     if command == "release":  # quarantined first, with everything granted
-        grant.set(needed_rules())
+        grant.set(rules)
         assert ir_as(grant, docker_bed, "quarantine", "pod", name, "-n", ns).returncode == 0
-    grant.set(without(needed_rules(), group, resource, verb))
+    grant.set(without(rules, group, resource, verb))
     wait_for("the permission gone", lambda: not grant.can(verb, group, resource), 30)
     if command == "capture":
         done = ir_as(

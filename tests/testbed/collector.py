@@ -8,18 +8,12 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-import yaml
-
+from tests.testbed.deploy import apply, shipped_documents
 from tests.testbed.node import RealNode
 from tests.testbed.s3 import SeaweedFS
 
 REPO = Path(__file__).resolve().parents[2]
-NAMESPACE = "ir-system"
-_PATHS = {
-    "ServiceAccount": f"/api/v1/namespaces/{NAMESPACE}/serviceaccounts",
-    "ClusterRole": "/apis/rbac.authorization.k8s.io/v1/clusterroles",
-    "ClusterRoleBinding": "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings",
-}
+NAMESPACE = "ir-collectors"
 
 
 def install_collector(node: RealNode) -> str:
@@ -35,22 +29,8 @@ def install_collector(node: RealNode) -> str:
         raise RuntimeError(f"collector image: {built.stderr[-3000:]}")
     archive, ref = built.stdout.strip().splitlines()[-2:]
     node.ctr("images", "import", archive)
-    node.cp.api(
-        "POST",
-        "/api/v1/namespaces",
-        {
-            "apiVersion": "v1",
-            "kind": "Namespace",
-            "metadata": {
-                "name": NAMESPACE,
-                "labels": {"pod-security.kubernetes.io/enforce": "privileged"},
-            },
-        },
-    )
-    for name in ("serviceaccount.yaml", "rbac.yaml"):
-        text = (REPO / "deploy/kustomize/node-collector" / name).read_text()
-        for doc in yaml.safe_load_all(text):
-            node.cp.api("POST", _PATHS[doc["kind"]], doc)
+    for doc in shipped_documents(REPO / "deploy/kustomize/node-collector"):
+        apply(node.cp, doc)
     return ref
 
 

@@ -135,7 +135,7 @@ def main() -> int:
                 "apiVersion": "v1",
                 "kind": "Namespace",
                 "metadata": {
-                    "name": "ir-system",
+                    "name": "ir-collectors",
                     "labels": {"pod-security.kubernetes.io/enforce": "privileged"},
                 },
             },
