@@ -288,7 +288,10 @@ def test_run_calls_steps_in_order_with_the_validated_target() -> None:
 def test_capture_gate_blocks_destructive_steps(capture_status: str) -> None:
     actions = RecordingActions(statuses={"capture": capture_status})
     engine, audit = _engine(actions)
-    text = MINIMAL + "  - action: annotate\n    annotations: {a: b}\n    when: capture_failed\n"
+    text = (
+        MINIMAL
+        + "  - action: annotate\n    annotations: {ir.forensics/a: b}\n    when: capture_failed\n"
+    )
     result = engine.run(_book(text), _alert("falco-terminal-shell.json"))
     assert actions.actions_called() == ["capture", "annotate"]
     assert [s.status for s in result.steps] == [capture_status, "refused", "refused", "ok"]
@@ -311,7 +314,7 @@ def test_conditions_between_steps() -> None:
     engine, _ = _engine(actions)
     text = MINIMAL.replace(
         "  - action: replace\n", "  - action: replace\n    when: previous_ok\n"
-    ) + ("  - action: annotate\n    annotations: {x: y}\n    when: previous_failed\n")
+    ) + ("  - action: annotate\n    annotations: {ir.forensics/x: y}\n    when: previous_failed\n")
     result = engine.run(_book(text), _alert("falco-terminal-shell.json"))
     assert [s.status for s in result.steps] == ["ok", "failed", "skipped", "ok"]
     assert actions.actions_called() == ["capture", "quarantine", "annotate"]
@@ -353,16 +356,56 @@ def test_dry_run_playbook_acts_on_nothing_and_lists_requests() -> None:
     assert ("PATCH", "/api/v1/namespaces/shop/pods/web-7f9c6d8b5-x2kqp") in methods
 
 
-def test_node_target_playbook(shipped: list[Playbook]) -> None:
+def test_node_target_playbook_captures_the_node_then_acts(shipped: list[Playbook]) -> None:
+    """The node finding's EKS cluster is the configured one: the node is captured, then annotated
+    and cordoned (the node named by the finding's instance)."""
     actions = RecordingActions()
-    engine, _ = _engine(actions)
+    engine, _ = _engine(actions, cluster_name="prod-eu")
     book = next(p for p in shipped if p.name == "guardduty-eks-node")
     result = engine.run(book, _alert("guardduty-eventbridge-node.json"))
-    assert actions.actions_called() == ["annotate", "cordon"]
-    assert actions.calls[1].target.node == "ip-10-0-3-7.eu-west-1.compute.internal"
-    assert (
-        actions.calls[1].target.pod is None and result.steps[2].status == "skipped"
-    )  # notify unset
+    assert actions.actions_called() == ["capture", "annotate", "cordon"]
+    assert actions.calls[2].target.node == "ip-10-0-3-7.eu-west-1.compute.internal"
+    assert actions.calls[0].context.alert.instance_id == "i-0c3d4e5f6071829a0"
+    assert actions.calls[2].target.pod is None and result.steps[3].status == "skipped"
+
+
+@pytest.mark.parametrize(
+    ("cluster", "capture", "says"),
+    [
+        (None, "ok", "was not told its own cluster's name"),
+        ("staging", "ok", "is about cluster 'prod-eu', not this one ('staging')"),
+        ("prod-eu", "failed", "capture failed; a node is acted on only with evidence"),
+    ],
+    ids=["cluster-unknown", "other-cluster", "no-evidence"],
+)
+def test_node_actions_need_this_cluster_and_evidence(
+    shipped: list[Playbook], cluster: str | None, capture: str, says: str
+) -> None:
+    """Whatever the playbook says about capture failures, a node is annotated or cordoned only
+    for a finding about this cluster, after a completed capture."""
+    actions = RecordingActions(statuses={"capture": capture})
+    engine, _ = _engine(actions, cluster_name=cluster)
+    book = next(p for p in shipped if p.name == "guardduty-eks-node")
+    result = engine.run(book, _alert("guardduty-eventbridge-node.json"))
+    assert actions.actions_called() == ["capture"]
+    refused = [s for s in result.steps if s.action in ("annotate", "cordon")]
+    assert [s.status for s in refused] == ["refused", "refused"]
+    assert all(says in s.detail for s in refused), [s.detail for s in refused]
+
+
+def test_waiving_node_evidence_is_explicit(shipped: list[Playbook]) -> None:
+    text = MINIMAL.replace(
+        "  sources: [falco]\n  rules: [Terminal shell in container]",
+        "  sources: [guardduty]\n  rule_patterns: ['Runtime']",
+    ).split("steps:")[0]
+    text = "node_actions_need_capture: false\non_capture_failure: continue\n" + text
+    text += "steps:\n  - action: cordon\n"
+    actions = RecordingActions()
+    engine, _ = _engine(actions, cluster_name="prod-eu")
+    book = _book(text)
+    assert book.node_actions_need_capture is False
+    engine.run(book, _alert("guardduty-eventbridge-node.json"))
+    assert actions.actions_called() == ["cordon"]
 
 
 def test_steps_needing_a_pod_are_skipped_for_other_targets() -> None:

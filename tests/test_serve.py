@@ -110,6 +110,7 @@ def _serve(
         "workers": 2,
         "queue_size": 50,
         "shutdown_grace": 5.0,
+        "cluster_name": "prod-eu",  # the GuardDuty samples' EKS cluster
     }
     settings.update(overrides)
     actions = actions or RecordingActions()
@@ -189,7 +190,7 @@ def _wait(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
             "guardduty-eventbridge-node.json",
             "/v1/alerts",
             "guardduty-eks-node",
-            ["annotate", "cordon"],
+            ["capture", "annotate", "cordon"],
             (None, None),
         ),
     ],

@@ -114,6 +114,13 @@ def store_options(fn: Any) -> Any:
 )
 @click.option("--name", "name", metavar="NAME", help="Name for a container given only by --pid.")
 @click.option(
+    "--whole-node",
+    is_flag=True,
+    help="Capture the node itself, not a container (ir's node collector, hostPID): every "
+    "process and the node's sockets, seen through its container runtime daemon; no files. "
+    "Only with --collectors from metadata,processes,network.",
+)
+@click.option(
     "--root-walk",
     is_flag=True,
     help="With --pid, when the overlay upperdir is out of reach (ir inside the pod, e.g. an "
@@ -177,6 +184,7 @@ def container(
     docker_host: str | None,
     pid: int | None,
     name: str | None,
+    whole_node: bool,
     root_walk: bool,
     node_root: str,
     max_file_size: int,
@@ -205,6 +213,8 @@ def container(
     if since:
         options.since_epoch()  # bad times fail before anything is captured
     names = [n for n in (collectors or "").split(",") if n.strip()] or None
+    if whole_node and not set(names or ["all"]) <= {"metadata", "processes", "network"}:
+        raise UsageError("--whole-node needs --collectors from metadata,processes,network")
     signer = load_signer(signing_key)
     scheme = ref.split("://", 1)[0] if ref and "://" in ref else None
     if scheme and scheme != "docker":
@@ -222,6 +232,7 @@ def container(
             allow_exec=allow_exec,
             name=name,
             root_walk=root_walk,
+            whole_node=whole_node,
         )
     try:
         labels = {"backend": handle.backend}

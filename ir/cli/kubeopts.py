@@ -161,3 +161,13 @@ def collector_settings(
         collector_service_account,
         collector_secret or None,
     )
+
+
+cluster_name_option = click.option(
+    "--cluster-name",
+    metavar="NAME",
+    envvar="IR_CLUSTER_NAME",
+    help="This cluster's name, as alerts give it (the EKS cluster name in GuardDuty findings, "
+    "an Alertmanager `cluster` label). An alert that names a cluster acts on a node only when "
+    "it is this one; a GuardDuty finding never acts on a node without it. Env: IR_CLUSTER_NAME.",
+)

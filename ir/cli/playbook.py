@@ -12,7 +12,7 @@ import click
 
 from ir.bundle.custody import operator_name
 from ir.bundle.signing import load_signer
-from ir.cli.kubeopts import as_option, collector_options, collector_settings
+from ir.cli.kubeopts import as_option, cluster_name_option, collector_options, collector_settings
 from ir.cli.output import emit, info, output_option, printable, table, warn
 from ir.errors import ClusterError, ExitCode, UsageError
 from ir.playbook.actions import DryRunActions, ResponseActions
@@ -235,6 +235,7 @@ def _find_playbook(name_or_path: str, paths: list[str]) -> Playbook:
 )
 @click.option("--context", "kube_context", default=None, metavar="NAME", help="kubeconfig context.")
 @as_option
+@cluster_name_option
 @click.option(
     "--signing-key",
     metavar="KEY",
@@ -261,6 +262,7 @@ def run(
     store: str | None,
     kubeconfig: str | None,
     kube_context: str | None,
+    cluster_name: str | None,
     signing_key: str | None,
     audit_log: str | None,
     operator: str | None,
@@ -296,6 +298,7 @@ def run(
         operator=operator_name(operator),
         protected_namespaces=tuple(PROTECTED_NAMESPACES) + protect,
         dry_run=dry,
+        cluster_name=cluster_name,
     )
     results = [engine.run(book, alert) for alert in alerts]
     audit.close()

@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from ir.bundle.signing import ENV_SIGNING_KEY
-from ir.cli.kubeopts import as_option, collector_options, collector_settings
+from ir.cli.kubeopts import as_option, cluster_name_option, collector_options, collector_settings
 from ir.cli.output import info, warn
 from ir.cli.playbook import make_actions, playbook_paths
 from ir.errors import ExitCode, UsageError
@@ -156,6 +156,7 @@ def _tls_pair(
 )
 @click.option("--context", "kube_context", default=None, metavar="NAME", help="kubeconfig context.")
 @as_option
+@cluster_name_option
 @click.option(
     "--signing-key",
     metavar="KEY",
@@ -233,6 +234,7 @@ def serve(
     store: str | None,
     kubeconfig: str | None,
     kube_context: str | None,
+    cluster_name: str | None,
     signing_key: str | None,
     allow_unsigned: bool,
     audit_log: str,
@@ -290,6 +292,7 @@ def serve(
         rate_window=rate_window,
         shutdown_grace=shutdown_grace,
         protected_namespaces=tuple(PROTECTED_NAMESPACES) + protect,
+        cluster_name=cluster_name,
     )
     config.validate()
     if insecure_no_auth:

@@ -12,10 +12,12 @@ from ir.bundle.signing import Signer
 from ir.cluster.capture import PodCaptureOptions, capture_pod
 from ir.cluster.collector import CollectorSettings
 from ir.cluster.kube import Kube
+from ir.cluster.nodecapture import capture_node, check_node
 from ir.cluster.ops import MERGE_PATCH, ActionRecord, Operator, Request
 from ir.cluster.record import record_actions
 from ir.cluster.resolve import check_name, pod_path, resolve_pod
 from ir.cluster.respond import quarantine_pod, replace_pod
+from ir.collect.session import CaptureResult
 from ir.errors import IrError
 from ir.playbook.actions import (
     DRY_RUN,
@@ -29,6 +31,7 @@ from ir.playbook.actions import (
 )
 from ir.playbook.alerts import Target
 from ir.store import open_store
+from ir.store.base import Store
 
 
 class ClusterActions:
@@ -102,7 +105,17 @@ class ClusterActions:
         return result
 
     # -- steps ---------------------------------------------------------------------------------
+    def _store(self, params: dict[str, Any]) -> Store:
+        store_uri = params.get("store") or self.store_uri
+        return (
+            open_store(store_uri, **self.store_options)
+            if (store_uri or "").startswith("s3://")
+            else open_store(store_uri)
+        )
+
     def capture(self, target: Target, params: dict[str, Any], context: ActionContext) -> StepResult:
+        if (not target.pod or not target.namespace) and target.node:
+            return self._capture_node(str(target.node), params, context)
         if not target.pod or not target.namespace:
             return StepResult("capture", SKIPPED, "the alert names no pod")
         if context.dry_run:
@@ -112,12 +125,7 @@ class ClusterActions:
                 f"would capture pod {target.namespace}/{target.pod}",
                 requests=[ApiRequest("GET", pod_path(str(target.namespace), str(target.pod)))],
             )
-        store_uri = params.get("store") or self.store_uri
-        store = (
-            open_store(store_uri, **self.store_options)
-            if (store_uri or "").startswith("s3://")
-            else open_store(store_uri)
-        )
+        store = self._store(params)
         container_options: dict[str, Any] = {}
         if params.get("max_bytes"):
             container_options["max_diff_size"] = int(params["max_bytes"])
@@ -143,26 +151,48 @@ class ClusterActions:
         except IrError as exc:
             return StepResult("capture", FAILED, exc.message)
         assert result.capture is not None
-        cap = result.capture
-        outcome = cap.sealed.manifest.outcome
-        status = (
-            OK
-            if outcome == "complete" and cap.stored.confirmed
-            else (PARTIAL if outcome != "failed" else FAILED)
-        )
-        detail = (
-            f"bundle {cap.stored.location} ({outcome}"
-            + ("" if cap.stored.confirmed else ", spooled: not confirmed stored")
-            + ")"
-        )
-        return StepResult(
-            "capture",
-            status,
-            detail,
-            bundle=cap.stored.location,
-            bundle_digest="sha256:" + cap.sealed.root_digest,
-            data={"outcome": outcome, "spooled": cap.stored.spooled},
-        )
+        return _capture_step(result.capture)
+
+    def _capture_node(
+        self, node: str, params: dict[str, Any], context: ActionContext
+    ) -> StepResult:
+        """A node target (a node-level finding): the node's processes and sockets through the
+        node collector (ir.cluster.nodecapture), after checking it is a node of this cluster."""
+        instance = context.alert.instance_id if context.alert is not None else None
+        try:
+            check_node(self.kube, node, instance)
+        except IrError as exc:
+            return StepResult("capture", FAILED, exc.message)
+        if self.collector is None:
+            return StepResult(
+                "capture", FAILED, "capturing a node needs the node collector (--collector-image)"
+            )
+        if context.dry_run:
+            return StepResult(
+                "capture",
+                DRY_RUN,
+                f"would capture node {node} through a collector pod in {self.collector.namespace}",
+                requests=[
+                    ApiRequest("POST", f"/api/v1/namespaces/{self.collector.namespace}/pods")
+                ],
+            )
+        try:
+            result = capture_node(
+                self.kube,
+                self._store(params),
+                node,
+                settings=self.collector,
+                case_id=context.case_id,
+                reason=context.reason,
+                operator=context.operator,
+                signer=self.signer if params.get("sign", True) else None,
+                alert=context.alert.to_dict() if context.alert is not None else None,
+                instance_id=instance,
+                echo=self.echo,
+            )
+        except IrError as exc:
+            return StepResult("capture", FAILED, exc.message)
+        return _capture_step(result)
 
     def quarantine(
         self, target: Target, params: dict[str, Any], context: ActionContext
@@ -223,7 +253,7 @@ class ClusterActions:
 
     def cordon(self, target: Target, params: dict[str, Any], context: ActionContext) -> StepResult:
         def body(op: Operator) -> StepResult:
-            node = self._node_of(target)
+            node = self._node_of(target, context)
             if not node:
                 return self._result("cordon", op, SKIPPED, "pod is not scheduled on a node")
             op.apply(
@@ -246,7 +276,7 @@ class ClusterActions:
         def body(op: Operator) -> StepResult:
             values = dict(params.get(key) or {})
             if params.get("object") == "node" or not target.pod:
-                node = self._node_of(target)
+                node = self._node_of(target, context)
                 if not node:
                     return self._result(action, op, SKIPPED, "no node to act on")
                 path = f"/api/v1/nodes/{check_name('node', node)}"
@@ -264,10 +294,13 @@ class ClusterActions:
             action, target, context, body, node_ok=params.get("object") == "node" or not target.pod
         )
 
-    def _node_of(self, target: Target) -> str | None:
-        """The node the API says the pod runs on; for a node target (no pod), the alert's node."""
+    def _node_of(self, target: Target, context: ActionContext) -> str | None:
+        """The node the API says the pod runs on; for a node target (no pod), the alert's node,
+        once checked to be a node of this cluster (and the alert's instance, when it names one)."""
         if target.pod and target.namespace:
             return resolve_pod(self.kube, target.namespace, target.pod).node
+        if target.node:
+            check_node(self.kube, target.node, context.alert.instance_id if context.alert else None)
         return target.node
 
     def label(self, target: Target, params: dict[str, Any], context: ActionContext) -> StepResult:
@@ -296,6 +329,29 @@ class ClusterActions:
             return self._result("delete", op, OK, f"pod {target.namespace}/{target.pod} deleted")
 
         return self._run("delete", target, context, body)
+
+
+def _capture_step(cap: CaptureResult) -> StepResult:
+    """ok only for a complete bundle confirmed stored."""
+    outcome = cap.sealed.manifest.outcome
+    status = (
+        OK
+        if outcome == "complete" and cap.stored.confirmed
+        else (PARTIAL if outcome != "failed" else FAILED)
+    )
+    detail = (
+        f"bundle {cap.stored.location} ({outcome}"
+        + ("" if cap.stored.confirmed else ", spooled: not confirmed stored")
+        + ")"
+    )
+    return StepResult(
+        "capture",
+        status,
+        detail,
+        bundle=cap.stored.location,
+        bundle_digest="sha256:" + cap.sealed.root_digest,
+        data={"outcome": outcome, "spooled": cap.stored.spooled},
+    )
 
 
 def _api(record: ActionRecord) -> ApiRequest:

@@ -34,7 +34,7 @@ import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from ir.cluster.execstream import exec_stream
 from ir.cluster.kube import ApiError, Kube
@@ -53,6 +53,18 @@ HOST_PATHS: dict[str, tuple[str, ...]] = {
     "containerd": ("/run/containerd", "/var/lib/containerd", "/var/log/pods"),
     "cri-o": ("/run/containers", "/var/lib/containers", "/var/log/pods"),
 }
+
+
+class CollectorSubject(Protocol):
+    """What a collector pod is started for: a pod (resolve.PodTarget) or a node
+    (nodecapture.NodeSubject). `collects` becomes its annotation, which the admission policy
+    checks (ns/name (uid) of a non-protected pod, or node NAME (uid))."""
+
+    @property
+    def node(self) -> str | None: ...
+
+    @property
+    def collects(self) -> str: ...
 
 
 class CollectorRefused(ClusterError):
@@ -101,7 +113,7 @@ class CollectorSettings:
 
 def collector_manifest(
     name: str,
-    target: PodTarget,
+    target: CollectorSubject,
     runtime: str,
     settings: CollectorSettings,
     deadline: int,
@@ -140,7 +152,7 @@ def collector_manifest(
                 "app.kubernetes.io/component": "node-collector",
             },
             "annotations": {
-                "ir.forensics/collects": f"{target.namespace}/{target.name} ({target.uid})",
+                "ir.forensics/collects": target.collects,
             },
         },
         "spec": {
@@ -176,7 +188,7 @@ def collector_manifest(
 
 def start_collector(
     kube: Kube,
-    target: PodTarget,
+    target: CollectorSubject,
     runtime: str,
     settings: CollectorSettings,
     *,
@@ -188,7 +200,7 @@ def start_collector(
     upload to S3 itself). Raises CollectorRefused (with the apiserver's words) or ClusterError
     (image, node, time)."""
     if not target.node:
-        raise ClusterError(f"pod {target.namespace}/{target.name} is not on a node")
+        raise ClusterError(f"{target.collects} is not on a node")
     if runtime not in HOST_PATHS:
         raise ClusterError(f"runtime {runtime!r}: the node collector reads containerd and CRI-O")
     name = f"ir-collector-{uuid.uuid4().hex[:10]}"

@@ -75,6 +75,11 @@ class PodTarget:
         return str(self.pod["metadata"]["uid"])
 
     @property
+    def collects(self) -> str:
+        """What a node collector for this pod says it collects (its annotation)."""
+        return f"{self.namespace}/{self.name} ({self.uid})"
+
+    @property
     def node(self) -> str | None:
         return self.pod.get("spec", {}).get("nodeName")
 

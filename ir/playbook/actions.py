@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from ir.playbook.alerts import Alert, Target
+from ir.playbook.k8snames import IR_KEY_PREFIX
 
 OK, PARTIAL, FAILED, SKIPPED, REFUSED, DRY_RUN = (
     "ok",
@@ -46,7 +47,7 @@ STATUSES = (OK, PARTIAL, FAILED, SKIPPED, REFUSED, DRY_RUN)
 
 # Label and annotation names the dry run shows; the real implementation defines its own.
 QUARANTINE_LABEL = "ir.forensics/quarantine"
-ANNOTATION_PREFIX = "ir.forensics/"
+ANNOTATION_PREFIX = IR_KEY_PREFIX
 
 
 @dataclass(frozen=True)

@@ -90,8 +90,12 @@ class Engine:
         dry_run: bool = False,
         step_timeout: float = DEFAULT_STEP_TIMEOUT,
         on_step: Callable[[RunResult, StepResult], None] | None = None,
+        cluster_name: str | None = None,
     ) -> None:
         self.actions = actions
+        # this cluster's name (EKS: the cluster name in GuardDuty findings): node actions on an
+        # alert that names a cluster need it to match
+        self.cluster_name = cluster_name
         self.dry_run_actions = dry_run_actions or DryRunActions()
         self.notifier = notifier or WebhookNotifier()
         self.audit = audit or AuditLog()
@@ -238,6 +242,10 @@ class Engine:
         }
         if not conditions[step.when]:
             return StepResult(step.action, SKIPPED, f"condition '{step.when}' is false")
+        if step.acts_on_node(bool(target.pod)):
+            refusal = self._node_evidence(playbook, run.alert, capture)
+            if refusal:
+                return StepResult(step.action, REFUSED, refusal)
         if step.destructive and playbook.on_capture_failure != "continue":
             if capture is None:
                 return StepResult(
@@ -255,10 +263,39 @@ class Engine:
         need = NEEDS.get(step.action)
         if step.action in ("label", "annotate"):
             need = step.params.get("object", "pod")
+        if step.action == "capture" and target.node and not target.pod:
+            need = "node"  # the node itself: its processes and sockets, through the collector
         if need == "pod" and not target.pod:
             return StepResult(step.action, SKIPPED, f"needs a pod; the target is a {target.kind}")
         if need == "node" and not (target.node or target.pod):
             return StepResult(step.action, SKIPPED, f"needs a node; the target is a {target.kind}")
+        return None
+
+    def _node_evidence(
+        self, playbook: Playbook, alert: Alert, capture: StepResult | None
+    ) -> str | None:
+        """Why a node action must not run, or None: the alert must be about this cluster (a
+        GuardDuty finding always names its EKS cluster; so may an Alertmanager `cluster` label),
+        and a capture earlier in the run must have completed (unless the playbook waives it)."""
+        if alert.source == "guardduty" or alert.cluster:
+            if not alert.cluster:
+                return "node action refused: the finding names no EKS cluster"
+            if not self.cluster_name:
+                return (
+                    f"node action refused: the alert is about cluster {alert.cluster!r} and this "
+                    "ir was not told its own cluster's name (--cluster-name, IR_CLUSTER_NAME)"
+                )
+            if alert.cluster != self.cluster_name:
+                return (
+                    f"node action refused: the alert is about cluster {alert.cluster!r}, "
+                    f"not this one ({self.cluster_name!r})"
+                )
+        if playbook.node_actions_need_capture and not (capture and capture.succeeded):
+            state = f"capture {capture.status}" if capture else "no capture ran before it"
+            return (
+                f"node action refused: {state}; a node is acted on only with evidence "
+                "(node_actions_need_capture: false waives it)"
+            )
         return None
 
     def _call(

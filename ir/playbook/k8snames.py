@@ -16,6 +16,8 @@ CONTAINER_RUNTIMES = ("docker", "containerd", "cri-o", "crio")
 _LABEL_NAME = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?")
 
 PROTECTED_NAMESPACES: tuple[str, ...] = ("kube-system", "kube-public", "kube-node-lease")
+#: the only label and annotation keys ir sets (deploy/kustomize/base/admission.yaml enforces it)
+IR_KEY_PREFIX = "ir.forensics/"
 MAX_ANNOTATION_VALUE = 4096
 
 

@@ -20,6 +20,7 @@ import yaml
 from ir.errors import UsageError
 from ir.playbook.alerts import PRIORITIES, normalize_priority, source_names
 from ir.playbook.k8snames import (
+    IR_KEY_PREFIX,
     annotation_value_problem,
     is_dns1123_label,
     label_key_problem,
@@ -289,6 +290,7 @@ _TOP_KEYS = (
     "order",
     "dry_run",
     "on_capture_failure",
+    "node_actions_need_capture",
     "allow_protected_namespaces",
     "case",
     "trigger",
@@ -374,6 +376,11 @@ def _check_playbook(c: _Checker, data: Any, file: str) -> Playbook | None:
         if "on_capture_failure" in top
         else "stop"
     )
+    node_capture = (
+        c.boolean(top["node_actions_need_capture"], ("node_actions_need_capture",))
+        if "node_actions_need_capture" in top
+        else True
+    )
     protected = (
         c.boolean(top["allow_protected_namespaces"], ("allow_protected_namespaces",))
         if "allow_protected_namespaces" in top
@@ -410,6 +417,7 @@ def _check_playbook(c: _Checker, data: Any, file: str) -> Playbook | None:
         order=order if order is not None else 100,
         dry_run=bool(dry_run),
         on_capture_failure=on_failure or "stop",
+        node_actions_need_capture=node_capture is not False,
         allow_protected_namespaces=bool(protected),
         case=case,
         target_pointers=pointers,
@@ -608,6 +616,11 @@ def _check_params(c: _Checker, action: str, params: dict[str, Any], at: Path_) -
                 c.error((*at, key), "must name at least one key")
             for k, v in (mapping or {}).items():
                 problem = label_key_problem(k)
+                if problem is None and isinstance(k, str) and not k.startswith(IR_KEY_PREFIX):
+                    problem = (
+                        f"must be under {IR_KEY_PREFIX} (ir changes only its own keys; the "
+                        "shipped admission policies refuse any other)"
+                    )
                 if problem:
                     c.error((*at, key, k), f"key {k!r}: {problem}", at_key=True)
                 problem = (

@@ -101,6 +101,15 @@ class Step:
     def destructive(self) -> bool:
         return self.action in DESTRUCTIVE
 
+    def acts_on_node(self, target_has_pod: bool) -> bool:
+        """Whether this step changes a node: cordon, or labels/annotations on `object: node`
+        (or on a target that names no pod, where they go to the node)."""
+        if self.action == "cordon":
+            return True
+        if self.action in ("label", "annotate"):
+            return self.params.get("object") == "node" or not target_has_pod
+        return False
+
 
 @dataclass(frozen=True)
 class Trigger:
@@ -127,6 +136,9 @@ class Playbook:
     order: int = 100
     dry_run: bool = False
     on_capture_failure: str = "stop"
+    # a node action (cordon, a node's labels or annotations) needs a completed capture earlier in
+    # the run, whatever on_capture_failure says; false is an explicit, audited choice
+    node_actions_need_capture: bool = True
     allow_protected_namespaces: bool = False
     case: str | None = None
     # per source: target field -> JSON Pointer into the alert's raw object
@@ -139,6 +151,7 @@ class Playbook:
             "order": self.order,
             "dry_run": self.dry_run,
             "on_capture_failure": self.on_capture_failure,
+            "node_actions_need_capture": self.node_actions_need_capture,
             "sources": list(self.trigger.sources),
             "steps": [f"{s.name} ({s.action}, when {s.when})" for s in self.steps],
         }

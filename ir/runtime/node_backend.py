@@ -29,6 +29,7 @@ from ir.runtime.procfs import (
     ProcfsNetwork,
     ProcfsProcesses,
     boot_time,
+    node_anchor_pid,
     ns_link,
     parse_passwd,
     read_file_in_root,
@@ -56,9 +57,13 @@ class NodeContainer(ContainerHandle):
         actions: ActionLog | None = None,
         node_root: str = "/",
         root_walk: bool = False,
+        whole_node: bool = False,
     ) -> None:
         """`root_walk`: without a reachable overlay upperdir, list the files changed since the
-        container started through /proc/PID/root instead (ir.runtime.rootwalk: not a diff)."""
+        container started through /proc/PID/root instead (ir.runtime.rootwalk: not a diff).
+        `whole_node`: the node itself (`pid` a process in its namespaces, procfs.node_anchor_pid):
+        every process, the node's sockets; no filesystem (it is no container's diff)."""
+        self.whole_node = whole_node
         if os.geteuid() != 0:
             raise UsageError(
                 "the node backend reads the host's /proc and overlay directories: run ir as root"
@@ -201,7 +206,13 @@ class NodeContainer(ContainerHandle):
     def processes(self) -> ProcfsProcesses:
         self._need_running("processes")
         assert self.pid is not None
-        return ProcfsProcesses(self.pid, users=self._users, actions=self.actions, proc=self.proc)
+        return ProcfsProcesses(
+            self.pid,
+            users=self._users,
+            actions=self.actions,
+            proc=self.proc,
+            whole_node=self.whole_node,
+        )
 
     def network(self) -> ProcfsNetwork:
         self._need_running("sockets")
@@ -278,10 +289,20 @@ def open_node(
     proc: str = PROC,
     node_root: str = "/",
     root_walk: bool = False,
+    whole_node: bool = False,
 ) -> NodeContainer:
-    """Attach to a container from the node: its pid from the runtime (running) or `pid`."""
-    if pid is None and runtime is not None:
+    """Attach to a container from the node: its pid from the runtime (running) or `pid`;
+    `whole_node`: to the node itself, through the process procfs.node_anchor_pid finds."""
+    if whole_node:
+        pid = node_anchor_pid(proc)
+    elif pid is None and runtime is not None:
         pid = runtime.state().pid
     return NodeContainer(
-        pid=pid, runtime=runtime, name=name, proc=proc, node_root=node_root, root_walk=root_walk
+        pid=pid,
+        runtime=runtime,
+        name=name,
+        proc=proc,
+        node_root=node_root,
+        root_walk=root_walk,
+        whole_node=whole_node,
     )

@@ -69,6 +69,26 @@ def list_pids(proc: str = PROC) -> list[int]:
     return sorted(int(name) for name in os.listdir(proc) if name.isdigit())
 
 
+#: the daemons that run in a Kubernetes node's own namespaces, whatever its init is
+RUNTIME_DAEMONS = ("containerd", "crio", "dockerd", "kubelet")
+
+
+def node_anchor_pid(proc: str = PROC) -> int:
+    """A process in the node's own namespaces (mount, network), seen with the host's pids: the
+    container runtime daemon (or the kubelet), lowest pid first. ir's node capture reads the
+    node's sockets through it and its root for the node's users. Raises ProcessGone when none."""
+    for pid in list_pids(proc):
+        try:
+            comm = read_text(f"{proc}/{pid}/comm", 64).strip()
+        except OSError:
+            continue
+        if comm in RUNTIME_DAEMONS:
+            return pid
+    raise ProcessGone(
+        f"no {'/'.join(RUNTIME_DAEMONS)} process in {proc}: not the host's pids (hostPID)?"
+    )
+
+
 def ns_link(pid: int | str, ns: str, proc: str = PROC) -> str | None:
     """`net:[4026531840]`-style identity of a process's namespace, or None if unreadable."""
     try:
@@ -616,10 +636,20 @@ def proc_exists(pid: int, proc: str = PROC) -> bool:
 
 class ProcfsProcesses:
     """ProcessSource over the host /proc: every process of the container whose init is
-    `init_pid`. The init's start time guards against pid reuse after the container exits."""
+    `init_pid` (`whole_node`: every process /proc shows, the node's). The init's start time
+    guards against pid reuse after the container exits."""
 
-    def __init__(self, init_pid: int, *, users: Any, actions: ActionLog, proc: str = PROC) -> None:
+    def __init__(
+        self,
+        init_pid: int,
+        *,
+        users: Any,
+        actions: ActionLog,
+        proc: str = PROC,
+        whole_node: bool = False,
+    ) -> None:
         self.init_pid = init_pid
+        self.whole_node = whole_node
         self.proc = proc
         self.init_ticks = start_ticks(init_pid, proc)
         self._users = users  # callable -> dict[int, str] (the container's /etc/passwd)
@@ -635,7 +665,11 @@ class ProcfsProcesses:
     def processes(self, *, include_env: bool, hash_limit: int) -> Iterator[ProcessRecord]:
         if not self.init_alive():
             raise ProcessGone(f"the container's init (pid {self.init_pid}) is gone")
-        pids = container_pids(self.init_pid, proc=self.proc)
+        pids = (
+            list_pids(self.proc)
+            if self.whole_node
+            else container_pids(self.init_pid, proc=self.proc)
+        )
         self.actions.record(
             "procfs.read-processes",
             proc=self.proc,

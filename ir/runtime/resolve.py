@@ -23,6 +23,7 @@ def open_container(
     allow_exec: bool = False,
     name: str | None = None,
     root_walk: bool = False,
+    whole_node: bool = False,
 ) -> ContainerHandle:
     """Reach container `ref` (id or name on the Docker engine) and/or host pid `pid`.
 
@@ -33,12 +34,21 @@ def open_container(
     if backend not in BACKENDS:
         raise UsageError(f"unknown backend {backend!r} (one of {', '.join(BACKENDS)})")
     actions = ActionLog()
+    handle: ContainerHandle
+    if whole_node:
+        if ref is not None or pid is not None or root_walk or backend == "docker":
+            raise UsageError(
+                "--whole-node takes no container, --pid, --root-walk or docker backend"
+            )
+        handle = open_node(whole_node=True, name=name or "node")
+        handle.decisions["backend"] = "node: the node itself (every process, its sockets)"
+        return handle
     if ref is None:
         if pid is None:
             raise UsageError("give a container id or name, or --pid")
         if backend == "docker":
             raise UsageError("--pid without a container needs the node backend")
-        handle: ContainerHandle = open_node(pid=pid, name=name, root_walk=root_walk)
+        handle = open_node(pid=pid, name=name, root_walk=root_walk)
         handle.decisions["backend"] = "node: given a host pid"
         return handle
     docker = open_docker(ref, docker_host=docker_host, allow_exec=allow_exec, actions=actions)

@@ -46,6 +46,7 @@ class ServeConfig:
     allow_insecure_http: bool = False  # plain HTTP on a non-loopback address (TLS ends earlier)
     metrics_listen: tuple[str, int] | None = None  # plain HTTP /metrics /healthz /readyz
     replay_state: str | None = None  # journal of used HMAC signatures, survives a restart
+    cluster_name: str | None = None  # this cluster's name: node actions on alerts naming one
 
     def validate(self) -> None:
         """Raise UsageError on settings that would make the server unsafe or unusable."""

@@ -321,6 +321,7 @@ class AlertServer:
             operator=config.operator,
             protected_namespaces=config.protected_namespaces,
             dry_run=dry_run,
+            cluster_name=config.cluster_name,
         )
         self.work: queue.Queue[Job] = queue.Queue(config.queue_size)
         self.intake = Intake(config, self.playbooks, self.work, self.audit, self.metrics)

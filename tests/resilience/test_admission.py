@@ -162,6 +162,12 @@ def _collector(s: Scene, **changes: Any) -> dict[str, Any]:
     return doc
 
 
+#: the one form of a node capture the exec policy admits (ir.cluster.nodecapture)
+WHOLE_NODE = [
+    "ir", "capture", "container", "--whole-node", "--name", "node-x", "--store", "/work/ab12",
+    "--case", "C-1", "-o", "json", "--collectors", "metadata,processes,network",
+]  # fmt: skip
+
 # (what is tried, identity, request builder, the words the refusal must carry)
 Attempt = tuple[str, str, Callable[[Scene], tuple[str, str, Any, str]], str]
 POD = "/api/v1/namespaces/{ns}/pods/{pod}"
@@ -363,6 +369,28 @@ ESCALATIONS: list[Attempt] = [
             _exec(
                 COLLECTORS, s.collector, ["ir", "capture", "container", "--pid", "1", "--root-walk"]
             ),
+            None,
+            "application/json",
+        ),
+        "exec only its collector commands",
+    ),
+    (
+        "ir's node capture with the node's files (--whole-node, filesystem)",
+        "responder",
+        lambda s: (
+            "POST",
+            _exec(COLLECTORS, s.collector, [*WHOLE_NODE[:-1], "metadata,filesystem"]),
+            None,
+            "application/json",
+        ),
+        "exec only its collector commands",
+    ),
+    (
+        "ir's node capture with environment values kept",
+        "responder",
+        lambda s: (
+            "POST",
+            _exec(COLLECTORS, s.collector, [*WHOLE_NODE, "--include-env"]),
             None,
             "application/json",
         ),
@@ -624,6 +652,11 @@ ADMITTED: list[tuple[str, Callable[[Scene], tuple[str, str, Any, str]], tuple[in
         "collector pod",
         lambda s: ("POST", PODS.format(ns=COLLECTORS), _collector(s), "application/json"),
         (201,),
+    ),
+    (
+        "exec a node capture (its fixed form)",
+        lambda s: ("POST", _exec(COLLECTORS, s.collector, WHOLE_NODE), None, "application/json"),
+        (400,),
     ),
     (
         "exec ir collector send",

@@ -124,6 +124,7 @@ def _parse_one(index: int, alert: Any, envelope: dict[str, Any], notes: tuple[st
         raw=alert,
         envelope=envelope,
         notes=notes,
+        cluster=as_text(labels.get("cluster"), limit=100),  # the usual external label
     )
 
 

@@ -149,9 +149,11 @@ def _parse_finding(
         container_id = _with_runtime(container_details)
     resource_type = as_text(_get(resource, "resourceType"), limit=64)
     eks = _obj(resource, "eksClusterDetails", where)
-    node = None
+    node = instance_id = None
     if resource_type == "EKSCluster" or eks or kubernetes:
-        node = _node_name(_obj(resource, "instanceDetails", where))
+        instance = _obj(resource, "instanceDetails", where)
+        node = _node_name(instance)
+        instance_id = as_text(_get(instance, "instanceId"), limit=64)
     else:
         # GuardDuty Runtime Monitoring also watches plain EC2 hosts and ECS: an instance there is
         # no node of a Kubernetes cluster, and must never be cordoned as one
@@ -194,6 +196,8 @@ def _parse_finding(
         raw=finding,
         envelope=envelope,
         notes=tuple(notes),
+        cluster=cluster,
+        instance_id=instance_id,
     )
 
 

@@ -93,6 +93,12 @@ class Alert:
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
     envelope: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
     notes: tuple[str, ...] = ()
+    #: the cluster the alert says it is from (GuardDuty's EKS cluster, an Alertmanager `cluster`
+    #: label); node actions need it to be the configured one (ir.playbook.engine)
+    cluster: str | None = None
+    #: the cloud instance the alert names (GuardDuty's instanceId): the node's providerID must
+    #: end with it before ir acts on that node
+    instance_id: str | None = None
 
     @property
     def priority_rank(self) -> int:
@@ -122,6 +128,8 @@ class Alert:
             "status": self.status,
             "tags": list(self.tags),
             "target": {k: v for k, v in self.claimed_target().items() if v is not None},
+            **({"cluster": self.cluster} if self.cluster else {}),
+            **({"instance_id": self.instance_id} if self.instance_id else {}),
         }
 
     def to_dict(self) -> dict[str, Any]:
