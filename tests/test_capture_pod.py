@@ -88,6 +88,41 @@ def web(
     return namespace
 
 
+def test_dry_run_sends_the_real_runs_requests_as_server_side_dry_runs(
+    control_plane: ControlPlane, docker_bed: DockerBed, web: str, tmp_path: Path
+) -> None:
+    """`ir capture pod --dry-run` takes the real code path: every change request of the real run,
+    in the same order, sent to the apiserver with dryRun=All (admitted, nothing stored: no
+    policy, the pod untouched); then the real run sends exactly those."""
+    cp, ns = control_plane, web
+    suspect = ready_pods(cp, ns)[0]
+    name = suspect["metadata"]["name"]
+    args = ["capture", "pod", name, "-n", ns, "--store", str(tmp_path / "e"), "-o", "json"]
+    dry = run_ir([*args, "--dry-run"], cp, docker_bed)
+    assert dry.returncode == 0, dry.stderr + dry.stdout
+    planned = [
+        (a["action"], a["method"], a["path"], a["outcome"])
+        for a in json.loads(dry.stdout)["actions"]
+        if a["method"] != "-"
+    ]
+    assert "admitted by the apiserver (server-side dry run)" in dry.stderr, dry.stderr
+    assert cp.api("GET", POLICY_API.format(ns=ns))["items"] == []
+    after = cp.api("GET", f"/api/v1/namespaces/{ns}/pods/{name}")["metadata"]
+    assert after["labels"] == suspect["metadata"]["labels"]
+    real = run_ir([*args, "--replace-timeout", "60"], cp, docker_bed)
+    assert real.returncode == 0, real.stderr + real.stdout
+    done = [
+        (a["action"], a["method"], a["path"])
+        for a in json.loads(real.stdout)["actions"]
+        if a["method"] != "-"
+    ]
+    assert [p[:3] for p in planned] == done and {p[3] for p in planned} == {"dry-run"}, (
+        planned,
+        done,
+    )
+    assert [m for _, m, _ in done] == ["POST", "PATCH", "PATCH"]
+
+
 def test_capture_quarantine_replace_release(
     control_plane: ControlPlane, docker_bed: DockerBed, web: str, tmp_path: Path
 ) -> None:

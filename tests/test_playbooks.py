@@ -345,15 +345,16 @@ def test_exceptions_in_actions_become_failed_steps() -> None:
     assert result.steps[0].status == "failed" and "not a StepResult" in result.steps[0].detail
 
 
-def test_dry_run_playbook_acts_on_nothing_and_lists_requests() -> None:
+def test_offline_dry_run_acts_on_nothing_and_invents_no_request() -> None:
+    """Without a cluster the rehearsal says what each step would act on; the exact requests come
+    only from the cluster path (server-side dry run: test_capture_pod.py)."""
     actions = RecordingActions()
     dry = DryRunActions()
     engine, _ = _engine(actions, dry_run_actions=dry)
     result = engine.run(_book("dry_run: true\n" + MINIMAL), _alert("falco-terminal-shell.json"))
     assert actions.calls == [] and result.status == DRY_RUN and result.exit_code == 0
-    methods = [(r.method, r.path) for r in dry.requests]
-    assert ("POST", "/apis/networking.k8s.io/v1/namespaces/shop/networkpolicies") in methods
-    assert ("PATCH", "/api/v1/namespaces/shop/pods/web-7f9c6d8b5-x2kqp") in methods
+    assert [s.requests for s in result.steps] == [[], [], []]
+    assert dry.planned[1].startswith("would quarantine pod shop/web-7f9c6d8b5-x2kqp")
 
 
 def test_node_target_playbook_captures_the_node_then_acts(shipped: list[Playbook]) -> None:
@@ -626,7 +627,7 @@ def test_match_command(capsys: pytest.CaptureFixture[str]) -> None:
     assert "RUNS" in out and "rule 'Terminal shell in container' listed" in out
 
 
-def test_run_command_dry_run_prints_every_api_call(
+def test_run_command_offline_dry_run_prints_every_step(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     audit = tmp_path / "audit.jsonl"
@@ -648,8 +649,8 @@ def test_run_command_dry_run_prints_every_api_call(
     )
     out = capsys.readouterr().out
     assert code == 0
-    assert "would POST /apis/networking.k8s.io/v1/namespaces/batch/networkpolicies" in out
-    assert "would PATCH /api/v1/namespaces/batch/pods/report-worker-5d8f7c9b6-qm4zt" in out
+    for step in ("capture", "quarantine", "replace", "label"):
+        assert f"would {step} pod batch/report-worker-5d8f7c9b6-qm4zt" in out, out
     lines = [json.loads(line) for line in audit.read_text().splitlines()]
     assert {r["event"] for r in lines} == {"run-start", "step", "run"}
     assert all(r["dry_run"] for r in lines)

@@ -12,7 +12,7 @@ from ir.bundle.signing import Signer
 from ir.cluster.capture import PodCaptureOptions, capture_pod
 from ir.cluster.collector import CollectorSettings
 from ir.cluster.kube import Kube
-from ir.cluster.nodecapture import capture_node, check_node
+from ir.cluster.nodecapture import capture_node, check_node, node_collector_manifest
 from ir.cluster.ops import MERGE_PATCH, ActionRecord, Operator, Request
 from ir.cluster.record import record_actions
 from ir.cluster.resolve import check_name, pod_path, resolve_pod
@@ -118,13 +118,6 @@ class ClusterActions:
             return self._capture_node(str(target.node), params, context)
         if not target.pod or not target.namespace:
             return StepResult("capture", SKIPPED, "the alert names no pod")
-        if context.dry_run:
-            return StepResult(
-                "capture",
-                DRY_RUN,
-                f"would capture pod {target.namespace}/{target.pod}",
-                requests=[ApiRequest("GET", pod_path(str(target.namespace), str(target.pod)))],
-            )
         store = self._store(params)
         container_options: dict[str, Any] = {}
         if params.get("max_bytes"):
@@ -141,6 +134,7 @@ class ClusterActions:
             container_options=container_options,
             collectors=tuple(params.get("collectors") or ()),
             only_container=only,
+            dry_run=context.dry_run,  # the same path: its collector pod as a server-side dry run
         )
         if self.collector is not None:
             opts.collector = self.collector
@@ -150,6 +144,13 @@ class ClusterActions:
             )
         except IrError as exc:
             return StepResult("capture", FAILED, exc.message)
+        if context.dry_run:
+            return StepResult(
+                "capture",
+                DRY_RUN,
+                f"would capture pod {target.namespace}/{target.pod}",
+                requests=[_api(ActionRecord(**a)) for a in result.actions],
+            )
         assert result.capture is not None
         return _capture_step(result.capture)
 
@@ -167,15 +168,22 @@ class ClusterActions:
             return StepResult(
                 "capture", FAILED, "capturing a node needs the node collector (--collector-image)"
             )
-        if context.dry_run:
-            return StepResult(
-                "capture",
-                DRY_RUN,
-                f"would capture node {node} through a collector pod in {self.collector.namespace}",
-                requests=[
-                    ApiRequest("POST", f"/api/v1/namespaces/{self.collector.namespace}/pods")
-                ],
-            )
+        if context.dry_run:  # the collector pod, as a server-side dry run (admission answers)
+            op = self._operator(context)
+            try:
+                op.apply(
+                    "create-collector-pod",
+                    Request(
+                        "POST",
+                        f"/api/v1/namespaces/{self.collector.namespace}/pods",
+                        node_collector_manifest(self.kube, node, self.collector),
+                        why=f"capture node {node}",
+                        destructive=False,
+                    ),
+                )
+            except IrError as exc:
+                return self._result("capture", op, FAILED, exc.message)
+            return self._result("capture", op, OK, f"would capture node {node}")
         try:
             result = capture_node(
                 self.kube,

@@ -778,12 +778,12 @@ def _dry_run(
     op = Operator(kube, dry_run=True, echo=echo)
     collector = _collector_needed(target, opts)
     if collector is not None and opts.collector is not None:
-        from ir.cluster.collector import DEADLINE_SECONDS, collector_manifest
+        from ir.cluster.collector import DEADLINE_SECONDS, collector_manifest, collector_name
 
         direct = _uploads_direct(store, target, opts)
         settings = opts.collector
         doc = collector_manifest(
-            "ir-collector-<random>", target, collector, settings, DEADLINE_SECONDS, direct=direct
+            collector_name(), target, collector, settings, DEADLINE_SECONDS, direct=direct
         )
         how = (
             f"ir capture pod in it uploads to {getattr(store, 'uri', '')} itself; this ir "

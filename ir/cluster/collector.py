@@ -186,6 +186,10 @@ def collector_manifest(
     }
 
 
+def collector_name() -> str:
+    return f"ir-collector-{uuid.uuid4().hex[:10]}"
+
+
 def start_collector(
     kube: Kube,
     target: CollectorSubject,
@@ -203,7 +207,7 @@ def start_collector(
         raise ClusterError(f"{target.collects} is not on a node")
     if runtime not in HOST_PATHS:
         raise ClusterError(f"runtime {runtime!r}: the node collector reads containerd and CRI-O")
-    name = f"ir-collector-{uuid.uuid4().hex[:10]}"
+    name = collector_name()
     namespace, image = settings.namespace, settings.image
     pod = CollectorPod(name, namespace, target.node, image)
     doc = collector_manifest(name, target, runtime, settings, DEADLINE_SECONDS, direct=direct)

@@ -71,7 +71,7 @@ class Kube:
         (the server refused it before acting, as client-go assumes). A Retry-After header is
         honoured (up to MAX_RETRY_AFTER); no attempt starts after RETRY_BUDGET seconds."""
         retry = method == "GET" if retry is None else retry
-        url_path = path + ("?" + urlencode(query) if query else "")
+        url_path = path + (("&" if "?" in path else "?") + urlencode(query) if query else "")
         deadline = time.monotonic() + RETRY_BUDGET
         for attempt in range(len(RETRY_DELAYS) + 1):
             try:

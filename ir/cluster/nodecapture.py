@@ -24,8 +24,11 @@ from ir.bundle.manifest import CollectorEntry
 from ir.bundle.signing import Signer
 from ir.clock import rfc3339, utcnow
 from ir.cluster.collector import (
+    DEADLINE_SECONDS,
     CollectorSettings,
     capture_in_collector,
+    collector_manifest,
+    collector_name,
     remove_collector,
     start_collector,
 )
@@ -71,6 +74,15 @@ def check_node(kube: Kube, name: str, instance_id: str | None = None) -> dict[st
             f"node {name} is not instance {instance_id} (its providerID is {provider or 'not set'})"
         )
     return node
+
+
+def node_collector_manifest(kube: Kube, name: str, settings: CollectorSettings) -> dict[str, Any]:
+    """The collector pod a capture of node `name` creates (what its dry run sends)."""
+    node = check_node(kube, name)
+    subject = NodeSubject(name, str(node["metadata"].get("uid", "")))
+    return collector_manifest(
+        collector_name(), subject, node_runtime(node), settings, DEADLINE_SECONDS
+    )
 
 
 def capture_node(

@@ -1,8 +1,11 @@
 """The one door through which ir changes a cluster.
 
-Every mutation is a `Request` (method, path, body). `Operator.apply` either prints it (dry run) or
-sends it, and records it with its outcome in the action log, which ends up in the bundle's
-custody record. Destructive requests are refused while the capture gate is closed.
+Every mutation is a `Request` (method, path, body). `Operator.apply` sends it and records it with
+its outcome in the action log, which ends up in the bundle's custody record. A dry run sends the
+very same request with the apiserver's server-side dry run (`dryRun=All`): authentication, RBAC,
+admission (the shipped policies included), validation and defaulting all run, nothing is stored,
+and a refusal stops the dry run where it would stop the real one. Destructive requests are
+refused while the capture gate is closed.
 """
 
 from __future__ import annotations
@@ -80,23 +83,27 @@ class Operator:
         if request.destructive and not self.gate_open:
             record.outcome, record.error = "refused", self.gate_reason
             raise RefusedError(f"refusing to {action}: {self.gate_reason}")
-        if self.dry_run:
-            record.outcome = "dry-run"
-            if self.echo:
-                self.echo(f"[dry-run] {action}: {request.describe()}")
-            return None
+        if self.dry_run and self.echo:
+            self.echo(f"[dry-run] {action}: {request.describe()}")
         try:
             result = self.kube.request(
                 request.method,
                 request.path,
                 request.body,
+                query={"dryRun": "All"} if self.dry_run else None,
                 content_type=request.content_type,
                 retry=request.retry,
             )
         except ApiError as exc:
             record.outcome, record.error = "failed", exc.message
+            if self.dry_run and self.echo:
+                self.echo(f"[dry-run]   refused by the apiserver: {exc.message}")
             raise
-        if self.echo:
+        if self.dry_run:
+            record.outcome = "dry-run"  # admitted by the apiserver, not stored
+            if self.echo:
+                self.echo("[dry-run]   admitted by the apiserver (server-side dry run)")
+        elif self.echo:
             self.echo(f"{action}: {request.method} {request.path}")
         return result
 

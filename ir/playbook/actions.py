@@ -33,7 +33,6 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from ir.playbook.alerts import Alert, Target
-from ir.playbook.k8snames import IR_KEY_PREFIX
 
 OK, PARTIAL, FAILED, SKIPPED, REFUSED, DRY_RUN = (
     "ok",
@@ -44,10 +43,6 @@ OK, PARTIAL, FAILED, SKIPPED, REFUSED, DRY_RUN = (
     "dry-run",
 )
 STATUSES = (OK, PARTIAL, FAILED, SKIPPED, REFUSED, DRY_RUN)
-
-# Label and annotation names the dry run shows; the real implementation defines its own.
-QUARANTINE_LABEL = "ir.forensics/quarantine"
-ANNOTATION_PREFIX = IR_KEY_PREFIX
 
 
 @dataclass(frozen=True)
@@ -188,188 +183,63 @@ class ResponseActions(Protocol):
         ...
 
 
-def pod_path(target: Target) -> str:
-    return f"/api/v1/namespaces/{target.namespace}/pods/{target.pod}"
-
-
-def _object_path(target: Target, on: str) -> str | None:
-    if on == "node":
-        return f"/api/v1/nodes/{target.node}" if target.node else None
-    return pod_path(target) if target.pod else None
-
-
 class DryRunActions:
-    """Acts on nothing: returns status "dry-run" with the Kubernetes API requests the step would
-    make (as ClusterActions makes them), and prints each through `echo` when given."""
+    """An offline rehearsal (no cluster to ask): each step returns status "dry-run" and says what
+    it would act on, with its parameters; no request is sent or invented. The exact requests
+    come only from the code that makes them: with cluster actions, a dry run sends each of them,
+    in the order a real run does, as an apiserver server-side dry run (ir.cluster.ops.Operator:
+    dryRun=All, so RBAC and admission answer too). `planned` lists the lines, `echo` prints
+    them."""
 
     def __init__(self, echo: Callable[[str], None] | None = None) -> None:
         self.echo = echo
-        self.requests: list[ApiRequest] = []
+        self.planned: list[str] = []
         self._lock = threading.Lock()
 
-    def _result(
-        self, action: str, requests: list[ApiRequest], detail: str, **data: Any
-    ) -> StepResult:
+    def _plan(self, action: str, target: Target, params: dict[str, Any]) -> StepResult:
+        on = params.get("object") or ("node" if action == "cordon" or not target.pod else "pod")
+        what = (
+            f"pod {target.namespace}/{target.pod}"
+            if on == "pod" and target.pod
+            else f"node {target.node or 'of the pod'}"
+        )
+        shown = {k: v for k, v in params.items() if k not in ("url_from_env", "headers_from_env")}
+        line = f"would {action} {what}" + (f" with {shown}" if shown else "")
         with self._lock:
-            self.requests.extend(requests)
+            self.planned.append(line)
         if self.echo:
-            for request in requests:
-                self.echo(f"  would {request}")
+            self.echo(f"  {line}")
         return StepResult(
-            action=action, status=DRY_RUN, detail=detail, requests=requests, data=data
+            action=action,
+            status=DRY_RUN,
+            detail=line + "; offline rehearsal: no request sent (with a cluster, "
+            "--actions cluster --dry-run sends the exact requests as server-side dry runs)",
         )
 
     def capture(self, target: Target, params: dict[str, Any], context: ActionContext) -> StepResult:
-        path = pod_path(target)
-        requests = [
-            ApiRequest("GET", path),
-            ApiRequest(
-                "GET",
-                f"/api/v1/namespaces/{target.namespace}/events",
-                {"fieldSelector": f"involvedObject.name={target.pod}"},
-            ),
-            ApiRequest(
-                "GET", f"{path}/log", {"container": target.container} if target.container else None
-            ),
-        ]
-        scope = params.get("scope", "pod")
-        what = (
-            f"container {target.container}"
-            if scope == "container" and target.container
-            else "all containers"
-        )
-        return self._result(
-            "capture",
-            requests,
-            f"would capture {what} of {target.namespace}/{target.pod} "
-            f"(collectors: {', '.join(params.get('collectors', [])) or 'all'}) into case {context.case_id}",
-        )
+        return self._plan("capture", target, params)
 
     def quarantine(
         self, target: Target, params: dict[str, Any], context: ActionContext
     ) -> StepResult:
-        qid = f"q-{context.run_id[:12]}"
-        egress: list[dict[str, Any]] = [
-            {"to": [{"ipBlock": {"cidr": c}}]} for c in params.get("allow_egress_cidrs", [])
-        ]
-        if params.get("allow_dns"):
-            egress.append(
-                {"ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]}
-            )
-        name = f"ir-quarantine-{qid}"
-        policy: dict[str, Any] = {
-            "apiVersion": "networking.k8s.io/v1",
-            "kind": "NetworkPolicy",
-            "metadata": {
-                "name": name,
-                "namespace": target.namespace,
-                "labels": {QUARANTINE_LABEL: qid},
-            },
-            "spec": {
-                "podSelector": {"matchLabels": {QUARANTINE_LABEL: qid}},
-                "policyTypes": ["Ingress", "Egress"],
-                "ingress": [],
-                "egress": egress,
-            },
-        }
-        requests = [
-            ApiRequest(
-                "PATCH",
-                pod_path(target),
-                {
-                    "metadata": {
-                        "labels": {QUARANTINE_LABEL: qid},
-                        "annotations": {
-                            f"{ANNOTATION_PREFIX}quarantined-by": context.operator,
-                            f"{ANNOTATION_PREFIX}reason": context.reason,
-                            f"{ANNOTATION_PREFIX}case": context.case_id,
-                        },
-                    }
-                },
-            ),
-            ApiRequest(
-                "POST",
-                f"/apis/networking.k8s.io/v1/namespaces/{target.namespace}/networkpolicies",
-                policy,
-            ),
-            ApiRequest(
-                "GET",
-                f"/api/v1/namespaces/{target.namespace}/pods",
-                {"labelSelector": f"{QUARANTINE_LABEL}={qid}"},
-            ),
-        ]
-        return self._result(
-            "quarantine",
-            requests,
-            f"would isolate {target.namespace}/{target.pod}",
-            quarantine_id=qid,
-            networkpolicy=name,
-        )
+        return self._plan("quarantine", target, params)
 
     def replace(self, target: Target, params: dict[str, Any], context: ActionContext) -> StepResult:
-        requests = [
-            ApiRequest("GET", pod_path(target)),
-            ApiRequest(
-                "PATCH",
-                pod_path(target),
-                {
-                    "metadata": {
-                        "labels": "<the owning controller's selector labels removed>",
-                        "annotations": {
-                            f"{ANNOTATION_PREFIX}original-labels": "<saved selector labels>"
-                        },
-                    }
-                },
-            ),
-            ApiRequest(
-                "GET",
-                f"/api/v1/namespaces/{target.namespace}/pods",
-                {
-                    "labelSelector": "<controller selector>",
-                    "wait_ready_seconds": params.get("wait_ready_seconds", 120),
-                },
-            ),
-        ]
-        return self._result(
-            "replace",
-            requests,
-            f"would take {target.namespace}/{target.pod} out of its "
-            "controller so a clean replacement starts",
-        )
+        return self._plan("replace", target, params)
 
     def cordon(self, target: Target, params: dict[str, Any], context: ActionContext) -> StepResult:
-        node = target.node or "<node of the pod>"
-        requests = [ApiRequest("GET", pod_path(target))] if target.pod else []
-        requests.append(
-            ApiRequest("PATCH", f"/api/v1/nodes/{node}", {"spec": {"unschedulable": True}})
-        )
-        return self._result("cordon", requests, f"would cordon node {node}")
+        return self._plan("cordon", target, params)
 
     def label(self, target: Target, params: dict[str, Any], context: ActionContext) -> StepResult:
-        on = params.get("object", "pod")
-        path = _object_path(target, on) or f"<{on} of the target>"
-        request = ApiRequest(
-            "PATCH", path, {"metadata": {"labels": dict(params.get("labels", {}))}}
-        )
-        return self._result("label", [request], f"would label {on} {path.rsplit('/', 1)[-1]}")
+        return self._plan("label", target, params)
 
     def annotate(
         self, target: Target, params: dict[str, Any], context: ActionContext
     ) -> StepResult:
-        on = params.get("object", "pod")
-        path = _object_path(target, on) or f"<{on} of the target>"
-        request = ApiRequest(
-            "PATCH", path, {"metadata": {"annotations": dict(params.get("annotations", {}))}}
-        )
-        return self._result("annotate", [request], f"would annotate {on} {path.rsplit('/', 1)[-1]}")
+        return self._plan("annotate", target, params)
 
     def delete(self, target: Target, params: dict[str, Any], context: ActionContext) -> StepResult:
-        body = {"gracePeriodSeconds": params.get("grace_period_seconds", 30)}
-        return self._result(
-            "delete",
-            [ApiRequest("DELETE", pod_path(target), body)],
-            f"would delete {target.namespace}/{target.pod}",
-        )
+        return self._plan("delete", target, params)
 
 
 @dataclass
