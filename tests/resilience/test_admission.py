@@ -12,6 +12,7 @@ collector's token are tried too. Writes that should be admitted are sent as serv
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ from ir.cluster.probe import probe_pod
 from ir.cluster.resolve import resolve_pod
 from ir.cluster.respond import deny_all_policy
 from tests.fixtures_k8s import IMAGE, wait_for
+from tests.resilience.faults import repo_path
 from tests.test_capture_pod import deploy_web, ready_pods
 from tests.testbed.deploy import RESPONDER, Identity, install_shipped
 from tests.testbed.k8s import ControlPlane
@@ -700,3 +702,48 @@ def test_uncordon_is_refused_after_a_cordon(scene: Scene) -> None:
     finally:
         _merge(scene.cp, node, {"spec": {"unschedulable": None}})
     assert not json.loads(json.dumps(scene.cp.api("GET", node)))["spec"].get("unschedulable")
+
+
+def _readme_can_i() -> dict[tuple[str, str], dict[tuple[str, tuple[str, ...]], set[str]]]:
+    """deploy/README.md's `kubectl auth can-i --list` blocks: (user, namespace) -> rows."""
+    text = repo_path("deploy", "README.md").read_text()
+    blocks: dict[tuple[str, str], dict[tuple[str, tuple[str, ...]], set[str]]] = {}
+    rows: dict[tuple[str, tuple[str, ...]], set[str]] = {}
+    for line in text.splitlines():
+        head = re.match(r"\$ kubectl auth can-i --list --as=(\S+) -n (\S+)$", line)
+        if head:
+            rows = blocks.setdefault((head.group(1), head.group(2)), {})
+            continue
+        cells = re.split(r"\s{2,}", line.strip())
+        if head is None and rows is not None and len(cells) == 4 and cells[0] != "Resources":
+            names = tuple(cells[2].strip("[]").split()) if cells[2] != "[]" else ()
+            rows.setdefault((cells[0], names), set()).update(cells[3].strip("[]").split())
+    return blocks
+
+
+def test_can_i_list_in_deploy_readme_matches_the_apiserver(scene: Scene) -> None:
+    """Each account's rules as the apiserver resolves them (a SelfSubjectRulesReview with its
+    own token: what `kubectl auth can-i --list` asks) are the table deploy/README.md shows."""
+    blocks = _readme_can_i()
+    assert len(blocks) == 5, sorted(blocks)
+    for (user, ns), expected in blocks.items():
+        account_ns, account = user.split(":")[2:]
+        identity = Identity.of(scene.cp, account_ns, account)
+        status, text = identity.request(
+            "POST",
+            "/apis/authorization.k8s.io/v1/selfsubjectrulesreviews",
+            {
+                "apiVersion": "authorization.k8s.io/v1",
+                "kind": "SelfSubjectRulesReview",
+                "spec": {"namespace": ns},
+            },
+        )
+        assert status == 201, text
+        served: dict[tuple[str, tuple[str, ...]], set[str]] = {}
+        for rule in json.loads(text)["status"]["resourceRules"]:
+            for group in rule.get("apiGroups", []):
+                for resource in rule.get("resources", []):
+                    name = resource if not group else f"{resource}.{group}"
+                    key = (name, tuple(rule.get("resourceNames") or ()))
+                    served.setdefault(key, set()).update(rule["verbs"])
+        assert served == expected, (user, ns, served, expected)

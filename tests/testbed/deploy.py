@@ -85,7 +85,8 @@ def install_shipped(
     the ir-admission ConfigMap; returns what was applied. Waits until the policies are in force
     (they load asynchronously)."""
     applied = []
-    for doc in shipped_documents():
+    # namespaces first, as kustomize orders them for kubectl apply
+    for doc in sorted(shipped_documents(), key=lambda d: d["kind"] != "Namespace"):
         if doc["kind"] in WORKLOAD:
             continue
         if doc["kind"] == "ConfigMap" and doc["metadata"]["name"] == "ir-admission":
