@@ -11,7 +11,13 @@ from pathlib import Path
 import click
 
 from ir.bundle.signing import ENV_SIGNING_KEY
-from ir.cli.kubeopts import as_option, cluster_name_option, collector_options, collector_settings
+from ir.cli.kubeopts import (
+    acting_as,
+    as_option,
+    cluster_name_option,
+    collector_options,
+    collector_settings,
+)
 from ir.cli.output import info, warn
 from ir.cli.playbook import make_actions, playbook_paths
 from ir.errors import ExitCode, UsageError
@@ -306,6 +312,11 @@ def serve(
                 "(deploy: the Secret ir-signing), or --allow-unsigned to run without"
             )
         warn("--allow-unsigned: captured bundles are not signed; their origin cannot be proven")
+    if actions_kind == "cluster" and not acting_as():
+        warn(
+            "acting with the credentials' own rights: the shipped admission policies bound ir's "
+            "service accounts (deploy: --as system:serviceaccount:ir-system:ir-responder)"
+        )
     playbooks = load_playbooks_strict(playbook_paths(playbook_dirs))
     actions: ResponseActions = make_actions(
         actions_kind,

@@ -27,6 +27,7 @@ import yaml
 from tests.fixtures_k8s import wait_for
 from tests.resilience.faults import IrRun, ir_env, repo_path, run_ir
 from tests.test_capture_pod import POLICY_API, deploy_web, ready_pods
+from tests.testbed.deploy import Identity
 from tests.testbed.docker import DockerBed
 from tests.testbed.k8s import ControlPlane
 
@@ -102,21 +103,9 @@ class Grant:
             f"/api/v1/namespaces/{namespace}/serviceaccounts",
             {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "ir"}},
         )
-        token = cp.api(
-            "POST",
-            f"/api/v1/namespaces/{namespace}/serviceaccounts/ir/token",
-            {
-                "apiVersion": "authentication.k8s.io/v1",
-                "kind": "TokenRequest",
-                "spec": {"expirationSeconds": 3600},
-            },
-        )
-        self.user = f"system:serviceaccount:{namespace}:ir"
-        self.kubeconfig = workdir / "kubeconfig-ir-sa"
-        config = json.loads(cp.kubeconfig.read_text())
-        config["users"] = [{"name": "ir-sa", "user": {"token": token["status"]["token"]}}]
-        config["contexts"][0]["context"].update(user="ir-sa", namespace=namespace)
-        self.kubeconfig.write_text(json.dumps(config))
+        identity = Identity.of(cp, namespace, "ir")
+        self.user = identity.user
+        self.kubeconfig = identity.kubeconfig(workdir / "kubeconfig-ir-sa", namespace)
         self.rules: Rules = []
         cp.api("POST", f"{RBAC_API}/clusterroles", self._role([]))
         cp.api(
