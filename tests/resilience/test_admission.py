@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
@@ -61,7 +61,7 @@ class Scene:
 
 
 @pytest.fixture(scope="module")
-def scene(control_plane: ControlPlane, collector_image: str, node: Any) -> Scene:
+def scene(control_plane: ControlPlane, collector_image: str, node: Any) -> Iterator[Scene]:
     cp = control_plane
     kube = connect(str(cp.kubeconfig))  # an administrator's view, to build ir's own objects
     install_shipped(cp, collector_image=collector_image, probe_image=IMAGE)
@@ -113,7 +113,20 @@ def scene(control_plane: ControlPlane, collector_image: str, node: Any) -> Scene
         "serve": Identity.of(cp, "ir-system", "ir-serve"),
         "collector": Identity.of(cp, COLLECTORS, "ir-node-collector"),
     }
-    return s
+    yield s
+    # the collector tests count the collector pods on the node: leave none behind
+    cp.api("DELETE", PODS.format(ns=COLLECTORS) + f"/{name}?gracePeriodSeconds=0")
+    cp.api("DELETE", f"/api/v1/namespaces/{ns}")
+    wait_for(
+        "the scene's collector pod gone",
+        lambda: (
+            name
+            not in [
+                p["metadata"]["name"] for p in cp.api("GET", PODS.format(ns=COLLECTORS))["items"]
+            ]
+        ),
+        60,
+    )
 
 
 def _merge(cp: ControlPlane, path: str, body: Any) -> None:
