@@ -6,13 +6,17 @@ from enum import IntEnum
 
 
 class ExitCode(IntEnum):
-    """Exit codes of every ir command (documented in the README)."""
+    """Exit codes of every ir command (the README's table; tests/test_errors.py keeps the two
+    together). A non-zero exit always names its cause: the last line of the text output, the
+    `errors` of -o json."""
 
     OK = 0
-    FAILED = 1  # verification failed, evidence incomplete/partial, tampering found
-    USAGE = 2  # bad arguments or unusable input (not a bundle, malformed manifest, bad alert)
+    FAILED = 1  # evidence not whole: capture partial/failed/interrupted, bundle incomplete/tampered
+    USAGE = 2  # bad arguments or unusable input (no bundle file, malformed manifest, bad alert)
     STORE = 3  # store unreachable or upload failed; evidence kept in the local spool
-    CLUSTER = 4  # Kubernetes / Docker API unreachable, forbidden or failing
+    # Kubernetes / Docker API unreachable, not an API server, forbidden, failing, object missing;
+    # `ir capture pod`: also no Ready replacement in time (the evidence is whole)
+    CLUSTER = 4
     REFUSED = 5  # a safety gate refused the action (capture failed, protected namespace, ...)
     UNTRUSTED = 6  # evidence intact but its origin not proven (unsigned, or a key not trusted)
     INTERNAL = 70  # a bug in ir: reported in one line, never a traceback unless IR_DEBUG=1

@@ -14,6 +14,7 @@ import sys
 import tarfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import pyzstd
@@ -65,6 +66,7 @@ BIG_WRITER = r"""
 import os, sys, hashlib
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 from ir.bundle.writer import BundleWriter
 from ir.bundle.reader import BundleReader
 from ir.bundle.verify import verify_bundle
@@ -621,3 +623,217 @@ def test_kms_signing_against_a_local_kms(make_bundle, moto_s3, tmp_path: Path, m
     wrong = kms.create_key(KeySpec="RSA_2048", KeyUsage="SIGN_VERIFY")["KeyMetadata"]["Arn"]
     with pytest.raises(UsageError, match="ECC_NIST_P256"):
         load_signer(f"awskms:{wrong}")
+
+
+# -- damaged or unfinished: a finished bundle altered afterwards is not "a capture that did not
+# finish" -----------------------------------------------------------------------------------------
+
+
+def _ir(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "ir.cli.main", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+
+
+def _members(path: Path) -> dict[str, Any]:
+    with BundleReader.open(path) as reader:
+        return dict(reader.members)
+
+
+def _three_artifacts(make_bundle, signer):  # type: ignore[no-untyped-def]
+    return make_bundle(
+        {"one": os.urandom(30_000), "two": os.urandom(30_000), "three": os.urandom(30_000)},
+        signer=signer,
+    )
+
+
+def test_a_corrupt_header_in_a_finished_bundle_is_damage_not_an_unfinished_capture(
+    make_bundle, signer, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    """A byte flipped in the tar header of an artifact in the middle of a sealed bundle stops the
+    index there, so the manifest is out of reach; the seal at the end of the file shows the
+    capture had finished: tampered ("damaged"), never "the capture did not finish"."""
+    sealed = _three_artifacts(make_bundle, signer)
+    header = _members(sealed.path)["artifacts/two.zst"].header_offset
+    _flip(sealed.path, header + 20)  # inside the member name: the header checksum fails
+    report = _verify(sealed.path)
+    assert report.verdict == TAMPERED, report.to_dict()
+    assert report.summary and report.summary.startswith("bundle is damaged: corrupt tar header")
+    assert "after its capture had finished (its seal is still there" in report.summary
+    assert not any("did not finish" in e for e in report.errors), report.errors
+    assert report.cause() == report.summary
+    # the command: one verdict line first, the cause last; exit 1
+    done = _ir("bundle", "verify", str(sealed.path))
+    lines = done.stdout.strip().splitlines()
+    assert done.returncode == 1 and lines[0] == f"TAMPERED: {sealed.path}", done.stdout
+    assert lines[-1].startswith("ir: exit 1: bundle is damaged: corrupt tar header"), lines[-1]
+    # reading it (show, replay) names the damage too
+    show = _ir("bundle", "show", str(sealed.path))
+    assert show.returncode == 1 and "bundle is damaged" in show.stderr, show.stderr
+    assert "did not finish" not in show.stderr
+
+
+def test_a_finished_bundle_cut_short_is_damaged_an_unfinished_one_incomplete(
+    make_bundle, signer, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    """The same bytes cut in the middle of an artifact: named *.tar (the name ir gives a bundle
+    only once sealed) it was damaged after its capture finished -- tampered; named *.tar.partial
+    (the name while the capture runs) the capture did not finish -- incomplete."""
+    sealed = _three_artifacts(make_bundle, signer)
+    data = sealed.path.read_bytes()
+    two = _members(sealed.path)["artifacts/two.zst"]
+    cut = data[: two.offset + 1000]
+    finished = tmp_path / "copy.tar"
+    finished.write_bytes(cut)
+    report = _verify(finished)
+    assert report.verdict == TAMPERED and report.summary is not None
+    assert report.summary.startswith("bundle is damaged: member 'artifacts/two.zst' is cut short")
+    assert "it is named *.tar" in report.summary
+    unfinished = tmp_path / "copy.tar.partial"
+    unfinished.write_bytes(cut)
+    report = _verify(unfinished)
+    assert report.verdict == INCOMPLETE and report.summary is not None
+    assert "the capture did not finish" in report.summary and "1 artifact(s)" in report.summary
+    # cut inside the seal: a *.tar lost what was sealed; a *.tar.partial was killed while sealing
+    seal = _members(sealed.path)["manifest.json.sha256"].header_offset
+    finished.write_bytes(data[: seal + 700])
+    report = _verify(finished)
+    assert report.verdict == TAMPERED and "after its capture had finished (its manifest" in str(
+        report.summary
+    )
+    unfinished.write_bytes(data[: seal + 700])
+    report = _verify(unfinished)
+    assert report.verdict == INCOMPLETE, report.to_dict()
+    assert "stopped while it wrote the seal" in str(report.summary)
+    assert not any("missing" in e and "never written" not in e for e in report.errors)
+
+
+def test_an_unfinished_capture_stays_incomplete_even_named_tar(tmp_path: Path) -> None:
+    """The writer stopped inside an artifact (its header still holds the placeholder size 0):
+    nothing was sealed, whatever the file is called."""
+    w = BundleWriter(
+        tmp_path,
+        case_id="C",
+        target={"kind": "sample"},
+        operator="t",
+        host={},
+        tool={"name": "ir", "version": "t"},
+    )
+    w.add_bytes("first", os.urandom(3000), kind="blob", media_type="x", collector="t")
+    sink = w.artifact("second", kind="blob", media_type="x", collector="t")
+    sink.write(os.urandom(200_000))
+    w._fh.flush()
+    renamed = tmp_path / "renamed.tar"
+    shutil.copyfile(w.path, renamed)
+    for path in (w.path, renamed):
+        report = _verify(path)
+        assert report.verdict == INCOMPLETE, (path, report.to_dict())
+        assert "the capture did not finish" in str(report.summary)
+
+
+def test_a_corrupt_header_in_an_unfinished_capture_is_both(tmp_path: Path) -> None:
+    """Unfinished and altered: tampered (bytes changed), and the summary says the capture did
+    not finish, then what is damaged."""
+    w = BundleWriter(
+        tmp_path,
+        case_id="C",
+        target={"kind": "sample"},
+        operator="t",
+        host={},
+        tool={"name": "ir", "version": "t"},
+    )
+    for name in ("a", "b", "c"):
+        w.add_bytes(name, os.urandom(3000), kind="blob", media_type="x", collector="t")
+    w._fh.flush()
+    header = _members(w.path)["artifacts/b.zst"].header_offset
+    _flip(w.path, header + 10)
+    report = _verify(w.path)
+    assert report.verdict == TAMPERED
+    assert "the capture did not finish" in str(report.summary)
+    assert "and it is damaged: corrupt tar header" in str(report.summary)
+    w.abandon()
+
+
+def test_verify_text_puts_the_verdict_first_warnings_after_the_details(
+    make_bundle, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    """Unsigned: the verdict is the first line, the details follow, the cause of exit 6 is the
+    last line; -o json carries it in errors. Accepted with --allow-unsigned: exit 0 and the
+    origin warning comes after the details."""
+    unsigned = make_bundle({"x": b"x" * 100}, directory=tmp_path / "u")
+    done = _ir("bundle", "verify", str(unsigned.path))
+    lines = done.stdout.strip().splitlines()
+    assert done.returncode == 6
+    assert lines[0] == f"INTACT, UNSIGNED: {unsigned.path}"
+    assert [line.split(":")[0].strip() for line in lines[1:-1]] == [
+        "root digest",
+        "bundle id",
+        "artifacts",
+        "signature",
+        "custody",
+    ], lines
+    assert lines[-1].startswith("ir: exit 6: unsigned: every digest agrees"), lines[-1]
+    assert "warning" not in done.stdout
+    doc = json.loads(_ir("bundle", "verify", str(unsigned.path), "-o", "json").stdout)
+    assert doc["exit_code"] == 6 and doc["errors"] and "unsigned" in doc["errors"][0]
+    allowed = _ir("bundle", "verify", str(unsigned.path), "--allow-unsigned")
+    assert allowed.returncode == 0 and "ir: exit" not in allowed.stdout
+    assert allowed.stderr.strip().startswith("warning: origin not proven (unsigned)")
+    ok = json.loads(
+        _ir("bundle", "verify", str(unsigned.path), "--allow-unsigned", "-o", "json").stdout
+    )
+    assert ok["exit_code"] == 0 and ok["errors"] == []
+
+
+@pytest.mark.parametrize(
+    "command",
+    [("bundle", "verify"), ("bundle", "show"), ("bundle", "cat"), ("replay",)],
+    ids=["verify", "show", "cat", "replay"],
+)
+def test_every_command_that_opens_a_bundle_refuses_a_directory(
+    tmp_path: Path, command: tuple[str, ...]
+) -> None:
+    args = {
+        ("bundle", "cat"): [str(tmp_path), "x"],
+        ("replay",): [str(tmp_path), "summary"],
+    }.get(command, [str(tmp_path)])
+    done = _ir(*command, *args)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip().splitlines()[-1] == (
+        f"ir: error: {tmp_path} is a directory, not a bundle file"
+    )
+    if command in (("bundle", "verify"), ("bundle", "show")):  # -o json: the error as JSON
+        as_json = _ir(*command, *args, "-o", "json")
+        doc = json.loads(as_json.stdout)
+        assert doc == {"exit_code": 2, "errors": [f"{tmp_path} is a directory, not a bundle file"]}
+
+
+def test_a_fifo_is_never_opened(tmp_path: Path) -> None:
+    """ir looks at what a path is before it opens it: a writer waiting on the FIFO is never
+    released (an open for reading would release it), and ir does not wait either."""
+    import threading
+
+    fifo = tmp_path / "evidence.tar"
+    os.mkfifo(fifo)
+    released = threading.Event()
+
+    def writer() -> None:
+        fd = os.open(fifo, os.O_WRONLY)  # blocks until someone opens the FIFO for reading
+        released.set()
+        os.close(fd)
+
+    thread = threading.Thread(target=writer, daemon=True)
+    thread.start()
+    try:
+        for command in (("bundle", "verify"), ("bundle", "show")):
+            done = _ir(*command, str(fifo))
+            assert done.returncode == 2 and "is a FIFO, not a bundle file" in done.stderr
+        assert not released.wait(0.5), "ir opened the FIFO"
+    finally:
+        fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)  # let the writer go
+        thread.join(5)
+        os.close(fd)

@@ -418,7 +418,8 @@ def test_replace_timeout_names_its_cause(
     control_plane: ControlPlane, docker_bed: DockerBed, web: str, tmp_path: Path
 ) -> None:
     """A complete capture whose replacement is not Ready in time: exit 4 (not "evidence
-    failed"), the cause on the last line of the text output and in -o json's errors."""
+    failed"), the cause -- its own, the suspect kept quarantined -- on the last line of the text
+    output and in -o json's errors."""
     cp, ns = control_plane, web
     names = [p["metadata"]["name"] for p in ready_pods(cp, ns)]
     base = ["capture", "pod", "-n", ns, "--store", str(tmp_path), "--replace-timeout", "0.01"]
@@ -426,11 +427,16 @@ def test_replace_timeout_names_its_cause(
     assert done.returncode == 4, done.stderr
     doc = json.loads(done.stdout)
     assert doc["bundle"]["outcome"] == "complete" and doc["exit_code"] == 4
-    assert any("no Ready replacement within" in e for e in doc["errors"]), doc["errors"]
+    assert doc["errors"] == [
+        "replace: no ready replacement within 0.01 s; the suspect stays quarantined"
+    ], doc["errors"]
     text = run_ir([*base[:2], names[1], *base[2:]], cp, docker_bed)
     assert text.returncode == 4
     last = text.stdout.strip().splitlines()[-1]
-    assert last.startswith("ir: exit 4: no Ready replacement within"), text.stdout
+    assert last == (
+        "ir: exit 4: replace: no ready replacement within 0.01 s; the suspect stays quarantined"
+    ), text.stdout
+    assert "NOT ready after" in text.stdout
 
 
 def test_missing_namespace_is_named(
@@ -441,6 +447,49 @@ def test_missing_namespace_is_named(
     assert "namespace no-such-ns-x1 does not exist" in missing.stderr, missing.stderr
     gone = run_ir(["capture", "pod", "no-such-pod", "-n", web], control_plane, docker_bed)
     assert gone.returncode == 4 and f"pod {web}/no-such-pod not found" in gone.stderr
+
+
+def test_missing_pod_when_namespaces_cannot_be_read(
+    control_plane: ControlPlane, docker_bed: DockerBed, namespace: str
+) -> None:
+    """`limited` may get pods in this namespace (a Role) but not read namespaces: a pod that is
+    not there is "not found", and ir says it could not check the namespace (forbidden), exit 4
+    with the cause on the last line."""
+    cp, ns = control_plane, namespace
+    rbac = f"/apis/rbac.authorization.k8s.io/v1/namespaces/{ns}"
+    group = "rbac.authorization.k8s.io"
+    cp.api(
+        "POST",
+        f"{rbac}/roles",
+        {
+            "apiVersion": f"{group}/v1",
+            "kind": "Role",
+            "metadata": {"name": "get-pods"},
+            "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]}],
+        },
+    )
+    cp.api(
+        "POST",
+        f"{rbac}/rolebindings",
+        {
+            "apiVersion": f"{group}/v1",
+            "kind": "RoleBinding",
+            "metadata": {"name": "limited-get-pods"},
+            "subjects": [{"kind": "User", "name": "limited", "apiGroup": group}],
+            "roleRef": {"kind": "Role", "name": "get-pods", "apiGroup": group},
+        },
+    )
+    args = ["capture", "pod", "no-such-pod", "-n", ns, "--no-quarantine", "--no-replace"]
+
+    def answered() -> subprocess.CompletedProcess[str] | None:
+        done = run_ir(args, cp, docker_bed, user="limited")
+        return None if "permission denied" in done.stderr else done  # the binding is not in yet
+
+    done = wait_for("the RoleBinding to apply", answered, 30)
+    assert done.returncode == 4, done.stderr
+    assert done.stderr.strip().splitlines()[-1] == (
+        f"ir: error: pod {ns}/no-such-pod not found (namespace could not be checked: forbidden)"
+    ), done.stderr
 
 
 def test_dry_run_changes_nothing(

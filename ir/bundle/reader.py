@@ -27,6 +27,17 @@ READ_CHUNK = 1024 * 1024
 MAX_MEMBERS = 200_000
 MAX_SMALL_MEMBER = 64 * 1024 * 1024  # manifest, signature, journal entries
 MAX_TRAILER = 1024 * 1024
+# The seal (manifest.json, at most MAX_SMALL_MEMBER, and the small members after it) is at the end
+# of a finished file: when a damaged header stops the index, this much of the tail is searched for
+# it, and no more (a hostile or huge file is not read whole to tell damaged from unfinished).
+MAX_SEAL_SCAN = MAX_SMALL_MEMBER + 4 * 1024 * 1024
+SEAL_MEMBERS = (
+    layout.MANIFEST_MEMBER,
+    layout.ROOT_DIGEST_MEMBER,
+    layout.SUMS_MEMBER,
+    layout.CONTENT_SUMS_MEMBER,
+    layout.SIGNATURE_MEMBER,
+)
 ZERO_BLOCK = b"\0" * layout.BLOCK
 
 
@@ -47,6 +58,10 @@ class BundleReader:
         self.problems: list[str] = []  # structural findings (duplicates, truncation, odd members)
         self.truncated = False  # the file was cut short (an interrupted write or copy)
         self.corrupt = False  # the structure was altered (a tampered or damaged file)
+        self.stopped_at: int | None = None  # where indexing stopped early (truncated or corrupt)
+        self._still_writing = False  # stopped inside an artifact the writer had not closed
+        self._clean_end = False  # the file ends exactly where a member header would start
+        self._evidence: tuple[str | None] | None = None  # seal_evidence(), once computed
         self._manifest: Manifest | None = None
         self._manifest_bytes: bytes | None = None
         try:
@@ -92,7 +107,13 @@ class BundleReader:
                 raise BundleFormatError(f"{self.source.name}: more than {MAX_MEMBERS} members")
             block = self.source.read_at(pos, layout.BLOCK)
             if len(block) < layout.BLOCK:
-                self._truncation(f"file ends inside a tar header at offset {pos}")
+                self._clean_end = not block
+                self.stopped_at = pos
+                self._truncation(
+                    f"file ends at offset {pos}, where the next member header would start"
+                    if not block
+                    else f"file ends inside a tar header at offset {pos}"
+                )
                 break
             if block == ZERO_BLOCK:
                 self._check_trailer(pos)
@@ -112,12 +133,15 @@ class BundleReader:
                 ):
                     # The writer's placeholder header (its size is patched when the artifact
                     # closes; a zstd frame is never empty): the writing stopped inside this artifact.
+                    self._still_writing = True
+                    self.stopped_at = pos
                     self._truncation(
                         f"file ends inside artifact {last.name!r}, still being written when the "
                         f"capture stopped ({size - last.offset} bytes of it follow, unindexed)"
                     )
                     break
-                self._corruption(f"corrupt tar header at offset {pos}: {exc}")
+                self.stopped_at = pos
+                self._corruption(f"corrupt tar header at offset {pos} ({exc})")
                 break
             if info.type not in (tarfile.REGTYPE, tarfile.AREGTYPE):
                 raise BundleFormatError(
@@ -130,17 +154,18 @@ class BundleReader:
                     f"{self.source.name}: unexpected member name {name!r} at offset {pos}"
                 )
             data = pos + layout.BLOCK
-            if name in self.members:
-                self._corruption(f"member {name!r} appears twice (second at offset {pos})")
-            else:
-                self.members[name] = Member(name, pos, data, info.size)
             end = data + info.size
             pad = -info.size % layout.BLOCK
-            if end + pad > size:
+            if end + pad > size:  # not indexed: a member is read whole or not at all
+                self.stopped_at = pos
                 self._truncation(
                     f"member {name!r} is cut short: needs {info.size} bytes, file ends at {size}"
                 )
                 break
+            if name in self.members:
+                self._corruption(f"member {name!r} appears twice (second at offset {pos})")
+            else:
+                self.members[name] = Member(name, pos, data, info.size)
             if pad and self.source.read_at(end, pad) != b"\0" * pad:
                 self._corruption(
                     f"non-zero bytes in the tar padding after member {name!r} (offset {end})"
@@ -173,6 +198,63 @@ class BundleReader:
         if self.source.read_at(pos, rest).strip(b"\0"):
             self._corruption(f"non-zero data after the end of the archive (offset {pos})")
 
+    # -- finished or not ---------------------------------------------------------------------
+    def seal_evidence(self) -> str | None:
+        """Why this file is known to have been sealed -- its capture finished -- or None when
+        nothing says so (the capture did not finish, or nothing tells).
+
+        - Its manifest is indexed; unless it is a *.tar.partial cut short: the writer may have
+          been killed while it wrote the seal.
+        - Its index stopped at a damaged header and the seal is still in its tail (the header of
+          manifest.json or of a member after it).
+        - It is named *.tar (ir renames a bundle from *.tar.partial only once it is sealed) and it
+          does not end where an unfinished writer stops: after a whole member, or inside the
+          artifact it was still writing (whose header holds the placeholder size 0)."""
+        if self._evidence is None:
+            self._evidence = (self._find_evidence(),)
+        return self._evidence[0]
+
+    def _find_evidence(self) -> str | None:
+        name = self.source.name
+        if self.sealed:
+            if self.truncated and name.endswith(layout.PARTIAL_SUFFIX):
+                return None
+            return f"its manifest is at offset {self.members[layout.MANIFEST_MEMBER].offset}"
+        if self._still_writing:
+            return None
+        if self.corrupt and self.stopped_at is not None:
+            found = self._last_header(self.stopped_at + layout.BLOCK)
+            if found is not None and found[0] in SEAL_MEMBERS:
+                return f"its seal is still there: {found[0]} at offset {found[1]}"
+            if found is not None:
+                return None  # the file ends as an unfinished writer leaves it
+        if name.endswith(layout.BUNDLE_SUFFIX) and not self._clean_end:
+            return f"it is named *{layout.BUNDLE_SUFFIX}, which ir gives a bundle only once it is sealed"
+        return None
+
+    def _last_header(self, start: int) -> tuple[str, int] | None:
+        """The last valid header of a bundle member in the file, searched block by block back
+        from its end (not before `start`, at most MAX_SEAL_SCAN bytes): (name, offset), or None."""
+        size = self.source.size
+        floor = max(start, size - MAX_SEAL_SCAN)
+        floor += -floor % layout.BLOCK
+        top = size - size % layout.BLOCK  # members start on block boundaries
+        while top > floor:
+            low = max(floor, top - READ_CHUNK)
+            chunk = self.source.read_at(low, top - low)
+            for at in range(len(chunk) - layout.BLOCK, -1, -layout.BLOCK):
+                block = chunk[at : at + layout.BLOCK]
+                if block[257:262] != b"ustar":
+                    continue
+                try:
+                    info = tarfile.TarInfo.frombuf(block, "utf-8", "strict")
+                except (tarfile.HeaderError, UnicodeDecodeError):
+                    continue
+                if _expected_member(info.name):
+                    return info.name, low + at
+            top = low
+        return None
+
     # -- small members ------------------------------------------------------------------------
     def read_member(self, name: str, limit: int = MAX_SMALL_MEMBER) -> bytes:
         member = self.members.get(name)
@@ -202,8 +284,15 @@ class BundleReader:
     def manifest_bytes(self) -> bytes:
         if self._manifest_bytes is None:
             if not self.sealed:
+                evidence = self.seal_evidence()
+                problem = self.problems[0] if self.problems else "no manifest"
                 raise IntegrityError(
-                    f"{self.source.name}: bundle is incomplete: no manifest (the capture did not finish)"
+                    f"{self.source.name}: bundle is damaged: {problem}, after its capture had "
+                    f"finished ({evidence}); its manifest cannot be read: use another copy (the "
+                    "store, the spool)"
+                    if evidence
+                    else f"{self.source.name}: bundle is incomplete: no manifest (the capture "
+                    "did not finish)"
                 )
             self._manifest_bytes = self.read_member(layout.MANIFEST_MEMBER)
         return self._manifest_bytes

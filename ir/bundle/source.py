@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import errno
 import os
 import stat
 from pathlib import Path
@@ -31,14 +30,15 @@ class NotAFile(OSError):
 class FileSource:
     def __init__(self, path: Path) -> None:
         self.name = str(path)
-        # O_NOFOLLOW is not used: an investigator may legitimately point at a symlinked bundle.
-        # O_NONBLOCK: opening a FIFO must not wait for a writer (it is refused just below).
-        try:
-            self._fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-        except OSError as exc:
-            if exc.errno == errno.ENXIO:  # a socket cannot be opened: name what it is
-                raise NotAFile(_kind(os.stat(path).st_mode)) from None
-            raise
+        # What the path is, before it is opened: opening a device can act (a tape rewinds, a
+        # watchdog arms) and reading a FIFO can block, so neither is ever opened. The stat follows
+        # symlinks (O_NOFOLLOW is not used: an investigator may point at a symlinked bundle).
+        mode = os.stat(path).st_mode
+        if not stat.S_ISREG(mode):
+            raise NotAFile(_kind(mode))
+        # O_NONBLOCK: should the path be swapped for a FIFO between the stat and the open, the
+        # open does not wait for a writer; the fstat below refuses it.
+        self._fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
         st = os.fstat(self._fd)
         if not stat.S_ISREG(st.st_mode):
             os.close(self._fd)

@@ -20,6 +20,9 @@ from ir.errors import ExitCode, IntegrityError
 
 # Verdicts, from best to worst. VALID: intact and signed by a trusted key. UNSIGNED and
 # UNTRUSTED: intact (every digest agrees), origin not proven (no signature; a key not trusted).
+# INCOMPLETE: the capture did not finish (no seal: the writer stopped; or sealed `interrupted`).
+# TAMPERED: the bytes are not what was sealed -- altered, or a finished bundle damaged or cut
+# short afterwards (verify cannot tell malice from accident; the message says what it saw).
 VALID, UNSIGNED, UNTRUSTED = "valid", "unsigned", "untrusted"
 INCOMPLETE, TAMPERED = "incomplete", "tampered"
 
@@ -37,6 +40,7 @@ class VerifyReport:
     warnings: list[str] = field(default_factory=list)
     artifacts_checked: int = 0
     bytes_checked: int = 0
+    summary: str | None = None  # the one sentence that explains a failed integrity verdict
 
     def fail(self, verdict: str, message: str) -> None:
         self.errors.append(message)
@@ -75,6 +79,22 @@ class VerifyReport:
     def exit_code(self) -> ExitCode:
         return ExitCode(self.exit_code_for())
 
+    def cause(self, *, allow_unsigned: bool = False, allow_untrusted: bool = False) -> str | None:
+        """Why exit_code_for(...) is not 0, in one sentence; None when it is 0."""
+        if not self.exit_code_for(allow_unsigned=allow_unsigned, allow_untrusted=allow_untrusted):
+            return None
+        if not self.intact:
+            head = self.summary or (self.errors[0] if self.errors else "verification failed")
+            more = sum(1 for e in self.errors if e not in head)
+            said = head if head.startswith("bundle is ") else f"{self.verdict}: {head}"
+            return said + (f" ({more} more problem(s) found)" if more else "")
+        if self.verdict == UNSIGNED:
+            return "unsigned: every digest agrees, but no signature proves who made the bundle"
+        detail = (
+            self.signature.detail if self.signature is not None else "not signed by a trusted key"
+        )
+        return f"untrusted: every digest agrees, but it is {detail}: its origin is not proven"
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "bundle": self.bundle,
@@ -94,6 +114,7 @@ class VerifyReport:
                 "errors": self.custody.errors,
                 "warnings": self.custody.warnings,
             },
+            "summary": self.summary,
             "errors": self.errors,
             "warnings": self.warnings,
             "artifacts_checked": self.artifacts_checked,
@@ -114,14 +135,29 @@ def verify_bundle(
     one public key). Raises BundleFormatError only for unusable input."""
     trust = as_trust(trust)
     report = VerifyReport(bundle=reader.source.name)
-    for problem in reader.problems:
-        report.fail(TAMPERED if reader.corrupt else INCOMPLETE, problem)
+    # Damaged or unfinished? A file whose seal was written (its capture finished) is damaged by
+    # any structural problem: tampered. One never sealed is incomplete, unless also altered.
+    finished = reader.seal_evidence() if reader.problems or not reader.sealed else None
+    verdict = TAMPERED if reader.corrupt or finished else INCOMPLETE
+    journal = reader.journal() if not reader.sealed else []
+    report.summary = _summary(reader, finished, len(journal))
+    for problem in reader.problems:  # each one, unless the summary says it already
+        if report.summary is None or problem not in report.summary:
+            report.fail(verdict, problem)
+    if report.summary is not None:
+        report.fail(verdict, report.summary)
     if not reader.sealed:
-        _report_unsealed(reader, report)
+        for entry in journal:
+            report.warnings.append(
+                f"journaled artifact {entry.get('name')!r} ({entry.get('size')} bytes, "
+                f"status {entry.get('status')})"
+            )
         return report
+    # a seal cut short by its writer lacks its last members: that is incomplete, not tampered
+    sealing = reader.truncated and not finished
     manifest_bytes = reader.manifest_bytes
     report.root_digest = digest = hashlib.sha256(manifest_bytes).hexdigest()
-    _check_root_digest(reader, digest, expected_digest, report)
+    _check_root_digest(reader, digest, expected_digest, report, sealing)
     manifest = reader.manifest  # BundleFormatError if malformed: unusable input
     report.bundle_id, report.outcome = manifest.bundle_id, manifest.outcome
     header_bytes = reader.read_member(layout.HEADER_MEMBER, 1024 * 1024)
@@ -142,7 +178,7 @@ def verify_bundle(
         )
     _check_artifacts(reader, report, progress)
     _check_members_listed(reader, report)
-    _check_sums(reader, report)
+    _check_sums(reader, report, sealing)
     _check_journal(reader, report)
     report.signature = check_signature(reader.signature_document(), manifest_bytes, trust)
     if report.signature.status == "invalid":
@@ -164,25 +200,40 @@ def verify_bundle(
     return report
 
 
-def _report_unsealed(reader: BundleReader, report: VerifyReport) -> None:
-    journal = reader.journal()
-    report.fail(
-        INCOMPLETE,
-        f"bundle is incomplete: no manifest (capture did not finish); {len(journal)} artifact(s) "
-        "were fully written before it stopped",
-    )
-    for entry in journal:
-        name = entry.get("name")
-        report.warnings.append(
-            f"journaled artifact {name!r} ({entry.get('size')} bytes, status {entry.get('status')})"
+def _summary(reader: BundleReader, finished: str | None, journaled: int) -> str | None:
+    """One sentence for a file whose structure is not whole: damaged after its capture finished,
+    or unfinished (and then how far it got). None for a whole file."""
+    first = reader.problems[0] if reader.problems else "no manifest"
+    if finished and not reader.sealed:
+        return (
+            f"bundle is damaged: {first}, after its capture had finished ({finished}); its "
+            f"manifest cannot be read ({journaled} artifact(s) readable before the damage); use "
+            "another copy (the store, the spool)"
         )
+    if finished and reader.problems:
+        return (
+            f"bundle is damaged: {first}, after its capture had finished ({finished}); use "
+            "another copy (the store, the spool)"
+        )
+    if not reader.sealed:
+        return (
+            f"bundle is incomplete: no manifest (the capture did not finish); {journaled} "
+            "artifact(s) were fully written before it stopped"
+            + (f"; and it is damaged: {first}" if reader.corrupt else "")
+        )
+    if reader.problems and not reader.corrupt:
+        return f"bundle is incomplete: the capture stopped while it wrote the seal ({first})"
+    return None
 
 
 def _check_root_digest(
-    reader: BundleReader, digest: str, expected: str | None, report: VerifyReport
+    reader: BundleReader, digest: str, expected: str | None, report: VerifyReport, sealing: bool
 ) -> None:
     if layout.ROOT_DIGEST_MEMBER not in reader.members:
-        report.fail(TAMPERED, "manifest.json.sha256 is missing")
+        report.fail(
+            INCOMPLETE if sealing else TAMPERED,
+            "manifest.json.sha256 is missing" + (" (never written)" if sealing else ""),
+        )
     else:
         recorded = reader.read_member(layout.ROOT_DIGEST_MEMBER, 4096)
         if recorded != f"{digest}  {layout.MANIFEST_MEMBER}\n".encode():
@@ -242,13 +293,16 @@ def _check_members_listed(reader: BundleReader, report: VerifyReport) -> None:
             report.fail(TAMPERED, f"member {name!r} is in the file but not in the manifest")
 
 
-def _check_sums(reader: BundleReader, report: VerifyReport) -> None:
+def _check_sums(reader: BundleReader, report: VerifyReport, sealing: bool) -> None:
     for member, expected in (
         (layout.SUMS_MEMBER, stored_sums(reader.manifest)),
         (layout.CONTENT_SUMS_MEMBER, content_sums(reader.manifest)),
     ):
         if member not in reader.members:
-            report.fail(TAMPERED, f"{member} is missing")
+            report.fail(
+                INCOMPLETE if sealing else TAMPERED,
+                f"{member} is missing" + (" (never written)" if sealing else ""),
+            )
         elif reader.read_member(member).decode("utf-8", "replace") != expected:
             report.fail(TAMPERED, f"{member} does not agree with the manifest")
 

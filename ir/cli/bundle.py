@@ -11,7 +11,16 @@ import click
 from ir.bundle.custody import append_record
 from ir.bundle.signing import load_signer
 from ir.bundle.verify import VALID, verify_bundle
-from ir.cli.output import byte_progress, emit, emit_json, output_option, printable, table, warn
+from ir.cli.output import (
+    byte_progress,
+    emit,
+    emit_json,
+    exit_line,
+    output_option,
+    printable,
+    table,
+    warn,
+)
 from ir.errors import ExitCode
 from ir.store import open_bundle, open_store
 from ir.store.local import describe_target
@@ -98,8 +107,10 @@ def verify(
     Verdicts: valid (intact and signed by a trusted key); unsigned, untrusted (intact, origin
     not proven); incomplete; tampered.
     Exit 0: valid (or allowed). 6: unsigned or untrusted. 1: tampered or incomplete (each
-    failing artifact or record is named). 2: not a usable bundle."""
+    failing artifact or record is named). 2: not a usable bundle. The verdict is the first line,
+    the cause of a non-zero exit the last."""
     key = trust_from(public_key)
+    later: list[str] = []  # warnings, printed after the report
     with open_bundle(ref, endpoint_url=s3_endpoint_url) as handle:
         total = (
             sum(a.stored_size for a in handle.reader.manifest.artifacts)
@@ -125,12 +136,36 @@ def verify(
                 signer=load_signer(None),  # the hand that writes it signs it ($IR_SIGNING_KEY)
             )
         elif record:
-            warn(f"no custody record: the bundle is {report.verdict}")
-    emit(output, report.to_dict(), lambda: _print_report(report))
-    return report.exit_code_for(allow_unsigned=allow_unsigned, allow_untrusted=allow_untrusted)
+            later.append(f"no custody record: the bundle is {report.verdict}")
+    code = report.exit_code_for(allow_unsigned=allow_unsigned, allow_untrusted=allow_untrusted)
+    cause = report.cause(allow_unsigned=allow_unsigned, allow_untrusted=allow_untrusted)
+    if cause and report.intact:  # origin not proven: say how to accept it
+        flag = "--allow-unsigned" if report.verdict == "unsigned" else "--allow-untrusted"
+        cause += f" (trust its key with --trust or $IR_TRUST, or accept it with {flag})"
+    elif report.intact and not report.authentic:  # accepted by --allow-unsigned/--allow-untrusted
+        later.append(
+            f"origin not proven ({report.verdict}): every digest agrees, but no trusted key "
+            "signed this bundle"
+        )
+    doc = report.to_dict()
+    doc["exit_code"] = code
+    if code and not doc["errors"]:
+        doc["errors"] = [cause]
+
+    def text() -> None:
+        _print_report(report)
+        for message in later:
+            warn(message)
+        exit_line(code, cause)
+
+    for message in later if output == "json" else ():
+        warn(message)
+    emit(output, doc, text)
+    return code
 
 
 def _print_report(report: Any) -> None:
+    """The verdict on one line, then the details (what was checked, each failure, each note)."""
     mark = {
         "valid": "VALID",
         "unsigned": "INTACT, UNSIGNED",
@@ -148,8 +183,6 @@ def _print_report(report: Any) -> None:
     )
     if report.signature is not None:
         click.echo(f"  signature:   {report.signature.status}: {report.signature.detail}")
-        if report.intact and not report.authentic:
-            warn("origin not proven: every digest agrees, but no trusted key signed this bundle")
     if report.custody is not None:
         click.echo(f"  custody:     {report.custody.summary()}")
     for error in report.errors:

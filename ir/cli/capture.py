@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from ir.bundle.signing import load_signer
-from ir.cli.output import emit, output_option, printable, table, warn
+from ir.cli.output import emit, exit_line, output_option, printable, table, warn
 from ir.cli.transfer import open_capture_store, s3_capture_options
 from ir.collect.container import CaptureOptions, capture_container
 from ir.collect.registry import CONTAINER_COLLECTORS
@@ -256,6 +256,8 @@ def container(
     finally:
         handle.close()
     emit(output, summary_document(result), lambda: print_summary(result))
+    if output == "text":
+        exit_line(result.exit_code, result.cause)
     return int(result.exit_code)
 
 
@@ -290,6 +292,7 @@ def summary_document(result: CaptureResult) -> dict[str, Any]:
         "root_digest": result.sealed.root_digest,
         "outcome": m.outcome,
         "exit_code": int(result.exit_code),
+        "errors": [result.cause] if result.cause else [],
         "size": result.sealed.size,
         "store_confirmed": result.stored.confirmed,
         "spooled": result.stored.spooled,

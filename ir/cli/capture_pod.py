@@ -19,7 +19,7 @@ from ir.cli.kubeopts import (
     probe_image_option,
     protected_option,
 )
-from ir.cli.output import emit, info, output_option, printable, table, warn
+from ir.cli.output import emit, exit_line, info, output_option, printable, table, warn
 from ir.cli.transfer import open_capture_store, s3_capture_options
 from ir.cluster.capture import PodCaptureOptions, capture_pod
 from ir.collect.registry import CONTAINER_COLLECTORS
@@ -252,10 +252,11 @@ def capture_pod_cmd(
         "replace": None if result.replace is None else vars(result.replace),
         "actions": result.actions,
         "exit_code": int(result.exit_code),
-        "errors": result.reasons(),
+        "errors": result.reasons(),  # the one that decides the exit code last
     }
-    if result.quarantine:
-        for w in result.quarantine.warnings:
+    warnings = list(result.quarantine.warnings) if result.quarantine else []
+    if output == "json":
+        for w in warnings:
             warn(w)
 
     def text() -> None:
@@ -277,21 +278,21 @@ def capture_pod_cmd(
             )
         if result.replace:
             r = result.replace
-            click.echo(
-                f"replace:    {r.strategy}"
-                + (
-                    f"; replacement {r.replacement} ready after {r.waited_seconds}s"
-                    if r.ready
-                    else ""
-                )
-            )
+            if r.ready:
+                progress = f"; replacement {r.replacement} ready after {r.waited_seconds}s"
+            elif result.replace_timed_out:
+                progress = f"; NOT ready after {r.waited_seconds}s"
+            else:
+                progress = ""
+            click.echo(f"replace:    {r.strategy}{progress}")
             for note in r.notes:
                 click.echo(f"            {note}")
+        for w in warnings:  # after the details
+            warn(w)
         reasons = result.reasons()
         for reason in reasons[:-1]:
-            click.echo(f"error:      {reason}")
-        if reasons:  # the cause of a non-zero exit, on the last line
-            click.echo(f"ir: exit {int(result.exit_code)}: {reasons[-1]}")
+            click.echo(f"error:      {printable(reason)}")
+        exit_line(int(result.exit_code), reasons[-1] if reasons else None)  # the last line
 
     emit(output, doc, text)
     return int(result.exit_code)

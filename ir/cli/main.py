@@ -5,10 +5,12 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+from typing import NoReturn
 
 import click
 
 from ir import __version__
+from ir.cli.output import emit_json, json_requested, remember_output
 from ir.errors import ExitCode, IrError
 
 # Each module registers its commands on import (a list `COMMANDS` of click commands).
@@ -35,9 +37,11 @@ Typical first response:
   ir replay evidence/INC-42/<id>.tar summary
 
 \b
-Exit codes: 0 ok; 1 evidence failed verification or is partial/incomplete; 2 bad input;
-3 store failed (evidence kept in the local spool); 4 cluster/runtime API error;
-5 refused by a safety gate; 130 interrupted.
+Exit codes: 0 ok; 1 evidence incomplete, partial or tampered; 2 bad input;
+3 store failed (evidence kept in the local spool); 4 cluster/runtime API error (also: no
+Ready replacement in time); 5 refused by a safety gate; 6 evidence intact but its origin not
+proven; 70 internal error; 130 interrupted. The cause of a non-zero exit is the last line
+of the output (in -o json: "errors").
 """
 
 
@@ -64,32 +68,41 @@ def _register() -> None:
 _register()
 
 
+def _fail(code: ExitCode, message: str, label: str = "error: ") -> NoReturn:
+    """End the command with `code`: the cause on stderr's last line and, when `-o json` was
+    asked for, as the `errors` of a JSON document on stdout (a script reads one place)."""
+    click.echo(f"ir: {label}{message}", err=True)
+    if json_requested():
+        emit_json({"exit_code": int(code), "errors": [message]})
+    sys.exit(code)
+
+
 def main(argv: list[str] | None = None) -> None:
+    remember_output("text")  # until the command's -o says otherwise
     try:
         code = cli.main(args=argv, prog_name="ir", standalone_mode=False)
     except click.exceptions.Abort:
-        click.echo("ir: interrupted", err=True)
-        sys.exit(ExitCode.INTERRUPTED)
+        _fail(ExitCode.INTERRUPTED, "interrupted", "")
     except click.exceptions.ClickException as exc:
         exc.show()
+        if json_requested():
+            emit_json({"exit_code": int(ExitCode.USAGE), "errors": [exc.format_message()]})
         sys.exit(ExitCode.USAGE)
     except IrError as exc:
-        click.echo(f"ir: error: {exc.message}", err=True)
-        sys.exit(exc.exit_code)
+        _fail(exc.exit_code, exc.message)
     except KeyboardInterrupt:
-        click.echo("ir: interrupted", err=True)
-        sys.exit(ExitCode.INTERRUPTED)
+        _fail(ExitCode.INTERRUPTED, "interrupted", "")
     except BrokenPipeError:
         sys.stderr.close()
         sys.exit(ExitCode.OK)
     except Exception as exc:  # noqa: BLE001 -- one line, never a traceback, unless asked
         if os.environ.get("IR_DEBUG"):
             raise
-        click.echo(
-            f"ir: internal error: {type(exc).__name__}: {exc} (set IR_DEBUG=1 for a traceback)",
-            err=True,
+        _fail(
+            ExitCode.INTERNAL,
+            f"{type(exc).__name__}: {exc} (set IR_DEBUG=1 for a traceback)",
+            "internal error: ",
         )
-        sys.exit(ExitCode.INTERNAL)
     sys.exit(int(code) if isinstance(code, int) else ExitCode.OK)
 
 

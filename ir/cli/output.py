@@ -10,6 +10,21 @@ from typing import Any
 
 import click
 
+# The format the running command was asked for, so that ir.cli.main can answer an error that
+# ends the command in that format (one command runs per process).
+_requested = {"output": "text"}
+
+
+def remember_output(value: str) -> str:
+    """Note the output format of the command about to run (main resets it to text first)."""
+    _requested["output"] = value
+    return value
+
+
+def _remember(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    return remember_output(value)
+
+
 output_option = click.option(
     "-o",
     "--output",
@@ -17,8 +32,14 @@ output_option = click.option(
     type=click.Choice(["text", "json"]),
     default="text",
     show_default=True,
+    callback=_remember,
     help="Output format: text for people, json for machines.",
 )
+
+
+def json_requested() -> bool:
+    """The running command was given `-o json`."""
+    return _requested["output"] == "json"
 
 
 def emit_json(document: Any) -> None:
@@ -50,6 +71,13 @@ def printable(value: Any) -> str:
     if text.isprintable():
         return text
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+def exit_line(code: int, cause: str | None) -> None:
+    """The last line of a command's text output when it exits non-zero: the code and its cause
+    (`ir: exit 4: replace: no ready replacement within 120 s; ...`)."""
+    if code:
+        click.echo(f"ir: exit {int(code)}: {printable(cause or 'see the messages above')}")
 
 
 def warn(message: str) -> None:

@@ -13,7 +13,7 @@ import click
 from ir.bundle.custody import operator_name
 from ir.bundle.signing import load_signer
 from ir.cli.kubeopts import as_option, cluster_name_option, collector_options, collector_settings
-from ir.cli.output import emit, info, output_option, printable, table, warn
+from ir.cli.output import emit, exit_line, info, output_option, printable, table, warn
 from ir.errors import ClusterError, ExitCode, UsageError
 from ir.playbook.actions import DryRunActions, ResponseActions
 from ir.playbook.alerts import load_alert_file, source_names
@@ -307,9 +307,26 @@ def run(
         for result in results:
             _print_run(result)
 
-    emit(output, {"runs": [r.to_dict() for r in results]}, render)
-    codes = [r.exit_code for r in results]
-    return int(max(codes, key=_severity))
+    causes = [c for c in (_cause(r) for r in results) if c]
+    emit(output, {"runs": [r.to_dict() for r in results], "errors": causes}, render)
+    code = max((r.exit_code for r in results), key=_severity)
+    if output == "text":
+        exit_line(code, "; ".join(causes))
+    return int(code)
+
+
+def _cause(run: RunResult) -> str | None:
+    """Why a run did not end ok, in one line: its refusal, or its steps that did not succeed."""
+    if run.exit_code == ExitCode.OK:
+        return None
+    if run.reason:
+        return f"{run.playbook}: {run.status}: {run.reason}"
+    steps = [
+        f"{s.step} {s.status} ({s.detail})"
+        for s in run.steps
+        if s.status in ("failed", "partial", "refused")
+    ]
+    return f"{run.playbook}: {run.status}: " + "; ".join(steps)
 
 
 def _severity(code: ExitCode) -> int:

@@ -15,11 +15,12 @@ from ir.cli.kubeopts import (
     probe_image_option,
     protected_option,
 )
-from ir.cli.output import emit, info, output_option, warn
+from ir.cli.output import emit, exit_line, info, output_option, warn
 from ir.cluster.ops import Operator, check_namespace
 from ir.cluster.record import record_actions
 from ir.cluster.resolve import resolve_pod
 from ir.cluster.respond import quarantine_pod, release_pod, replace_pod
+from ir.errors import ExitCode
 
 
 def _operator(kube: Any, dry_run: bool) -> Operator:
@@ -166,7 +167,16 @@ def replace_cmd(
             )
         ),
     )
-    return 0 if result.strategy != "not-possible" and (result.ready or no_wait or dry_run) else 1
+    cause = None
+    if result.strategy == "not-possible":
+        cause = "replace: not possible (" + "; ".join(result.notes or [result.strategy]) + ")"
+    elif not (result.ready or no_wait or dry_run or result.strategy == "already"):
+        cause = f"replace: no ready replacement within {timeout:g} s; the suspect stays as it is"
+    if cause is None:
+        return 0
+    if output == "text":
+        exit_line(ExitCode.CLUSTER, cause)
+    return int(ExitCode.CLUSTER)
 
 
 @click.group("release")

@@ -18,7 +18,7 @@ from ir.cli.kubeopts import (
     collector_options,
     collector_settings,
 )
-from ir.cli.output import info, warn
+from ir.cli.output import exit_line, info, warn
 from ir.cli.playbook import make_actions, playbook_paths
 from ir.errors import ExitCode, UsageError
 from ir.playbook.actions import DryRunActions, ResponseActions
@@ -367,9 +367,14 @@ def serve(
         f"{report['interrupted']} interrupted"
     )
     audit.close()
-    return int(
-        ExitCode.OK if not (report["abandoned"] or report["interrupted"]) else ExitCode.FAILED
-    )
+    if report["abandoned"] or report["interrupted"]:
+        exit_line(
+            ExitCode.FAILED,
+            f"{report['abandoned']} run(s) abandoned and {report['interrupted']} interrupted at "
+            "shutdown (the audit log lists them)",
+        )
+        return int(ExitCode.FAILED)
+    return int(ExitCode.OK)
 
 
 COMMANDS = [serve]

@@ -18,7 +18,7 @@ import click
 from ir.bundle import layout
 from ir.bundle.signing import load_signer
 from ir.cli.bundle import bundle, endpoint_option, public_key_option, trust_from
-from ir.cli.output import byte_progress, emit, printable, table, warn
+from ir.cli.output import byte_progress, emit, exit_line, printable, table, warn
 from ir.errors import ExitCode, StoreError, UsageError
 from ir.store import ENV_STORE
 from ir.store.s3 import S3Store, pull_bundle
@@ -183,11 +183,23 @@ def push(
             rows.append(_push_one(path, store_uri, options, stores, signer, output == "text"))
     emit(output, rows, lambda: _print_push(rows))
     statuses = {r["status"] for r in rows}
-    if "failed" in statuses:
-        return int(ExitCode.STORE)
-    if "incomplete" in statuses:
-        return int(ExitCode.FAILED)
-    return int(ExitCode.OK)
+    code = (
+        ExitCode.STORE
+        if "failed" in statuses
+        else ExitCode.FAILED
+        if "incomplete" in statuses
+        else ExitCode.OK
+    )
+    if output == "text":
+        exit_line(
+            code,
+            "; ".join(
+                f"{r['bundle']}: {r['status']} ({r['detail']})"
+                for r in rows
+                if r["status"] in ("failed", "incomplete")
+            ),
+        )
+    return int(code)
 
 
 def _size(path: Path) -> int:
@@ -369,7 +381,12 @@ def pull(
             click.echo(f"  FAIL: {printable(error)}", err=True)
     if all(r["verdict"] == "valid" for r in rows):
         return int(ExitCode.OK)
-    return int(ExitCode.UNTRUSTED if all(r["intact"] for r in rows) else ExitCode.FAILED)
+    code = ExitCode.UNTRUSTED if all(r["intact"] for r in rows) else ExitCode.FAILED
+    if output == "text":
+        exit_line(
+            code, "; ".join(f"{r['ref']}: {r['verdict']}" for r in rows if r["verdict"] != "valid")
+        )
+    return int(code)
 
 
 # Both commands are added to the `bundle` group above; nothing new at the top level.

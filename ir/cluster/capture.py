@@ -70,6 +70,7 @@ class PodCaptureResult:
     errors: list[str] = field(default_factory=list)
 
     requested_action: bool = False
+    replace_timeout: float | None = None  # what --replace-timeout asked for, in seconds
 
     @property
     def replace_timed_out(self) -> bool:
@@ -82,41 +83,68 @@ class PodCaptureResult:
 
     @property
     def exit_code(self) -> ExitCode:
-        if self.errors:
-            return ExitCode.CLUSTER
+        causes = self.causes()
+        return causes[0][0] if causes else ExitCode.OK
+
+    def causes(self) -> list[tuple[ExitCode, str]]:
+        """Every outcome that makes the exit non-zero, with its exit code, the one that decides
+        first: a failed cluster request (4: the pod may be half-acted on); the safety gate shut
+        (5); the capture's own failure (3 store, 1 partial); a replacement not Ready in time (4:
+        the evidence is whole, the cluster did not serve a clean pod). Empty when it is 0."""
+        found = [(ExitCode.CLUSTER, error) for error in self.errors]
         if self.requested_action and not self.gate_open:
-            return ExitCode.REFUSED
-        if self.capture is not None and self.capture.exit_code != ExitCode.OK:
-            return self.capture.exit_code
-        if self.replace_timed_out:
-            # the evidence is whole; the cluster did not give a Ready replacement in time
-            return ExitCode.CLUSTER
-        return ExitCode.OK
+            found.append((ExitCode.REFUSED, f"not acting on the pod: {self.gate_reason}"))
+        if self.capture is not None:
+            m = self.capture.sealed.manifest
+            stored = self.capture.stored
+            if not stored.confirmed:
+                why = "; ".join(stored.warnings)
+                found.append(
+                    (
+                        ExitCode.STORE,
+                        "the bundle is not confirmed stored"
+                        + (f" ({why})" if why else "")
+                        + (
+                            f"; kept in the local spool: {stored.spooled}" if stored.spooled else ""
+                        ),
+                    )
+                )
+            if m.outcome != "complete":
+                bad = [
+                    f"{c.name}{f' [{c.container}]' if c.container else ''}: {c.status}"
+                    + (f" ({c.error})" if c.error else "")
+                    for c in m.collectors
+                    if c.status in ("failed", "partial")
+                ]
+                found.append(
+                    (
+                        ExitCode.FAILED,
+                        f"capture {m.outcome}: " + ("; ".join(bad) or "see the manifest"),
+                    )
+                )
+        if self.replace_timed_out and self.replace is not None:
+            found.append((ExitCode.CLUSTER, self._replace_cause(self.replace)))
+        return found
+
+    def _replace_cause(self, replace: ReplaceResult) -> str:
+        limit = self.replace_timeout if self.replace_timeout is not None else replace.waited_seconds
+        which = (
+            f"replacement pod {replace.replacement} not ready"
+            if replace.strategy == "clone-bare-pod" and replace.replacement
+            else "no ready replacement"
+        )
+        kept = (
+            "the suspect stays quarantined"
+            if self.quarantine is not None
+            else "the suspect keeps running, out of its controller and not quarantined"
+        )
+        return f"replace: {which} within {limit:g} s; {kept}"
 
     def reasons(self) -> list[str]:
-        """Why the exit code is not 0, in words (empty when it is 0): the last line of the text
-        output and the `errors` of -o json."""
-        found = list(self.errors)
-        if self.requested_action and not self.gate_open:
-            found.append(f"not acting on the pod: {self.gate_reason}")
-        if self.capture is not None and self.capture.exit_code != ExitCode.OK:
-            m = self.capture.sealed.manifest
-            bad = [
-                f"{c.name}{f' [{c.container}]' if c.container else ''}: {c.status}"
-                + (f" ({c.error})" if c.error else "")
-                for c in m.collectors
-                if c.status in ("failed", "partial")
-            ]
-            if m.outcome != "complete":
-                found.append(f"capture {m.outcome}: " + ("; ".join(bad) or "see the manifest"))
-            if not self.capture.stored.confirmed:
-                found.append("the bundle is not confirmed stored (kept in the local spool)")
-        if self.replace_timed_out and self.replace is not None:
-            found.append(
-                f"no Ready replacement within {self.replace.waited_seconds:.0f} s "
-                f"({self.replace.strategy}); the suspect is out of its controller and kept"
-            )
-        return found
+        """Why the exit code is not 0, in words (empty when it is 0), the one that decides the
+        exit code last: the last line of the text output; `errors` of -o json."""
+        causes = [text for _, text in self.causes()]
+        return causes[1:] + causes[:1]
 
 
 ContainerCapture = Callable[
@@ -159,7 +187,14 @@ def capture_pod(
             else "the bundle is not confirmed stored"
         ) + "; nothing destructive without --force"
         gate_open = opts.force
-    result = PodCaptureResult(target, capture, gate_open, gate_reason, requested_action=acting)
+    result = PodCaptureResult(
+        target,
+        capture,
+        gate_open,
+        gate_reason,
+        requested_action=acting,
+        replace_timeout=opts.replace_timeout,
+    )
     op = Operator(kube, gate_open=gate_open, gate_reason=gate_reason, echo=echo)
     if opts.force and gate_reason:
         op.note("gate", "forced", why=gate_reason)

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import socket
+import ssl
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -16,6 +19,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
+from urllib3 import exceptions as u3
 from urllib3.util.retry import Retry
 
 from ir.errors import ClusterError, UsageError
@@ -28,7 +32,9 @@ REQUEST_TIMEOUT = (5, 30)  # connect, read seconds
 
 
 class ApiError(ClusterError):
-    """An API request failed; `status` is the HTTP status (0 when the server was unreachable)."""
+    """An API request failed; `status` is the HTTP status (0 when the server was unreachable).
+    `kubernetes` is False when the answer did not come from a Kubernetes API server (no Status
+    object): then a 404 says nothing about the object asked for."""
 
     def __init__(
         self,
@@ -38,6 +44,7 @@ class ApiError(ClusterError):
         path: str,
         body: Any = None,
         retry_after: float | None = None,
+        kubernetes: bool = True,
     ) -> None:
         super().__init__(message)
         self.status = status
@@ -45,6 +52,12 @@ class ApiError(ClusterError):
         self.path = path
         self.body = body
         self.retry_after = retry_after  # seconds, from the server's Retry-After header
+        self.kubernetes = kubernetes
+
+    @property
+    def not_found(self) -> bool:
+        """The API server itself said 404: the object (or its namespace) does not exist."""
+        return self.status == 404 and self.kubernetes
 
 
 @dataclass
@@ -106,21 +119,34 @@ class Kube:
                 _request_timeout=REQUEST_TIMEOUT,
             )
         except ApiException as exc:
-            raise _api_error(exc.status, exc.body or exc.reason, method, path) from None
-        except (HTTPError, OSError) as exc:
-            raise ApiError(
-                f"Kubernetes API server {self.server} unreachable ({method} {path}): {exc}",
-                0,
+            if not exc.status:  # the client's own wrapping of a transport failure
+                cause = exc.__context__ or exc.reason
+                raise _unreachable(self.server, cause, method, path) from None
+            headers = exc.headers or {}
+            raise _api_error(
+                exc.status,
+                exc.body or exc.reason,
                 method,
                 path,
+                server=self.server,
+                content_type=headers.get("Content-Type"),
             ) from None
+        except (HTTPError, OSError) as exc:
+            raise _unreachable(self.server, exc, method, path) from None
         raw = response.response
         if not 200 <= response.status < 300:
             try:
                 data = raw.data
             finally:
                 raw.release_conn()
-            error = _api_error(response.status, data, method, path)
+            error = _api_error(
+                response.status,
+                data,
+                method,
+                path,
+                server=self.server,
+                content_type=raw.headers.get("Content-Type"),
+            )
             error.retry_after = _seconds(raw.headers.get("Retry-After"))
             raise error
         return raw
@@ -133,7 +159,20 @@ class Kube:
             data = raw.data
         finally:
             raw.release_conn()
-        return json.loads(data) if data else None
+        if not data:
+            return None
+        try:
+            return json.loads(data)
+        except (ValueError, UnicodeDecodeError):
+            # an API server answers JSON to a JSON request: whatever answered is something else
+            raise ApiError(
+                _not_kubernetes(self.server, raw.status, raw.headers.get("Content-Type")),
+                int(raw.status),
+                method,
+                path,
+                data,
+                kubernetes=False,
+            ) from None
 
     def get(self, path: str, **query: Any) -> Any:
         return self.request("GET", path, query=query or None)
@@ -142,7 +181,7 @@ class Kube:
         try:
             return self.get(path)
         except ApiError as exc:
-            if exc.status == 404:
+            if exc.not_found:
                 return None
             raise
 
@@ -166,8 +205,21 @@ class Kube:
             raw.release_conn()
 
 
-def _api_error(status: int, body: Any, method: str, path: str) -> ApiError:
+def _api_error(
+    status: int,
+    body: Any,
+    method: str,
+    path: str,
+    *,
+    server: str = "",
+    content_type: str | None = None,
+) -> ApiError:
+    """The error of a non-2xx answer. An API server answers with a Status object (JSON, "kind":
+    "Status", "apiVersion": "v1"); any other answer came from something else at that address (a
+    web server, a proxy, a load balancer) and is named so, whatever its HTTP status. Answers the
+    API server proxies (`.../proxy/...`: a kubelet, a pod) are the proxied party's own."""
     reason = ""
+    doc: Any = None
     try:
         doc = json.loads(body)
         reason = str(doc.get("message", "")) if isinstance(doc, dict) else str(doc)
@@ -178,6 +230,16 @@ def _api_error(status: int, body: Any, method: str, path: str) -> ApiError:
             else str(body or "")[:500]
         )
     status = int(status or 0)
+    proxied = "/proxy/" in path.split("?")[0] or path.split("?")[0].endswith("/proxy")
+    if status and not proxied and not _is_status(doc):
+        return ApiError(
+            _not_kubernetes(server, status, content_type),
+            status,
+            method,
+            path,
+            body,
+            kubernetes=False,
+        )
     verb = _verb(method, path)
     resource = _resource(path)
     if status == 403:
@@ -191,10 +253,92 @@ def _api_error(status: int, body: Any, method: str, path: str) -> ApiError:
     elif status == 409:
         message = f"conflict on {resource}: {reason}"
     elif status == 0:
-        message = f"Kubernetes API unreachable ({method} {path}): {reason}"
+        message = f"Kubernetes API server {server} unreachable: {reason}"
     else:
         message = f"Kubernetes API {method} {path} failed with HTTP {status}: {reason}"
     return ApiError(message, status, method, path, body)
+
+
+def _is_status(doc: Any) -> bool:
+    """A Kubernetes Status object: how an API server answers every failed request."""
+    return isinstance(doc, dict) and doc.get("kind") == "Status" and doc.get("apiVersion") == "v1"
+
+
+def _not_kubernetes(server: str, status: int, content_type: str | None) -> str:
+    what = (content_type or "no content type").split(";")[0].strip() or "no content type"
+    gateway = "; or a proxy in front of one could not reach it" if status in (502, 503, 504) else ""
+    return (
+        f"the server at {server or 'the API address'} is not a Kubernetes API server "
+        f"(HTTP {status}, {what}){gateway}"
+    )
+
+
+def _unreachable(server: str, failure: Any, method: str, path: str) -> ApiError:
+    """A transport failure as one short sentence: the server, and refused, timed out, TLS, DNS or
+    reset, never urllib3's nested reprs."""
+    cause, after_connect = _transport_cause(failure)
+    request = f" ({method} {path.split('?')[0]})" if after_connect else ""
+    return ApiError(
+        f"Kubernetes API server {server} unreachable: {cause}{request}", 0, method, path
+    )
+
+
+def _transport_cause(failure: Any) -> tuple[str, bool]:
+    """(what failed, in a few words; whether it failed after the connection was made)."""
+    chain: list[BaseException] = []
+    current: Any = failure
+    while isinstance(current, BaseException) and len(chain) < 10:
+        chain.append(current)
+        inner: Any = None
+        if isinstance(current, u3.MaxRetryError):
+            inner = current.reason
+        elif isinstance(current, (u3.ProtocolError, u3.SSLError)) and current.args:
+            inner = next((a for a in current.args if isinstance(a, BaseException)), None)
+        current = inner or current.__cause__ or current.__context__
+
+    def find(*kinds: type[BaseException]) -> Any:
+        return next((e for e in chain if isinstance(e, kinds)), None)
+
+    if (cert := find(ssl.SSLCertVerificationError)) is not None:
+        return f"TLS: certificate verify failed: {cert.verify_message}", False
+    if (tls := find(ssl.SSLError)) is not None:
+        return f"TLS: {_ssl_text(str(tls))}", False
+    if find(u3.NameResolutionError, socket.gaierror) is not None:
+        return "its host name does not resolve", False
+    if find(ConnectionRefusedError) is not None:
+        return "connection refused", False
+    if any(
+        isinstance(e, u3.ConnectTimeoutError) and not isinstance(e, u3.NewConnectionError)
+        for e in chain
+    ):
+        return f"timed out connecting (after {REQUEST_TIMEOUT[0]} s)", False
+    if find(u3.ReadTimeoutError) is not None:
+        return f"timed out: no answer within {REQUEST_TIMEOUT[1]} s", True
+    if find(ConnectionResetError) is not None:
+        return "the connection was reset", True
+    if find(u3.ProtocolError, ConnectionAbortedError) is not None:
+        return "the connection closed without an answer", True
+    text = str(failure)
+    verify = re.search(r"certificate verify failed: ([^()'\"]+)", text)
+    if verify:  # the client wrapped it into text
+        return f"TLS: certificate verify failed: {verify.group(1).strip()}", False
+    if "Connection refused" in text:
+        return "connection refused", False
+    system = next((e for e in reversed(chain) if isinstance(e, OSError) and e.strerror), None)
+    if system is not None:  # no route to host, network unreachable, ...
+        return str(system.strerror).lower(), False
+    if find(TimeoutError) is not None:
+        return "timed out", False
+    return (text.splitlines()[-1][:200] if text else type(failure).__name__), False
+
+
+def _ssl_text(text: str) -> str:
+    """`[SSL: WRONG_VERSION_NUMBER] wrong version number (_ssl.c:1006)` -> `wrong version
+    number`, with a hint where it usually means plain HTTP."""
+    words = re.sub(r"\s*\(_ssl\.c:\d+\)$", "", re.sub(r"^\[[^]]*\]\s*", "", text)).strip()
+    if "wrong version number" in words or "record layer failure" in words:
+        words += " (is the server speaking plain HTTP?)"
+    return words or text
 
 
 def _seconds(value: str | None) -> float | None:

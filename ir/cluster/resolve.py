@@ -132,27 +132,22 @@ def resolve_pod(kube: Kube, namespace: str, name: str) -> PodTarget:
     try:
         pod = kube.get(pod_path(namespace, name))
     except ApiError as exc:
-        if exc.status == 404:
-            raise ClusterError(_not_found(kube, namespace, name, exc)) from None
+        if exc.not_found:  # a Kubernetes 404 (kube.py names any other server's answer)
+            raise ClusterError(_not_found(kube, namespace, name)) from None
         raise
     return PodTarget(namespace, name, pod, containers_of(pod), owner_chain(kube, namespace, pod))
 
 
-def _not_found(kube: Kube, namespace: str, name: str, exc: ApiError) -> str:
-    """Which of the namespace or the pod is missing; and whether the 404 came from a Kubernetes
-    apiserver at all (its answers are Status objects)."""
-    body = exc.body.decode("utf-8", "replace") if isinstance(exc.body, bytes) else exc.body
-    if not (isinstance(body, str) and '"kind":"Status"' in body.replace(" ", "")):
-        return (
-            f"pod {namespace}/{name}: the server at {kube.server} answered 404 without a "
-            "Kubernetes Status: is it a Kubernetes apiserver?"
-        )
+def _not_found(kube: Kube, namespace: str, name: str) -> str:
+    """Which is missing, the pod or its namespace: the namespace is read (one GET) to tell; when
+    that read is not allowed or fails, only what is known is said."""
     try:
         kube.get(f"/api/v1/namespaces/{namespace}")
-    except ApiError as ns_exc:
-        if ns_exc.status == 404:
+    except ApiError as exc:
+        if exc.not_found:
             return f"namespace {namespace} does not exist (looking for pod {name})"
-        # no right to read namespaces: say only what is known
+        why = "forbidden" if exc.status == 403 else exc.message
+        return f"pod {namespace}/{name} not found (namespace could not be checked: {why})"
     return f"pod {namespace}/{name} not found"
 
 

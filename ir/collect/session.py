@@ -47,6 +47,25 @@ class CaptureResult:
             return ExitCode.FAILED
         return ExitCode.OK
 
+    @property
+    def cause(self) -> str | None:
+        """Why exit_code is not OK, in one line (None when it is)."""
+        if not self.stored.confirmed:
+            where = (
+                f"; kept in the local spool: {self.stored.spooled}" if self.stored.spooled else ""
+            )
+            return f"the bundle is not confirmed stored{where}"
+        outcome = self.sealed.manifest.outcome
+        if outcome != "complete":
+            failed = [
+                f"{c.name}{' [' + c.container + ']' if c.container else ''}: {c.status}"
+                + (f" ({c.error})" if c.error else "")
+                for c in self.collectors
+                if c.status != "ok"
+            ]
+            return f"capture {outcome}: " + ("; ".join(failed) or "see the collectors above")
+        return None
+
 
 class CaptureSession:
     """Use as a context manager; call `run()` per scope, then `finish()`."""
