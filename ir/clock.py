@@ -36,6 +36,16 @@ def rfc3339(dt: datetime | None) -> str | None:
     return dt.isoformat(timespec="microseconds")[:-6] + "Z"
 
 
+def rfc3339_ns(ns: int, digits: int = 9) -> str:
+    """Epoch nanoseconds as RFC 3339 UTC with `digits` fractional digits (9: every nanosecond)
+    and `Z`, by integer arithmetic (a float would round the nanoseconds away)."""
+    seconds, fraction = divmod(ns, 1_000_000_000)
+    base = (EPOCH + timedelta(seconds=seconds)).isoformat(timespec="seconds")[:-6]
+    if digits <= 0:
+        return base + "Z"
+    return f"{base}.{fraction:09d}"[: len(base) + 1 + digits] + "Z"
+
+
 def from_epoch(seconds: float) -> datetime:
     return EPOCH + timedelta(seconds=seconds)
 

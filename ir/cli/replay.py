@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -18,10 +19,19 @@ from ir.cli.bundle import TRUST_HELP, bundle, trust_from
 from ir.cli.output import byte_progress, emit_json, info, printable, table
 from ir.clock import parse_timestamp, rfc3339
 from ir.errors import ExitCode, UsageError
+from ir.records import FileChange
 from ir.replay.diff import diff_connections, diff_files, diff_processes
-from ir.replay.evidence import Evidence
+from ir.replay.evidence import Cited, Evidence
 from ir.replay.export import write_csv, write_jsonl, write_timesketch
-from ir.replay.files import FsFilter, iter_changes, locate_file, stream_file
+from ir.replay.files import (
+    DELETION_LABELS,
+    UNKNOWN_TIME,
+    DeletionTimes,
+    FsFilter,
+    iter_changes,
+    locate_file,
+    stream_file,
+)
 from ir.replay.findings import TITLES
 from ir.replay.network import connection_rows, endpoint
 from ir.replay.processes import exe_path, process_rows
@@ -44,6 +54,7 @@ class _Options:
     public_key: str | None = None
     reverify: bool = False
     endpoint: str | None = None
+    details: bool = False  # the verdict's long form, not its one line
 
     def merge(self, other: _Options) -> _Options:
         return _Options(
@@ -51,6 +62,7 @@ class _Options:
             other.public_key or self.public_key,
             self.reverify or other.reverify,
             other.endpoint or self.endpoint,
+            self.details or other.details,
         )
 
 
@@ -94,6 +106,13 @@ def _trust_options(f: Callable[..., Any]) -> Callable[..., Any]:
                 default=None,
                 help="S3-compatible endpoint (default $AWS_ENDPOINT_URL).",
             ),
+            click.option(
+                "--verdict-details",
+                is_flag=True,
+                default=None,
+                help="The verification verdict in full (how it was reached, signature, custody "
+                "chain) instead of its one line. `ir bundle verify` says even more.",
+            ),
         ]
     ):
         f = decorator(f)
@@ -106,13 +125,23 @@ def _open(
     public_key: str | None,
     reverify: bool | None,
     endpoint: str | None,
+    verdict_details: bool | None,
+    *,
+    announce: bool = True,
 ) -> tuple[Evidence, Trust]:
     session: _Session = ctx.find_object(_Session)  # type: ignore[assignment]
-    opts = session.options.merge(_Options(bool(force), public_key, bool(reverify), endpoint))
-    return open_evidence(ctx, session.ref, opts)
+    opts = session.options.merge(
+        _Options(bool(force), public_key, bool(reverify), endpoint, bool(verdict_details))
+    )
+    return open_evidence(ctx, session.ref, opts, announce=announce)
 
 
-def open_evidence(ctx: click.Context, ref: str, opts: _Options) -> tuple[Evidence, Trust]:
+def open_evidence(
+    ctx: click.Context, ref: str, opts: _Options, *, announce: bool = True, name: str = ""
+) -> tuple[Evidence, Trust]:
+    """Open and verify a bundle. The verdict's one line goes to stderr first (its long form with
+    --verdict-details) unless the page prints it itself (`announce` False); `name` tells two
+    bundles apart (`ir bundle diff`: A, B)."""
     key = trust_from(opts.public_key)
     handle = (
         open_bundle(ref, endpoint_url=opts.endpoint)
@@ -131,10 +160,13 @@ def open_evidence(ctx: click.Context, ref: str, opts: _Options) -> tuple[Evidenc
     except Exception:  # noqa: BLE001 -- reported by establish_trust already
         custody = []
     evidence = Evidence(reader, display=handle.display, custody_lines=custody)
-    if trust.valid:
-        info(f"ir: {trust.label} {handle.display} ({trust.how}); signature {trust.signature}")
-    else:
+    if not trust.valid:
         info(click.style(f"ir: {trust.banner()}", fg="red", bold=True))
+    elif announce:
+        info(f"ir: {name + ': ' if name else ''}{trust.short()}")
+    if opts.details:
+        for line in trust.details():
+            info(f"ir: {name + ': ' if name else ''}{printable(line)}")
     return evidence, trust
 
 
@@ -199,6 +231,46 @@ def _out_stream(path: str | None) -> contextlib.AbstractContextManager[IO[str]]:
     return open(path, "w", encoding="utf-8", newline="")  # noqa: SIM115
 
 
+#: Rows a streamed table holds to size its columns (a view can have millions of rows).
+SIZE_ROWS = 2000
+
+
+def _stream_table(
+    rows: Iterable[Sequence[Any]],
+    headers: Sequence[str],
+    out: IO[str],
+    *,
+    right: Sequence[str] = (),
+) -> int:
+    """Write rows as a table whose columns are as wide as their values, streaming: the first
+    SIZE_ROWS rows are held to size the columns; a wider value later widens its column from that
+    row on. Cells are made printable; the last column is not padded. The one table layout of
+    the streamed views (fs, timeline), as ir.cli.output.table is for the small ones."""
+    iterator = iter(rows)
+    held = [[printable(c) for c in row] for row in itertools.islice(iterator, SIZE_ROWS)]
+    widths = [len(h) for h in headers]
+    for cells in held:
+        widths = [max(w, len(c)) for w, c in zip(widths, cells, strict=True)]
+    aligned = [h in right for h in headers]
+
+    def line(cells: Sequence[str]) -> str:
+        for i, cell in enumerate(cells[:-1]):
+            widths[i] = max(widths[i], len(cell))
+        padded = [
+            c.rjust(w) if r else c.ljust(w)
+            for c, w, r in zip(cells[:-1], widths, aligned, strict=False)
+        ]
+        return "  ".join([*padded, cells[-1]]).rstrip() + "\n"
+
+    out.write(line(list(headers)))
+    out.write("  ".join("-" * w for w in [*widths[:-1], len(headers[-1])]) + "\n")
+    n = 0
+    for cells in itertools.chain(held, ([printable(c) for c in row] for row in iterator)):
+        out.write(line(cells))
+        n += 1
+    return n
+
+
 # -- ir replay --------------------------------------------------------------------------------
 
 
@@ -207,7 +279,7 @@ class _ReplayGroup(click.Group):
     between BUNDLE and the subcommand name are moved in front of BUNDLE before parsing."""
 
     _VALUED = ("--trust", "--public-key", "--s3-endpoint-url")
-    _FLAGS = ("--force", "--reverify", "-h", "--help")
+    _FLAGS = ("--force", "--reverify", "--verdict-details", "-h", "--help")
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         options: list[str] = []
@@ -238,6 +310,7 @@ def replay(
     public_key: str | None,
     reverify: bool | None,
     endpoint: str | None,
+    verdict_details: bool | None,
 ) -> None:
     """Offline views over a bundle (a path or s3:// URI): summary, ps, net, fs, logs, timeline,
     export.
@@ -246,6 +319,8 @@ def replay(
     chain); a tampered or incomplete bundle is refused (exit 1) unless --force, and then every
     page says so. The verdict is cached per bundle id + digest in ~/.cache/ir/verified/ while the
     file's size and mtime are unchanged, so repeated views of a big bundle do not re-hash it.
+    Each page starts with the verdict in one line (`verdict: valid (signed by KEY, intact;
+    cached)`); --verdict-details gives its long form.
 
     \b
     Examples:
@@ -255,7 +330,9 @@ def replay(
       ir replay <id>.tar fs cat /tmp/payload.sh
       ir replay <id>.tar export html --out report.html
     """
-    ctx.obj = _Session(ref, _Options(bool(force), public_key, bool(reverify), endpoint))
+    ctx.obj = _Session(
+        ref, _Options(bool(force), public_key, bool(reverify), endpoint, bool(verdict_details))
+    )
 
 
 _output_text_json = click.option(
@@ -274,7 +351,7 @@ _output_text_json = click.option(
 @click.pass_context
 def summary_cmd(ctx: click.Context, output: str, **trust_opts: Any) -> int:
     """Target, times, collectors and key findings."""
-    ev, trust = _open(ctx, **trust_opts)
+    ev, trust = _open(ctx, **trust_opts, announce=output == "json")
     doc = build_summary(ev, trust)
     if output == "json":
         emit_json(doc)
@@ -290,6 +367,8 @@ def _print_summary(doc: dict[str, Any], trust: Trust) -> None:
         if value not in (None, "", []):
             click.echo(f"{label:<11}{printable(value)}")
 
+    if trust.valid:
+        click.echo(printable(trust.short()))  # the page's first line (a forced one has a banner)
     line("bundle:", doc["bundle"])
     line("id:", f"{doc['bundle_id']}   case: {doc['case_id']}")
     line("target:", doc["target"] + (f" on node {doc['node']}" if doc["node"] else ""))
@@ -301,9 +380,6 @@ def _print_summary(doc: dict[str, Any], trust: Trust) -> None:
     if doc["alert"]:
         a = doc["alert"]
         line("alert:", f"{a['source']}: {a['rule']} [{a['priority']}] at {a['time']}")
-    line("verified:", f"{trust.label}: {trust.how}")
-    line("signature:", trust.signature)
-    line("custody:", trust.custody)
     for error in trust.errors:
         line("FAIL:", error)
     click.echo("")
@@ -406,9 +482,10 @@ def ps_cmd(ctx: click.Context, container: str | None, output: str, **trust_opts:
 @click.option("--container", help="Only this container.")
 @click.option(
     "--direction",
-    type=click.Choice(["listen", "inbound", "outbound", "local", "unknown", "unix", "other"]),
+    type=click.Choice(["listen", "inbound", "outbound", "unknown", "unix", "other", "local"]),
     multiple=True,
-    help="Only these directions (repeatable).",
+    help="Only these directions (repeatable); local: connections whose peer is a socket of the "
+    "same network namespace, either direction.",
 )
 @_output_text_json
 @_trust_options
@@ -420,9 +497,14 @@ def net_cmd(
     output: str,
     **trust_opts: Any,
 ) -> int:
-    """Sockets with their owning processes: listeners, inbound, outbound and local connections."""
+    """Sockets with their owning processes: listeners, and connections inbound (a listener of the
+    same network namespace has their port), outbound or unknown, each with the reason."""
     ev, trust = _open(ctx, **trust_opts)
-    rows = [r for r in connection_rows(ev, container) if not direction or r.direction in direction]
+    rows = [
+        r
+        for r in connection_rows(ev, container)
+        if not direction or r.direction in direction or ("local" in direction and r.peer_here)
+    ]
     if output == "json":
         emit_json(
             {
@@ -446,10 +528,21 @@ def net_cmd(
                     r.direction,
                     r.process,
                     ",".join(r.flags),
+                    r.basis + (" (peer: a socket here)" if r.peer_here else ""),
                 )
                 for r in rows
             ],
-            ["container", "proto", "local", "remote", "state", "direction", "process", "flags"],
+            [
+                "container",
+                "proto",
+                "local",
+                "remote",
+                "state",
+                "direction",
+                "process",
+                "flags",
+                "direction from",
+            ],
         )
     _problems(ev)
     return _exit_code(trust)
@@ -503,6 +596,7 @@ def fs_cmd(
                 trust_opts["public_key"],
                 bool(trust_opts["reverify"]),
                 trust_opts["endpoint"],
+                bool(trust_opts["verdict_details"]),
             )
         )
         return None
@@ -518,33 +612,53 @@ def fs_cmd(
         executable=executable,
     )
     out = sys.stdout
+    deletions = DeletionTimes()
+    found = iter_changes(ev, flt, container, deletions)
     with _page(trust, output):
-        if output == "text":
-            out.write(
-                f"{'container':<12} {'change':<8} {'type':<8} {'mode':<5} {'size':>10} {'mtime (UTC)':<27} path\n"
-            )
-        for cited in iter_changes(ev, flt, container):
-            c = cited.record
-            if output == "jsonl":
-                doc = c.to_dict() | {
+        if output == "jsonl":
+            for cited in found:
+                doc = cited.record.to_dict() | {
                     "container": cited.container,
                     "cited": cited.citation,
                     "bundle_verdict": trust.overall,
                 }
                 out.write(json.dumps(doc, ensure_ascii=False) + "\n")
-                continue
-            target = f" -> {c.link_target}" if c.link_target else ""
-            note = (
-                ""
-                if c.captured or c.change == "deleted" or c.type == "dir"
-                else f"  [not captured: {c.skipped or '-'}]"
-            )
-            out.write(
-                f"{printable(cited.container):<12} {c.change:<8} {printable(c.type):<8} {printable(c.mode):<5} "
-                f"{printable(c.size):>10} {printable(c.mtime):<27} {printable(c.path + target)}{printable(note)}\n"
+        else:
+            _stream_table(
+                (_fs_cells(cited, deletions) for cited in found),
+                ["container", "change", "type", "mode", "size", "time (UTC)", "time is", "path"],
+                out,
+                right=["size"],
             )
     _problems(ev)
     return _exit_code(trust)
+
+
+def _fs_cells(cited: Cited[FileChange], deletions: DeletionTimes) -> list[Any]:
+    """One fs row: the time shown is the mtime, or for a deletion the time of its deletion (the
+    whiteout's or the opaque directory's ctime), never the deleted file's old mtime."""
+    c = cited.record
+    if c.change == "deleted":
+        kind = deletions.kind(cited)
+        when, what = (c.ctime if kind != UNKNOWN_TIME else None), DELETION_LABELS[kind][0]
+    else:
+        when, what = c.mtime, "mtime"
+    target = f" -> {c.link_target}" if c.link_target else ""
+    note = (
+        ""
+        if c.captured or c.change == "deleted" or c.type == "dir"
+        else f"  [not captured: {c.skipped or '-'}]"
+    )
+    return [
+        cited.container,
+        c.change,
+        c.type,
+        c.mode,
+        c.size if c.size is not None else "",
+        when,
+        what,
+        c.path + target + note,
+    ]
 
 
 @fs_cmd.command("cat")
@@ -617,7 +731,9 @@ def logs_cmd(
     output: str,
     **trust_opts: Any,
 ) -> int:
-    """Container logs merged across containers and instances, in time order (UTC)."""
+    """Container logs merged across containers and instances, in time order (UTC), each line's
+    time as precise as it was given and where it came from (the runtime's stamp, else the time
+    written in the message)."""
     ev, trust = _open(ctx, **trust_opts)
     stats = TimelineStats()
     rows = build_timeline(
@@ -636,13 +752,22 @@ def logs_cmd(
         elif output == "csv":
             write_csv(rows, sys.stdout, verdict=trust.overall)
         else:
-            write = sys.stdout.write
-            for r in rows:
-                marker = "" if r.description == _DEFAULT_LOG_DESCRIPTION else " ~"
-                write(
-                    f"{rfc3339(r.time)}{marker} {printable(r.container)} {r.fields.get('instance', '-')}/"
-                    f"{printable(r.fields.get('stream'))}  {printable(r.message)}\n"
-                )
+            # time from: the runtime's stamp, the time written in the message, or none (placed
+            # after the previous line)
+            _stream_table(
+                (
+                    [
+                        r.stamp.text,
+                        r.clock if r.timed else "none",
+                        r.container,
+                        f"{r.fields.get('instance', '-')}/{r.fields.get('stream')}",
+                        r.message,
+                    ]
+                    for r in rows
+                ),
+                ["time (UTC)", "time from", "container", "instance/stream", "message"],
+                sys.stdout,
+            )
     _stats_notes(stats)
     _problems(ev)
     return _exit_code(trust)
@@ -766,17 +891,34 @@ def _without_ir(rows: Iterator[TimelineEvent], hidden: list[int]) -> Iterator[Ti
 
 
 def _write_table(rows: Iterator[TimelineEvent], out: IO[str]) -> int:
-    n = 0
-    write = out.write
-    write(f"{'time (UTC)':<27}  {'source':<9} {'container':<12} message  [cited]\n")
-    for r in rows:
+    """The timeline as a table: each time with the digits its source gave, its precision, and
+    the clock that made it, starred when that is not the capture host's (noted on stderr)."""
+    others: set[str] = set()
+
+    def cells(r: TimelineEvent) -> list[Any]:
         what = "" if r.description == _DEFAULT_LOG_DESCRIPTION else f"{r.description}: "
         note = f" ({r.time_note})" if r.time_note else ""
-        write(
-            f"{rfc3339(r.time)}  {r.source:<9} {printable(r.container or '-'):<12} "
-            f"{printable(what + r.message)}{printable(note)}  [{printable(r.cited)}]\n"
+        if r.other_clock:
+            others.add(r.clock)
+        return [
+            r.stamp.text,
+            r.precision,
+            r.clock + ("*" if r.other_clock else ""),
+            r.source,
+            r.container or "-",
+            f"{what}{r.message}{note}  [{r.cited}]",
+        ]
+
+    n = _stream_table(
+        (cells(r) for r in rows),
+        ["time (UTC)", "precision", "clock", "source", "container", "message  [cited]"],
+        out,
+    )
+    if others:
+        info(
+            f"ir: clock*: not the capture host's clock ({', '.join(sorted(others))}); order across "
+            "clocks is only as good as their agreement (docs/replay.md, Clocks)"
         )
-        n += 1
     return n
 
 
@@ -883,15 +1025,16 @@ def diff_cmd(
     public_key: str | None,
     reverify: bool | None,
     endpoint: str | None,
+    verdict_details: bool | None,
 ) -> int:
     """What differs between two bundles of the same workload (e.g. the suspect pod and its clean
     replacement): files, processes (by executable + command line), connections and listeners.
 
     Both are verified first (refused unless valid, or --force). "-" lines are only in A, "+"
     only in B, "~" in both but different."""
-    opts = _Options(bool(force), public_key, bool(reverify), endpoint)
-    a, trust_a = open_evidence(ctx, ref_a, opts)
-    b, trust_b = open_evidence(ctx, ref_b, opts)
+    opts = _Options(bool(force), public_key, bool(reverify), endpoint, bool(verdict_details))
+    a, trust_a = open_evidence(ctx, ref_a, opts, name="A")
+    b, trust_b = open_evidence(ctx, ref_b, opts, name="B")
     processes = diff_processes(a, b)
     connections = diff_connections(a, b)
     if output == "json":

@@ -6,6 +6,12 @@ nodes are listed, never opened; a file over --max-file-size, or past the --max-d
 is listed as skipped with the reason (so a 2 GiB sparse file costs nothing); a file that changes
 while read is flagged; names are kept byte-exact (tar PAX, `path_b64` in the records).
 
+Times: RFC 3339 UTC, in nanoseconds when the source read them so (an lstat of the overlay or the
+root), else microseconds. A deletion's `ctime` is the time of what shows it -- its whiteout's
+ctime (when it was deleted) or the ctime of the opaque directory that hides it (deleted at or
+before) -- and its `mtime` is empty: the deleted file's own mtime is the image's, never the
+deletion's time (the `note` keeps it, and says which).
+
 Artifacts: fs-files.tar first (the records are spooled meanwhile), then fs-changes.jsonl."""
 
 from __future__ import annotations
@@ -18,11 +24,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO
 
-from ir.clock import from_epoch, rfc3339
+from ir.clock import from_epoch, rfc3339, rfc3339_ns
 from ir.collect.base import Artifact, CaptureContext
 from ir.errors import IrError
 from ir.records import FileChange, encode_path
 from ir.runtime.base import FileContent, FsDiffSource, FsEntry
+from ir.runtime.overlay import OPAQUE, WHITEOUT, ExactEntry
 
 READ_CHUNK = 1024 * 1024
 SPOOL_IN_MEMORY = 8 * 1024 * 1024
@@ -195,6 +202,7 @@ def amend_changed_while_read(
 
 def file_change(entry: FsEntry) -> FileChange:
     path, path_b64 = encode_path(entry.path)
+    exact = entry if isinstance(entry, ExactEntry) else None
     record = FileChange(
         path=path,
         path_b64=path_b64,
@@ -206,8 +214,8 @@ def file_change(entry: FsEntry) -> FileChange:
         gid=entry.gid,
         rdev=entry.rdev,
         opaque=entry.opaque,
-        mtime=rfc3339(from_epoch(entry.mtime)) if entry.mtime is not None else None,
-        ctime=rfc3339(from_epoch(entry.ctime)) if entry.ctime is not None else None,
+        mtime=_time(entry.mtime, exact.mtime_ns if exact else None),
+        ctime=_time(entry.ctime, exact.ctime_ns if exact else None),
     )
     if entry.link_target is not None:
         record.link_target, record.link_target_b64 = encode_path(entry.link_target)
@@ -215,7 +223,28 @@ def file_change(entry: FsEntry) -> FileChange:
         record.executable = bool(entry.mode & 0o111)
     if entry.type == "file" and entry.blocks is not None and entry.size:
         record.sparse = entry.blocks * 512 < entry.size
+    if exact is not None and entry.change == "deleted":
+        record.note = _deletion_note(exact)
     return record
+
+
+def _time(seconds: float | None, ns: int | None) -> str | None:
+    """RFC 3339 UTC: every nanosecond when the source gave them, else microseconds."""
+    if ns is not None:
+        return rfc3339_ns(ns)
+    return rfc3339(from_epoch(seconds)) if seconds is not None else None
+
+
+def _deletion_note(entry: ExactEntry) -> str:
+    if entry.deleted_by == WHITEOUT:
+        note = "deleted: the whiteout's ctime is when"
+    elif entry.deleted_by == OPAQUE:
+        note = "deleted: hidden by an opaque directory, made at or before the ctime given"
+    else:
+        note = "deleted: time unknown"
+    if entry.deleted_mtime_ns is not None:
+        note += f"; the file's mtime in the image: {_time(None, entry.deleted_mtime_ns)}"
+    return note
 
 
 def _member(entry: FsEntry) -> tarfile.TarInfo:

@@ -1,6 +1,11 @@
 """Network: the sockets of the container's network namespace (TCP/UDP v4/v6, unix) with state and
 owning pid, interfaces and addresses, routes, and the container's resolv.conf, hosts and
-hostname as the container sees them (read without following links)."""
+hostname as the container sees them (read without following links).
+
+network.json also records the namespace's id (`netns`) and, when the source tells, what became
+of each /proc/net table (`socket_tables`: "read", "absent" or "unreadable: why"): replay gives a
+connection its direction from the listeners of the same namespace, and must know "no listener"
+from "listeners not seen" (docs/replay.md, "Direction")."""
 
 from __future__ import annotations
 
@@ -70,6 +75,9 @@ class NetworkCollector:
             "netns": source.netns,
             "source": source.description.get("source"),
         }
+        tables = getattr(source, "tables", None)  # sources that can say so (procfs)
+        if isinstance(tables, dict) and tables:
+            document["socket_tables"] = dict(tables)
         status, error = "ok", None
         try:
             document["interfaces"] = source.interfaces()

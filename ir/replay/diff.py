@@ -3,9 +3,9 @@ replacement, or one pod captured twice): files, processes, connections and liste
 
 Keys are chosen to survive what legitimately differs between two instances: files by container
 and path (content compared by SHA-256, else size; mode, type and link target too; times never);
-processes by executable and command line (never pid); outbound and local connections by protocol
-and remote endpoint; inbound ones by local port and remote address (a client's ephemeral port
-always differs); listeners by protocol and port. Containers pair by name, or as the only one.
+processes by executable and command line (never pid); outbound connections by protocol and
+remote endpoint; inbound ones by local port and remote address (a client's ephemeral port always
+differs); those of unknown direction by both endpoints; listeners by protocol and port. Containers pair by name, or as the only one.
 
 Files stream: each side's fs-changes is sorted by (container, path) with bounded memory
 (ir.replay.ordering.external_sorted) and merge-joined, so two huge diffs compare in one pass.
@@ -20,7 +20,7 @@ from typing import Any
 
 from ir.records import FileChange, ProcessRecord
 from ir.replay.evidence import Evidence
-from ir.replay.network import connection_rows, endpoint, family
+from ir.replay.network import connection_rows, endpoint, family, normal_addr
 from ir.replay.ordering import external_sorted
 from ir.replay.processes import exe_path, is_deleted
 
@@ -170,22 +170,21 @@ def _connection_keys(ev: Evidence, container: str | None) -> tuple[Counter[str],
     listeners: Counter[str] = Counter()
     if container is None:
         return conns, listeners
-    rows = connection_rows(ev, container)
-    listening = {
-        (family(x.record.proto), x.record.local_port) for x in rows if x.direction == "listen"
-    }
-    for row in rows:
+    for row in connection_rows(ev, container):
         r = row.record
         fam = family(r.proto)
         if row.direction == "listen":
             listeners[f"{fam} {endpoint(r.local_addr, r.local_port)}"] += 1
-        elif row.direction == "inbound" or (
-            row.direction == "local" and (fam, r.local_port) in listening
-        ):
+        elif row.direction == "inbound":
             # the server side: the client's port is ephemeral, the served port is what matters
-            conns[f"{fam} {row.direction} to port {r.local_port} from {r.remote_addr}"] += 1
-        elif row.direction in ("outbound", "local"):
-            conns[f"{fam} {row.direction} to {endpoint(r.remote_addr, r.remote_port)}"] += 1
+            conns[f"{fam} inbound to port {r.local_port} from {normal_addr(r.remote_addr)}"] += 1
+        elif row.direction == "outbound":
+            conns[f"{fam} outbound to {endpoint(r.remote_addr, r.remote_port)}"] += 1
+        elif row.direction == "unknown":
+            conns[
+                f"{fam} unknown direction {endpoint(r.local_addr, r.local_port)} <-> "
+                f"{endpoint(r.remote_addr, r.remote_port)}"
+            ] += 1
     return conns, listeners
 
 

@@ -1,7 +1,8 @@
 """Timeline rows out: CSV, JSON Lines, and Timesketch-ready JSON Lines, streamed row by row.
 
 Every row carries the bundle's verification verdict (`bundle_verdict`) so a row copied out of a
-tampered bundle (shown with --force) still says so wherever it ends up.
+tampered bundle (shown with --force) still says so wherever it ends up, and its time as precise as
+its source gave it, with that precision and the clock that made it (ir.replay.clocks).
 """
 
 from __future__ import annotations
@@ -16,6 +17,9 @@ from ir.replay.timeline import TimelineEvent
 
 CSV_COLUMNS = (
     "time",
+    "precision",
+    "clock",
+    "other_clock",
     "source",
     "description",
     "container",
@@ -56,7 +60,10 @@ def write_csv(rows: Iterable[TimelineEvent], out: IO[str], *, verdict: str) -> i
     for row in rows:
         writer.writerow(
             [
-                rfc3339(row.time),
+                row.time_exact,
+                row.precision,
+                row.clock,
+                "yes" if row.other_clock else "",
                 row.source,
                 row.description,
                 row.container or "",
@@ -78,11 +85,16 @@ def _csv_safe(text: str) -> str:
 
 def timesketch_row(row: TimelineEvent, *, bundle: dict[str, Any]) -> dict[str, Any]:
     """One Timesketch event: message, datetime, timestamp_desc (required), timestamp in
-    microseconds, and the source fields flattened (lists and objects as JSON text)."""
+    microseconds (what Timesketch reads), the time as the source gave it (`time_exact`, with
+    `precision` and `clock`), and the source fields flattened (lists and objects as JSON text)."""
     doc: dict[str, Any] = {
         "message": row.message,
         "datetime": rfc3339(row.time),
         "timestamp": row.timestamp_micros,
+        "time_exact": row.time_exact,
+        "precision": row.precision,
+        "clock": row.clock,
+        "other_clock": row.other_clock,
         "timestamp_desc": row.description,
         "data_type": f"ir:{row.source}",
         "source_short": row.source.upper(),

@@ -1,5 +1,10 @@
 """The filesystem view: added/changed/deleted files with filters, and the content of one captured
-file streamed out of the container's fs-files.tar (nothing else is extracted)."""
+file streamed out of the container's fs-files.tar (nothing else is extracted).
+
+A deletion's time is its record's ctime, and what that means depends on what showed the deletion
+(`DeletionTimes`): a whiteout's ctime is when the file was deleted; the ctime of an opaque
+directory that hides it is a time the deletion happened at or before; without a ctime the time
+is unknown. The deleted file's own mtime (an older bundle kept the image's there) never is."""
 
 from __future__ import annotations
 
@@ -27,6 +32,46 @@ BINARY_DIRS = (
 LIBRARY_PREFIXES = ("/lib", "/usr/lib", "/usr/local/lib")  # /lib, /lib64, /lib32, /usr/lib64 ...
 TEMP_DIRS = ("/tmp/", "/var/tmp/", "/dev/shm/")
 CAT_CHUNK = 1024 * 1024
+MAX_OPAQUE_DIRS = 100_000  # opaque directories remembered while streaming a diff (a few, usually)
+
+#: What a deletion's time is: (key, short label for tables, timeline description).
+WHITEOUT_CTIME = "whiteout"
+OPAQUE_CTIME = "opaque"
+UNKNOWN_TIME = "unknown"
+DELETION_LABELS = {
+    WHITEOUT_CTIME: ("deleted: whiteout ctime", "File deleted (whiteout created: its ctime)"),
+    OPAQUE_CTIME: (
+        "deleted at or before: opaque dir ctime",
+        "File deleted at or before this (ctime of the opaque directory that hides it)",
+    ),
+    UNKNOWN_TIME: (
+        "deleted: time unknown",
+        "File deleted before capture; time unknown",
+    ),
+}
+
+
+class DeletionTimes:
+    """What each deletion's time is, learnt while streaming fs-changes in the order they were
+    written: the walk lists an opaque directory before the deletions it shows. `see` every record
+    (filtered out or not), then ask `kind` of a deletion."""
+
+    def __init__(self) -> None:
+        self._opaque: dict[str | None, set[str]] = {}
+
+    def see(self, cited: Cited[FileChange]) -> None:
+        c = cited.record
+        if c.opaque and c.type == "dir" and c.change != "deleted":
+            seen = self._opaque.setdefault(cited.container, set())
+            if len(seen) < MAX_OPAQUE_DIRS:
+                seen.add(c.path)
+
+    def kind(self, cited: Cited[FileChange]) -> str:
+        c = cited.record
+        if c.ctime is None:
+            return UNKNOWN_TIME
+        parent = c.path.rpartition("/")[0]
+        return OPAQUE_CTIME if parent in self._opaque.get(cited.container, ()) else WHITEOUT_CTIME
 
 
 @dataclass
@@ -56,9 +101,9 @@ class FsFilter:
         if self.executable is not None and is_executable(change) != self.executable:
             return False
         if self.since or self.until:
-            times = [
-                t for t in (ev.time_of(change.mtime), ev.time_of(change.ctime)) if t is not None
-            ]
+            # a deletion's only time is its ctime (see DeletionTimes); its mtime is the image's
+            stamps = (change.ctime,) if change.change == "deleted" else (change.mtime, change.ctime)
+            times = [t for t in (ev.time_of(v) for v in stamps) if t is not None]
             if not any(
                 (self.since is None or t >= self.since) and (self.until is None or t <= self.until)
                 for t in times
@@ -89,12 +134,17 @@ def in_temp_dir(path: str) -> bool:
 
 
 def iter_changes(
-    ev: Evidence, flt: FsFilter | None = None, container: str | None = None
+    ev: Evidence,
+    flt: FsFilter | None = None,
+    container: str | None = None,
+    deletions: DeletionTimes | None = None,
 ) -> Iterator[Cited[FileChange]]:
-    """File changes in artifact order (streamed), filtered."""
+    """File changes in artifact order (streamed), filtered; `deletions` sees every record."""
     flt = flt or FsFilter()
     for name in [container] if container else ev.containers() or [None]:  # type: ignore[list-item]
         for cited in ev.records(FileChange, name):
+            if deletions is not None:
+                deletions.see(cited)
             if flt.accepts(ev, cited.record):
                 yield cited
 

@@ -8,10 +8,13 @@ not a verdict. The rules and their limits:
 - listeners not declared: LISTEN (or unconnected UDP) ports missing from the pod spec's
   containerPorts of any container of the pod (they share one network namespace), or from the
   image's ExposedPorts when there is no pod;
-- outbound connections: ESTABLISHED sockets whose remote end is not a listener or another socket
-  of this network namespace, whose local port is not one of its listeners and is from the
-  kernel's ephemeral range (an end whose direction ir cannot tell is "unknown" in `net`, not
-  listed here);
+- outbound connections: ESTABLISHED sockets whose direction is outbound by the rule of
+  ir.replay.network (no listener of the same network namespace on their local port, and evidence
+  they connected: the remote end is a listener here, or the kernel picked their port); one whose
+  peer is a socket of the same namespace (a loopback "C2") is listed too, marked so, unless its
+  remote port is declared (a sidecar calling its app's port).
+  The accepted end of a connection is never here, even after its listener closed (`nc -l`); an
+  end whose direction ir cannot tell is "unknown" in `net`, not listed here;
 - files added or changed in binary, library and configuration directories;
 - executables in /tmp, /var/tmp, /dev/shm (files, and processes running from there).
 """
@@ -171,7 +174,11 @@ def find_all(ev: Evidence) -> Findings:
                 f"(declared: {_ports(declared.ports)}; {declared.basis})"
             )
         else:
-            what = f"{sock.proto} {endpoint(sock.local_addr, sock.local_port)} -> {endpoint(sock.remote_addr, sock.remote_port)} by {owner}"
+            what = (
+                f"{sock.proto} {endpoint(sock.local_addr, sock.local_port)} -> "
+                f"{endpoint(sock.remote_addr, sock.remote_port)} by {owner}"
+                + (" (the peer is a socket of this network namespace)" if conn.peer_here else "")
+            )
         result.add(Finding(flag, what, conn.cited.container, conn.cited.citation, conn.to_dict()))
     for container in ev.containers():
         for finding in _file_findings(ev, container):

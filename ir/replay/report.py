@@ -23,7 +23,7 @@ from typing import IO, Any
 from ir import __version__
 from ir.clock import EPOCH, rfc3339, utcnow
 from ir.replay.evidence import Evidence
-from ir.replay.files import FsFilter, iter_changes
+from ir.replay.files import DELETION_LABELS, DeletionTimes, FsFilter, iter_changes
 from ir.replay.findings import TITLES, Findings, find_all
 from ir.replay.network import connection_rows, endpoint
 from ir.replay.processes import exe_path, process_rows
@@ -152,12 +152,8 @@ def write_report(
 
 
 def _header_lines(summary: dict[str, Any], trust: Trust) -> str:
-    v = summary["verification"]
-    status = (
-        f'<p class="verified">{esc(trust.label)}: every artifact hash, the manifest digest and '
-        f"checksums match ({esc(v['how'])}). Signature: {esc(v['signature'])}. Custody: "
-        f"{esc(v['custody'])}.</p>"
-    )
+    # one line; how it was reached, the signature and the custody chain are under "Method"
+    status = f'<p class="verified">{esc(trust.short())}</p>'
     if not trust.valid:
         status = (
             f'<p class="meta"><b>Verification: {esc(trust.label)}</b>: '
@@ -392,12 +388,23 @@ def _network_table(ev: Evidence) -> dict[str, str]:
                 _cell(c.direction),
                 _cell(c.process),
                 _flags(c.flags),
+                _cell(c.basis + (" (peer: a socket here)" if c.peer_here else "")),
             ],
             bool(c.flags),
         )
         for c in all_rows[:TABLE_ROWS]
     ]
-    headers = ["container", "proto", "local", "remote", "state", "direction", "process", "flags"]
+    headers = [
+        "container",
+        "proto",
+        "local",
+        "remote",
+        "state",
+        "direction",
+        "process",
+        "flags",
+        "direction from",
+    ]
     return {
         "net_count": esc(len(all_rows)),
         "net": _table("tbl-net", headers, rows, len(all_rows), "sockets"),
@@ -409,7 +416,8 @@ def _files_table(ev: Evidence) -> dict[str, str]:
 
     rows: list[tuple[list[str], bool]] = []
     total = 0
-    for cited in iter_changes(ev, FsFilter()):
+    deletions = DeletionTimes()
+    for cited in iter_changes(ev, FsFilter(), deletions=deletions):
         total += 1
         if len(rows) >= TABLE_ROWS:
             continue
@@ -420,6 +428,11 @@ def _files_table(ev: Evidence) -> dict[str, str]:
         if c.change != "deleted" and in_temp_dir(c.path) and is_executable(c):
             flags.append("temp executable")
         target = f" -> {c.link_target}" if c.link_target else ""
+        mtime, ctime = c.mtime, c.ctime
+        if c.change == "deleted":  # never the deleted file's old mtime; what its ctime means
+            kind = deletions.kind(cited)
+            mtime = None
+            ctime = f"{c.ctime} ({DELETION_LABELS[kind][0]})" if c.ctime else "time unknown"
         rows.append(
             (
                 [
@@ -428,8 +441,8 @@ def _files_table(ev: Evidence) -> dict[str, str]:
                     _cell(c.type),
                     _cell(c.mode, "mono nw"),
                     _cell(c.size, "mono nw"),
-                    _cell(c.mtime, "mono nw"),
-                    _cell(c.ctime, "mono nw"),
+                    _cell(mtime, "mono nw"),
+                    _cell(ctime, "mono nw"),
                     _flags(flags),
                     _cell(c.path + target, "mono"),
                     _cell((c.sha256 or "")[:16], "mono"),
@@ -458,7 +471,9 @@ def _rows_table(kept: list[TimelineEvent]) -> str:
     rows = [
         (
             [
-                _cell(rfc3339(e.time), "mono nw"),
+                _cell(e.stamp.text, "mono nw"),
+                _cell(e.precision, "nw"),
+                _cell(e.clock + ("*" if e.other_clock else ""), "nw"),
                 f'<td class="nw"><i style="background:{COLORS.get(e.source, "#999")};display:inline-block;'
                 f'width:8px;height:8px"></i> {esc(e.source)}</td>',
                 _cell(e.description),
@@ -472,7 +487,16 @@ def _rows_table(kept: list[TimelineEvent]) -> str:
     ]
     return _table(
         "tbl-rows",
-        ["time (UTC)", "source", "what the time is", "container", "message", "cited"],
+        [
+            "time (UTC)",
+            "precision",
+            "clock (*: not the capture host's)",
+            "source",
+            "what the time is",
+            "container",
+            "message",
+            "cited",
+        ],
         rows,
         len(rows),
         "rows",

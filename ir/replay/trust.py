@@ -42,6 +42,7 @@ class Trust:
     verdict: str  # valid | incomplete | tampered: do the digests agree
     forced: bool = False
     signature_status: str = ""  # valid (a trusted key) | untrusted | unsigned | invalid
+    key_id: str | None = None  # the key that signed it, when signed
     cached: bool = False
     how: str = (
         ""  # one line: "verified now: ..." or "cached verdict of ...: size and mtime unchanged"
@@ -80,6 +81,31 @@ class Trust:
             TAMPERED: "TAMPERED",
         }.get(self.overall, "UNVERIFIED")
 
+    def short(self) -> str:
+        """The one line every page starts with: `verdict: valid (signed by <key id>, intact;
+        cached)`. How it was reached, the signature's and the custody chain's details are for
+        `--verdict-details` and `ir bundle verify`."""
+        when = "cached" if self.cached else "verified now"
+        if self.verdict != VALID:
+            first = self.errors[0] if self.errors else "verification failed"
+            more = f" (+{len(self.errors) - 1} more)" if len(self.errors) > 1 else ""
+            return f"verdict: {self.overall} ({first}{more}; shown because of --force; {when})"
+        if self.authentic:
+            who = f"signed by {self.key_id}"
+        elif self.signature_status == "unsigned":
+            who = "no signature: origin not proven"
+        else:
+            who = f"signed by {self.key_id}, not a trusted key: origin not proven"
+        return f"verdict: {self.overall} ({who}, intact; {when})"
+
+    def details(self) -> list[str]:
+        """The long form: how the verdict was reached, the signature, the custody chain."""
+        lines = [f"verified:  {self.label}: {self.how}", f"signature: {self.signature}"]
+        lines.append(f"custody:   {self.custody}")
+        lines += [f"FAIL:      {e}" for e in self.errors]
+        lines += [f"warning:   {w}" for w in self.warnings]
+        return lines
+
     def banner(self) -> str | None:
         """The warning every page carries when a bad bundle is shown anyway (None when valid)."""
         if self.valid:
@@ -94,6 +120,7 @@ class Trust:
     def to_dict(self) -> dict[str, Any]:
         return {
             "verdict": self.overall,
+            "short": self.short(),
             "intact": self.verdict == VALID,
             "authentic": self.authentic,
             "forced": self.forced,
@@ -102,6 +129,7 @@ class Trust:
             "bundle_id": self.bundle_id,
             "root_digest": self.root_digest,
             "signature": self.signature,
+            "key_id": self.key_id,
             "custody": self.custody,
             "errors": self.errors,
             "warnings": self.warnings,
@@ -191,6 +219,7 @@ def _check_signature_and_custody(
     keys = as_trust(public_key)
     sig = check_signature(reader.signature_document(), reader.manifest_bytes, keys)
     trust.signature, trust.signature_status = f"{sig.status}: {sig.detail}", sig.status
+    trust.key_id = sig.key_id
     if sig.status == "invalid":
         _fail(trust, TAMPERED, f"signature: {sig.detail}")
     try:

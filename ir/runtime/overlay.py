@@ -123,6 +123,25 @@ def root_overlay(pid: int, proc: str = "/proc") -> OverlayMount:
 
 # -- the diff --------------------------------------------------------------------------------
 
+#: What shows a deletion in the upperdir, and so what the deletion's `ctime` is.
+WHITEOUT = "whiteout"  # a 0/0 character device overlayfs creates when the file is deleted: its
+# ctime is the deletion's time
+OPAQUE = "opaque directory"  # a directory made opaque hides everything below it; its ctime is when
+# it was made or last changed: the deletion happened at or before it
+
+
+@dataclass
+class ExactEntry(FsEntry):
+    """An FsEntry read from an lstat, with the times as the filesystem keeps them: nanoseconds
+    (the float `mtime`/`ctime` keep only about 0.2 µs). A deletion also says what shows it
+    (`deleted_by`, WHITEOUT or OPAQUE) and keeps the deleted file's own mtime apart
+    (`deleted_mtime_ns`, the image's: never the deletion's time)."""
+
+    mtime_ns: int | None = None
+    ctime_ns: int | None = None
+    deleted_by: str | None = None
+    deleted_mtime_ns: int | None = None
+
 
 class LayerLookup:
     """Looks paths up in the lower layers (top first), never following links."""
@@ -308,7 +327,7 @@ class OverlayDiff:
                         self.truncated = f"directories deeper than {MAX_DEPTH} levels were not walked (e.g. {path!r})"
                     yield entry
                     if entry.opaque and below is not None:
-                        yield from self._opaque_deletions(sub, rel, lowers)
+                        yield from self._opaque_deletions(sub, rel, lowers, st)
                     if depth + 1 >= MAX_DEPTH:
                         continue
                     yield from self._walk(sub, rel, lowers, depth + 1)
@@ -316,17 +335,30 @@ class OverlayDiff:
                     os.close(sub)
 
     def _deleted(
-        self, path: bytes, rel: bytes, lowers: LayerLookup, whiteout: os.stat_result | None = None
-    ) -> FsEntry:
-        """A deletion. `mtime` (and type, size, mode, owner) are the deleted file's, from the
-        layer below; `ctime` is the whiteout's own ctime -- when overlayfs created it, i.e. when
-        the file was deleted -- and None when the deletion shows only as an opaque directory
-        (time unknown). Nothing else of a deletion has a time."""
-        when = whiteout.st_ctime if whiteout is not None else None
+        self,
+        path: bytes,
+        rel: bytes,
+        lowers: LayerLookup,
+        *,
+        whiteout: os.stat_result | None = None,
+        opaque: os.stat_result | None = None,
+    ) -> ExactEntry:
+        """A deletion, shown by a `whiteout` (its lstat) or by the `opaque` directory that hides
+        the path (its lstat). Its `ctime` is the whiteout's -- overlayfs creates the whiteout when
+        the file is deleted, so that is the deletion's time -- or the opaque directory's (the
+        deletion happened at or before it). Type, size, mode and owner are the deleted file's,
+        from the layer below; its mtime is kept apart (`deleted_mtime_ns`): it is the image's,
+        never the deletion's time, and the entry's `mtime` stays empty."""
+        shown_by = whiteout if whiteout is not None else opaque
+        when = shown_by.st_ctime if shown_by is not None else None
+        when_ns = shown_by.st_ctime_ns if shown_by is not None else None
+        how = WHITEOUT if whiteout is not None else OPAQUE if opaque is not None else None
         below = lowers.lstat(rel)
         if below is None:
-            return FsEntry(path, "deleted", "whiteout", ctime=when)
-        return FsEntry(
+            return ExactEntry(
+                path, "deleted", "whiteout", ctime=when, ctime_ns=when_ns, deleted_by=how
+            )
+        return ExactEntry(
             path,
             "deleted",
             file_type(below.st_mode),
@@ -334,22 +366,29 @@ class OverlayDiff:
             mode=statmod.S_IMODE(below.st_mode),
             uid=below.st_uid,
             gid=below.st_gid,
-            mtime=below.st_mtime,
             ctime=when,
+            ctime_ns=when_ns,
+            deleted_by=how,
+            deleted_mtime_ns=below.st_mtime_ns,
         )
 
-    def _opaque_deletions(self, dir_fd: int, rel: bytes, lowers: LayerLookup) -> Iterator[FsEntry]:
+    def _opaque_deletions(
+        self, dir_fd: int, rel: bytes, lowers: LayerLookup, opaque: os.stat_result
+    ) -> Iterator[FsEntry]:
         with os.scandir(dir_fd) as it:
             upper = {os.fsencode(e.name) for e in it}
         for name in sorted(lowers.names(rel) - upper):
-            yield self._deleted(b"/" + rel + b"/" + name, rel + b"/" + name, lowers)
+            yield self._deleted(b"/" + rel + b"/" + name, rel + b"/" + name, lowers, opaque=opaque)
 
 
-def stat_entry(path: bytes, change: str, st: os.stat_result, dir_fd: int, name: bytes) -> FsEntry:
-    """The FsEntry of `name` in the open directory `dir_fd` from its lstat: a link's target is
-    read (never followed), a device's numbers kept; `token` opens it while the walk is there."""
+def stat_entry(
+    path: bytes, change: str, st: os.stat_result, dir_fd: int, name: bytes
+) -> ExactEntry:
+    """The entry of `name` in the open directory `dir_fd` from its lstat (times in nanoseconds
+    too): a link's target is read (never followed), a device's numbers kept; `token` opens it
+    while the walk is there."""
     kind = file_type(st.st_mode)
-    entry = FsEntry(
+    entry = ExactEntry(
         path=path,
         change=change,
         type=kind,
@@ -361,6 +400,8 @@ def stat_entry(path: bytes, change: str, st: os.stat_result, dir_fd: int, name: 
         ctime=st.st_ctime,
         blocks=st.st_blocks,
         token=(dir_fd, name),
+        mtime_ns=st.st_mtime_ns,
+        ctime_ns=st.st_ctime_ns,
     )
     if kind == "symlink":
         try:

@@ -12,6 +12,7 @@ import ipaddress
 import os
 import re
 import stat as statmod
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -98,6 +99,14 @@ def ns_link(pid: int | str, ns: str, proc: str = PROC) -> str | None:
 
 
 def boot_time(proc: str = PROC) -> float:
+    """When the kernel booted, in epoch seconds: the real-time clock minus CLOCK_BOOTTIME (to the
+    microsecond; every container on the host shares the kernel, so this is the right boot for
+    any /proc it shows), else /proc/stat's btime (whole seconds, rounded down: process starts
+    computed from it read up to 1 s early)."""
+    try:
+        return time.clock_gettime(time.CLOCK_REALTIME) - time.clock_gettime(time.CLOCK_BOOTTIME)
+    except (AttributeError, OSError):
+        pass
     for line in read_text(f"{proc}/stat").splitlines():
         if line.startswith("btime "):
             return float(line.split()[1])
@@ -342,26 +351,36 @@ class ProcfsReader:
             raise ProcessGone(f"pid {init_pid} is gone")
         return [pid for pid in list_pids(self.proc) if ns_link(pid, "net", self.proc) == target]
 
-    def sockets(self, init_pid: int, owners: dict[int, tuple[int, str]]) -> Iterator[SocketRecord]:
-        """TCP/UDP v4/v6 and unix sockets of the network namespace of `init_pid`."""
+    def sockets(
+        self,
+        init_pid: int,
+        owners: dict[int, tuple[int, str]],
+        tables: dict[str, str] | None = None,
+    ) -> Iterator[SocketRecord]:
+        """TCP/UDP v4/v6 and unix sockets of the network namespace of `init_pid`. `tables`, when
+        given, gets what became of each /proc/net table: "read", "absent" (the namespace has no
+        such table: IPv6 disabled) or "unreadable: <why>" -- so a reader can tell "no listener"
+        from "listeners not seen"."""
         base = f"{self.proc}/{init_pid}/net"
-        for proto in ("tcp", "tcp6", "udp", "udp6"):
+        seen = tables if tables is not None else {}
+        for proto in ("tcp", "tcp6", "udp", "udp6", "unix"):
             try:
                 text = read_text(f"{base}/{proto}", 256 * 1024 * 1024)
             except _GONE:
-                raise ProcessGone(f"pid {init_pid} is gone") from None
-            except OSError:
+                if not proc_exists(init_pid, self.proc):
+                    raise ProcessGone(f"pid {init_pid} is gone") from None
+                seen[proto] = "absent"
                 continue
-            for record in parse_inet_sockets(text, proto):
+            except OSError as exc:
+                seen[proto] = f"unreadable: {_why(exc, 'read failed')}"
+                continue
+            seen[proto] = "read"
+            parsed = (
+                parse_unix_sockets(text) if proto == "unix" else parse_inet_sockets(text, proto)
+            )
+            for record in parsed:
                 _own(record, owners)
                 yield record
-        try:
-            text = read_text(f"{base}/unix", 256 * 1024 * 1024)
-        except OSError:
-            return
-        for record in parse_unix_sockets(text):
-            _own(record, owners)
-            yield record
 
     def interfaces(self, init_pid: int) -> list[dict[str, Any]]:
         """Interfaces of the namespace with counters and addresses (IPv4 from fib_trie,
@@ -705,6 +724,7 @@ class ProcfsNetwork:
             "init_pid": init_pid,
             "netns": self.netns,
         }
+        self.tables: dict[str, str] = {}  # /proc/net table -> read | absent | unreadable: why
 
     def sockets(self) -> Iterator[SocketRecord]:
         pids = self.reader.netns_pids(self.init_pid)
@@ -716,7 +736,7 @@ class ProcfsNetwork:
             owner_scan_pids=len(pids),
         )
         owners = self.reader.socket_owners(pids)
-        yield from self.reader.sockets(self.init_pid, owners)
+        yield from self.reader.sockets(self.init_pid, owners, self.tables)
 
     def interfaces(self) -> list[dict[str, Any]]:
         self.actions.record(
