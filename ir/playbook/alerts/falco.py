@@ -1,8 +1,16 @@
-"""Falco events, as Falco's http_output or Falcosidekick's webhook output posts them.
+"""Falco events, as Falco's http_output / JSON output writes them or Falcosidekick's webhook output
+forwards them (the same object, plus Falcosidekick's `uuid`).
 
 Shape: {"uuid", "output", "priority": "Critical", "rule", "time": RFC 3339 (ns), "source":
 "syscall"|"k8s_audit"|…, "tags": [...], "hostname", "output_fields": {"k8s.pod.name": …,
-"k8s.ns.name": …, "container.id": …, "container.name": …, "proc.cmdline": …, …}}.
+"k8s.ns.name": …, "container.id": …, "container.name": …, "evt.time": <epoch ns>, …}}.
+
+What each field becomes, and what happens when one is missing: docs/alerts.md. In short: the time
+is `time`, kept to the nanosecond; the node is `output_fields["k8s.node.name"]` and never
+`hostname` (FALCO_HOSTNAME or gethostname(), which may be the Falco pod's name); `container.id`
+"host" means the event is on the host: no container, no pod.
+
+May import ir.playbook.alerts.model only.
 """
 
 from __future__ import annotations
@@ -17,7 +25,7 @@ from ir.playbook.alerts.model import (
     AlertError,
     as_text,
     normalize_priority,
-    parse_alert_time,
+    parse_alert_time_exact,
 )
 
 SOURCE = "falco"
@@ -25,6 +33,14 @@ SOURCE = "falco"
 # Falco's own fields first, then the k8smeta plugin's (Falco >= 0.37 with the plugin).
 _POD_FIELDS = ("k8s.pod.name", "k8smeta.pod.name")
 _NS_FIELDS = ("k8s.ns.name", "k8smeta.ns.name")
+# No Falco field names the node: an operator adds this one with append_output, e.g.
+# `extra_fields: [{k8s.node.name: "${FALCO_K8S_NODE_NAME}"}]` (docs/alerts.md).
+NODE_FIELD = "k8s.node.name"
+# Event sources whose events happen on the node Falco runs on (a DaemonSet sees its node's
+# syscalls); k8s_audit and other plugin sources are about something else.
+NODE_SOURCES = ("syscall",)
+# Falco's container.id for a process that is not in a container.
+HOST_CONTAINER_ID = "host"
 # dockershim container names: k8s_<container>_<pod>_<namespace>_<pod uid>_<attempt>
 _DOCKERSHIM_NAME = re.compile(r"^k8s_([^_]+)_([^_]+)_([^_]+)_[0-9a-f-]+_\d+$")
 
@@ -53,16 +69,19 @@ def parse(document: dict[str, Any]) -> list[Alert]:
     time_value = document.get("time")
     if time_value is None:
         raise AlertError("falco: 'time' is missing")
-    when, when_text = parse_alert_time(time_value, "falco: 'time'")
+    when = parse_alert_time_exact(time_value, "falco: 'time'")
     tags = document.get("tags") or []
     if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
         raise AlertError("falco: 'tags' must be a list of strings")
     notes: list[str] = []
+    if when.assumed_utc:
+        notes.append("'time' has no UTC offset: UTC assumed")
 
+    event_source = as_text(document.get("source"), limit=64)
     namespace = _first(fields, _NS_FIELDS)
     pod = _first(fields, _POD_FIELDS)
     container = _first(fields, ("container.name",))
-    if document.get("source") == "k8s_audit" and fields.get("ka.target.resource") == "pods":
+    if event_source == "k8s_audit" and fields.get("ka.target.resource") == "pods":
         # k8s audit events name the pod acted on (exec, attach, create) in ka.target.*
         pod = pod or as_text(fields.get("ka.target.name"), limit=512)
         namespace = namespace or as_text(fields.get("ka.target.namespace"), limit=512)
@@ -72,9 +91,15 @@ def parse(document: dict[str, Any]) -> list[Alert]:
             container = shim.group(1)
             notes.append("container name taken from a dockershim name")
     container_id = _first(fields, ("container.id",))
-    if container_id == "host":
-        container_id, container = None, None
-        notes.append("event on the host, not in a container")
+    if container_id == HOST_CONTAINER_ID:
+        container_id = container = pod = namespace = None
+        notes.append("event on the host (container.id 'host'): no container, no pod")
+
+    host = as_text(document.get("hostname"), limit=512)
+    node, node_notes = falco_node(
+        event_source, _first(fields, (NODE_FIELD,)), host, NODE_FIELD, "hostname"
+    )
+    notes.extend(node_notes)
 
     alert_id = as_text(document.get("uuid"), limit=128) or _content_id(document)
     return [
@@ -83,8 +108,8 @@ def parse(document: dict[str, Any]) -> list[Alert]:
             rule=rule,
             priority=normalize_priority(priority_text),
             priority_original=priority_text[:64],
-            time=when,
-            time_original=when_text,
+            time=when.utc,
+            time_original=when.original,
             alert_id=alert_id,
             tags=tuple(tags),
             summary=as_text(document.get("output"), limit=4096) or "",
@@ -92,15 +117,49 @@ def parse(document: dict[str, Any]) -> list[Alert]:
             pod=pod,
             container=container,
             container_id=container_id,
-            # k8s audit events come from a Falco that reads the audit log: its hostname is not the
-            # node the pod runs on.
-            node=None
-            if document.get("source") == "k8s_audit"
-            else as_text(document.get("hostname"), limit=512),
+            node=node,
             raw=document,
             notes=tuple(notes),
+            time_ns=when.ns,
+            time_precision=when.precision,
+            host=host,
         )
     ]
+
+
+def falco_node(
+    event_source: str | None,
+    named_node: str | None,
+    host: str | None,
+    node_field: str,
+    host_field: str,
+) -> tuple[str | None, list[str]]:
+    """The node of a Falco event and notes on how it was decided; shared with the Alertmanager
+    parser (Falcosidekick's labels carry the same fields under other names).
+
+    The node is `named_node` (k8s.node.name) for an event of a node source (syscall; a missing
+    source counts as syscall, Falco's default). Falco's `hostname` is never taken as the node:
+    it is FALCO_HOSTNAME, or gethostname() in the Falco container, which is the Falco pod's name
+    unless FALCO_HOSTNAME is set (the Falco chart sets it to spec.nodeName; falco.yaml suggests
+    the pod name)."""
+    notes: list[str] = []
+    of_node = event_source is None or event_source in NODE_SOURCES
+    if named_node and not of_node:
+        notes.append(
+            f"{node_field} ignored: a {event_source} event does not happen on the node Falco "
+            "runs on"
+        )
+        named_node = None
+    if named_node:
+        if host and host != named_node:
+            notes.append(f"node from {node_field}; {host_field} {host!r} is another name")
+        return named_node, notes
+    if host and of_node:
+        notes.append(
+            f"no node named ({node_field} absent): {host_field} {host!r} is not taken as the "
+            "node, it may be the Falco pod's name"
+        )
+    return None, notes
 
 
 def _first(fields: dict[str, Any], names: tuple[str, ...]) -> str | None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ir.playbook.alerts.model import Alert, AlertError, as_text, parse_alert_time
+from ir.playbook.alerts.model import Alert, AlertError, as_text, parse_alert_time_exact
 
 SOURCE = "guardduty"
 MAX_FINDINGS = 100
@@ -111,15 +111,23 @@ def _parse_finding(
         raise AlertError(f"{where}: 'severity' {severity_value} is outside 0-10")
     resource = _obj(finding, "resource", where)
     service = _obj(finding, "service", where)
-    time_value = (
-        _get(service, "eventLastSeen") or _get(finding, "updatedAt") or _get(finding, "createdAt")
-    )
-    when, when_text = parse_alert_time(time_value, f"{where}: time (eventLastSeen/updatedAt)")
+    notes: list[str] = list(notes_in)
+    # the last time GuardDuty saw the activity; a finding without it is timed by its last update
+    time_field, time_value = "eventLastSeen", _get(service, "eventLastSeen")
+    for fallback, value in (
+        ("updatedAt", _get(finding, "updatedAt")),
+        ("createdAt", _get(finding, "createdAt")),
+    ):
+        if time_value:
+            break
+        time_field, time_value = fallback, value
+    if time_field != "eventLastSeen":
+        notes.append(f"no service.eventLastSeen: the time is the finding's {time_field}")
+    when = parse_alert_time_exact(time_value, f"{where}: time (eventLastSeen/updatedAt)")
 
     kubernetes = _obj(resource, "kubernetesDetails", where)
     workload = _obj(kubernetes, "kubernetesWorkloadDetails", where)
     user = _obj(kubernetes, "kubernetesUserDetails", where)
-    notes: list[str] = list(notes_in)
     namespace = pod = workload_kind = workload_name = None
     container = container_id = service_account = None
     if workload:
@@ -180,8 +188,8 @@ def _parse_finding(
         rule=finding_type,
         priority=_priority(severity_value),
         priority_original=f"{severity_value:g}",
-        time=when,
-        time_original=when_text,
+        time=when.utc,
+        time_original=when.original,
         alert_id=finding_id,
         tags=tags,
         summary=as_text(_get(finding, "title"), limit=4096) or "",
@@ -198,6 +206,8 @@ def _parse_finding(
         notes=tuple(notes),
         cluster=cluster,
         instance_id=instance_id,
+        time_ns=when.ns,
+        time_precision=when.precision,
     )
 
 

@@ -1,13 +1,17 @@
 """The normal form every alert source is parsed into (`Alert`), the validated `Target` the engine
-hands to response actions, and the one priority scale all sources are mapped onto."""
+hands to response actions, the one priority scale all sources are mapped onto, and alert times
+kept as exactly as the source wrote them (`AlertTime`: epoch nanoseconds and their precision).
+
+May import ir.clock and ir.errors only."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from ir.clock import rfc3339
+from ir.clock import EPOCH, parse_timestamp, rfc3339, rfc3339_ns
 from ir.errors import UsageError
 
 
@@ -99,10 +103,29 @@ class Alert:
     #: the cloud instance the alert names (GuardDuty's instanceId): the node's providerID must
     #: end with it before ir acts on that node
     instance_id: str | None = None
+    #: the event time as epoch nanoseconds, exact to `time_precision` (`time` is cut to
+    #: microseconds: a datetime holds no more); None when the Alert was built without it
+    time_ns: int | None = None
+    #: how much of the time the source wrote: "ns" | "us" | "ms" | "s" (9, 6, 3 or 0 fractional
+    #: digits); None when not stated
+    time_precision: str | None = None
+    #: the host name the source reports (Falco's `hostname`): FALCO_HOSTNAME or gethostname() of
+    #: the Falco process, which may be the node's name or the Falco pod's. Shown, never acted on:
+    #: `node` is set only from a field that names the node (docs/alerts.md)
+    host: str | None = None
 
     @property
     def priority_rank(self) -> int:
         return priority_rank(self.priority)
+
+    @property
+    def time_text(self) -> str:
+        """The event time in RFC 3339 UTC at the precision the source gave: nine fractional digits
+        when it gave nanoseconds, six otherwise (no digit is invented: six digits of a
+        millisecond time end in zeros)."""
+        if self.time_ns is not None and self.time_precision == "ns":
+            return format_time_ns(self.time_ns)
+        return rfc3339(self.time) or ""
 
     def claimed_target(self) -> dict[str, str | None]:
         return {
@@ -123,18 +146,21 @@ class Alert:
             "rule": self.rule,
             "priority": self.priority,
             "priority_original": self.priority_original,
-            "time": rfc3339(self.time),
+            "time": self.time_text,
+            "time_precision": self.time_precision,
             "alert_id": self.alert_id,
             "status": self.status,
             "tags": list(self.tags),
             "target": {k: v for k, v in self.claimed_target().items() if v is not None},
             **({"cluster": self.cluster} if self.cluster else {}),
             **({"instance_id": self.instance_id} if self.instance_id else {}),
+            **({"host": self.host} if self.host else {}),
         }
 
     def to_dict(self) -> dict[str, Any]:
         return {
             **self.summary_dict(),
+            "time_original": self.time_original,
             "summary": self.summary,
             "notes": list(self.notes),
             "raw": self.raw,
@@ -239,12 +265,110 @@ def as_text(value: Any, *, limit: int = 4096) -> str | None:
 
 def parse_alert_time(value: Any, what: str) -> tuple[datetime, str]:
     """A timestamp field: (UTC instant, original text). Raises AlertError when unusable."""
-    from ir.clock import parse_timestamp
+    parsed = parse_alert_time_exact(value, what)
+    return parsed.utc, parsed.original
 
+
+# -- exact alert times -------------------------------------------------------------------------
+
+PRECISIONS = ("s", "ms", "us", "ns")
+_NS_PER_SECOND = 1_000_000_000
+# RFC 3339 as Falco, Go (RFC3339Nano: trailing zeros of the fraction trimmed), Alertmanager and
+# AWS write it; up to nine fractional digits are kept exactly.
+_RFC3339_EXACT = re.compile(
+    r"^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:[.,](\d{1,32}))?"
+    r"(?:([Zz])|([+-])(\d{2}):?(\d{2}))?$"
+)
+# Epoch numbers as ir.clock reads them: the number of digits says the unit (s, ms, us, ns).
+_EPOCH_EXACT = re.compile(r"^(\d{9,19})(?:\.(\d{1,32}))?$")
+_FRACTION = re.compile(r"\d[.,](\d+)")
+
+
+@dataclass(frozen=True)
+class AlertTime:
+    """An alert's time as the source wrote it: `ns` (epoch nanoseconds) is exact to `precision`;
+    `utc` is the same instant cut to microseconds (a datetime holds no more)."""
+
+    utc: datetime
+    original: str
+    ns: int
+    precision: str  # s | ms | us | ns
+    assumed_utc: bool = False  # the text had no offset: UTC was assumed
+
+
+def precision_of(digits: int) -> str:
+    """The precision a number of fractional-second digits states: 0 s, 1-3 ms, 4-6 us, 7+ ns."""
+    if digits == 0:
+        return "s"
+    if digits <= 3:
+        return "ms"
+    if digits <= 6:
+        return "us"
+    return "ns"
+
+
+def time_from_epoch_ns(ns: int, original: str, precision: str = "ns") -> AlertTime:
+    """An instant given as epoch nanoseconds (Falco's evt.time). Raises OverflowError when it is
+    outside what a datetime holds (years 1-9999)."""
+    utc = EPOCH + timedelta(microseconds=ns // 1000)
+    return AlertTime(utc, original, ns, precision)
+
+
+def format_time_ns(ns: int) -> str:
+    """Epoch nanoseconds as RFC 3339 UTC with nine fractional digits and `Z`."""
+    return rfc3339_ns(ns)
+
+
+def parse_alert_time_exact(value: Any, what: str) -> AlertTime:
+    """A timestamp field, kept to the nanosecond it was written with. RFC 3339 (any offset, up to
+    nine fractional digits kept; more are cut and stated as ns) and epoch numbers (digits as in
+    ir.clock: 9-11 s, 12-14 ms, 15-17 us, 18-19 ns) are read exactly, by integer arithmetic; any
+    other format ir.clock reads is accepted at the microsecond. Raises AlertError when unusable."""
     if isinstance(value, bool) or not isinstance(value, (str, int, float)):
         raise AlertError(f"{what}: expected a timestamp, got {type(value).__name__}")
     text = str(value)
     try:
-        return parse_timestamp(text).utc, text
+        exact = _exact(text.strip())
+    except (ValueError, OverflowError):
+        exact = None  # e.g. hour 24 or a date out of range: ir.clock has its say
+    if exact is not None:
+        return AlertTime(exact.utc, text, exact.ns, exact.precision, exact.assumed_utc)
+    try:
+        parsed = parse_timestamp(text)
     except (ValueError, OverflowError) as exc:
         raise AlertError(f"{what}: {exc}") from None
+    delta = parsed.utc - EPOCH
+    ns = (delta.days * 86_400 + delta.seconds) * _NS_PER_SECOND + delta.microseconds * 1000
+    fraction = _FRACTION.search(text)
+    precision = precision_of(min(len(fraction.group(1)), 6) if fraction else 0)
+    return AlertTime(parsed.utc, text, ns, precision, parsed.assumed_utc)
+
+
+def _exact(text: str) -> AlertTime | None:
+    m = _RFC3339_EXACT.match(text)
+    if m:
+        year, month, day, hour, minute, second, fraction, zulu, sign, oh, om = m.groups()
+        whole = datetime(
+            int(year), int(month), int(day), int(hour), int(minute), int(second), tzinfo=UTC
+        )
+        if sign:
+            offset = timedelta(hours=int(oh), minutes=int(om))
+            whole -= offset if sign == "+" else -offset
+        delta = whole - EPOCH
+        digits = fraction or ""
+        ns = (delta.days * 86_400 + delta.seconds) * _NS_PER_SECOND + int(
+            (digits[:9] or "0").ljust(9, "0")
+        )
+        parsed = time_from_epoch_ns(ns, text, precision_of(len(digits)))
+        return AlertTime(parsed.utc, text, ns, parsed.precision, not (zulu or sign))
+    m = _EPOCH_EXACT.match(text)
+    if m:
+        number, fraction = m.group(1), m.group(2) or ""
+        # nanoseconds per unit, the unit told by the number of digits as ir.clock reads it
+        exponent = next(
+            e for digits, e in ((18, 0), (15, 3), (12, 6), (0, 9)) if len(number) >= digits
+        )
+        kept = fraction[:exponent]
+        ns = int(number) * 10**exponent + (int(kept.ljust(exponent, "0")) if kept else 0)
+        return time_from_epoch_ns(ns, text, precision_of(9 - exponent + len(kept)))
+    return None
