@@ -378,6 +378,40 @@ UPSTREAM_EXPECTED: dict[str, list[tuple[Any, ...]]] = {
         )
     ],
     # that host event through Falcosidekick and Alertmanager (label container_id="host")
+    # the same alerts posted to a real Alertmanager (v0.28.1, built from its Go module) and its
+    # webhook payload kept as it came (samples/alerts/README.md): the same facts
+    "alertmanager-real-falcosidekick-terminal-shell.json": [
+        (
+            "alertmanager",
+            "Terminal shell in container",
+            "critical",
+            "Critical",
+            "2023-05-25T13:44:05.478445995Z",
+            "ns",
+            "default",
+            "kubecon",
+            None,
+            "ee97d9c4186f",
+            None,
+            "falco-xczjd",
+        )
+    ],
+    "alertmanager-real-falcosidekick-host-event.json": [
+        (
+            "alertmanager",
+            "Read sensitive file untrusted",
+            "warning",
+            "Warning",
+            "2025-05-07T12:50:34.502309868Z",
+            "ns",
+            None,
+            None,
+            None,
+            None,
+            None,
+            "x86",
+        )
+    ],
     "alertmanager-falcosidekick-host-event.json": [
         (
             "alertmanager",
