@@ -150,10 +150,7 @@ def from_parsed(parsed: ParsedTime) -> Stamp:
 
 
 def tick_precision(stamp: Stamp) -> Stamp:
-    """A /proc start time (boot time + ticks): its precision is the tick, 10 ms, unless its digits
-    show a finer tick (a kernel with another USER_HZ)."""
-    frac = stamp.ns % SECOND
-    for tick in (PROC_TICK, MS):
-        if frac % tick == 0:
-            return Stamp(stamp.ns, max(tick, min(stamp.precision_ns, SECOND)))
-    return stamp
+    """A /proc start time (boot time + ticks): its precision is the tick (USER_HZ, 100 on Linux:
+    10 ms), whatever digits the boot time gave it (since boot time comes from CLOCK_BOOTTIME, to
+    the microsecond, the digits no longer show the tick)."""
+    return Stamp(stamp.ns, max(PROC_TICK, min(stamp.precision_ns, SECOND)))
