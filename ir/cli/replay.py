@@ -33,7 +33,7 @@ from ir.replay.files import (
     stream_file,
 )
 from ir.replay.findings import TITLES
-from ir.replay.network import connection_rows, endpoint
+from ir.replay.network import NET_COLUMNS, connection_rows, endpoint
 from ir.replay.processes import exe_path, process_rows
 from ir.replay.report import write_report
 from ir.replay.summary import build_summary
@@ -532,17 +532,7 @@ def net_cmd(
                 )
                 for r in rows
             ],
-            [
-                "container",
-                "proto",
-                "local",
-                "remote",
-                "state",
-                "direction",
-                "process",
-                "flags",
-                "direction from",
-            ],
+            list(NET_COLUMNS),
         )
     _problems(ev)
     return _exit_code(trust)

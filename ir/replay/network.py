@@ -41,6 +41,19 @@ _SOCKET_FD = re.compile(r"socket:\[(\d+)\]")
 #: from the host, so a namespace that changed it may be misread: the basis says "ephemeral".)
 EPHEMERAL_PORTS = range(32768, 61000)
 
+#: the columns of the connections table (the `net` page and the HTML report)
+NET_COLUMNS = (
+    "container",
+    "proto",
+    "local",
+    "remote",
+    "state",
+    "direction",
+    "process",
+    "flags",
+    "direction from",
+)
+
 
 @dataclass
 class Declared:

@@ -25,7 +25,7 @@ from ir.clock import EPOCH, rfc3339, utcnow
 from ir.replay.evidence import Evidence
 from ir.replay.files import DELETION_LABELS, DeletionTimes, FsFilter, iter_changes
 from ir.replay.findings import TITLES, Findings, find_all
-from ir.replay.network import connection_rows, endpoint
+from ir.replay.network import NET_COLUMNS, connection_rows, endpoint
 from ir.replay.processes import exe_path, process_rows
 from ir.replay.summary import build_summary
 from ir.replay.timeline import SOURCES, TimelineEvent, build_timeline
@@ -394,17 +394,7 @@ def _network_table(ev: Evidence) -> dict[str, str]:
         )
         for c in all_rows[:TABLE_ROWS]
     ]
-    headers = [
-        "container",
-        "proto",
-        "local",
-        "remote",
-        "state",
-        "direction",
-        "process",
-        "flags",
-        "direction from",
-    ]
+    headers = list(NET_COLUMNS)
     return {
         "net_count": esc(len(all_rows)),
         "net": _table("tbl-net", headers, rows, len(all_rows), "sockets"),
