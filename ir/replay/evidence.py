@@ -107,6 +107,19 @@ class Evidence:
         for entry in self.artifacts(cls.KIND, container):
             yield from self.records_of(cls, entry)
 
+    def records_upto(
+        self, cls: type[R], container: str | None, limit: int, what: str
+    ) -> list[Cited[R]]:
+        """The first `limit` records of `cls` (of one container, or all); past it, a problem
+        says the rest of `what` is not shown."""
+        kept: list[Cited[R]] = []
+        for cited in self.records(cls, container):
+            if len(kept) >= limit:
+                self.problem(f"{cited.artifact}: more than {limit} {what}; the rest is not shown")
+                break
+            kept.append(cited)
+        return kept
+
     def records_of(self, cls: type[R], entry: ArtifactEntry) -> Iterator[Cited[R]]:
         loader = _loader_for(cls)
         label = label_of(entry)

@@ -291,14 +291,7 @@ def _socket_tables(ev: Evidence) -> dict[str | None, tuple[str, bool, list[Cited
         entries = ev.artifacts(SocketRecord.KIND, name)
         if not entries:
             continue
-        sockets: list[Cited[SocketRecord]] = []
-        for cited in ev.records(SocketRecord, name):
-            if len(sockets) >= MAX_SOCKETS:
-                ev.problem(
-                    f"{cited.artifact}: more than {MAX_SOCKETS} sockets; the rest is not shown"
-                )
-                break
-            sockets.append(cited)
+        sockets = ev.records_upto(SocketRecord, name, MAX_SOCKETS, "sockets")
         network = ev.document("network", None, name) if name is not None else None
         doc = network[1] if network and isinstance(network[1], dict) else {}
         netns = next(

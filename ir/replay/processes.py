@@ -85,14 +85,7 @@ def process_rows(ev: Evidence, container: str | None = None) -> Iterator[Process
 def _container_rows(ev: Evidence, container: str | None) -> Iterator[ProcessRow]:
     started_info = ev.container_started(container) if container else None
     container_start = started_info[0] if started_info else None
-    cited_all: list[Cited[ProcessRecord]] = []
-    for cited in ev.records(ProcessRecord, container):
-        if len(cited_all) >= MAX_PROCESSES:
-            ev.problem(
-                f"{cited.artifact}: more than {MAX_PROCESSES} processes; the rest is not shown"
-            )
-            break
-        cited_all.append(cited)
+    cited_all = ev.records_upto(ProcessRecord, container, MAX_PROCESSES, "processes")
     by_pid: dict[int, Cited[ProcessRecord]] = {}
     for cited in cited_all:
         by_pid.setdefault(cited.record.pid, cited)
