@@ -161,7 +161,7 @@ class ClusterActions:
         node collector (ir.cluster.nodecapture), after checking it is a node of this cluster."""
         instance = context.alert.instance_id if context.alert is not None else None
         try:
-            check_node(self.kube, node, instance)
+            checked = check_node(self.kube, node, instance)
         except IrError as exc:
             return StepResult("capture", FAILED, exc.message)
         if self.collector is None:
@@ -176,7 +176,7 @@ class ClusterActions:
                     Request(
                         "POST",
                         f"/api/v1/namespaces/{self.collector.namespace}/pods",
-                        node_collector_manifest(self.kube, node, self.collector),
+                        node_collector_manifest(checked, self.collector),
                         why=f"capture node {node}",
                         destructive=False,
                     ),
@@ -188,14 +188,13 @@ class ClusterActions:
             result = capture_node(
                 self.kube,
                 self._store(params),
-                node,
+                checked,
                 settings=self.collector,
                 case_id=context.case_id,
                 reason=context.reason,
                 operator=context.operator,
                 signer=self.signer if params.get("sign", True) else None,
                 alert=context.alert.to_dict() if context.alert is not None else None,
-                instance_id=instance,
                 echo=self.echo,
             )
         except IrError as exc:

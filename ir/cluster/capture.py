@@ -791,13 +791,7 @@ def _access_failed(
     session: CaptureSession, ref: ContainerRef, note: str, status: str = "failed"
 ) -> None:
     """The `container-access` entry: how (or why not) the container was reached."""
-    from ir.bundle.manifest import CollectorEntry
-    from ir.clock import rfc3339, utcnow
-
-    now = rfc3339(utcnow())
-    session.record_collector(
-        CollectorEntry("container-access", status, now, now, note, container=ref.name)
-    )
+    session.record_access("container-access", note, status=status, container=ref.name)
 
 
 def _dry_run(

@@ -20,9 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ir.bundle.manifest import CollectorEntry
 from ir.bundle.signing import Signer
-from ir.clock import rfc3339, utcnow
 from ir.cluster.collector import (
     DEADLINE_SECONDS,
     CollectorSettings,
@@ -48,6 +46,12 @@ class NodeSubject:
 
     node: str
     uid: str
+
+    @classmethod
+    def of(cls, node: dict[str, Any]) -> NodeSubject:
+        """The subject of a Node object as served."""
+        meta = node["metadata"]
+        return cls(str(meta["name"]), str(meta.get("uid", "")))
 
     @property
     def collects(self) -> str:
@@ -76,19 +80,18 @@ def check_node(kube: Kube, name: str, instance_id: str | None = None) -> dict[st
     return node
 
 
-def node_collector_manifest(kube: Kube, name: str, settings: CollectorSettings) -> dict[str, Any]:
-    """The collector pod a capture of node `name` creates (what its dry run sends)."""
-    node = check_node(kube, name)
-    subject = NodeSubject(name, str(node["metadata"].get("uid", "")))
+def node_collector_manifest(node: dict[str, Any], settings: CollectorSettings) -> dict[str, Any]:
+    """The collector pod a capture of `node` (check_node's answer) creates (what its dry run
+    sends)."""
     return collector_manifest(
-        collector_name(), subject, node_runtime(node), settings, DEADLINE_SECONDS
+        collector_name(), NodeSubject.of(node), node_runtime(node), settings, DEADLINE_SECONDS
     )
 
 
 def capture_node(
     kube: Kube,
     store: Store,
-    name: str,
+    node: dict[str, Any],
     *,
     settings: CollectorSettings,
     case_id: str,
@@ -96,17 +99,17 @@ def capture_node(
     operator: str | None = None,
     signer: Signer | None = None,
     alert: dict[str, Any] | None = None,
-    instance_id: str | None = None,
     echo: Callable[[str], None] = lambda _m: None,
 ) -> CaptureResult:
-    """Capture node `name` through the node collector (see the module's text). A collector that
-    cannot start or run is a failed `node-access` collector in the bundle; the bundle is sealed
-    either way."""
-    node = check_node(kube, name, instance_id)
+    """Capture `node` (check_node's answer: a node of this cluster, the alert's instance) through
+    the node collector (see the module's text). A collector that cannot start or run is a failed
+    `node-access` collector in the bundle; the bundle is sealed either way."""
+    subject = NodeSubject.of(node)
+    name = subject.node
     label = f"node {name}"
     request = CaptureRequest(
         case_id=case_id,
-        target={"kind": "node", "name": name, "uid": node["metadata"].get("uid")},
+        target={"kind": "node", "name": name, "uid": subject.uid},
         operator=operator,
         reason=reason,
         signer=signer,
@@ -121,11 +124,12 @@ def capture_node(
         def record(action: str, outcome: str, **detail: Any) -> None:
             session.record_action(action, label, outcome=outcome, **detail)
 
-        subject = NodeSubject(name, str(node["metadata"].get("uid", "")))
         try:
             pod = start_collector(kube, subject, node_runtime(node), settings, record=record)
         except IrError as exc:
-            _node_access(session, f"node collector on {name} not available: {exc.message}")
+            session.record_access(
+                "node-access", f"node collector on {name} not available: {exc.message}"
+            )
             return session.finish()
         try:
             moved = capture_in_collector(
@@ -148,12 +152,7 @@ def capture_node(
             finally:
                 os.unlink(moved.path)
         except IrError as exc:
-            _node_access(session, f"node collector {pod.name}: {exc.message}")
+            session.record_access("node-access", f"node collector {pod.name}: {exc.message}")
         finally:
             remove_collector(kube, pod, record)
         return session.finish()
-
-
-def _node_access(session: CaptureSession, note: str) -> None:
-    now = rfc3339(utcnow())
-    session.record_collector(CollectorEntry("node-access", "failed", now, now, note))

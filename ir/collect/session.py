@@ -15,6 +15,7 @@ from ir.bundle.manifest import CollectorEntry
 from ir.bundle.reader import BundleReader
 from ir.bundle.signing import Signer
 from ir.bundle.writer import BundleWriter, SealedBundle
+from ir.clock import rfc3339, utcnow
 from ir.collect.base import Collector
 from ir.collect.runner import ProgressFn, RunContext, run_collectors
 from ir.errors import ExitCode
@@ -122,6 +123,14 @@ class CaptureSession:
 
     def record_collector(self, entry: CollectorEntry) -> None:
         self.writer.record_collector(entry)
+
+    def record_access(
+        self, name: str, note: str, *, status: str = "failed", container: str | None = None
+    ) -> None:
+        """A collector entry that ran no collector: how (or why not) the target was reached
+        (`container-access`, `node-access`), at this moment."""
+        now = rfc3339(utcnow())
+        self.record_collector(CollectorEntry(name, status, now, now, note, container=container))
 
     def add_json(self, name: str, document: Any, **kw: Any) -> None:
         self.writer.add_json(name, document, **kw)
