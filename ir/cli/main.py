@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "playbook",
     "serve",
     "replay",
+    "bundle_diff",
     "transfer",
     "collector",
 )

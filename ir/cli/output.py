@@ -1,14 +1,19 @@
-"""How commands print: text for people, JSON for machines (`-o json`), progress on a terminal."""
+"""How commands print: text for people, JSON for machines (`-o json`), progress on a terminal.
+
+The pure text helpers (`printable`, the table layout) live in `ir.replay.render.text`, below the
+CLI, so the replay views render without it; `printable` is importable from here as before."""
 
 from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 import click
+
+from ir.replay.render.text import Emphasis, Line, printable, table_lines
 
 # The format the running command was asked for, so that ir.cli.main can answer an error that
 # ends the command in that format (one command runs per process).
@@ -55,22 +60,16 @@ def emit(output: str, document: Any, render_text: Callable[[], None]) -> None:
 
 def table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> None:
     """A plain aligned table; cells are made printable (no control characters)."""
-    cells = [[printable(h) for h in headers]] + [[printable(c) for c in row] for row in rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
-    for index, row in enumerate(cells):
-        click.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
-        if index == 0:
-            click.echo("  ".join("-" * w for w in widths))
+    echo_lines(table_lines(rows, headers))
 
 
-def printable(value: Any) -> str:
-    """Render untrusted text safely on a terminal: control characters escaped."""
-    if value is None:
-        return "-"
-    text = str(value)
-    if text.isprintable():
-        return text
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+def echo_lines(lines: Iterable[Line]) -> None:
+    """Print rendered lines (`ir.replay.render`) to stdout, styling the emphasised ones."""
+    for line in lines:
+        if isinstance(line, Emphasis):
+            click.echo(click.style(line.text, fg=line.color, bold=line.bold or None))
+        else:
+            click.echo(line)
 
 
 def exit_line(code: int, cause: str | None) -> None:

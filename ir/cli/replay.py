@@ -1,277 +1,45 @@
-"""`ir replay BUNDLE ...`: offline views over a bundle (verified first), and `ir bundle diff A B`."""
+"""`ir replay BUNDLE ...`: the click commands of the offline views over a bundle (verified
+first). Each command opens the bundle (`ir.cli.replayopts`), asks the view in `ir.replay` for its
+rows and prints them as its renderer in `ir.replay.render` lays them out. `ir bundle diff` is in
+`ir.cli.bundle_diff`."""
 
 from __future__ import annotations
 
-import contextlib
-import itertools
-import json
+import hashlib
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import click
 
-from ir.cli.bundle import TRUST_HELP, bundle, trust_from
-from ir.cli.output import byte_progress, emit_json, info, printable, table
-from ir.clock import parse_timestamp, rfc3339
-from ir.errors import ExitCode, UsageError
-from ir.records import FileChange
-from ir.replay.diff import diff_connections, diff_files, diff_processes
-from ir.replay.evidence import Cited, Evidence
-from ir.replay.export import write_csv, write_jsonl, write_timesketch
-from ir.replay.files import (
-    DELETION_LABELS,
-    UNKNOWN_TIME,
-    DeletionTimes,
-    FsFilter,
-    iter_changes,
-    locate_file,
-    stream_file,
+from ir.cli.output import echo_lines, emit_json, info, printable
+from ir.cli.replayopts import (
+    ReplayOptions,
+    ReplaySession,
+    exit_code_of,
+    open_replay,
+    out_stream,
+    page,
+    print_banner_stderr,
+    print_problems,
+    size_option,
+    time_option,
+    trust_options,
 )
-from ir.replay.findings import TITLES
-from ir.replay.network import NET_COLUMNS, connection_rows, endpoint
-from ir.replay.processes import exe_path, process_rows
+from ir.errors import UsageError
+from ir.replay.export import write_csv, write_jsonl, write_timesketch
+from ir.replay.files import DeletionTimes, FsFilter, iter_changes, locate_file, stream_file
+from ir.replay.network import connection_rows
+from ir.replay.processes import process_rows
+from ir.replay.render.files import write_fs_jsonl, write_fs_table
+from ir.replay.render.network import connection_lines
+from ir.replay.render.processes import process_lines
+from ir.replay.render.summary import summary_lines
+from ir.replay.render.timeline import without_ir, write_log_table, write_timeline_table
 from ir.replay.report import write_report
 from ir.replay.summary import build_summary
-from ir.replay.timeline import SOURCES, TimelineEvent, TimelineStats, build_timeline
-from ir.replay.trust import Trust, establish_trust
-from ir.store import open_bundle
-
-_FLAG_CODES = {"deleted-exe": "D", "started-late": "L", "temp-dir": "T"}
-_DEFAULT_LOG_DESCRIPTION = "Log line written (runtime time)"
-
-
-# -- opening and trusting a bundle ------------------------------------------------------------
-
-
-@dataclass
-class _Options:
-    force: bool = False
-    public_key: str | None = None
-    reverify: bool = False
-    endpoint: str | None = None
-    details: bool = False  # the verdict's long form, not its one line
-
-    def merge(self, other: _Options) -> _Options:
-        return _Options(
-            self.force or other.force,
-            other.public_key or self.public_key,
-            self.reverify or other.reverify,
-            other.endpoint or self.endpoint,
-            self.details or other.details,
-        )
-
-
-@dataclass
-class _Session:
-    """What the `replay` group parsed; the bundle is opened (and verified) by the subcommand,
-    so `ir replay BUNDLE ps --help` touches nothing."""
-
-    ref: str
-    options: _Options
-
-
-def _trust_options(f: Callable[..., Any]) -> Callable[..., Any]:
-    """The same options on the group and on every subcommand: both spellings work."""
-    for decorator in reversed(
-        [
-            click.option(
-                "--force",
-                is_flag=True,
-                default=None,
-                help="Show a bundle that failed verification (tampered/incomplete); every page says so.",
-            ),
-            click.option(
-                "--trust",
-                "--public-key",
-                "public_key",
-                metavar="FILE|DIR",
-                default=None,
-                help=TRUST_HELP,
-            ),
-            click.option(
-                "--reverify",
-                is_flag=True,
-                default=None,
-                help="Hash every artifact again, ignoring a cached verdict.",
-            ),
-            click.option(
-                "--s3-endpoint-url",
-                "endpoint",
-                metavar="URL",
-                default=None,
-                help="S3-compatible endpoint (default $AWS_ENDPOINT_URL).",
-            ),
-            click.option(
-                "--verdict-details",
-                is_flag=True,
-                default=None,
-                help="The verification verdict in full (how it was reached, signature, custody "
-                "chain) instead of its one line. `ir bundle verify` says even more.",
-            ),
-        ]
-    ):
-        f = decorator(f)
-    return f
-
-
-def _open(
-    ctx: click.Context,
-    force: bool | None,
-    public_key: str | None,
-    reverify: bool | None,
-    endpoint: str | None,
-    verdict_details: bool | None,
-    *,
-    announce: bool = True,
-) -> tuple[Evidence, Trust]:
-    session: _Session = ctx.find_object(_Session)  # type: ignore[assignment]
-    opts = session.options.merge(
-        _Options(bool(force), public_key, bool(reverify), endpoint, bool(verdict_details))
-    )
-    return open_evidence(ctx, session.ref, opts, announce=announce)
-
-
-def open_evidence(
-    ctx: click.Context, ref: str, opts: _Options, *, announce: bool = True, name: str = ""
-) -> tuple[Evidence, Trust]:
-    """Open and verify a bundle. The verdict's one line goes to stderr first (its long form with
-    --verdict-details) unless the page prints it itself (`announce` False); `name` tells two
-    bundles apart (`ir bundle diff`: A, B)."""
-    key = trust_from(opts.public_key)
-    handle = (
-        open_bundle(ref, endpoint_url=opts.endpoint)
-        if ref.startswith("s3://")
-        else open_bundle(ref)
-    )
-    ctx.call_on_close(handle.close)
-    reader = handle.reader
-    total = sum(a.stored_size for a in reader.manifest.artifacts) if reader.sealed else 0
-    with byte_progress(total, "verifying") as advance:
-        trust = establish_trust(
-            handle, public_key=key, force=opts.force, use_cache=not opts.reverify, progress=advance
-        )
-    try:
-        custody = handle.custody.read_lines()
-    except Exception:  # noqa: BLE001 -- reported by establish_trust already
-        custody = []
-    evidence = Evidence(reader, display=handle.display, custody_lines=custody)
-    if not trust.valid:
-        info(click.style(f"ir: {trust.banner()}", fg="red", bold=True))
-    elif announce:
-        info(f"ir: {name + ': ' if name else ''}{trust.short()}")
-    if opts.details:
-        for line in trust.details():
-            info(f"ir: {name + ': ' if name else ''}{printable(line)}")
-    return evidence, trust
-
-
-def _exit_code(*trusts: Trust) -> int:
-    """0 for a verified bundle; 1 when a bad one was shown with --force (scripts must not take
-    forced output for good evidence)."""
-    return int(ExitCode.OK if all(t.valid for t in trusts) else ExitCode.FAILED)
-
-
-def _print_banner(trust: Trust) -> None:
-    banner = trust.banner()
-    if banner:
-        bar = "!" * min(100, len(banner))
-        click.echo(click.style(f"{bar}\n{printable(banner)}\n{bar}", fg="red", bold=True))
-
-
-@contextlib.contextmanager
-def _page(trust: Trust, output: str) -> Iterator[None]:
-    """Text pages carry the banner at the top and the bottom; machine formats carry the verdict
-    in their data (and the banner went to stderr)."""
-    text = output in ("text", "table")
-    if text:
-        _print_banner(trust)
-    yield
-    sys.stdout.flush()  # rows were written to sys.stdout directly, banner goes after them
-    if text:
-        _print_banner(trust)
-
-
-def _problems(ev: Evidence) -> None:
-    for problem in ev.problems:
-        click.echo(f"problem: {printable(problem)}", err=True)
-
-
-def _time_option(value: str | None, ev: Evidence, name: str) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        return parse_timestamp(value, reference=ev.reference_time).utc
-    except ValueError as exc:
-        raise UsageError(f"{name}: {exc}") from None
-
-
-def _size_option(value: str | None, name: str) -> int | None:
-    if value is None:
-        return None
-    text = value.strip().upper().removesuffix("B").removesuffix("I")
-    factor = 1
-    for suffix, mult in (("K", 1024), ("M", 1024**2), ("G", 1024**3), ("T", 1024**4)):
-        if text.endswith(suffix):
-            text, factor = text[:-1], mult
-            break
-    try:
-        return int(float(text) * factor)
-    except ValueError:
-        raise UsageError(f"{name}: not a size: {value!r} (e.g. 4096, 10k, 2M)") from None
-
-
-def _out_stream(path: str | None) -> contextlib.AbstractContextManager[IO[str]]:
-    if path in (None, "-"):
-        return contextlib.nullcontext(sys.stdout)
-    return open(path, "w", encoding="utf-8", newline="")  # noqa: SIM115
-
-
-#: Rows a streamed table holds to size its columns (a view can have millions of rows).
-SIZE_ROWS = 2000
-
-
-def _stream_table(
-    rows: Iterable[Sequence[Any]],
-    headers: Sequence[str],
-    out: IO[str],
-    *,
-    right: Sequence[str] = (),
-) -> int:
-    """Write rows as a table whose columns are as wide as their values, streaming: the first
-    SIZE_ROWS rows are held to size the columns; a wider value later widens its column from that
-    row on. Cells are made printable; the last column is not padded. The one table layout of
-    the streamed views (fs, timeline), as ir.cli.output.table is for the small ones."""
-    iterator = iter(rows)
-    held = [[printable(c) for c in row] for row in itertools.islice(iterator, SIZE_ROWS)]
-    widths = [len(h) for h in headers]
-    for cells in held:
-        widths = [max(w, len(c)) for w, c in zip(widths, cells, strict=True)]
-    aligned = [h in right for h in headers]
-
-    def line(cells: Sequence[str]) -> str:
-        for i, cell in enumerate(cells[:-1]):
-            widths[i] = max(widths[i], len(cell))
-        padded = [
-            c.rjust(w) if r else c.ljust(w)
-            for c, w, r in zip(cells[:-1], widths, aligned, strict=False)
-        ]
-        return "  ".join([*padded, cells[-1]]).rstrip() + "\n"
-
-    out.write(line(list(headers)))
-    out.write("  ".join("-" * w for w in [*widths[:-1], len(headers[-1])]) + "\n")
-    n = 0
-    for cells in itertools.chain(held, ([printable(c) for c in row] for row in iterator)):
-        out.write(line(cells))
-        n += 1
-    return n
-
-
-# -- ir replay --------------------------------------------------------------------------------
+from ir.replay.timeline import SOURCES, TimelineStats, build_timeline
 
 
 class _ReplayGroup(click.Group):
@@ -301,7 +69,7 @@ class _ReplayGroup(click.Group):
 
 @click.group("replay", cls=_ReplayGroup)
 @click.argument("ref", metavar="BUNDLE")
-@_trust_options
+@trust_options
 @click.pass_context
 def replay(
     ctx: click.Context,
@@ -330,8 +98,8 @@ def replay(
       ir replay <id>.tar fs cat /tmp/payload.sh
       ir replay <id>.tar export html --out report.html
     """
-    ctx.obj = _Session(
-        ref, _Options(bool(force), public_key, bool(reverify), endpoint, bool(verdict_details))
+    ctx.obj = ReplaySession(
+        ref, ReplayOptions(bool(force), public_key, bool(reverify), endpoint, bool(verdict_details))
     )
 
 
@@ -347,91 +115,31 @@ _output_text_json = click.option(
 
 @replay.command("summary")
 @_output_text_json
-@_trust_options
+@trust_options
 @click.pass_context
 def summary_cmd(ctx: click.Context, output: str, **trust_opts: Any) -> int:
     """Target, times, collectors and key findings."""
-    ev, trust = _open(ctx, **trust_opts, announce=output == "json")
+    ev, trust = open_replay(ctx, **trust_opts, announce=output == "json")
     doc = build_summary(ev, trust)
     if output == "json":
         emit_json(doc)
-        return _exit_code(trust)
-    with _page(trust, output):
-        _print_summary(doc, trust)
-    _problems(ev)
-    return _exit_code(trust)
-
-
-def _print_summary(doc: dict[str, Any], trust: Trust) -> None:
-    def line(label: str, value: Any) -> None:
-        if value not in (None, "", []):
-            click.echo(f"{label:<11}{printable(value)}")
-
-    if trust.valid:
-        click.echo(printable(trust.short()))  # the page's first line (a forced one has a banner)
-    line("bundle:", doc["bundle"])
-    line("id:", f"{doc['bundle_id']}   case: {doc['case_id']}")
-    line("target:", doc["target"] + (f" on node {doc['node']}" if doc["node"] else ""))
-    line(
-        "captured:",
-        f"{doc['started_at']} .. {doc['ended_at']}  outcome: {doc['outcome']}  by {doc['operator']} on {doc['host']}",
-    )
-    line("reason:", doc["reason"])
-    if doc["alert"]:
-        a = doc["alert"]
-        line("alert:", f"{a['source']}: {a['rule']} [{a['priority']}] at {a['time']}")
-    for error in trust.errors:
-        line("FAIL:", error)
-    click.echo("")
-    table(
-        [
-            (c["name"], c["image"], c["started"], c["restarts"], len(c["artifacts"]))
-            for c in doc["containers"]
-        ],
-        ["container", "image", "started (UTC)", "restarts", "artifacts"],
-    )
-    click.echo("")
-    table(
-        [(c["name"], c["container"], c["status"], c["error"] or "") for c in doc["collectors"]],
-        ["collector", "container", "status", "error"],
-    )
-    findings = doc["findings"]
-    total = sum(findings["counts"].values())
-    click.echo("")
-    click.echo(click.style(f"KEY FINDINGS ({total})", bold=True))
-    grouped: dict[str, list[dict[str, Any]]] = {}
-    for f in findings["items"]:
-        grouped.setdefault(f["kind"], []).append(f)
-    for kind, title in TITLES.items():
-        count = findings["counts"].get(kind, 0)
-        if not count:
-            continue
-        items = grouped.get(kind, [])
-        severity = items[0]["severity"] if items else ""
-        click.echo(
-            click.style(
-                f"  [{severity}] {title} ({count})", fg="red" if severity == "high" else "yellow"
-            )
-        )
-        for f in items:
-            click.echo(f"      {printable(f['summary'])}")
-            click.echo(f"          [{printable(f['container'])}] {printable(f['cited'])}")
-    if not total:
-        click.echo("  none of the rules matched (that is not proof of innocence)")
-    for note in findings["notes"]:
-        click.echo(f"  note: {printable(note)}")
+        return exit_code_of(trust)
+    with page(trust, output):
+        echo_lines(summary_lines(doc, trust))
+    print_problems(ev)
+    return exit_code_of(trust)
 
 
 @replay.command("ps")
 @click.option("--container", help="Only this container.")
 @_output_text_json
-@_trust_options
+@trust_options
 @click.pass_context
 def ps_cmd(ctx: click.Context, container: str | None, output: str, **trust_opts: Any) -> int:
     """The process tree: users, start times, executables and their hashes.
 
     Flags: D deleted executable, L started after the container, T running from a temp dir."""
-    ev, trust = _open(ctx, **trust_opts)
+    ev, trust = open_replay(ctx, **trust_opts)
     rows = list(process_rows(ev, container))
     if output == "json":
         emit_json(
@@ -441,41 +149,11 @@ def ps_cmd(ctx: click.Context, container: str | None, output: str, **trust_opts:
                 "problems": ev.problems,
             }
         )
-        return _exit_code(trust)
-    with _page(trust, output):
-        table(
-            [
-                (
-                    r.cited.container,
-                    r.record.pid,
-                    r.record.ppid,
-                    r.record.user or r.record.uid,
-                    rfc3339(r.started) if r.started else r.record.start_time,
-                    "".join(_FLAG_CODES[f] for f in r.flags) or "",
-                    (r.record.exe_sha256 or "")[:12],
-                    "  " * min(r.depth, 30)
-                    + ("\\_ " if r.depth else "")
-                    + (exe_path(r.record) or "?")
-                    + ("  " + " ".join(r.record.cmdline) if r.record.cmdline else ""),
-                )
-                for r in rows
-            ],
-            [
-                "container",
-                "pid",
-                "ppid",
-                "user",
-                "started (UTC)",
-                "flags",
-                "sha256",
-                "executable  command line",
-            ],
-        )
-        click.echo(
-            "flags: D deleted executable, L started after the container, T running from /tmp, /var/tmp, /dev/shm"
-        )
-    _problems(ev)
-    return _exit_code(trust)
+        return exit_code_of(trust)
+    with page(trust, output):
+        echo_lines(process_lines(rows))
+    print_problems(ev)
+    return exit_code_of(trust)
 
 
 @replay.command("net")
@@ -488,7 +166,7 @@ def ps_cmd(ctx: click.Context, container: str | None, output: str, **trust_opts:
     "same network namespace, either direction.",
 )
 @_output_text_json
-@_trust_options
+@trust_options
 @click.pass_context
 def net_cmd(
     ctx: click.Context,
@@ -499,7 +177,7 @@ def net_cmd(
 ) -> int:
     """Sockets with their owning processes: listeners, and connections inbound (a listener of the
     same network namespace has their port), outbound or unknown, each with the reason."""
-    ev, trust = _open(ctx, **trust_opts)
+    ev, trust = open_replay(ctx, **trust_opts)
     rows = [
         r
         for r in connection_rows(ev, container)
@@ -513,29 +191,11 @@ def net_cmd(
                 "problems": ev.problems,
             }
         )
-        return _exit_code(trust)
-    with _page(trust, output):
-        table(
-            [
-                (
-                    r.cited.container,
-                    r.record.proto,
-                    endpoint(r.record.local_addr, r.record.local_port),
-                    endpoint(r.record.remote_addr, r.record.remote_port)
-                    if r.record.remote_port
-                    else (r.record.path or ""),
-                    r.record.state,
-                    r.direction,
-                    r.process,
-                    ",".join(r.flags),
-                    r.basis + (" (peer: a socket here)" if r.peer_here else ""),
-                )
-                for r in rows
-            ],
-            list(NET_COLUMNS),
-        )
-    _problems(ev)
-    return _exit_code(trust)
+        return exit_code_of(trust)
+    with page(trust, output):
+        echo_lines(connection_lines(rows))
+    print_problems(ev)
+    return exit_code_of(trust)
 
 
 @replay.group("fs", invoke_without_command=True)
@@ -561,7 +221,7 @@ def net_cmd(
 @click.option(
     "-o", "--output", type=click.Choice(["text", "jsonl"]), default="text", show_default=True
 )
-@_trust_options
+@trust_options
 @click.pass_context
 def fs_cmd(
     ctx: click.Context,
@@ -581,7 +241,7 @@ def fs_cmd(
     captured file."""
     if ctx.invoked_subcommand is not None:
         ctx.obj.options = ctx.obj.options.merge(
-            _Options(
+            ReplayOptions(
                 bool(trust_opts["force"]),
                 trust_opts["public_key"],
                 bool(trust_opts["reverify"]),
@@ -590,65 +250,26 @@ def fs_cmd(
             )
         )
         return None
-    ev, trust = _open(ctx, **trust_opts)
+    ev, trust = open_replay(ctx, **trust_opts)
     flt = FsFilter(
         glob=glob,
         types=set(types),
         changes=set(changes),
-        min_size=_size_option(min_size, "--min-size"),
-        max_size=_size_option(max_size, "--max-size"),
-        since=_time_option(since, ev, "--since"),
-        until=_time_option(until, ev, "--until"),
+        min_size=size_option(min_size, "--min-size"),
+        max_size=size_option(max_size, "--max-size"),
+        since=time_option(since, ev, "--since"),
+        until=time_option(until, ev, "--until"),
         executable=executable,
     )
-    out = sys.stdout
     deletions = DeletionTimes()
     found = iter_changes(ev, flt, container, deletions)
-    with _page(trust, output):
+    with page(trust, output):
         if output == "jsonl":
-            for cited in found:
-                doc = cited.record.to_dict() | {
-                    "container": cited.container,
-                    "cited": cited.citation,
-                    "bundle_verdict": trust.overall,
-                }
-                out.write(json.dumps(doc, ensure_ascii=False) + "\n")
+            write_fs_jsonl(found, sys.stdout, verdict=trust.overall)
         else:
-            _stream_table(
-                (_fs_cells(cited, deletions) for cited in found),
-                ["container", "change", "type", "mode", "size", "time (UTC)", "time is", "path"],
-                out,
-                right=["size"],
-            )
-    _problems(ev)
-    return _exit_code(trust)
-
-
-def _fs_cells(cited: Cited[FileChange], deletions: DeletionTimes) -> list[Any]:
-    """One fs row: the time shown is the mtime, or for a deletion the time of its deletion (the
-    whiteout's or the opaque directory's ctime), never the deleted file's old mtime."""
-    c = cited.record
-    if c.change == "deleted":
-        kind = deletions.kind(cited)
-        when, what = (c.ctime if kind != UNKNOWN_TIME else None), DELETION_LABELS[kind][0]
-    else:
-        when, what = c.mtime, "mtime"
-    target = f" -> {c.link_target}" if c.link_target else ""
-    note = (
-        ""
-        if c.captured or c.change == "deleted" or c.type == "dir"
-        else f"  [not captured: {c.skipped or '-'}]"
-    )
-    return [
-        cited.container,
-        c.change,
-        c.type,
-        c.mode,
-        c.size if c.size is not None else "",
-        when,
-        what,
-        c.path + target + note,
-    ]
+            write_fs_table(found, deletions, sys.stdout)
+    print_problems(ev)
+    return exit_code_of(trust)
 
 
 @fs_cmd.command("cat")
@@ -657,7 +278,7 @@ def _fs_cells(cited: Cited[FileChange], deletions: DeletionTimes) -> list[Any]:
     "--container", help="The container whose capture holds PATH (needed when several do)."
 )
 @click.option("--raw", is_flag=True, help="Write the bytes as they are, even to a terminal.")
-@_trust_options
+@trust_options
 @click.pass_context
 def fs_cat_cmd(
     ctx: click.Context, path: str, container: str | None, raw: bool, **trust_opts: Any
@@ -665,7 +286,7 @@ def fs_cat_cmd(
     """Print a captured file's content, streamed from the capture's tar (nothing is extracted).
 
     On a terminal, control characters are escaped unless --raw; into a pipe, bytes go as they are."""
-    ev, trust = _open(ctx, **trust_opts)
+    ev, trust = open_replay(ctx, **trust_opts)
     located = locate_file(ev, path, container)
     if located.change is not None:
         digest = located.change.record.sha256
@@ -673,7 +294,7 @@ def fs_cat_cmd(
         info(where + (f" (sha256 {digest})" if digest else ""))
     elif located.note:
         info(f"ir: {printable(path)}: {printable(located.note)}, from {located.tar_artifact}")
-    _print_banner_stderr(trust)
+    print_banner_stderr(trust)
     out = sys.stdout.buffer
     terminal = sys.stdout.isatty() and not raw
     for chunk in stream_file(ev, located, path):
@@ -685,13 +306,7 @@ def fs_cat_cmd(
         else:
             out.write(chunk)
     out.flush()
-    return _exit_code(trust)
-
-
-def _print_banner_stderr(trust: Trust) -> None:
-    banner = trust.banner()
-    if banner:
-        click.echo(click.style(printable(banner), fg="red", bold=True), err=True)
+    return exit_code_of(trust)
 
 
 @replay.command("logs")
@@ -710,7 +325,7 @@ def _print_banner_stderr(trust: Trust) -> None:
 @click.option(
     "-o", "--output", type=click.Choice(["text", "jsonl", "csv"]), default="text", show_default=True
 )
-@_trust_options
+@trust_options
 @click.pass_context
 def logs_cmd(
     ctx: click.Context,
@@ -724,43 +339,28 @@ def logs_cmd(
     """Container logs merged across containers and instances, in time order (UTC), each line's
     time as precise as it was given and where it came from (the runtime's stamp, else the time
     written in the message)."""
-    ev, trust = _open(ctx, **trust_opts)
+    ev, trust = open_replay(ctx, **trust_opts)
     stats = TimelineStats()
     rows = build_timeline(
         ev,
         sources=["log"],
-        since=_time_option(since, ev, "--since"),
-        until=_time_option(until, ev, "--until"),
+        since=time_option(since, ev, "--since"),
+        until=time_option(until, ev, "--until"),
         containers=set(containers) or None,
         stats=stats,
     )
     if instance:
         rows = (r for r in rows if r.fields.get("instance") == instance)
-    with _page(trust, output):
+    with page(trust, output):
         if output == "jsonl":
             write_jsonl(rows, sys.stdout, verdict=trust.overall)
         elif output == "csv":
             write_csv(rows, sys.stdout, verdict=trust.overall)
         else:
-            # time from: the runtime's stamp, the time written in the message, or none (placed
-            # after the previous line)
-            _stream_table(
-                (
-                    [
-                        r.stamp.text,
-                        r.clock if r.timed else "none",
-                        r.container,
-                        f"{r.fields.get('instance', '-')}/{r.fields.get('stream')}",
-                        r.message,
-                    ]
-                    for r in rows
-                ),
-                ["time (UTC)", "time from", "container", "instance/stream", "message"],
-                sys.stdout,
-            )
+            write_log_table(rows, sys.stdout)
     _stats_notes(stats)
-    _problems(ev)
-    return _exit_code(trust)
+    print_problems(ev)
+    return exit_code_of(trust)
 
 
 def _stats_notes(stats: TimelineStats) -> None:
@@ -817,7 +417,7 @@ def _sources_option(values: tuple[str, ...]) -> list[str] | None:
     help="The table shows ir's own capture actions too (left out by default, counted on stderr; "
     "csv, jsonl and timesketch always carry every row).",
 )
-@_trust_options
+@trust_options
 @click.pass_context
 def timeline_cmd(
     ctx: click.Context,
@@ -834,18 +434,18 @@ def timeline_cmd(
     process starts, file mtimes/ctimes, the alert and ir's own actions, each row citing its
     artifact and line. The table leaves ir's own actions out unless --all or --source ir. Year-less times (syslog, klog) take the capture's year; times without
     offset are taken as UTC and say so."""
-    ev, trust = _open(ctx, **trust_opts)
+    ev, trust = open_replay(ctx, **trust_opts)
     stats = TimelineStats()
     rows = build_timeline(
         ev,
         sources=_sources_option(sources),
-        since=_time_option(since, ev, "--since"),
-        until=_time_option(until, ev, "--until"),
+        since=time_option(since, ev, "--since"),
+        until=time_option(until, ev, "--until"),
         containers=set(containers) or None,
         stats=stats,
     )
     started = time.monotonic()
-    with _out_stream(out_path) as out, _page(trust, output if out_path is None else "file"):
+    with out_stream(out_path) as out, page(trust, output if out_path is None else "file"):
         if output == "csv":
             n = write_csv(rows, out, verdict=trust.overall)
         elif output == "jsonl":
@@ -861,55 +461,20 @@ def timeline_cmd(
         else:
             own = show_all or "ir" in (_sources_option(sources) or ())
             hidden = [0]
-            n = _write_table(_without_ir(rows, hidden) if not own else rows, out)
+            others: set[str] = set()
+            n = write_timeline_table(without_ir(rows, hidden) if not own else rows, out, others)
+            if others:
+                info(
+                    f"ir: clock*: not the capture host's clock ({', '.join(sorted(others))}); order "
+                    "across clocks is only as good as their agreement (docs/replay.md, Clocks)"
+                )
             if hidden[0]:
                 info(f"ir: {hidden[0]} of ir's own capture actions not shown (--all shows them)")
     if out_path:
         info(f"ir: wrote {n} rows to {out_path} in {time.monotonic() - started:.1f}s")
     _stats_notes(stats)
-    _problems(ev)
-    return _exit_code(trust)
-
-
-def _without_ir(rows: Iterator[TimelineEvent], hidden: list[int]) -> Iterator[TimelineEvent]:
-    """The rows an investigator reads first: what happened in the workload, not ir's capture."""
-    for row in rows:
-        if row.source == "ir":
-            hidden[0] += 1
-            continue
-        yield row
-
-
-def _write_table(rows: Iterator[TimelineEvent], out: IO[str]) -> int:
-    """The timeline as a table: each time with the digits its source gave, its precision, and
-    the clock that made it, starred when that is not the capture host's (noted on stderr)."""
-    others: set[str] = set()
-
-    def cells(r: TimelineEvent) -> list[Any]:
-        what = "" if r.description == _DEFAULT_LOG_DESCRIPTION else f"{r.description}: "
-        note = f" ({r.time_note})" if r.time_note else ""
-        if r.other_clock:
-            others.add(r.clock)
-        return [
-            r.stamp.text,
-            r.precision,
-            r.clock + ("*" if r.other_clock else ""),
-            r.source,
-            r.container or "-",
-            f"{what}{r.message}{note}  [{r.cited}]",
-        ]
-
-    n = _stream_table(
-        (cells(r) for r in rows),
-        ["time (UTC)", "precision", "clock", "source", "container", "message  [cited]"],
-        out,
-    )
-    if others:
-        info(
-            f"ir: clock*: not the capture host's clock ({', '.join(sorted(others))}); order across "
-            "clocks is only as good as their agreement (docs/replay.md, Clocks)"
-        )
-    return n
+    print_problems(ev)
+    return exit_code_of(trust)
 
 
 @replay.group("export")
@@ -926,13 +491,13 @@ def export_grp() -> None:
     show_default=True,
     help="Output file ('-': stdout).",
 )
-@_trust_options
+@trust_options
 @click.pass_context
 def export_timesketch(ctx: click.Context, out_path: str, **trust_opts: Any) -> int:
     """The whole timeline as Timesketch JSON Lines (message, datetime, timestamp_desc, timestamp
     and the source fields; every row carries bundle_id and bundle_verdict)."""
-    ev, trust = _open(ctx, **trust_opts)
-    with _out_stream(out_path) as out:
+    ev, trust = open_replay(ctx, **trust_opts)
+    with out_stream(out_path) as out:
         n = write_timesketch(
             build_timeline(ev),
             out,
@@ -942,9 +507,9 @@ def export_timesketch(ctx: click.Context, out_path: str, **trust_opts: Any) -> i
         )
     if out_path != "-":
         info(f"ir: wrote {n} Timesketch events to {out_path}")
-    _print_banner_stderr(trust)
-    _problems(ev)
-    return _exit_code(trust)
+    print_banner_stderr(trust)
+    print_problems(ev)
+    return exit_code_of(trust)
 
 
 @export_grp.command("html")
@@ -955,7 +520,7 @@ def export_timesketch(ctx: click.Context, out_path: str, **trust_opts: Any) -> i
     help="Use a cached verification verdict instead of hashing every artifact again (the report's "
     "header then says it was cached, and when).",
 )
-@_trust_options
+@trust_options
 @click.pass_context
 def export_html(ctx: click.Context, out_path: str, cached_verdict: bool, **trust_opts: Any) -> int:
     """A self-contained HTML report (no network needed to open it): summary, findings, timeline
@@ -963,10 +528,10 @@ def export_html(ctx: click.Context, out_path: str, cached_verdict: bool, **trust
     report unless --cached-verdict."""
     if not cached_verdict:
         trust_opts["reverify"] = True
-    ev, trust = _open(ctx, **trust_opts)
+    ev, trust = open_replay(ctx, **trust_opts)
     target = Path(out_path)
     tmp = target.with_name(f".{target.name}.partial")
-    local = Path(ctx.find_object(_Session).ref)  # type: ignore[union-attr]
+    local = Path(ctx.find_object(ReplaySession).ref)  # type: ignore[union-attr]
     file_sha256 = _file_sha256(local) if local.is_file() else None
     try:
         with open(tmp, "w", encoding="utf-8") as out:
@@ -980,114 +545,17 @@ def export_html(ctx: click.Context, out_path: str, cached_verdict: bool, **trust
         f"ir: wrote {out_path}: {counts['timeline_rows']} timeline rows ({counts['timeline_rows_in_table']} in the "
         f"table), {counts['findings']} findings"
     )
-    _print_banner_stderr(trust)
-    _problems(ev)
-    return _exit_code(trust)
+    print_banner_stderr(trust)
+    print_problems(ev)
+    return exit_code_of(trust)
 
 
 def _file_sha256(path: Path) -> str:
-    import hashlib
-
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         while chunk := fh.read(1 << 20):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-# -- ir bundle diff ---------------------------------------------------------------------------
-
-
-@bundle.command("diff")
-@click.argument("ref_a", metavar="A")
-@click.argument("ref_b", metavar="B")
-@_trust_options
-@click.option(
-    "-o", "--output", type=click.Choice(["text", "json"]), default="text", show_default=True
-)
-@click.pass_context
-def diff_cmd(
-    ctx: click.Context,
-    ref_a: str,
-    ref_b: str,
-    output: str,
-    force: bool | None,
-    public_key: str | None,
-    reverify: bool | None,
-    endpoint: str | None,
-    verdict_details: bool | None,
-) -> int:
-    """What differs between two bundles of the same workload (e.g. the suspect pod and its clean
-    replacement): files, processes (by executable + command line), connections and listeners.
-
-    Both are verified first (refused unless valid, or --force). "-" lines are only in A, "+"
-    only in B, "~" in both but different."""
-    opts = _Options(bool(force), public_key, bool(reverify), endpoint, bool(verdict_details))
-    a, trust_a = open_evidence(ctx, ref_a, opts, name="A")
-    b, trust_b = open_evidence(ctx, ref_b, opts, name="B")
-    processes = diff_processes(a, b)
-    connections = diff_connections(a, b)
-    if output == "json":
-        emit_json(
-            {
-                "a": {
-                    "bundle": a.display,
-                    "bundle_id": a.manifest.bundle_id,
-                    "verification": trust_a.to_dict(),
-                },
-                "b": {
-                    "bundle": b.display,
-                    "bundle_id": b.manifest.bundle_id,
-                    "verification": trust_b.to_dict(),
-                },
-                "files": [d.to_dict() for d in diff_files(a, b)],
-                "processes": [d.to_dict() for d in processes],
-                "connections": [d.to_dict() for d in connections if d.kind == "connection"],
-                "listeners": [d.to_dict() for d in connections if d.kind == "listener"],
-                "problems": a.problems + b.problems,
-            }
-        )
-        return _exit_code(trust_a, trust_b)
-    for trust in (trust_a, trust_b):
-        _print_banner(trust)
-    click.echo(f"A: {printable(a.display)}  ({a.manifest.bundle_id}, {printable(_target(a))})")
-    click.echo(f"B: {printable(b.display)}  ({b.manifest.bundle_id}, {printable(_target(b))})")
-    click.echo("\nFiles")
-    n = 0
-    for fd in diff_files(a, b):
-        n += 1
-        side = fd.a if fd.status == "only-a" else fd.b
-        assert side is not None
-        sign = {"only-a": "-", "only-b": "+", "differs": "~"}[fd.status]
-        what = f"({', '.join(fd.differs)})" if fd.differs else f"{side['change']} {side['type']}"
-        click.echo(f"  {sign} [{printable(fd.container)}] {printable(fd.path)}  {printable(what)}")
-    if not n:
-        click.echo("  no difference")
-    for title, kind, deltas in (
-        ("Processes (executable + command line)", "process", processes),
-        ("Listeners", "listener", connections),
-        ("Connections", "connection", connections),
-    ):
-        click.echo(f"\n{title}")
-        shown = [d for d in deltas if d.kind == kind]
-        for d in shown:
-            sign = "-" if d.status == "only-a" else "+" if d.status == "only-b" else "~"
-            click.echo(
-                f"  {sign} [{printable(d.container)}] {printable(d.key)}  (A: {d.a}, B: {d.b})"
-            )
-        if not shown:
-            click.echo("  no difference")
-    for trust in (trust_a, trust_b):
-        _print_banner(trust)
-    for problem in a.problems + b.problems:
-        click.echo(f"problem: {printable(problem)}", err=True)
-    return _exit_code(trust_a, trust_b)
-
-
-def _target(ev: Evidence) -> str:
-    from ir.store.local import describe_target
-
-    return describe_target(ev.manifest.target)
 
 
 COMMANDS = [replay]

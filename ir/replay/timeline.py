@@ -56,9 +56,18 @@ from ir.replay.sources import (
     process_events,
 )
 
-__all__ = ["SOURCES", "TimelineEvent", "TimelineStats", "build_timeline", "log_events"]
+__all__ = [
+    "RUNTIME_LOG",
+    "SOURCES",
+    "TimelineEvent",
+    "TimelineStats",
+    "build_timeline",
+    "log_events",
+]
 
 SOURCES = ("log", "k8s", "container", "process", "file", "alert", "ir")
+# The description of a log line timed by the runtime's stamp (the usual case: tables leave it out).
+RUNTIME_LOG = "Log line written (runtime time)"
 MAX_MESSAGE = 8192  # characters of a log message kept in a row
 SCAN_PREFIX = 4096  # a message's own timestamp is looked for in its first characters only
 MAX_UNTIMED_HEAD = 10_000  # untimed lines held back until the first timed line of an artifact
@@ -150,7 +159,7 @@ def log_events(ev: Evidence, entry: ArtifactEntry) -> Iterator[TimelineEvent]:
             event = TimelineEvent(
                 from_parsed(runtime),
                 "log",
-                "Log line written (runtime time)",
+                RUNTIME_LOG,
                 message,
                 cited.artifact,
                 cited.line,

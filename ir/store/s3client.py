@@ -1,7 +1,8 @@
 """Talking to S3: `s3://` URIs, a boto3 client built the standard AWS way (profile, region,
 credentials chain, `AWS_ENDPOINT_URL`), and botocore failures turned into one-line StoreErrors.
 
-Nothing here knows about bundles; `ir.store.s3` and `ir.store.multipart` build on it.
+Nothing here knows about bundles; `ir.store.s3` (and the `ir.store.s3*` modules beside it) and
+`ir.store.multipart` build on it.
 """
 
 from __future__ import annotations
