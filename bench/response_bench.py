@@ -629,6 +629,9 @@ def main() -> None:
         node = start_cluster(work / "k8s")
         cp = node.cp
         result["cluster_start_s"] = {k: round(v, 2) for k, v in node.timings.items()}
+        from tests.testbed.deploy import install_run_store
+
+        install_run_store(cp)  # ir serve records its runs as IrRun objects (--runs cluster)
         api = Api(cp)
         ns = f"bench-{uuid.uuid4().hex[:6]}"
         api.call(

@@ -1,8 +1,10 @@
 """Benchmark `ir serve` intake: alerts/second accepted with dedupe and nothing dropped, and the
-accept latency (p50/p99) seen by senders, against the real server on loopback.
+accept latency (p50/p99) seen by senders, against the real server on loopback, with runs kept in
+memory (not durable: the figure before durable runs) and recorded as IrRun objects through a real
+apiserver (`--runs cluster`: a 202 only once the run survives the process), in the same run.
 
-    python bench/serve_bench.py                      # 6000 alerts, 25 % resends, 2x4 connections
-    python bench/serve_bench.py --alerts 20000 --duplicates 0.5 --clients 2 --connections 8
+    python bench/serve_bench.py                      # both: 6000 alerts in memory, 2000 in cluster
+    python bench/serve_bench.py --runs memory --alerts 20000 --duplicates 0.5 --connections 8
 
 The server runs as its own process (`ir serve --actions dry-run`, bearer auth, audit log to a
 file, the shipped playbooks), so every accepted alert is also matched, queued and run (dry run)
@@ -33,7 +35,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "bench-token-0123456789abcdef"
-SAMPLE = json.loads((ROOT / "samples/alerts/falco-terminal-shell.json").read_text())
+SAMPLE_TEXT = (ROOT / "samples/alerts/falco-terminal-shell.json").read_text()
+SAMPLE = json.loads(SAMPLE_TEXT)
 
 
 def make_alert(n: int) -> bytes:
@@ -87,8 +90,13 @@ def client_process(url: str, work: list[tuple[int, bool]], connections: int) -> 
     return {"results": flat}
 
 
-def start_server(tmp: Path, workers: int) -> tuple[subprocess.Popen[str], str]:
+def start_server(
+    tmp: Path, workers: int, kubeconfig: Path | None = None
+) -> tuple[subprocess.Popen[str], str]:
     env = {**os.environ, "IR_SERVE_TOKEN": TOKEN}
+    runs = ["--runs", "memory"]
+    if kubeconfig is not None:
+        runs = ["--runs", "cluster", "--kubeconfig", str(kubeconfig), "--run-scan-interval", "1"]
     command = [
         sys.executable,
         "-c",
@@ -108,6 +116,7 @@ def start_server(tmp: Path, workers: int) -> tuple[subprocess.Popen[str], str]:
         str(workers),
         "--max-connections",
         "1024",
+        *runs,
     ]
     proc = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env=env)
     assert proc.stderr is not None
@@ -142,7 +151,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--alerts", type=int, default=6000, help="requests to send in total")
+    parser.add_argument("--alerts", type=int, default=6000, help="requests to send in memory mode")
+    parser.add_argument(
+        "--cluster-alerts", type=int, default=2000, help="requests to send with --runs cluster"
+    )
+    parser.add_argument(
+        "--runs",
+        choices=["memory", "cluster", "both"],
+        default="both",
+        help="where ir serve records runs (both: memory first, then cluster)",
+    )
     parser.add_argument(
         "--duplicates", type=float, default=0.25, help="share of requests that are resends"
     )
@@ -158,7 +176,111 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     args = parser.parse_args()
 
-    schedule = plan(args.alerts + args.warmup, args.duplicates, args.seed)
+    summaries: dict[str, dict[str, Any]] = {}
+    with tempfile.TemporaryDirectory(prefix="ir-serve-bench-", dir="/var/tmp") as tmpdir:
+        tmp = Path(tmpdir)
+        if args.runs in ("memory", "both"):
+            summaries["memory"] = measure(args, args.alerts, tmp / "memory", None)
+        if args.runs in ("cluster", "both"):
+            sys.path.insert(0, str(ROOT))
+            from tests.testbed.deploy import install_run_store
+            from tests.testbed.k8s import start_control_plane
+
+            cp = start_control_plane(tmp / "k8s")
+            try:
+                install_run_store(cp)
+                limit = bare_creates(cp, 400, args.clients * args.connections)
+                cluster = measure(args, args.cluster_alerts, tmp / "cluster", cp.kubeconfig)
+                cluster["limit_bare_create"] = limit
+                cluster["accept_p50_vs_bare_create_p50"] = round(
+                    cluster["latency_p50_ms"] / limit["p50_ms"], 1
+                )
+                summaries["cluster"] = cluster
+            finally:
+                cp.stop()
+    ok = all(s["nothing_dropped"] for s in summaries.values())
+    if "memory" in summaries and "cluster" in summaries:
+        mem, kube = summaries["memory"], summaries["cluster"]
+        summaries["durable_vs_memory"] = {
+            "throughput_ratio": round(kube["accepted_per_second"] / mem["accepted_per_second"], 3),
+            "latency_p50_ratio": round(
+                kube["latency_p50_ms"] / max(mem["latency_p50_ms"], 1e-6), 1
+            ),
+            "latency_p99_ratio": round(
+                kube["latency_p99_ms"] / max(mem["latency_p99_ms"], 1e-6), 1
+            ),
+        }
+    if args.json:
+        print(json.dumps(summaries, indent=2))
+    else:
+        for kind, summary in summaries.items():
+            if kind in ("memory", "cluster"):
+                report(kind, summary, args)
+        if "cluster" in summaries:
+            limit = summaries["cluster"]["limit_bare_create"]
+            print(
+                f"  limit:      a bare IrRun create straight to the same apiserver, "
+                f"{limit['concurrency']} clients: p50 {limit['p50_ms']} ms, p99 {limit['p99_ms']} "
+                f"ms, {limit['per_second']}/s; accept p50 is "
+                f"{summaries['cluster']['accept_p50_vs_bare_create_p50']}x it"
+            )
+        if "durable_vs_memory" in summaries:
+            ratio = summaries["durable_vs_memory"]
+            print(
+                f"durable (cluster) / memory: throughput x{ratio['throughput_ratio']}, "
+                f"p50 x{ratio['latency_p50_ratio']}, p99 x{ratio['latency_p99_ratio']}"
+            )
+    sys.exit(0 if ok else 1)
+
+
+def bare_creates(cp: Any, count: int, concurrency: int) -> dict[str, Any]:
+    """The limit a durable accept is measured against, in the same run: `count` creates of an
+    IrRun-sized object (the one write a recorded run needs at the least) by `concurrency`
+    clients straight to the apiserver, with nothing else running."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    doc = json.loads(SAMPLE_TEXT)
+    path = "/apis/ir.forensics/v1/namespaces/ir-system/irruns"
+
+    def create(n: int) -> float:
+        body = {
+            "apiVersion": "ir.forensics/v1",
+            "kind": "IrRun",
+            "metadata": {"name": f"run-{n:040x}"},
+            "spec": {
+                "runId": f"{n:032x}",
+                "playbook": "bench",
+                "target": f"pod/bench/p-{n}",
+                "alert": {"raw": doc},
+                "acceptedAt": time.time(),
+                "acceptedBy": "bench/1",
+            },
+        }
+        started = time.perf_counter()
+        cp.api("POST", path, body)
+        return time.perf_counter() - started
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(concurrency) as pool:
+        latencies = list(pool.map(create, range(count)))
+    elapsed = time.perf_counter() - started
+    for n in range(count):
+        cp.api("DELETE", f"{path}/run-{n:040x}")
+    return {
+        "creates": count,
+        "concurrency": concurrency,
+        "per_second": round(count / elapsed, 1),
+        "p50_ms": round(percentile(latencies, 0.50) * 1000, 2),
+        "p99_ms": round(percentile(latencies, 0.99) * 1000, 2),
+    }
+
+
+def measure(
+    args: argparse.Namespace, alerts: int, tmp: Path, kubeconfig: Path | None
+) -> dict[str, Any]:
+    """Send `alerts` requests (plus warm-up) to a fresh ir serve and check every decision."""
+    tmp.mkdir(parents=True)
+    schedule = plan(alerts + args.warmup, args.duplicates, args.seed)
     # warm-up uses numbers far away from the measured ones
     warm = [(10_000_000 + n, False) for n, _ in schedule[: args.warmup]]
     measured = [(n, dup) for n, dup in schedule[args.warmup :]]
@@ -167,30 +289,31 @@ def main() -> None:
     for n, dup in measured:
         per_client[n % args.clients].append((n, dup))
 
-    with tempfile.TemporaryDirectory(prefix="ir-serve-bench-") as tmpdir:
-        proc, url = start_server(Path(tmpdir), args.workers)
+    proc, url = start_server(tmp, args.workers, kubeconfig)
+    try:
+        client_process(url, warm, 2)
+        before = scrape(url)
+        with ProcessPoolExecutor(args.clients) as pool:
+            started = time.perf_counter()
+            futures = [
+                pool.submit(client_process, url, part, args.connections) for part in per_client
+            ]
+            outputs = [f.result() for f in futures]
+            elapsed = time.perf_counter() - started
+        after = scrape(url)
+        name = 'ir_serve_runs_total{playbook="shell-in-container",status="dry-run"}'
+        wanted = after.get('ir_serve_alerts_total{decision="queued",source="falco"}', 0.0)
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and scrape(url).get(name, 0.0) < wanted:
+            time.sleep(0.2)
+        drained = time.perf_counter() - started
+        final = scrape(url)
+    finally:
+        proc.send_signal(signal.SIGTERM)
         try:
-            client_process(url, warm, 2)
-            before = scrape(url)
-            with ProcessPoolExecutor(args.clients) as pool:
-                started = time.perf_counter()
-                futures = [
-                    pool.submit(client_process, url, part, args.connections) for part in per_client
-                ]
-                outputs = [f.result() for f in futures]
-                elapsed = time.perf_counter() - started
-            after = scrape(url)
-            deadline = time.monotonic() + 120
-            while time.monotonic() < deadline and scrape(url).get("ir_serve_queue_depth", 0) > 0:
-                time.sleep(0.2)
-            drained = time.perf_counter() - started
-            final = scrape(url)
-        finally:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
 
     results = [r for out in outputs for r in out["results"]]
     latencies = [r[3] for r in results]
@@ -219,6 +342,7 @@ def main() -> None:
     )
     runs = final.get('ir_serve_runs_total{playbook="shell-in-container",status="dry-run"}', 0.0)
     summary = {
+        "runs_kept": "IrRun objects via the apiserver" if kubeconfig else "process memory",
         "requests": len(results),
         "unique_alerts": len(by_number),
         "resends": len(results) - len(by_number),
@@ -240,38 +364,38 @@ def main() -> None:
         "server_workers": args.workers,
         "cpus": os.cpu_count(),
     }
-    ok = (
+    summary["nothing_dropped"] = (
         summary["dropped"] == 0
         and wrong == 0
         and queued == len(by_number)
         and duplicates == summary["resends"]
     )
-    summary["nothing_dropped"] = ok
-    if args.json:
-        print(json.dumps(summary, indent=2))
-    else:
-        print(
-            f"ir serve intake, {summary['requests']} requests ({summary['resends']} resends) over "
-            f"{args.clients}x{args.connections} keep-alive connections, {args.workers} workers, "
-            f"{summary['cpus']} CPUs"
-        )
-        print(
-            f"  accepted:   {summary['accepted_per_second']} alerts/s "
-            f"({summary['seconds']} s; statuses {summary['statuses']})"
-        )
-        print(
-            f"  latency:    p50 {summary['latency_p50_ms']} ms, p99 {summary['latency_p99_ms']} ms, "
-            f"mean {summary['latency_mean_ms']} ms"
-        )
-        print(
-            f"  server:     {summary['server_queued']} queued, {summary['server_duplicates']} duplicates, "
-            f"{summary['server_other_decisions']} other; {summary['runs_completed']} dry runs done "
-            f"after {summary['all_runs_done_seconds']} s"
-        )
-        print(
-            f"  dropped:    {summary['dropped']}; decisions wrong: {wrong}; nothing dropped: {ok}"
-        )
-    sys.exit(0 if ok else 1)
+    return summary
+
+
+def report(kind: str, summary: dict[str, Any], args: argparse.Namespace) -> None:
+    print(
+        f"ir serve intake, runs in {summary['runs_kept']}: {summary['requests']} requests "
+        f"({summary['resends']} resends) over {args.clients}x{args.connections} keep-alive "
+        f"connections, {args.workers} workers, {summary['cpus']} CPUs"
+    )
+    print(
+        f"  accepted:   {summary['accepted_per_second']} alerts/s "
+        f"({summary['seconds']} s; statuses {summary['statuses']})"
+    )
+    print(
+        f"  latency:    p50 {summary['latency_p50_ms']} ms, p99 {summary['latency_p99_ms']} ms, "
+        f"mean {summary['latency_mean_ms']} ms"
+    )
+    print(
+        f"  server:     {summary['server_queued']} queued, {summary['server_duplicates']} duplicates, "
+        f"{summary['server_other_decisions']} other; {summary['runs_completed']} dry runs done "
+        f"after {summary['all_runs_done_seconds']} s"
+    )
+    print(
+        f"  dropped:    {summary['dropped']}; decisions wrong: {summary['wrong_decisions']}; "
+        f"nothing dropped: {summary['nothing_dropped']}"
+    )
 
 
 if __name__ == "__main__":

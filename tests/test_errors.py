@@ -9,6 +9,7 @@ bundles from the project's writer, the result types of a capture, quarantine and
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import ipaddress
 import json
@@ -19,6 +20,7 @@ import ssl
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -36,8 +38,9 @@ from ir.bundle.writer import BundleWriter, SealedBundle
 from ir.cli.main import HELP
 from ir.cluster import kube as kube_module
 from ir.cluster.capture import PodCaptureResult
+from ir.cluster.replace import ReplaceResult
 from ir.cluster.resolve import PodTarget, resolve_pod
-from ir.cluster.respond import QuarantineResult, ReplaceResult
+from ir.cluster.respond import QuarantineResult
 from ir.collect.session import CaptureResult
 from ir.errors import ClusterError, ExitCode
 from ir.store.base import StoreResult
@@ -63,7 +66,9 @@ def status_doc(code: int, reason: str, message: str) -> Answer:
 
 
 @contextmanager
-def http_server(answer: Callable[[str], Answer], tls: Path | None = None) -> Iterator[str]:
+def http_server(
+    answer: Callable[[str], Answer], tls: Path | None = None, port: int = 0
+) -> Iterator[str]:
     """A real HTTP(S) server on 127.0.0.1 answering every request with answer(path); yields
     its URL. `tls`: a directory to put a self-signed certificate in."""
 
@@ -79,7 +84,7 @@ def http_server(answer: Callable[[str], Answer], tls: Path | None = None) -> Ite
         def log_message(self, *args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
     scheme = "http"
     if tls is not None:
         cert, key = _self_signed(tls)
@@ -223,6 +228,32 @@ def test_a_closed_port_is_an_unreachable_api_server(tmp_path: Path) -> None:
     assert last == f"ir: error: Kubernetes API server {server} unreachable: connection refused"
     for noise in ("urllib3", "Pool", "Max retries", "Errno", "object at 0x", "Traceback"):
         assert noise not in done.stderr, done.stderr
+
+
+def test_an_outage_wait_resends_a_request_the_server_never_got(tmp_path: Path) -> None:
+    """ir serve's client (outage_wait) sends again, for as long as it is told, a request whose
+    connection was refused (a restarting apiserver: nothing was done, so even a POST is safe to
+    resend) and gets the answer once the server is back; a person's client (outage_wait 0) is
+    told at once. The refusal is marked unsent; an answer of the server never is."""
+    port = closed_port()
+    server = f"http://127.0.0.1:{port}"
+    kube = kube_module.connect(str(kubeconfig(tmp_path / "kc", server)))
+    started = time.monotonic()
+    with pytest.raises(kube_module.ApiError) as failed:
+        kube.request("POST", "/api/v1/namespaces/shop/pods", {}, retry=False)
+    assert failed.value.unsent and time.monotonic() - started < 1.0
+    kube.outage_wait = 10.0
+    answer: Answer = (200, "application/json", b'{"kind": "Pod"}')
+    with contextlib.ExitStack() as stack:
+        later = threading.Timer(
+            1.0, lambda: stack.enter_context(http_server(lambda p: answer, port=port))
+        )
+        later.start()
+        started = time.monotonic()
+        got = kube.request("GET", "/api/v1/namespaces/shop/pods/web-1", retry=False)
+        later.join()
+    assert got == {"kind": "Pod"}
+    assert 0.9 < time.monotonic() - started < 8.0
 
 
 def test_a_certificate_not_trusted_is_named_as_tls(tmp_path: Path, fast_retries: None) -> None:

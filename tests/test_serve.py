@@ -696,13 +696,30 @@ def test_rbac_gives_each_identity_its_own_grants() -> None:
     documents = list(yaml.safe_load_all((ROOT / "deploy/kustomize/base/rbac.yaml").read_text()))
     by_name = {(d["kind"], d["metadata"]["name"]): d for d in documents}
     serve = by_name[("Role", "ir-serve")]
+    assert serve["metadata"]["namespace"] == "ir-system"
     assert serve["rules"] == [
         {
             "apiGroups": [""],
             "resources": ["serviceaccounts"],
             "resourceNames": ["ir-responder"],
             "verbs": ["impersonate"],
-        }
+        },
+        # its own run records (durable runs): never an update of an accepted run's spec
+        {
+            "apiGroups": ["ir.forensics"],
+            "resources": ["irruns"],
+            "verbs": ["create", "get", "list", "watch", "delete"],
+        },
+        {
+            "apiGroups": ["ir.forensics"],
+            "resources": ["irruns/status"],
+            "verbs": ["get", "patch", "update"],
+        },
+        {
+            "apiGroups": ["coordination.k8s.io"],
+            "resources": ["leases"],
+            "verbs": ["create", "get", "update"],
+        },
     ]
     role = by_name[("ClusterRole", "ir-responder")]
     grants = {
@@ -780,8 +797,10 @@ def test_falcosidekick_post_quarantines_and_replaces_on_a_real_cluster(
     from tests.fixtures_k8s import wait_for
     from tests.k8s_helpers import OK_SERVER, bare_pod, create, wait_ready, wait_traffic
     from tests.test_capture_pod import POLICY_API, deploy_web, ready_pods
+    from tests.testbed.deploy import install_run_store
 
     cp, ns = control_plane, namespace
+    install_run_store(cp)  # runs are IrRun objects (--runs cluster, the default here)
     deploy_web(cp, ns)
     create(cp, ns, bare_pod("peer", OK_SERVER.format(port=9090), {"role": "peer"}))
     wait_for("2 ready web pods", lambda: len(ready_pods(cp, ns)) == 2, 90)

@@ -48,7 +48,6 @@ OVER_REASON = "over 600 lines because"
 OVERSIZED = frozenset(
     {
         "ir/cluster/capture.py",  # split pending (issue 18)
-        "ir/cluster/respond.py",  # split pending (issue 18)
         "ir/playbook/loader.py",  # split pending (issue 18)
         "ir/replay/report.py",  # split pending (issue 18)
         "ir/runtime/procfs.py",  # split pending (issue 18)

@@ -18,8 +18,9 @@ from ir.cli.kubeopts import (
 from ir.cli.output import emit, exit_line, info, output_option, warn
 from ir.cluster.ops import Operator, check_namespace
 from ir.cluster.record import record_actions
+from ir.cluster.replace import replace_pod
 from ir.cluster.resolve import resolve_pod
-from ir.cluster.respond import quarantine_pod, release_pod, replace_pod
+from ir.cluster.respond import quarantine_pod, release_pod
 from ir.errors import ExitCode
 
 

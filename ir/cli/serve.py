@@ -6,6 +6,7 @@ replay protection that survives a restart (docs/serve-transport.md)."""
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 
 import click
@@ -20,12 +21,14 @@ from ir.cli.kubeopts import (
 )
 from ir.cli.output import exit_line, info, warn
 from ir.cli.playbook import make_actions, playbook_paths
-from ir.errors import ExitCode, UsageError
+from ir.errors import ClusterError, ExitCode, UsageError
 from ir.playbook.actions import DryRunActions, ResponseActions
 from ir.playbook.audit import AuditLog
 from ir.playbook.k8snames import PROTECTED_NAMESPACES
 from ir.playbook.loader import load_playbooks_strict
+from ir.playbook.runstate import RunStore, RunStoreError
 from ir.serve.config import ServeConfig, is_loopback
+from ir.serve.memoryruns import MemoryRuns
 from ir.serve.server import AlertServer
 from ir.serve.tls import TlsFiles
 
@@ -217,6 +220,52 @@ def _tls_pair(
     + ", ".join(PROTECTED_NAMESPACES)
     + ".",
 )
+@click.option(
+    "--runs",
+    "runs_kind",
+    type=click.Choice(["cluster", "memory"]),
+    default=None,
+    help="Where accepted runs are recorded before the 202: 'cluster' (IrRun objects through the "
+    "apiserver: they survive a crash, and every replica shares dedupe, rate limits and "
+    "claims) or 'memory' (this process only: lost if it dies). Default: cluster with "
+    "--actions cluster, memory with --actions dry-run.",
+)
+@click.option(
+    "--runs-namespace",
+    default="ir-system",
+    show_default=True,
+    metavar="NS",
+    envvar="IR_RUNS_NAMESPACE",
+    help="Namespace of the IrRun objects (ir serve's own identity writes them, not --as).",
+)
+@click.option(
+    "--replica",
+    default=None,
+    metavar="NAME",
+    envvar="IR_REPLICA",
+    help="This replica's name (default: the host name, which is the pod's name in a pod). A "
+    "restarted replica takes over its own unfinished runs at once; others wait for --run-lease.",
+)
+@click.option(
+    "--run-lease",
+    default=60.0,
+    show_default=True,
+    help="Seconds a claimed run stays with its worker without renewal before another may take "
+    "it over (a killed replica's runs resume after this).",
+)
+@click.option(
+    "--run-scan-interval",
+    default=5.0,
+    show_default=True,
+    help="Seconds between scans of the run store for runs to take up.",
+)
+@click.option(
+    "--run-ttl",
+    default=7 * 86400.0,
+    show_default=True,
+    help="Seconds finished runs are kept in the store before they are deleted (the audit log "
+    "is the long-term record).",
+)
 @click.option("--dry-run", is_flag=True, help="Run every playbook as a dry run (act on nothing).")
 def serve(
     listen: str,
@@ -254,6 +303,12 @@ def serve(
     hmac_tolerance: float,
     shutdown_grace: float,
     protect: tuple[str, ...],
+    runs_kind: str | None,
+    runs_namespace: str,
+    replica: str | None,
+    run_lease: float,
+    run_scan_interval: float,
+    run_ttl: float,
     dry_run: bool,
 ) -> int:
     """Receive alerts over HTTPS (or HTTP on loopback) and run the playbooks they trigger.
@@ -268,7 +323,12 @@ def serve(
 
     Authentication: `Authorization: Bearer <token>` or `X-Ir-Timestamp` + `X-Ir-Signature:
     sha256=<hex HMAC of "<timestamp>." + body>`, each signature accepted once. SIGTERM drains
-    gracefully. Unsafe settings are refused at start with exit code 2."""
+    gracefully. Unsafe settings are refused at start with exit code 2.
+
+    \b
+    Durable runs (--runs cluster, the default with --actions cluster): an alert is answered
+    202 only once its run is recorded as an IrRun object (kubectl get irruns -n ir-system);
+    a replica or restart takes up runs a dead process left, resuming at the step it was in."""
     host, port = _listen(listen)
     tls_cert, tls_key = _tls_pair(tls_cert, tls_key, tls_dir)
     tokens = _read_lines(token_file) + (
@@ -299,6 +359,10 @@ def serve(
         shutdown_grace=shutdown_grace,
         protected_namespaces=tuple(PROTECTED_NAMESPACES) + protect,
         cluster_name=cluster_name,
+        run_lease=run_lease,
+        run_scan_interval=run_scan_interval,
+        run_ttl=run_ttl,
+        replica=replica or socket.gethostname(),
     )
     config.validate()
     if insecure_no_auth:
@@ -338,6 +402,16 @@ def serve(
             "--dispatch jobs is no longer needed: captures of pods on other nodes run in a node "
             "collector pod (--collector-image) either way"
         )
+    kube = getattr(actions, "kube", None)
+    if kube is not None:  # a step rides out an apiserver restart (within half the run lease)
+        kube.outage_wait = run_lease / 2
+    runs = _run_store(
+        runs_kind or ("cluster" if actions_kind == "cluster" else "memory"),
+        kubeconfig,
+        kube_context,
+        runs_namespace,
+        queue_size,
+    )
     audit = (
         AuditLog(stream=click.get_text_stream("stdout"))
         if audit_log == "-"
@@ -352,21 +426,34 @@ def serve(
         # with context.dry_run set: ClusterActions then reports the exact requests it would make
         dry_run_actions=actions if actions_kind == "cluster" else DryRunActions(),
         dry_run=dry_run or actions_kind == "dry-run",
+        runs=runs,
     )
     server.start()
     info(
         f"ir serve: listening on {server.url} with {len(playbooks)} playbook(s), "
         f"{workers} worker(s), actions {actions_kind}"
         + (" (dry run)" if dry_run else "")
-        + f", node collector {collector_image or 'none'}"
+        + f", node collector {collector_image or 'none'}, runs in {runs.where}"
         + (f", metrics on {server.metrics_url}" if server.metrics_url else "")
     )
+    if not runs.durable:
+        warn(
+            "runs are kept in this process's memory (--runs memory): an accepted alert whose run "
+            "has not finished is lost if it dies, and dedupe holds within this process only"
+        )
     report = server.run_until_signal()
+    audit.close()
+    if runs.durable:
+        info(
+            f"ir serve: stopped: {report['completed']} run(s) completed; {report['left']} not "
+            f"started and {report['interrupted']} interrupted stay recorded in {runs.where} for "
+            "the next process or another replica"
+        )
+        return int(ExitCode.OK)
     info(
         f"ir serve: stopped: {report['completed']} run(s) completed, {report['abandoned']} abandoned, "
         f"{report['interrupted']} interrupted"
     )
-    audit.close()
     if report["abandoned"] or report["interrupted"]:
         exit_line(
             ExitCode.FAILED,
@@ -375,6 +462,25 @@ def serve(
         )
         return int(ExitCode.FAILED)
     return int(ExitCode.OK)
+
+
+def _run_store(
+    kind: str, kubeconfig: str | None, context: str | None, namespace: str, max_open: int
+) -> RunStore:
+    """The run store `--runs` names; with cluster, checked now (CRD, namespace, RBAC) so a
+    missing piece is a clear error at start, not a 503 on the first alert."""
+    if kind == "memory":
+        return MemoryRuns(max_open=max_open)
+    from ir.cluster.kube import connect
+    from ir.cluster.runs import KubeRuns
+
+    # ir serve's own identity (never --as): the responder has no rights on run objects
+    store = KubeRuns(connect(kubeconfig, context), namespace, max_open=max_open)
+    try:
+        store.check()
+    except RunStoreError as exc:
+        raise ClusterError(str(exc)) from None
+    return store
 
 
 COMMANDS = [serve]

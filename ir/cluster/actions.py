@@ -6,17 +6,20 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 from ir.bundle.signing import Signer
+from ir.clock import parse_utc
 from ir.cluster.capture import PodCaptureOptions, capture_pod
 from ir.cluster.collector import CollectorSettings
 from ir.cluster.kube import Kube
 from ir.cluster.nodecapture import capture_node, check_node, node_collector_manifest
 from ir.cluster.ops import MERGE_PATCH, ActionRecord, Operator, Request
 from ir.cluster.record import record_actions
+from ir.cluster.replace import replace_pod
 from ir.cluster.resolve import check_name, pod_path, resolve_pod
-from ir.cluster.respond import quarantine_pod, replace_pod
+from ir.cluster.respond import quarantine_pod
 from ir.collect.session import CaptureResult
 from ir.errors import IrError
 from ir.playbook.actions import (
@@ -94,10 +97,11 @@ class ClusterActions:
         finally:
             if not context.dry_run:
                 try:
+                    note = context.custody_note()
                     record_actions(
                         self._bundle_of(context),
                         op,
-                        f"playbook {context.playbook}: {action}",
+                        f"playbook {context.playbook}: {action}" + (f" ({note})" if note else ""),
                         self.signer,
                     )
                 except IrError as exc:
@@ -119,13 +123,19 @@ class ClusterActions:
         if not target.pod or not target.namespace:
             return StepResult("capture", SKIPPED, "the alert names no pod")
         store = self._store(params)
+        earlier: list[str] = []
+        if context.interrupted is not None and not context.dry_run:
+            found, earlier = self._interrupted_capture(store, target, context)
+            if found is not None:
+                return found
         container_options: dict[str, Any] = {}
         if params.get("max_bytes"):
             container_options["max_diff_size"] = int(params["max_bytes"])
         only = target.container if params.get("scope") == "container" else None
+        note = context.custody_note()
         opts = PodCaptureOptions(
             case_id=context.case_id,
-            reason=context.reason,
+            reason=context.reason + (f" ({note}; {'; '.join(earlier)})" if note else ""),
             operator=context.operator,
             quarantine=False,
             replace=False,
@@ -153,6 +163,81 @@ class ClusterActions:
             )
         assert result.capture is not None
         return _capture_step(result.capture)
+
+    def _interrupted_capture(
+        self, store: Store, target: Target, context: ActionContext
+    ) -> tuple[StepResult | None, list[str]]:
+        """A capture an earlier attempt started and did not record the end of: its bundle, if it
+        was sealed and stored (then that is the step's result: evidence is not taken twice);
+        else what it left (an incomplete bundle, kept as it is; a collector pod, removed) to be
+        named in the new capture's custody record."""
+        assert context.interrupted is not None
+        since = parse_utc(context.interrupted.started_at)
+        what = f"pod {target.namespace}/{target.pod}"
+        left: list[str] = []
+        try:
+            rows = list(store.list_bundles())
+        except IrError as exc:
+            return None, [f"the store could not be listed for its bundle: {exc.message}"]
+        for row in rows:
+            started = parse_utc(row.started_at)
+            if row.case_id != context.case_id or (row.target not in (None, what)):
+                continue
+            if since is not None and started is not None and started < since - timedelta(seconds=5):
+                continue
+            if row.status in ("complete", "partial"):
+                status = OK if row.status == "complete" else PARTIAL
+                return (
+                    StepResult(
+                        "capture",
+                        status,
+                        f"bundle {row.location} ({row.status}), sealed and stored by attempt "
+                        f"{context.interrupted.attempt} before it was interrupted; not captured again",
+                        bundle=row.location,
+                        bundle_digest=f"sha256:{row.root_digest}" if row.root_digest else None,
+                        data={
+                            "outcome": row.status,
+                            "recovered_from_attempt": context.interrupted.attempt,
+                        },
+                    ),
+                    [],
+                )
+            left.append(
+                f"attempt {context.interrupted.attempt} left bundle {row.location} ({row.status}), kept"
+            )
+        left += self._remove_stale_collectors(target, context)
+        return None, left
+
+    def _remove_stale_collectors(self, target: Target, context: ActionContext) -> list[str]:
+        """Collector pods an interrupted capture of this pod left behind (they would stop at
+        their deadline): removed, and said."""
+        if self.collector is None:
+            return []
+        try:
+            pod = resolve_pod(self.kube, str(target.namespace), str(target.pod))
+            items = self.kube.get(
+                f"/api/v1/namespaces/{self.collector.namespace}/pods",
+                labelSelector="app.kubernetes.io/component=node-collector",
+            ).get("items", [])
+        except IrError as exc:
+            return [f"collector pods of the interrupted attempt not looked for: {exc.message}"]
+        removed = []
+        for item in items:
+            meta = item.get("metadata") or {}
+            if (meta.get("annotations") or {}).get("ir.forensics/collects") != pod.collects:
+                continue
+            try:
+                self.kube.request(
+                    "DELETE",
+                    f"/api/v1/namespaces/{self.collector.namespace}/pods/{meta.get('name')}",
+                    {"gracePeriodSeconds": 0},
+                )
+                removed.append(
+                    f"collector pod {meta.get('name')} of the interrupted attempt removed"
+                )
+            except IrError as exc:
+                removed.append(f"collector pod {meta.get('name')} not removed: {exc.message}")
+        return removed
 
     def _capture_node(
         self, node: str, params: dict[str, Any], context: ActionContext
@@ -244,7 +329,7 @@ class ClusterActions:
             if remaining is not None:
                 timeout = min(timeout, remaining)
             r = replace_pod(op, pod, timeout=timeout, allow_protected=True)
-            status = OK if (r.ready or op.dry_run or r.strategy == "already") else PARTIAL
+            status = OK if (r.ready or op.dry_run) else PARTIAL
             if r.strategy == "not-possible":
                 status = PARTIAL
             return self._result(
@@ -325,6 +410,19 @@ class ClusterActions:
                 if "grace_period_seconds" in params
                 else ""
             )
+            gone = (
+                context.interrupted is not None
+                and not op.dry_run
+                and self.kube.get_optional(pod_path(str(target.namespace), str(target.pod))) is None
+            )
+            if gone and context.interrupted is not None:
+                return self._result(
+                    "delete",
+                    op,
+                    OK,
+                    f"pod {target.namespace}/{target.pod} is gone already "
+                    f"({context.interrupted.describe()})",
+                )
             op.apply(
                 "delete-pod",
                 Request(

@@ -18,8 +18,9 @@ from ir.cluster.context import KubeContextCollector, KubeletCheckpointCollector,
 from ir.cluster.kube import Kube
 from ir.cluster.ops import Operator, check_namespace
 from ir.cluster.record import record_actions
+from ir.cluster.replace import ReplaceResult, replace_pod
 from ir.cluster.resolve import ContainerRef, PodTarget, resolve_pod
-from ir.cluster.respond import QuarantineResult, ReplaceResult, quarantine_pod, replace_pod
+from ir.cluster.respond import QuarantineResult, quarantine_pod
 from ir.collect.session import CaptureRequest, CaptureResult, CaptureSession
 from ir.errors import ExitCode
 from ir.store.base import Store

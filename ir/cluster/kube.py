@@ -45,6 +45,7 @@ class ApiError(ClusterError):
         body: Any = None,
         retry_after: float | None = None,
         kubernetes: bool = True,
+        unsent: bool = False,
     ) -> None:
         super().__init__(message)
         self.status = status
@@ -53,6 +54,9 @@ class ApiError(ClusterError):
         self.body = body
         self.retry_after = retry_after  # seconds, from the server's Retry-After header
         self.kubernetes = kubernetes
+        #: the request never reached the server (connection refused, or no connection in time):
+        #: nothing was done, so sending it again is safe whatever its method
+        self.unsent = unsent
 
     @property
     def not_found(self) -> bool:
@@ -68,6 +72,10 @@ class Kube:
     server: str
     #: the identity every request acts as (Impersonate-User, kubectl's --as), when not our own
     acting_as: str | None = None
+    #: seconds to keep sending a request the server never received (it is restarting: refused
+    #: connections); 0, the default, fails at once with the cause (a person at a terminal).
+    #: ir serve sets it so a playbook step rides out a control plane restart.
+    outage_wait: float = 0.0
 
     def request(
         self,
@@ -83,6 +91,24 @@ class Kube:
         retried with backoff on 429/5xx and connection failures; any request is retried on 429
         (the server refused it before acting, as client-go assumes). A Retry-After header is
         honoured (up to MAX_RETRY_AFTER); no attempt starts after RETRY_BUDGET seconds."""
+        outage_end = time.monotonic() + self.outage_wait
+        while True:
+            try:
+                return self._request(method, path, body, query, content_type, retry)
+            except ApiError as exc:
+                if not exc.unsent or time.monotonic() >= outage_end:
+                    raise
+                time.sleep(min(1.0, max(0.0, outage_end - time.monotonic())))
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        body: Any,
+        query: dict[str, Any] | None,
+        content_type: str,
+        retry: bool | None,
+    ) -> Any:
         retry = method == "GET" if retry is None else retry
         url_path = path + (("&" if "?" in path else "?") + urlencode(query) if query else "")
         deadline = time.monotonic() + RETRY_BUDGET
@@ -279,7 +305,11 @@ def _unreachable(server: str, failure: Any, method: str, path: str) -> ApiError:
     cause, after_connect = _transport_cause(failure)
     request = f" ({method} {path.split('?')[0]})" if after_connect else ""
     return ApiError(
-        f"Kubernetes API server {server} unreachable: {cause}{request}", 0, method, path
+        f"Kubernetes API server {server} unreachable: {cause}{request}",
+        0,
+        method,
+        path,
+        unsent=cause == "connection refused" or cause.startswith("timed out connecting"),
     )
 
 

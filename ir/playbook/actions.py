@@ -114,6 +114,22 @@ class StepResult:
 
 
 @dataclass
+class Interruption:
+    """A step an earlier attempt of a durable run started and did not record the end of."""
+
+    attempt: int
+    started_at: str | None
+    holder: str | None = None
+
+    def describe(self) -> str:
+        return (
+            f"attempt {self.attempt} started this step"
+            + (f" at {self.started_at}" if self.started_at else "")
+            + " and was interrupted before recording its end"
+        )
+
+
+@dataclass
 class ActionContext:
     """What an action knows about the run it is part of."""
 
@@ -127,6 +143,19 @@ class ActionContext:
     alert: Alert
     results: list[StepResult] = field(default_factory=list)  # earlier steps of this run
     deadline: float | None = None  # time.monotonic() by which the step must finish
+    attempt: int = 1  # of a durable run: 2 and up after an interruption (custody names it)
+    # this step was started by an earlier attempt that was interrupted before recording its end:
+    # it may have half happened; check before repeating (a sealed bundle, a policy in place)
+    interrupted: Interruption | None = None
+
+    def custody_note(self) -> str:
+        """What custody records say about the attempt ("" for a first, uninterrupted one)."""
+        if self.attempt <= 1 and self.interrupted is None:
+            return ""
+        note = f"run {self.run_id} attempt {self.attempt}"
+        if self.interrupted is not None:
+            note += f"; {self.interrupted.describe()}"
+        return note
 
     def result_of(self, action: str) -> StepResult | None:
         """The latest earlier result of `action` (e.g. "capture", "quarantine")."""

@@ -21,6 +21,7 @@ from ir.playbook.actions import (
     ActionContext,
     ApiRequest,
     DryRunActions,
+    Interruption,
     ResponseActions,
     StepResult,
 )
@@ -29,6 +30,7 @@ from ir.playbook.audit import AuditLog
 from ir.playbook.k8snames import PROTECTED_NAMESPACES
 from ir.playbook.match import MATCH, evaluate
 from ir.playbook.notify import WebhookNotifier
+from ir.playbook.runstate import STEP_DONE, STEP_RUNNING, RunJournal, step_result_from
 from ir.playbook.spec import NEEDS, Playbook, Step
 
 DEFAULT_STEP_TIMEOUT = 600.0
@@ -113,10 +115,16 @@ class Engine:
         dry_run: bool = False,
         run_id: str | None = None,
         received_at: float | None = None,
+        journal: RunJournal | None = None,
     ) -> RunResult:
         """Run `playbook` on `alert`. The trigger and target are checked again here (whoever
         queued the run): a run whose playbook does not match, or whose target is refused, acts on
-        nothing and has status "refused". `received_at` is the time.monotonic() the alert arrived."""
+        nothing and has status "refused". `received_at` is the time.monotonic() the alert arrived.
+
+        With a `journal` (a durable run), each step is recorded as it starts and ends; steps an
+        earlier attempt ended are not run again (their recorded result stands), and a step it
+        started without recording the end is run with `context.interrupted` set, so the action
+        checks what happened before repeating it. ClaimLost from the journal ends the run."""
         received = received_at if received_at is not None else time.monotonic()
         dry = dry_run or self.dry_run or playbook.dry_run
         run_id = run_id or uuid.uuid4().hex
@@ -148,6 +156,7 @@ class Engine:
         assert target is not None
         result.target = target
         result.notes.extend(decision.notes)
+        attempt = journal.attempt if journal is not None else 1
         self.audit.record(
             "run-start",
             **base,
@@ -155,12 +164,55 @@ class Engine:
             target=target.to_dict(),
             reasons=decision.reasons,
             notes=decision.notes,
+            **({"attempt": attempt} if journal is not None else {}),
         )
         actions = self.dry_run_actions if dry else self.actions
         reason = f"{alert.source}: {alert.rule} (alert {alert.alert_id})"
-        for step in playbook.steps:
-            step_result = self._step(playbook, step, target, actions, result, reason, dry, received)
+        for index, step in enumerate(playbook.steps):
+            earlier = journal.earlier(index) if journal is not None else None
+            if (
+                earlier
+                and earlier.get("state") == STEP_DONE
+                and isinstance(earlier.get("result"), dict)
+            ):
+                recovered = step_result_from(earlier["result"])
+                result.steps.append(recovered)
+                self.audit.record(
+                    "step-recovered",
+                    **base,
+                    step=step.name,
+                    action=step.action,
+                    status=recovered.status,
+                    ended_by_attempt=earlier.get("attempt"),
+                    attempt=attempt,
+                )
+                continue
+            interrupted = None
+            if earlier and earlier.get("state") == STEP_RUNNING:
+                number = earlier.get("attempt")
+                interrupted = Interruption(
+                    number if isinstance(number, int) else 0,
+                    earlier.get("started_at")
+                    if isinstance(earlier.get("started_at"), str)
+                    else None,
+                    earlier.get("holder") if isinstance(earlier.get("holder"), str) else None,
+                )
+            step_result = self._step(
+                playbook,
+                step,
+                target,
+                actions,
+                result,
+                reason,
+                dry,
+                received,
+                journal=journal,
+                index=index,
+                interrupted=interrupted,
+            )
             result.steps.append(step_result)
+            if journal is not None:
+                journal.ended(index, step_result)  # before the audit line: see docs/serve-runs.md
             self.audit.record(
                 "step",
                 **base,
@@ -175,6 +227,11 @@ class Engine:
                 data=step_result.data,
                 duration_seconds=step_result.duration_seconds,
                 since_alert_seconds=step_result.since_alert_seconds,
+                **(
+                    {"attempt": attempt, "interrupted": interrupted.describe()}
+                    if interrupted is not None
+                    else {}
+                ),
             )
             if self.on_step:
                 self.on_step(result, step_result)
@@ -199,11 +256,17 @@ class Engine:
         reason: str,
         dry: bool,
         received: float,
+        *,
+        journal: RunJournal | None = None,
+        index: int = 0,
+        interrupted: Interruption | None = None,
     ) -> StepResult:
         started = time.monotonic()
         started_at = rfc3339(utcnow())
         outcome = self._decide(playbook, step, target, run)
         if outcome is None:
+            if journal is not None:  # recorded before anything is done: a crash leaves a trace
+                journal.started(index, step.name, step.action, started_at or "")
             context = ActionContext(
                 run_id=run.run_id,
                 case_id=run.case_id,
@@ -215,8 +278,14 @@ class Engine:
                 alert=run.alert,
                 results=list(run.steps),
                 deadline=started + float(step.params.get("timeout_seconds", self.step_timeout)),
+                attempt=journal.attempt if journal is not None else 1,
+                interrupted=interrupted,
             )
             outcome = self._call(step, target, actions, context, run, dry)
+            if interrupted is not None and step.action == "notify":
+                outcome.detail += (
+                    f" ({interrupted.describe()}: the receiver may have the notification twice)"
+                )
         outcome.step = step.name
         outcome.started_at = started_at
         now = time.monotonic()

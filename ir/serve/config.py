@@ -5,6 +5,7 @@ unauthenticated alerts only a loopback address."""
 from __future__ import annotations
 
 import ipaddress
+import socket
 from dataclasses import dataclass, field
 
 from ir.errors import UsageError
@@ -47,6 +48,12 @@ class ServeConfig:
     metrics_listen: tuple[str, int] | None = None  # plain HTTP /metrics /healthz /readyz
     replay_state: str | None = None  # journal of used HMAC signatures, survives a restart
     cluster_name: str | None = None  # this cluster's name: node actions on alerts naming one
+    # durable runs (ir.playbook.runstate): this replica's name (the pod's), how long a claim
+    # lasts without renewal, how often the run store is scanned, how long finished runs are kept
+    replica: str = field(default_factory=socket.gethostname)
+    run_lease: float = 60.0
+    run_scan_interval: float = 5.0
+    run_ttl: float = 7 * 86400.0
 
     def validate(self) -> None:
         """Raise UsageError on settings that would make the server unsafe or unusable."""
@@ -77,6 +84,16 @@ class ServeConfig:
             ),
             (self.shutdown_grace >= 0, "shutdown grace must be >= 0"),
             (self.request_timeout > 0, "request timeout must be > 0"),
+            (2.0 <= self.run_lease <= 3600, "run lease must be 2-3600 seconds"),
+            (
+                0.1 <= self.run_scan_interval <= self.run_lease,
+                "run scan interval must be 0.1 s up to the run lease",
+            ),
+            (self.run_ttl >= 60, "run TTL must be >= 60 seconds"),
+            (
+                bool(self.replica) and "/" not in self.replica and len(self.replica) <= 253,
+                "replica name must be 1-253 characters without '/'",
+            ),
         ]
         for ok, message in checks:
             if not ok:

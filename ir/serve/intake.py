@@ -1,21 +1,33 @@
-"""From parsed alerts to queued runs: match, validate the target, dedupe, rate-limit, enqueue.
-Every alert gets exactly one decision, audited and counted; nothing is dropped silently."""
+"""From parsed alerts to recorded runs: match, validate the target, then record the run in the
+run store, which decides dedupe and rate limits (ir.playbook.runstate); only a recorded run is
+answered "queued" (202). Every alert gets exactly one decision, audited and counted; nothing is
+dropped silently."""
 
 from __future__ import annotations
 
-import queue
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from ir.playbook.alerts import Alert
 from ir.playbook.audit import AuditLog
 from ir.playbook.match import REFUSED, match_alert, select
+from ir.playbook.runstate import (
+    CREATED,
+    FULL,
+    UNAVAILABLE,
+    NewRun,
+    RunSeal,
+    RunStore,
+    run_name,
+    spec_digest,
+)
+from ir.playbook.runstate import DUPLICATE as DUPLICATE_RUN
+from ir.playbook.runstate import RATE_LIMITED as RATE_LIMITED_RUN
 from ir.playbook.spec import Playbook
 from ir.serve.config import ServeConfig
-from ir.serve.limits import Deduper, RateLimiter
 from ir.serve.metrics import Metrics
 
 QUEUED = "queued"
@@ -26,28 +38,9 @@ TARGET_REFUSED = "refused"
 RATE_LIMITED = "rate-limited"
 QUEUE_FULL = "queue-full"
 DRAINING = "draining"
-
-
-@dataclass
-class Job:
-    """One playbook run waiting for a worker."""
-
-    alert: Alert
-    playbook: Playbook
-    target_key: str
-    run_id: str
-    request_id: str
-    received_at: float  # time.monotonic() when the request arrived
-    dedupe_keys: tuple[str, ...]
-
-    def summary(self) -> dict[str, Any]:
-        return {
-            "run_id": self.run_id,
-            "playbook": self.playbook.name,
-            "target": self.target_key,
-            "request_id": self.request_id,
-            "alert": self.alert.summary_dict(),
-        }
+UNRECORDED = "unrecorded"  # the run store could not record the run: never answered 202
+TOO_LARGE = "too-large"
+MAX_RUN_BYTES = 768 * 1024  # a run record well inside etcd's object limit (1.5 MiB)
 
 
 @dataclass
@@ -59,12 +52,13 @@ class Decision:
     playbook: str | None = None
     target: str | None = None
     run_id: str | None = None
+    run: str | None = None  # the run record's name
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"index": self.index, "decision": self.decision}
         if self.alert is not None:
             out.update(source=self.alert.source, rule=self.alert.rule, alert_id=self.alert.alert_id)
-        for key in ("reason", "playbook", "target", "run_id"):
+        for key in ("reason", "playbook", "target", "run_id", "run"):
             value = getattr(self, key)
             if value:
                 out[key] = value
@@ -73,35 +67,44 @@ class Decision:
 
 def response_status(decisions: Sequence[Decision]) -> int:
     """One HTTP status for a request's decisions: retry-worthy failures win (503, then 429), so a
-    sender retries and dedupe absorbs the alerts that were already queued."""
+    sender retries and dedupe absorbs the alerts that were already recorded."""
     kinds = {d.decision for d in decisions}
-    if kinds & {QUEUE_FULL, DRAINING}:
+    if kinds & {QUEUE_FULL, DRAINING, UNRECORDED}:
         return 503
     if QUEUED in kinds:
         return 202
     if RATE_LIMITED in kinds:
         return 429
+    if TOO_LARGE in kinds:
+        return 413
     if TARGET_REFUSED in kinds:
         return 422
     return 200
 
 
 class Intake:
+    """Decides each alert; a run is answered "queued" only once its store recorded it."""
+
     def __init__(
         self,
         config: ServeConfig,
         playbooks: Sequence[Playbook],
-        work: queue.Queue[Job],
+        store: RunStore,
+        offer: Callable[[str], bool],
         audit: AuditLog,
         metrics: Metrics,
+        *,
+        holder: str,
+        seal: RunSeal,
     ) -> None:
         self.config = config
         self.playbooks = list(playbooks)
-        self.work = work
+        self.store = store
+        self.offer = offer
         self.audit = audit
         self.metrics = metrics
-        self.deduper = Deduper(config.dedupe_window)
-        self.limiter = RateLimiter(config.rate_limit, config.rate_window)
+        self.holder = holder
+        self.seal = seal
         self.draining = False
 
     def submit(
@@ -110,12 +113,10 @@ class Intake:
         *,
         request_id: str,
         remote: str,
-        received_at: float | None = None,
     ) -> list[Decision]:
-        received = time.monotonic() if received_at is None else received_at
         decisions = []
         for index, alert in enumerate(alerts):
-            decision = self._decide(index, alert, request_id, received)
+            decision = self._decide(index, alert, request_id)
             decisions.append(decision)
             self.metrics.inc(
                 "ir_serve_alerts_total", source=alert.source, decision=decision.decision
@@ -128,6 +129,7 @@ class Intake:
                 "playbook": decision.playbook,
                 "target": decision.target,
                 "run_id": decision.run_id,
+                "run": decision.run,
                 "alert": alert.summary_dict(),
             }
             if alert.notes:
@@ -135,7 +137,7 @@ class Intake:
             self.audit.record("alert", **record)
         return decisions
 
-    def _decide(self, index: int, alert: Alert, request_id: str, received: float) -> Decision:
+    def _decide(self, index: int, alert: Alert, request_id: str) -> Decision:
         if alert.status != "firing":
             return Decision(index, IGNORED, f"{alert.status} alert", alert)
         results = match_alert(self.playbooks, alert, self.config.protected_namespaces)
@@ -154,25 +156,47 @@ class Intake:
         if self.draining:
             base.decision, base.reason = DRAINING, "server is shutting down"
             return base
-        keys = (f"id:{alert.source}:{alert.alert_id}", f"run:{playbook.name}:{target.key}")
-        if not self.deduper.claim(*keys):
-            base.decision = DUPLICATE
-            base.reason = (
-                f"same alert or same playbook on {target.key} within {self.config.dedupe_window:g}s"
-            )
+        run_id = uuid.uuid4().hex
+        window = self.config.dedupe_window
+        run = NewRun(
+            name=run_name(playbook.name, target.key, "" if window > 0 else run_id),
+            run_id=run_id,
+            playbook=playbook.name,
+            target_key=target.key,
+            alert=alert.to_record(),
+            accepted_at=time.time(),
+            accepted_by=self.holder,
+            request_id=request_id,
+        )
+        spec = run.spec()
+        body = spec_digest(spec)
+        size = len(body)
+        if size > MAX_RUN_BYTES:
+            base.decision = TOO_LARGE
+            base.reason = f"the alert makes a run record of {size} bytes (limit {MAX_RUN_BYTES})"
             return base
-        if not self.limiter.acquire(target.key):
-            self.deduper.release(*keys)
-            base.decision = RATE_LIMITED
-            base.reason = f"more than {self.config.rate_limit} runs on {target.key} per {self.config.rate_window:g}s"
+        accepted = self.store.accept(
+            run,
+            self.seal.seal(spec, body),
+            window,
+            (self.config.rate_limit, self.config.rate_window),
+        )
+        base.run = run.name
+        if accepted.outcome == CREATED:
+            base.run_id = run_id
+            self.offer(run.name)
             return base
-        job = Job(alert, playbook, target.key, uuid.uuid4().hex, request_id, received, keys)
-        try:
-            self.work.put_nowait(job)
-        except queue.Full:
-            self.deduper.release(*keys)
-            self.limiter.refund(target.key)
-            base.decision, base.reason = QUEUE_FULL, f"work queue full ({self.work.maxsize})"
-            return base
-        base.run_id = job.run_id
+        base.decision, base.reason = _DECISION_OF[accepted.outcome], accepted.reason
+        if accepted.outcome == DUPLICATE_RUN and accepted.state is not None:
+            base.run_id = accepted.state.run_id
+        if accepted.outcome == UNAVAILABLE:
+            self.metrics.inc("ir_serve_run_store_errors_total", op="accept")
         return base
+
+
+_DECISION_OF = {
+    DUPLICATE_RUN: DUPLICATE,
+    RATE_LIMITED_RUN: RATE_LIMITED,
+    UNAVAILABLE: UNRECORDED,
+    FULL: QUEUE_FULL,
+}

@@ -1,294 +1,50 @@
-"""The HTTP side of `ir serve` (standard library http.server): POST /v1/alerts[/<source>],
-GET /healthz, /readyz, /metrics. Every refusal has its status and reason, and is audited.
+"""`ir serve` as a whole: its listeners (ir.serve.listener, requests handled by
+ir.serve.handler), the intake that records runs (ir.serve.intake), the workers that claim and run
+them (ir.serve.workers) over a run store (IrRun objects, or memory), its metrics and audit log.
 
-Listeners (ir.serve.listener): the alert listener (HTTPS when a certificate is configured, the
-certificate reloaded on rotation) and, when configured, a plain-HTTP metrics listener for
-Prometheus and probes (/metrics, /healthz, /readyz only; it takes no alerts). On the alert listener
-/metrics then answers 404; without a metrics listener it needs the bearer token. /healthz and
-/readyz never need credentials (kubelet probes).
+Listeners: the alert listener (HTTPS when a certificate is configured, the certificate reloaded on
+rotation) and, when configured, a plain-HTTP metrics listener for Prometheus and probes (/metrics,
+/healthz, /readyz only; it takes no alerts). On the alert listener /metrics then answers 404;
+without a metrics listener it needs the bearer token. /healthz and /readyz never need credentials
+(kubelet probes).
 
-Statuses: 202 queued; 200 nothing to do (duplicate, resolved, unmatched); 400 malformed body;
-401 missing/bad credentials; 403 replayed or stale signature, or signed before what the replay
-state covers; 404/405 wrong path or method; 411 no Content-Length (chunked refused); 413 body too
-large; 415 not JSON; 422 target refused (invalid names, protected namespace); 429 rate-limited;
-503 queue full, shutting down, or the replay journal not writable.
+Statuses: 202 queued (the run is recorded); 200 nothing to do (duplicate, resolved, unmatched);
+400 malformed body; 401 missing/bad credentials; 403 replayed or stale signature, or signed before
+what the replay state covers; 404/405 wrong path or method; 411 no Content-Length (chunked
+refused); 413 body too large, or an alert too large for a run record; 415 not JSON; 422 target
+refused (invalid names, protected namespace); 429 rate-limited; 503 queue full, shutting down, the
+run store unreachable (the run was not recorded), or the replay journal not writable.
 """
 
 from __future__ import annotations
 
-import json
-import queue
 import signal
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Sequence
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
 from ir.errors import IrError, UsageError
 from ir.playbook.actions import ResponseActions
-from ir.playbook.alerts import AlertError, parse_alerts, source_names
 from ir.playbook.audit import AuditLog
 from ir.playbook.engine import Engine
 from ir.playbook.notify import WebhookNotifier
+from ir.playbook.runstate import RunSeal, RunStore
 from ir.playbook.spec import Playbook
 from ir.serve.auth import Authenticator
 from ir.serve.config import ServeConfig
-from ir.serve.intake import Intake, Job, response_status
+from ir.serve.handler import ALERTS, METRICS, Handler
+from ir.serve.intake import Intake
 from ir.serve.journal import UsedSignatures
 from ir.serve.listener import Listener
-from ir.serve.metrics import CONTENT_TYPE, LATENCY_BUCKETS, RUN_BUCKETS, Metrics
+from ir.serve.memoryruns import MemoryRuns
+from ir.serve.metrics import LATENCY_BUCKETS, RUN_BUCKETS, Metrics
 from ir.serve.tls import ReloadingContext, TlsFiles, TlsLoad
-from ir.serve.workers import WorkerPool
+from ir.serve.workers import WorkerPool, holder_name
 
-ALERTS_PATH = "/v1/alerts"
-MAX_DECISIONS_SHOWN = 100
-ALERTS = "alerts"  # listener roles
-METRICS = "metrics"
 MAX_METRICS_CONNECTIONS = 16  # Prometheus and probes; a flood there takes no alert connections
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    # headers and body go out in separate writes: without TCP_NODELAY, Nagle's algorithm and the
-    # sender's delayed ACK hold each keep-alive response for ~40 ms
-    disable_nagle_algorithm = True
-    server_version = "ir-serve"
-    sys_version = ""
-    app: AlertServer  # app and role are bound per listener (AlertServer._bind)
-    role: str
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 -- http.server's name
-        pass  # every decision is in the audit log; no free-form access log with untrusted text
-
-    # -- replies --------------------------------------------------------------------------
-    def _send(
-        self,
-        status: int,
-        body: bytes,
-        content_type: str,
-        headers: dict[str, str] | None = None,
-        close: bool = False,
-    ) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("Cache-Control", "no-store")
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        if close:
-            self.send_header("Connection", "close")
-            self.close_connection = True
-        # Counted before the answer leaves: a client that has its answer sees it counted (the
-        # metrics test read /metrics between the two once the machine was busy).
-        path = self.path.split("?", 1)[0]
-        shown = (
-            path
-            if path in ("/healthz", "/readyz", "/metrics") or path.startswith(ALERTS_PATH)
-            else "other"
-        )
-        self.app.metrics.inc("ir_serve_http_requests_total", path=shown[:40], code=str(status))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
-
-    def _json(
-        self,
-        status: int,
-        document: dict[str, Any],
-        headers: dict[str, str] | None = None,
-        close: bool = False,
-    ) -> None:
-        body = json.dumps(document, sort_keys=True, ensure_ascii=True).encode() + b"\n"
-        self._send(status, body, "application/json", headers, close)
-
-    def _refuse(
-        self,
-        status: int,
-        reason: str,
-        request_id: str,
-        *,
-        close: bool = True,
-        headers: dict[str, str] | None = None,
-        **audit: Any,
-    ) -> None:
-        self.app.audit.record(
-            "request",
-            request_id=request_id,
-            remote=self.client_address[0],
-            path=self.path[:200],
-            status=status,
-            decision="refused",
-            reason=reason,
-            **audit,
-        )
-        self._json(
-            status,
-            {"request_id": request_id, "error": reason},
-            {"X-Request-Id": request_id, **(headers or {})},
-            close=close,
-        )
-
-    # -- GET ------------------------------------------------------------------------------
-    def do_GET(self) -> None:  # noqa: N802 -- http.server's naming
-        app = self.app
-        path = self.path.split("?", 1)[0]
-        if path == "/healthz":
-            ok = app.workers.alive()
-            self._json(200 if ok else 500, {"status": "ok" if ok else "workers died"})
-        elif path == "/readyz":
-            ready, reason = app.readiness()
-            self._json(200 if ready else 503, {"ready": ready, "reason": reason})
-        elif path == "/metrics":
-            if self._may_scrape():
-                self._send(200, app.metrics.render().encode(), CONTENT_TYPE)
-        else:
-            self._json(404, {"error": "not found"})
-
-    def _may_scrape(self) -> bool:
-        """True on the metrics listener; on the alert listener answers 404 (a metrics listener is
-        configured) or checks the bearer token, and answers the refusal itself."""
-        app = self.app
-        if self.role == METRICS:
-            return True
-        if app.config.metrics_listen is not None:
-            self._json(404, {"error": "not found"})
-            return False
-        auth = app.authenticator.check_scrape(self.headers)
-        if not auth.ok:
-            self._refuse(
-                auth.status,
-                auth.reason,
-                uuid.uuid4().hex[:16],
-                close=False,
-                headers={"WWW-Authenticate": 'Bearer realm="ir"'},
-            )
-        return auth.ok
-
-    do_HEAD = do_GET
-
-    def do_PUT(self) -> None:  # noqa: N802
-        self._json(405, {"error": "method not allowed"}, {"Allow": "GET, POST"}, close=True)
-
-    do_DELETE = do_PATCH = do_OPTIONS = do_PUT
-
-    # -- POST -----------------------------------------------------------------------------
-    def do_POST(self) -> None:  # noqa: N802
-        started = time.perf_counter()
-        received = time.monotonic()
-        request_id = uuid.uuid4().hex[:16]
-        try:
-            self._post(request_id, received)
-        except (ConnectionError, TimeoutError):
-            self.close_connection = True
-        except Exception as exc:  # noqa: BLE001 -- never a traceback to the client, never a dead thread
-            self.app.audit.record(
-                "internal-error", request_id=request_id, error=f"{type(exc).__name__}: {exc}"
-            )
-            print(
-                f"ir serve: internal error on request {request_id}: {type(exc).__name__}: {exc}",
-                file=sys.stderr,
-            )
-            try:
-                self._json(500, {"request_id": request_id, "error": "internal error"}, close=True)
-            except OSError:
-                self.close_connection = True
-        finally:
-            self.app.metrics.observe("ir_serve_accept_seconds", time.perf_counter() - started)
-
-    def _post(self, request_id: str, received: float) -> None:
-        app = self.app
-        path = self.path.split("?", 1)[0].rstrip("/")
-        source: str | None = None
-        if self.role == METRICS:
-            self._refuse(404, "the metrics listener takes no alerts", request_id)
-            return
-        if path != ALERTS_PATH:
-            prefix = ALERTS_PATH + "/"
-            if not path.startswith(prefix) or path[len(prefix) :] not in source_names():
-                self._refuse(
-                    404,
-                    "unknown path; POST to /v1/alerts or /v1/alerts/<"
-                    + "|".join(source_names())
-                    + ">",
-                    request_id,
-                )
-                return
-            source = path[len(prefix) :]
-        if app.intake.draining:
-            self._refuse(503, "server is shutting down", request_id, headers={"Retry-After": "5"})
-            return
-        auth = app.authenticator.check_headers(self.headers)
-        if not auth.ok:
-            self._refuse(
-                auth.status,
-                auth.reason,
-                request_id,
-                headers={"WWW-Authenticate": 'Bearer realm="ir"'},
-            )
-            return
-        if self.headers.get("Transfer-Encoding"):
-            self._refuse(
-                411, "chunked or encoded bodies are not accepted: send Content-Length", request_id
-            )
-            return
-        length_text = self.headers.get("Content-Length")
-        if length_text is None:
-            self._refuse(411, "Content-Length required", request_id)
-            return
-        if not length_text.strip().isdigit():
-            self._refuse(400, "invalid Content-Length", request_id)
-            return
-        length = int(length_text)
-        if length > app.config.max_body:
-            self._refuse(
-                413,
-                f"body of {length} bytes exceeds the limit of {app.config.max_body} bytes",
-                request_id,
-                bytes=length,
-            )
-            return
-        content_type = (self.headers.get("Content-Type") or "").split(";", 1)[0].strip().lower()
-        if content_type != "application/json":
-            self._refuse(415, "Content-Type must be application/json", request_id)
-            return
-        body = self.rfile.read(length)
-        if len(body) != length:
-            self._refuse(400, f"body ended after {len(body)} of {length} bytes", request_id)
-            return
-        if auth.needs_body:
-            verdict = app.authenticator.verify_body(self.headers, body)
-            if not verdict.ok:
-                retry = {"Retry-After": "5"} if verdict.status == 503 else {}
-                self._refuse(verdict.status, verdict.reason, request_id, close=False, headers=retry)
-                return
-        try:
-            alerts = parse_alerts(
-                body, source, max_bytes=app.config.max_body, max_depth=app.config.max_depth
-            )
-        except AlertError as exc:
-            self._refuse(400, exc.message, request_id, close=False, bytes=length, auth=auth.scheme)
-            return
-        decisions = app.intake.submit(
-            alerts, request_id=request_id, remote=self.client_address[0], received_at=received
-        )
-        status = response_status(decisions)
-        headers = {"X-Request-Id": request_id}
-        if status in (429, 503):
-            headers["Retry-After"] = "5" if status == 503 else str(int(app.config.rate_window))
-        self._json(
-            status,
-            {
-                "request_id": request_id,
-                "accepted": sum(1 for d in decisions if d.decision == "queued"),
-                "alerts": [d.to_dict() for d in decisions[:MAX_DECISIONS_SHOWN]],
-                "truncated": max(0, len(decisions) - MAX_DECISIONS_SHOWN),
-            },
-            headers,
-        )
 
 
 class AlertServer:
@@ -305,6 +61,7 @@ class AlertServer:
         dry_run_actions: ResponseActions | None = None,
         notifier: WebhookNotifier | None = None,
         dry_run: bool = False,
+        runs: RunStore | None = None,
     ) -> None:
         config.validate()
         if not playbooks:
@@ -323,9 +80,34 @@ class AlertServer:
             dry_run=dry_run,
             cluster_name=config.cluster_name,
         )
-        self.work: queue.Queue[Job] = queue.Queue(config.queue_size)
-        self.intake = Intake(config, self.playbooks, self.work, self.audit, self.metrics)
-        self.workers = WorkerPool(self.engine, self.work, config.workers, self.audit, self.metrics)
+        # runs are recorded before they are answered 202, and claimed from there by the workers
+        self.runs: RunStore = runs or MemoryRuns(max_open=config.queue_size)
+        self.holder = holder_name(config.replica)
+        seal = RunSeal([t.encode() for t in config.tokens] + list(config.hmac_secrets))
+        self.workers = WorkerPool(
+            self.engine,
+            self.runs,
+            self.playbooks,
+            config.workers,
+            self.audit,
+            self.metrics,
+            holder=self.holder,
+            seal=seal,
+            lease=config.run_lease,
+            scan_interval=config.run_scan_interval,
+            ttl=config.run_ttl,
+            queue_size=config.queue_size,
+        )
+        self.intake = Intake(
+            config,
+            self.playbooks,
+            self.runs,
+            self.workers.offer,
+            self.audit,
+            self.metrics,
+            holder=self.holder,
+            seal=seal,
+        )
         self.tls = (
             ReloadingContext(TlsFiles(Path(config.tls_cert), Path(config.tls_key)), self._tls_load)
             if config.tls_cert and config.tls_key
@@ -343,7 +125,9 @@ class AlertServer:
         self._stopped = threading.Event()
         self._shutdown_lock = threading.Lock()
         self._shutdown_report: dict[str, Any] | None = None
-        self.metrics.gauge("ir_serve_queue_depth", "Runs waiting for a worker.", self.work.qsize)
+        self.metrics.gauge(
+            "ir_serve_queue_depth", "Runs waiting for a worker here.", self.workers.work.qsize
+        )
         self.metrics.gauge(
             "ir_serve_queue_capacity", "Size of the bounded work queue.", lambda: config.queue_size
         )
@@ -362,9 +146,14 @@ class AlertServer:
             lambda: self._httpd.connections if self._httpd else 0,
         )
         self.metrics.gauge(
-            "ir_serve_dedupe_entries",
-            "Keys in the dedupe window.",
-            lambda: len(self.intake.deduper),
+            "ir_serve_runs_open",
+            "Runs recorded and not finished, at the last scan of the run store.",
+            lambda: self.workers.open_runs,
+        )
+        self.metrics.gauge(
+            "ir_serve_runs_durable",
+            "1 when runs are recorded where they outlive this process (--runs cluster).",
+            lambda: 1.0 if self.runs.durable else 0.0,
         )
         self.metrics.gauge(
             "ir_serve_replay_entries",
@@ -413,7 +202,7 @@ class AlertServer:
     def readiness(self) -> tuple[bool, str]:
         if self._httpd is None or self.intake.draining:
             return False, "shutting down" if self.intake.draining else "not started"
-        if self.work.qsize() >= self.config.queue_size:
+        if self.runs.waiting() >= self.config.queue_size:
             return False, "work queue full"
         if not self.workers.alive():
             return False, "workers died"
@@ -454,6 +243,11 @@ class AlertServer:
             dedupe_window=self.config.dedupe_window,
             rate_limit=f"{self.config.rate_limit}/{self.config.rate_window:g}s",
             protected_namespaces=list(self.config.protected_namespaces),
+            runs=self.runs.where,
+            runs_durable=self.runs.durable,
+            holder=self.holder,
+            run_lease=self.config.run_lease,
+            run_ttl=self.config.run_ttl,
         )
 
     def shutdown(self, grace: float | None = None) -> dict[str, Any]:
@@ -466,7 +260,10 @@ class AlertServer:
             began = time.monotonic()
             self.intake.draining = True
             self.audit.record(
-                "shutdown-begin", queued=self.work.qsize(), running=self.workers.busy, grace=grace
+                "shutdown-begin",
+                queued=self.workers.work.qsize(),
+                running=self.workers.busy,
+                grace=grace,
             )
             if self._httpd is not None:
                 self._httpd.stop()
@@ -503,7 +300,7 @@ class AlertServer:
         max_connections: int,
         tls: ReloadingContext | None,
     ) -> Listener:
-        handler = type(f"_{role.title()}Handler", (_Handler,), {"app": self, "role": role})
+        handler = type(f"_{role.title()}Handler", (Handler,), {"app": self, "role": role})
         try:
             return Listener(
                 address,
@@ -545,6 +342,20 @@ def _metrics() -> Metrics:
         "ir_serve_alert_to_step_seconds",
         "From alert received to the end of each step (e.g. action=quarantine).",
         RUN_BUCKETS,
+    )
+    metrics.counter(
+        "ir_serve_run_claims_total",
+        "Runs claimed by this process, by how: new, restarted (an earlier process of this "
+        "replica died), taken-over (its holder stopped renewing), resumed.",
+    )
+    metrics.counter(
+        "ir_serve_runs_recovered_total", "Runs claimed here that another process had accepted."
+    )
+    metrics.counter(
+        "ir_serve_run_claims_lost_total", "Runs this process stopped because it lost the claim."
+    )
+    metrics.counter(
+        "ir_serve_run_store_errors_total", "Run store requests that failed, by operation."
     )
     metrics.counter("ir_serve_tls_reloads_total", "Rotated TLS pairs by result (loaded, refused).")
     metrics.counter(

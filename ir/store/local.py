@@ -35,6 +35,8 @@ def record_created(sealed: Any, custody_signer: Any = None) -> None:
             "location": str(sealed.path),
             "size": sealed.size,
             "outcome": sealed.manifest.outcome,
+            # why it was taken (as the signed manifest says): a playbook run's attempt included
+            **({"reason": sealed.manifest.reason} if sealed.manifest.reason else {}),
         },
         signer=custody_signer,
     )

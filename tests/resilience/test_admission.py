@@ -39,6 +39,8 @@ MERGE = "application/merge-patch+json"
 NP = "/apis/networking.k8s.io/v1/namespaces/{ns}/networkpolicies"
 PODS = "/api/v1/namespaces/{ns}/pods"
 COLLECTORS = "ir-collectors"
+RUNS = "/apis/ir.forensics/v1/namespaces/ir-system/irruns"
+LEASES = "/apis/coordination.k8s.io/v1/namespaces/ir-system/leases"
 
 
 @dataclass
@@ -114,6 +116,9 @@ def scene(control_plane: ControlPlane, collector_image: str, node: Any) -> Itera
         "collector": Identity.of(cp, COLLECTORS, "ir-node-collector"),
     }
     yield s
+    for run in cp.api("GET", RUNS)["items"]:  # the runs the escalations were tried on
+        if run["spec"].get("acceptedBy") == "replica/1":
+            cp.api("DELETE", f"{RUNS}/{run['metadata']['name']}")
     # the collector tests count the collector pods on the node: leave none behind
     cp.api("DELETE", PODS.format(ns=COLLECTORS) + f"/{name}?gracePeriodSeconds=0")
     cp.api("DELETE", f"/api/v1/namespaces/{ns}")
@@ -175,6 +180,37 @@ def _collector(s: Scene, **changes: Any) -> dict[str, Any]:
             node = node[int(part)] if part.isdigit() else node[part]
         node[key_path[-1]] = value
     return doc
+
+
+def _run(s: Scene, target: str = "", name: str = "") -> dict[str, Any]:
+    """An IrRun as ir serve records one (ir.cluster.runs), aimed at `target`."""
+    return {
+        "apiVersion": "ir.forensics/v1",
+        "kind": "IrRun",
+        "metadata": {"name": name or "run-" + uuid.uuid4().hex + "0" * 8},
+        "spec": {
+            "runId": uuid.uuid4().hex,
+            "playbook": "shell-in-container",
+            "target": target or f"pod/{s.ns}/{s.pod_name}",
+            "alert": {"source": "falco"},
+            "acceptedAt": 1.0,
+            "acceptedBy": "replica/1",
+        },
+    }
+
+
+def _stored_run(s: Scene, phase: str) -> str:
+    """The path of a run (created by an administrator) in `phase`: Running or Succeeded."""
+    admin = Identity(s.cp, "admin", s.cp.tokens["admin"])
+    doc = _run(s)
+    status, text = admin.request("POST", RUNS, doc)
+    assert status == 201, text
+    path = f"{RUNS}/{doc['metadata']['name']}"
+    status, text = admin.request(
+        "PATCH", path + "/status", {"status": {"phase": phase, "attempt": 1}}, content_type=MERGE
+    )
+    assert status == 200, text
+    return path
 
 
 #: the one form of a node capture the exec policy admits (ir.cluster.nodecapture)
@@ -520,6 +556,63 @@ ESCALATIONS: list[Attempt] = [
         "cannot impersonate",
     ),
     (
+        "ir-serve's own token: record a run aimed at kube-system",
+        "serve",
+        lambda s: ("POST", RUNS, _run(s, "pod/kube-system/etcd-0"), "application/json"),
+        "names a playbook and a target outside the protected namespaces",
+    ),
+    (
+        "ir-serve's own token: a run object not named as ir names them",
+        "serve",
+        lambda s: ("POST", RUNS, _run(s, name="my-run"), "application/json"),
+        "an ir run is named run-<40 hex>",
+    ),
+    (
+        "ir-serve's own token: change an accepted run's target",
+        "serve",
+        lambda s: (
+            "PATCH",
+            _stored_run(s, "Running"),
+            {"spec": {"target": "pod/shop/other"}},
+            MERGE,
+        ),
+        'cannot patch resource "irruns"',
+    ),
+    (
+        "ir-serve's own token: delete an open run (its alert would be lost)",
+        "serve",
+        lambda s: ("DELETE", _stored_run(s, "Running"), None, "application/json"),
+        "an ir run is deleted only once finished",
+    ),
+    (
+        "ir-serve's own token: reopen a finished run (to run it again)",
+        "serve",
+        lambda s: (
+            "PATCH",
+            _stored_run(s, "Succeeded") + "/status",
+            {"status": {"phase": "Pending"}},
+            MERGE,
+        ),
+        "a finished ir run is never reopened or changed",
+    ),
+    (
+        "ir-serve's own token: a Lease in ir-system that is not a rate limit",
+        "serve",
+        lambda s: (
+            "POST",
+            LEASES,
+            {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": {"name": "x"}},
+            "application/json",
+        ),
+        "ir may not write in protected namespace ir-system",
+    ),
+    (
+        "ir-serve as ir-responder: record a run",
+        "responder",
+        lambda s: ("POST", RUNS, _run(s), "application/json"),
+        'cannot create resource "irruns"',
+    ),
+    (
         "the collector's token: create a pod",
         "collector",
         lambda s: ("POST", PODS.format(ns=COLLECTORS), _collector(s), "application/json"),
@@ -684,6 +777,53 @@ ADMITTED: list[tuple[str, Callable[[Scene], tuple[str, str, Any, str]], tuple[in
         (400,),
     ),
 ]
+
+
+# What ir serve's own identity records (durable runs, docs/serve-runs.md): admitted.
+RECORDED: list[tuple[str, Callable[[Scene], tuple[str, str, Any, str]], tuple[int, ...]]] = [
+    ("a run", lambda s: ("POST", RUNS, _run(s), "application/json"), (201,)),
+    (
+        "a claim on an open run",
+        lambda s: (
+            "PATCH",
+            _stored_run(s, "Running") + "/status",
+            {"status": {"attempt": 2, "claim": {"holder": "r/2", "renewed": 2.0}}},
+            MERGE,
+        ),
+        (200,),
+    ),
+    (
+        "a rate-limit Lease",
+        lambda s: (
+            "POST",
+            LEASES,
+            {
+                "apiVersion": "coordination.k8s.io/v1",
+                "kind": "Lease",
+                "metadata": {"name": "ir-rate-" + uuid.uuid4().hex},
+            },
+            "application/json",
+        ),
+        (201,),
+    ),
+    (
+        "deleting a finished run",
+        lambda s: ("DELETE", _stored_run(s, "Succeeded"), None, "application/json"),
+        (200,),
+    ),
+]
+
+
+@pytest.mark.parametrize(("what", "build", "statuses"), RECORDED, ids=[a[0] for a in RECORDED])
+def test_what_ir_serve_records_is_admitted(
+    scene: Scene,
+    what: str,
+    build: Callable[[Scene], tuple[str, str, Any, str]],
+    statuses: tuple[int, ...],
+) -> None:
+    method, path, body, ctype = build(scene)
+    status, message = _send(scene, "serve", method, path, body, ctype)
+    assert status in statuses, (status, message[:500])
 
 
 @pytest.mark.parametrize(("what", "build", "statuses"), ADMITTED, ids=[a[0] for a in ADMITTED])

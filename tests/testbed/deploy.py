@@ -25,7 +25,8 @@ from tests.testbed.k8s import ControlPlane
 
 REPO = Path(__file__).resolve().parents[2]
 BASE = REPO / "deploy" / "kustomize" / "base"
-WORKLOAD = {"Deployment", "Service", "NetworkPolicy"}
+WORKLOAD = {"Deployment", "Service", "NetworkPolicy", "PodDisruptionBudget"}
+CRDS = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
 RBAC = "/apis/rbac.authorization.k8s.io/v1"
 ADMISSION = "/apis/admissionregistration.k8s.io/v1"
 COLLECTION = {
@@ -39,6 +40,7 @@ COLLECTION = {
     "ClusterRoleBinding": RBAC + "/clusterrolebindings",
     "ValidatingAdmissionPolicy": ADMISSION + "/validatingadmissionpolicies",
     "ValidatingAdmissionPolicyBinding": ADMISSION + "/validatingadmissionpolicybindings",
+    "CustomResourceDefinition": CRDS,
 }
 
 SERVE = "system:serviceaccount:ir-system:ir-serve"
@@ -85,8 +87,9 @@ def install_shipped(
     the ir-admission ConfigMap; returns what was applied. Waits until the policies are in force
     (they load asynchronously)."""
     applied = []
-    # namespaces first, as kustomize orders them for kubectl apply
-    for doc in sorted(shipped_documents(), key=lambda d: d["kind"] != "Namespace"):
+    # namespaces and CRDs first, as kustomize orders them for kubectl apply
+    first = ("Namespace", "CustomResourceDefinition")
+    for doc in sorted(shipped_documents(), key=lambda d: d["kind"] not in first):
         if doc["kind"] in WORKLOAD:
             continue
         if doc["kind"] == "ConfigMap" and doc["metadata"]["name"] == "ir-admission":
@@ -98,8 +101,9 @@ def install_shipped(
             )
         apply(cp, doc)
         applied.append(doc)
-    serve = Identity.of(cp, "ir-system", "ir-serve", act_as=RESPONDER)
     deadline = time.monotonic() + 60
+    _wait_established(cp, applied, deadline)
+    serve = Identity.of(cp, "ir-system", "ir-serve", act_as=RESPONDER)
     while True:  # a server-side dry run the policies refuse: refused means in force
         status, _ = serve.request(
             "POST",
@@ -110,6 +114,32 @@ def install_shipped(
             break
         time.sleep(0.5)
     return applied
+
+
+def install_run_store(cp: ControlPlane) -> None:
+    """Just what `ir serve --runs cluster` needs to record runs with an administrator's
+    credentials: namespace ir-system and the IrRun CustomResourceDefinition, Established."""
+    docs = [d for d in shipped_documents() if d["kind"] == "CustomResourceDefinition"]
+    namespace = next(
+        d
+        for d in shipped_documents()
+        if d["kind"] == "Namespace" and d["metadata"]["name"] == "ir-system"
+    )
+    for doc in [namespace, *docs]:
+        apply(cp, doc)
+    _wait_established(cp, docs, time.monotonic() + 60)
+
+
+def _wait_established(cp: ControlPlane, docs: list[dict[str, Any]], deadline: float) -> None:
+    """Custom resources are served once their CRD is Established."""
+    for doc in docs:
+        if doc["kind"] != "CustomResourceDefinition":
+            continue
+        while time.monotonic() < deadline:
+            conditions = cp.api("GET", path_of(doc)).get("status", {}).get("conditions", [])
+            if any(c["type"] == "Established" and c["status"] == "True" for c in conditions):
+                break
+            time.sleep(0.2)
 
 
 @dataclass

@@ -89,6 +89,7 @@ class ControlPlane:
     bin_dir: Path | None = None
     node: NodeSpec | None = None
     api_port: int = 0
+    argv: dict[str, list[str]] = field(default_factory=dict)
 
     def kubeconfig_for(self, user: str) -> Path:
         """Write (once) and return a kubeconfig that authenticates as ``user``.
@@ -106,6 +107,17 @@ class ControlPlane:
         Raises urllib.error.HTTPError for non-2xx answers.
         """
         return _request(self.server, self.ca_file, self.tokens[user], method, path, body)
+
+    def restart_apiserver(self, down: float = 0.0, timeout: float = 120.0) -> float:
+        """Stop kube-apiserver (SIGTERM, as a rolling restart of a control plane does), keep it
+        down `down` seconds, start it again with the same flags (etcd keeps every object) and
+        wait until it is ready; returns the seconds it did not answer."""
+        stopped = time.monotonic()
+        _terminate(self.processes["kube-apiserver"])
+        time.sleep(down)
+        _spawn(self, "kube-apiserver", self.argv["kube-apiserver"])
+        _wait(self, "kube-apiserver", time.monotonic() + timeout, lambda: _ready(self))
+        return time.monotonic() - stopped
 
     def check_alive(self) -> None:
         """Raise ControlPlaneError (with the log tail) if a process has exited."""
@@ -571,6 +583,7 @@ def _free_ports(count: int) -> list[int]:
 
 
 def _spawn(cp: ControlPlane, name: str, argv: list[str]) -> None:
+    cp.argv[name] = list(argv)
     log = cp.workdir / f"{name}.log"
     cp.logs[name] = log
     with open(log, "ab") as out:

@@ -7,7 +7,7 @@ May import ir.clock and ir.errors only."""
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -166,6 +166,60 @@ class Alert:
             "raw": self.raw,
             "envelope": self.envelope,
         }
+
+    def to_record(self) -> dict[str, Any]:
+        """Every field, as JSON (the run object of a durable `ir serve` run keeps it);
+        `Alert.from_record` gives the same Alert back."""
+        out: dict[str, Any] = {}
+        for item in fields(self):
+            value = getattr(self, item.name)
+            if isinstance(value, datetime):
+                value = value.isoformat()
+            elif isinstance(value, tuple):
+                value = list(value)
+            out[item.name] = value
+        return out
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> Alert:
+        """The Alert `to_record` wrote. Raises AlertError naming what is missing or malformed (a
+        record read back from a store is checked, not trusted)."""
+        if not isinstance(record, dict):
+            raise AlertError("alert record is not an object")
+        values: dict[str, Any] = {}
+        for item in fields(cls):
+            if item.name not in record:
+                continue
+            value = record[item.name]
+            if item.name == "time":
+                try:
+                    value = datetime.fromisoformat(str(value))
+                except ValueError:
+                    raise AlertError(f"alert record: time {value!r} is not ISO 8601") from None
+                if value.tzinfo is None:
+                    raise AlertError("alert record: time has no time zone")
+            elif item.name in ("tags", "notes"):
+                if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                    raise AlertError(f"alert record: {item.name} is not a list of strings")
+                value = tuple(value)
+            elif item.name in ("raw", "envelope"):
+                if not isinstance(value, dict):
+                    raise AlertError(f"alert record: {item.name} is not an object")
+            elif item.name == "time_ns":
+                if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+                    raise AlertError("alert record: time_ns is not an integer")
+            elif value is not None and not isinstance(value, str):
+                raise AlertError(f"alert record: {item.name} is not a string")
+            values[item.name] = value
+        missing = [
+            name
+            for name in ("source", "rule", "priority_original", "time", "time_original", "alert_id")
+            if name not in values or values[name] is None
+        ]
+        if missing:
+            raise AlertError("alert record lacks " + ", ".join(missing))
+        values.setdefault("priority", None)
+        return cls(**values)
 
 
 TARGET_FIELDS = (
