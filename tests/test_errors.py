@@ -467,3 +467,17 @@ def test_the_readme_documents_every_exit_code() -> None:
     assert sorted(int(r) for r in rows) == sorted(int(c) for c in ExitCode)
     for code in ExitCode:  # the root command's --help names each code too
         assert re.search(rf"\b{int(code)} ", HELP), code
+
+
+def test_a_name_with_a_trailing_newline_is_no_dns1123_name() -> None:
+    """Names are checked as full matches (the rules alerts' names are checked by): a trailing
+    newline, which `^...$` let through, is refused before any request is built."""
+    from ir.cluster.resolve import check_name
+    from ir.errors import UsageError
+
+    assert check_name("pod", "web-1") == "web-1"
+    for name in ("web-1\n", "Web-1", "web/1", "a" * 254):
+        with pytest.raises(UsageError, match="must be a DNS-1123 name"):
+            check_name("pod", name)
+    with pytest.raises(UsageError):
+        check_name("namespace", "a" * 64)

@@ -18,8 +18,8 @@ from typing import Any
 from ir.clock import rfc3339, utcnow
 from ir.cluster.kube import ApiError, Kube
 from ir.errors import RefusedError
+from ir.playbook.k8snames import PROTECTED_NAMESPACES
 
-PROTECTED_NAMESPACES = frozenset({"kube-system", "kube-public", "kube-node-lease"})
 MERGE_PATCH = "application/merge-patch+json"
 
 

@@ -3,15 +3,12 @@ and its owner chain (ReplicaSet -> Deployment, StatefulSet, DaemonSet, Job -> Cr
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from ir.cluster.kube import ApiError, Kube
 from ir.errors import ClusterError, UsageError
-
-DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
-DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+from ir.playbook.k8snames import is_dns1123_label, is_dns1123_subdomain
 
 # kind -> API path prefix for namespaced owners
 OWNER_PATHS = {
@@ -26,9 +23,10 @@ OWNER_PATHS = {
 
 
 def check_name(kind: str, value: str) -> str:
-    """Names from operators and alerts are validated before any request is built."""
-    pattern = DNS1123_LABEL if kind == "namespace" else DNS1123_SUBDOMAIN
-    if not isinstance(value, str) or len(value) > 253 or not pattern.match(value):
+    """Names from operators and alerts are validated before any request is built (the same
+    full-match rules as the alerts' names: ir.playbook.k8snames)."""
+    valid = is_dns1123_label if kind == "namespace" else is_dns1123_subdomain
+    if not valid(value):
         raise UsageError(f"invalid {kind} name {value!r}: must be a DNS-1123 name")
     return value
 
