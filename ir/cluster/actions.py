@@ -1,6 +1,7 @@
 """The real `ResponseActions` for playbooks and `ir serve`: each step calls the same library
 functions as the CLI commands (capture_pod, quarantine_pod, replace_pod) through ops.Operator,
-so dry run, action records and the capture gate behave the same everywhere."""
+so dry run, action records and the capture gate behave the same everywhere. Each action declared
+in ir/playbook/steps/ is a method here, listed in STEPS under its name."""
 
 from __future__ import annotations
 
@@ -57,6 +58,15 @@ class ClusterActions:
         self.signer = signer
         self.store_options = store_options or {}
         self.echo = echo or (lambda _m: None)
+
+    def act(
+        self, action: str, target: Target, params: dict[str, Any], context: ActionContext
+    ) -> StepResult:
+        """The step `action`, by the method STEPS lists for it."""
+        step = STEPS.get(action)
+        if step is None:
+            return StepResult(action, FAILED, f"ClusterActions does not implement {action!r}")
+        return step(self, target, params, context)
 
     # -- helpers -----------------------------------------------------------------------------
     def _operator(self, context: ActionContext) -> Operator:
@@ -434,6 +444,19 @@ class ClusterActions:
             return self._result("delete", op, OK, f"pod {target.namespace}/{target.pod} deleted")
 
         return self._run("delete", target, context, body)
+
+
+# Each playbook action's implementation, by the name its ActionSpec (ir/playbook/steps/) gives
+# it; tests/steps/test_every_action.py names any action missing here.
+STEPS: dict[str, Callable[[ClusterActions, Target, dict[str, Any], ActionContext], StepResult]] = {
+    "capture": ClusterActions.capture,
+    "quarantine": ClusterActions.quarantine,
+    "replace": ClusterActions.replace,
+    "cordon": ClusterActions.cordon,
+    "label": ClusterActions.label,
+    "annotate": ClusterActions.annotate,
+    "delete": ClusterActions.delete,
+}
 
 
 def _capture_step(cap: CaptureResult) -> StepResult:

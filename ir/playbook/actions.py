@@ -1,16 +1,20 @@
 """The narrow interface between the playbook engine and whatever acts on a cluster.
 
 The engine decides *whether* a step runs (trigger, target validation, conditions, the capture
-gate, dry-run); an implementation of `ResponseActions` decides *how* to do it. ir.cluster provides
-the real one (`ir.cluster.actions.ClusterActions`); this module provides `DryRunActions` (prints
-and records the API requests it would make) and `RecordingActions` (for tests).
+gate, what the step needs in the target, dry-run); an implementation of `ResponseActions`
+decides *how* to do it. ir.cluster provides the real one (`ir.cluster.actions.ClusterActions`);
+this module provides `DryRunActions` (says what each step would act on) and `RecordingActions`
+(for tests). Both answer for every action declared in ir/playbook/steps/ without naming any.
 
-Contract for every method `m(target, params, context) -> StepResult`:
+Contract for `act(action, target, params, context) -> StepResult`, for every action but those
+the engine sends itself (notify); ClusterActions implements each as a method named after it:
+  * `action` names an `ActionSpec` (ir/playbook/steps/<action>.py): what the step does, what
+    it needs in the target, what its params are and what ok / partial mean for it.
   * `target` is an `ir.playbook.alerts.Target`: every name in it is validated (DNS-1123), the
     namespace is neither protected (unless the playbook allowed it) nor outside the playbook's
     allow/deny lists, and a pod always comes with its namespace. Use names only as Kubernetes API
     path segments or field values; never pass them to a shell or format them into commands.
-  * `params` is the step's parameters from the playbook, already validated (see each method).
+  * `params` is the step's parameters from the playbook, already validated by its ActionSpec.
   * `context` carries the run id, case id, reason, operator, dry-run flag, deadline and the
     results of earlier steps (e.g. the capture's bundle, the quarantine id).
   * Return a `StepResult`; do not raise for expected failures (API 403/404/409/5xx, timeouts):
@@ -33,6 +37,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from ir.playbook.alerts import Alert, Target
+from ir.playbook.steps import POD, action_spec
 
 OK, PARTIAL, FAILED, SKIPPED, REFUSED, DRY_RUN = (
     "ok",
@@ -69,16 +74,10 @@ class ApiRequest:
 class StepResult:
     """The outcome of one step.
 
-    status: ok | partial | failed | skipped | refused | dry-run.
-      capture:    ok = bundle sealed, complete and confirmed stored; partial = sealed but some
-                  collector failed or the store spooled it; failed = no usable bundle. Set
-                  `bundle` (local path or s3:// URI) and `bundle_digest` ("sha256:<hex>" root).
-      quarantine: ok = policy exists and selects exactly the pod; the detail says whether traffic
-                  proved it enforced (probe_image param or $IR_PROBE_IMAGE) or not; partial = a
-                  probe still got through after the policy; data: networkpolicy, quarantine_id.
-      replace:    ok = a replacement is ready; partial = taken out of its controller but no ready
-                  replacement in time (or a bare pod that cannot be replaced); data: replacement.
-      cordon/label/annotate/delete: ok when the API accepted it.
+    status: ok | partial | failed | skipped | refused | dry-run; what ok and partial mean for
+    each action is in its ActionSpec's doc. A capture sets `bundle` (local path or s3:// URI)
+    and `bundle_digest` ("sha256:<hex>" root); a quarantine's data names the networkpolicy and
+    the quarantine_id, a replace's the replacement.
     """
 
     action: str
@@ -168,47 +167,13 @@ class ActionContext:
 @runtime_checkable
 class ResponseActions(Protocol):
     """What the engine calls. Implemented by ir.cluster.actions.ClusterActions (real API),
-    DryRunActions and RecordingActions. `notify` is not here: the engine sends it itself."""
+    DryRunActions and RecordingActions. Actions the engine sends itself (notify) never come
+    here."""
 
-    def capture(self, target: Target, params: dict[str, Any], context: ActionContext) -> StepResult:
-        """Capture evidence of `target.pod` (all containers; only `target.container` when
-        params["scope"] == "container") into a bundle that includes `target.raw` as the alert.
-        params: collectors (list[str], default: all), max_bytes (int), timeout_seconds (float),
-        store (URI, default: the configured store), scope ("pod" | "container"), sign (bool)."""
-        ...
-
-    def quarantine(
-        self, target: Target, params: dict[str, Any], context: ActionContext
+    def act(
+        self, action: str, target: Target, params: dict[str, Any], context: ActionContext
     ) -> StepResult:
-        """Isolate `target.pod`: label it with a quarantine id, create a deny-all ingress+egress
-        NetworkPolicy selecting only that label, annotate who/why/when, verify.
-        params: allow_egress_cidrs (list[str]), allow_dns (bool)."""
-        ...
-
-    def replace(self, target: Target, params: dict[str, Any], context: ActionContext) -> StepResult:
-        """Take `target.pod` out of its controller's selector so a clean replacement is created;
-        wait for it to be ready. params: wait_ready_seconds (int, default 120)."""
-        ...
-
-    def cordon(self, target: Target, params: dict[str, Any], context: ActionContext) -> StepResult:
-        """Mark unschedulable the node `target.pod` runs on (read from the API), or `target.node`
-        when the target is a node. params: none."""
-        ...
-
-    def label(self, target: Target, params: dict[str, Any], context: ActionContext) -> StepResult:
-        """Set labels on the pod (params["object"] == "pod", default) or its node ("node").
-        params: labels (dict[str, str], validated label keys and values), object."""
-        ...
-
-    def annotate(
-        self, target: Target, params: dict[str, Any], context: ActionContext
-    ) -> StepResult:
-        """Set annotations on the pod or node. params: annotations (dict[str, str]), object."""
-        ...
-
-    def delete(self, target: Target, params: dict[str, Any], context: ActionContext) -> StepResult:
-        """Delete `target.pod` (only ever reached after a complete capture unless the playbook
-        set on_capture_failure: continue). params: grace_period_seconds (int)."""
+        """Perform the step `action` (see the module's contract)."""
         ...
 
 
@@ -225,14 +190,17 @@ class DryRunActions:
         self.planned: list[str] = []
         self._lock = threading.Lock()
 
-    def _plan(self, action: str, target: Target, params: dict[str, Any]) -> StepResult:
-        on = params.get("object") or ("node" if action == "cordon" or not target.pod else "pod")
+    def act(
+        self, action: str, target: Target, params: dict[str, Any], context: ActionContext
+    ) -> StepResult:
+        spec = action_spec(action)
         what = (
             f"pod {target.namespace}/{target.pod}"
-            if on == "pod" and target.pod
+            if spec.acts_on(params, target) == POD and target.pod
             else f"node {target.node or 'of the pod'}"
         )
-        shown = {k: v for k, v in params.items() if k not in ("url_from_env", "headers_from_env")}
+        hidden = {p.name for p in spec.params if not p.in_plan}
+        shown = {k: v for k, v in params.items() if k not in hidden}
         line = f"would {action} {what}" + (f" with {shown}" if shown else "")
         with self._lock:
             self.planned.append(line)
@@ -244,31 +212,6 @@ class DryRunActions:
             detail=line + "; offline rehearsal: no request sent (with a cluster, "
             "--actions cluster --dry-run sends the exact requests as server-side dry runs)",
         )
-
-    def capture(self, target: Target, params: dict[str, Any], context: ActionContext) -> StepResult:
-        return self._plan("capture", target, params)
-
-    def quarantine(
-        self, target: Target, params: dict[str, Any], context: ActionContext
-    ) -> StepResult:
-        return self._plan("quarantine", target, params)
-
-    def replace(self, target: Target, params: dict[str, Any], context: ActionContext) -> StepResult:
-        return self._plan("replace", target, params)
-
-    def cordon(self, target: Target, params: dict[str, Any], context: ActionContext) -> StepResult:
-        return self._plan("cordon", target, params)
-
-    def label(self, target: Target, params: dict[str, Any], context: ActionContext) -> StepResult:
-        return self._plan("label", target, params)
-
-    def annotate(
-        self, target: Target, params: dict[str, Any], context: ActionContext
-    ) -> StepResult:
-        return self._plan("annotate", target, params)
-
-    def delete(self, target: Target, params: dict[str, Any], context: ActionContext) -> StepResult:
-        return self._plan("delete", target, params)
 
 
 @dataclass
@@ -296,9 +239,14 @@ class RecordingActions:
         self.calls: list[RecordedCall] = []
         self._cond = threading.Condition()
 
-    def _call(
+    def act(
         self, action: str, target: Target, params: dict[str, Any], context: ActionContext
     ) -> StepResult:
+        """Record the call, then answer as configured. A subclass may answer for one action
+        with a method named after it (tests make an action misbehave)."""
+        own = getattr(type(self), action, None)
+        if callable(own) and not hasattr(RecordingActions, action):
+            return own(self, target, params, context)
         with self._cond:
             self.calls.append(RecordedCall(action, target, dict(params), context, time.monotonic()))
             self._cond.notify_all()
@@ -322,28 +270,3 @@ class RecordingActions:
     def actions_called(self) -> list[str]:
         with self._cond:
             return [c.action for c in self.calls]
-
-    def capture(self, target: Target, params: dict[str, Any], context: ActionContext) -> StepResult:
-        return self._call("capture", target, params, context)
-
-    def quarantine(
-        self, target: Target, params: dict[str, Any], context: ActionContext
-    ) -> StepResult:
-        return self._call("quarantine", target, params, context)
-
-    def replace(self, target: Target, params: dict[str, Any], context: ActionContext) -> StepResult:
-        return self._call("replace", target, params, context)
-
-    def cordon(self, target: Target, params: dict[str, Any], context: ActionContext) -> StepResult:
-        return self._call("cordon", target, params, context)
-
-    def label(self, target: Target, params: dict[str, Any], context: ActionContext) -> StepResult:
-        return self._call("label", target, params, context)
-
-    def annotate(
-        self, target: Target, params: dict[str, Any], context: ActionContext
-    ) -> StepResult:
-        return self._call("annotate", target, params, context)
-
-    def delete(self, target: Target, params: dict[str, Any], context: ActionContext) -> StepResult:
-        return self._call("delete", target, params, context)

@@ -31,7 +31,7 @@ from ir.playbook.k8snames import PROTECTED_NAMESPACES
 from ir.playbook.match import MATCH, evaluate
 from ir.playbook.notify import WebhookNotifier
 from ir.playbook.runstate import STEP_DONE, STEP_RUNNING, RunJournal, step_result_from
-from ir.playbook.spec import NEEDS, Playbook, Step
+from ir.playbook.spec import Playbook, Step
 
 DEFAULT_STEP_TIMEOUT = 600.0
 
@@ -282,7 +282,7 @@ class Engine:
                 interrupted=interrupted,
             )
             outcome = self._call(step, target, actions, context, run, dry)
-            if interrupted is not None and step.action == "notify":
+            if interrupted is not None and step.spec.sent_by_engine:
                 outcome.detail += (
                     f" ({interrupted.describe()}: the receiver may have the notification twice)"
                 )
@@ -329,11 +329,9 @@ class Engine:
                     f"capture gate closed: capture {capture.status} "
                     "(set on_capture_failure: continue to act without evidence)",
                 )
-        need = NEEDS.get(step.action)
-        if step.action in ("label", "annotate"):
-            need = step.params.get("object", "pod")
-        if step.action == "capture" and target.node and not target.pod:
-            need = "node"  # the node itself: its processes and sockets, through the collector
+        need = step.needs(
+            target
+        )  # its ActionSpec's: e.g. a capture of a node target needs the node
         if need == "pod" and not target.pod:
             return StepResult(step.action, SKIPPED, f"needs a pod; the target is a {target.kind}")
         if need == "node" and not (target.node or target.pod):
@@ -376,11 +374,10 @@ class Engine:
         run: RunResult,
         dry: bool,
     ) -> StepResult:
-        if step.action == "notify":
+        if step.spec.sent_by_engine:  # notify: the one step the engine performs itself
             return self._notify(step, target, run, dry)
-        method = getattr(actions, step.action)
         try:
-            outcome = method(target, dict(step.params), context)
+            outcome = actions.act(step.action, target, dict(step.params), context)
         except IrError as exc:
             return StepResult(step.action, FAILED, exc.message)
         except Exception as exc:  # noqa: BLE001 -- an action's bug must not stop the run or the server

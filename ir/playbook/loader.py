@@ -2,13 +2,13 @@
 taken from the YAML node marks, and all problems of a file are reported at once.
 
 Refused outright: anchors/aliases (expansion bombs), custom tags, duplicate keys, unknown keys
-(with a did-you-mean), files over 256 KiB.
+(with a did-you-mean), files over 256 KiB. A step's keys and params are those its action declares
+(ir/playbook/steps/<action>.py), checked through the typed readers here.
 """
 
 from __future__ import annotations
 
 import difflib
-import ipaddress
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -19,19 +19,11 @@ import yaml
 
 from ir.errors import UsageError
 from ir.playbook.alerts import PRIORITIES, normalize_priority, source_names
-from ir.playbook.k8snames import (
-    IR_KEY_PREFIX,
-    annotation_value_problem,
-    is_dns1123_label,
-    label_key_problem,
-    label_value_problem,
-)
-from ir.playbook.notify import url_problem
+from ir.playbook.k8snames import is_dns1123_label
 from ir.playbook.pointer import pointer_problem
 from ir.playbook.spec import (
     ACTIONS,
     API_VERSION,
-    DEFAULT_WHEN,
     DESTRUCTIVE,
     KIND,
     ON_CAPTURE_FAILURE,
@@ -42,12 +34,13 @@ from ir.playbook.spec import (
     Step,
     Trigger,
 )
+from ir.playbook.steps import At, action_spec
 
 MAX_FILE = 256 * 1024
 MAX_DEPTH = 20
 PLAYBOOK_SUFFIXES = (".yaml", ".yml")
 
-Path_ = tuple[str | int, ...]
+Path_ = At  # where a value stands in the document: ("steps", 2, "labels")
 
 
 @dataclass(frozen=True)
@@ -309,23 +302,6 @@ _TRIGGER_KEYS = (
     "targets",
 )
 _STEP_COMMON = ("action", "name", "when")
-_STEP_PARAMS: dict[str, tuple[str, ...]] = {
-    "capture": ("collectors", "max_bytes", "timeout_seconds", "store", "scope", "sign"),
-    "quarantine": ("allow_egress_cidrs", "allow_dns", "probe_image"),
-    "replace": ("wait_ready_seconds",),
-    "cordon": (),
-    "label": ("labels", "object"),
-    "annotate": ("annotations", "object"),
-    "delete": ("grace_period_seconds",),
-    "notify": (
-        "url",
-        "url_from_env",
-        "headers",
-        "headers_from_env",
-        "timeout_seconds",
-        "include_raw",
-    ),
-}
 
 
 def check_playbook_text(text: str, file: str) -> tuple[Playbook | None, list[Problem]]:
@@ -551,8 +527,9 @@ def _check_steps(c: _Checker, value: Any, at: Path_) -> tuple[Step, ...]:
             c.error(here, "missing required key 'action'")
         if action is None:
             continue
-        c.keys(step, here, _STEP_COMMON + _STEP_PARAMS[action])
-        when = DEFAULT_WHEN[action]
+        spec = action_spec(action)
+        c.keys(step, here, _STEP_COMMON + spec.param_names)
+        when = spec.default_when
         if "when" in step:
             when = c.string(step["when"], (*here, "when"), choices=WHEN) or when
         name = f"{index + 1}-{action}"
@@ -565,106 +542,10 @@ def _check_steps(c: _Checker, value: Any, at: Path_) -> tuple[Step, ...]:
             c.error((*here, "name"), f"step name {name!r} is used twice")
         names.add(name)
         params = {k: v for k, v in step.items() if k not in _STEP_COMMON}
-        _check_params(c, action, params, here)
+        spec.validate(c, params, here)
         line = c.tree.marks.get(here, (1, 1))[0]
         steps.append(Step(action=action, params=params, when=when, name=name, line=line))
     return tuple(steps)
-
-
-def _check_params(c: _Checker, action: str, params: dict[str, Any], at: Path_) -> None:
-    if action == "capture":
-        if "collectors" in params:
-            c.strings(params["collectors"], (*at, "collectors"))
-        if "max_bytes" in params:
-            size = c.size(params["max_bytes"], (*at, "max_bytes"))
-            if size is not None:
-                params["max_bytes"] = size
-        if "timeout_seconds" in params:
-            c.number(params["timeout_seconds"], (*at, "timeout_seconds"), 1, 86400)
-        if "store" in params:
-            c.string(params["store"], (*at, "store"))
-        if "scope" in params:
-            c.string(params["scope"], (*at, "scope"), choices=("container", "pod"))
-        if "sign" in params:
-            c.boolean(params["sign"], (*at, "sign"))
-    elif action == "quarantine":
-        for i, cidr in enumerate(
-            c.strings(params.get("allow_egress_cidrs", []), (*at, "allow_egress_cidrs"))
-        ):
-            try:
-                ipaddress.ip_network(cidr, strict=True)
-            except ValueError as exc:
-                c.error((*at, "allow_egress_cidrs", i), f"not a CIDR: {exc}")
-        if "allow_dns" in params:
-            c.boolean(params["allow_dns"], (*at, "allow_dns"))
-        if "probe_image" in params:
-            image = c.string(params["probe_image"], (*at, "probe_image"))
-            if image is not None and not re.fullmatch(
-                r"[A-Za-z0-9][A-Za-z0-9._/:@-]{0,254}", image
-            ):
-                c.error((*at, "probe_image"), "not an image reference")
-    elif action == "replace":
-        if "wait_ready_seconds" in params:
-            c.integer(params["wait_ready_seconds"], (*at, "wait_ready_seconds"), 0, 3600)
-    elif action in ("label", "annotate"):
-        key = "labels" if action == "label" else "annotations"
-        if key not in params:
-            c.error(at, f"missing required key {key!r}")
-        else:
-            mapping = c.mapping(params[key], (*at, key))
-            if mapping is not None and not mapping:
-                c.error((*at, key), "must name at least one key")
-            for k, v in (mapping or {}).items():
-                problem = label_key_problem(k)
-                if problem is None and isinstance(k, str) and not k.startswith(IR_KEY_PREFIX):
-                    problem = (
-                        f"must be under {IR_KEY_PREFIX} (ir changes only its own keys; the "
-                        "shipped admission policies refuse any other)"
-                    )
-                if problem:
-                    c.error((*at, key, k), f"key {k!r}: {problem}", at_key=True)
-                problem = (
-                    label_value_problem(v) if action == "label" else annotation_value_problem(v)
-                )
-                if problem:
-                    c.error((*at, key, k), f"value: {problem}")
-        if "object" in params:
-            c.string(params["object"], (*at, "object"), choices=("pod", "node"))
-    elif action == "delete":
-        if "grace_period_seconds" in params:
-            c.integer(params["grace_period_seconds"], (*at, "grace_period_seconds"), 0, 3600)
-    elif action == "notify":
-        _check_notify(c, params, at)
-
-
-def _check_notify(c: _Checker, params: dict[str, Any], at: Path_) -> None:
-    if ("url" in params) == ("url_from_env" in params):
-        c.error(at, "needs exactly one of 'url' or 'url_from_env'")
-    if "url" in params:
-        url = c.string(params["url"], (*at, "url"))
-        problem = url_problem(url) if url is not None else None
-        if problem:
-            c.error((*at, "url"), problem)
-    if "url_from_env" in params:
-        variable = c.string(params["url_from_env"], (*at, "url_from_env"))
-        if variable is not None and not re.fullmatch(r"[A-Z_][A-Z0-9_]*", variable):
-            c.error((*at, "url_from_env"), "must name an environment variable (A-Z, 0-9, '_')")
-    for key in ("headers", "headers_from_env"):
-        if key in params:
-            mapping = c.mapping(params[key], (*at, key)) or {}
-            for header, value in mapping.items():
-                if not re.fullmatch(r"[A-Za-z0-9-]{1,64}", header):
-                    c.error(
-                        (*at, key, header), "header names are letters, digits and '-'", at_key=True
-                    )
-                if not isinstance(value, str) or any(ch in value for ch in "\r\n\0"):
-                    c.error((*at, key, header), "must be a single-line string")
-                elif key == "headers_from_env" and not re.fullmatch(r"[A-Z_][A-Z0-9_]*", value):
-                    c.error((*at, key, header), "must name an environment variable (A-Z, 0-9, '_')")
-    if "timeout_seconds" in params:
-        c.number(params["timeout_seconds"], (*at, "timeout_seconds"), 0.1, 30)
-    if "include_raw" in params:
-        c.boolean(params["include_raw"], (*at, "include_raw"))
 
 
 def playbook_files(paths: Iterable[str | Path]) -> list[Path]:

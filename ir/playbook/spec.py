@@ -36,6 +36,9 @@ The YAML format (`ir playbook validate` checks it; see playbooks/ for complete e
         url_from_env: IR_NOTIFY_URL   #   timeout_seconds (<= 30), include_raw
         when: always
 
+The steps above are examples: every action, its params and what it needs in the target are
+declared in its module in ir/playbook/steps/ (its ActionSpec, which the lists below are read from).
+
 Values are static: nothing from an alert is ever formatted into a parameter, a command or a URL.
 """
 
@@ -45,35 +48,25 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from ir.playbook.alerts import Target
+from ir.playbook.steps import ActionSpec, action_spec, action_specs
+
 API_VERSION = "ir/v1"
 KIND = "Playbook"
 
-ACTIONS: tuple[str, ...] = (
-    "capture",
-    "quarantine",
-    "replace",
-    "cordon",
-    "label",
-    "annotate",
-    "delete",
-    "notify",
-)
+# Read from each action's declaration (ir/playbook/steps/<action>.py: its ActionSpec).
+ACTIONS: tuple[str, ...] = tuple(spec.name for spec in action_specs())
 # Steps that change or remove the workload: never run unless the capture gate is open.
-DESTRUCTIVE: frozenset[str] = frozenset({"quarantine", "replace", "cordon", "delete", "label"})
-# What each action needs in the target; a run whose target lacks it records the step "skipped".
-NEEDS: dict[str, str] = {
-    "capture": "pod",
-    "quarantine": "pod",
-    "replace": "pod",
-    "delete": "pod",
-    "cordon": "node",
-}
+DESTRUCTIVE: frozenset[str] = frozenset(spec.name for spec in action_specs() if spec.destructive)
+# What each action needs in the target whatever its params (label and annotate: their `object`
+# decides; capture of a node target: the node); a run whose target lacks it records "skipped".
+NEEDS: dict[str, str] = {spec.name: spec.needs for spec in action_specs() if spec.needs}
 
 # Conditions between steps (a fixed vocabulary: no expression language, nothing evaluated).
 WHEN: tuple[str, ...] = ("always", "capture_ok", "capture_failed", "previous_ok", "previous_failed")
 # The capture gate is not a condition: destructive steps are refused (not skipped) when the
 # capture failed, whatever their `when`, unless the playbook sets on_capture_failure: continue.
-DEFAULT_WHEN = dict.fromkeys(ACTIONS, "always")
+DEFAULT_WHEN = {spec.name: spec.default_when for spec in action_specs()}
 
 ON_CAPTURE_FAILURE = ("stop", "continue")
 TARGET_KINDS = ("pod", "workload", "service-account", "node", "none")
@@ -98,17 +91,22 @@ class Step:
     line: int
 
     @property
+    def spec(self) -> ActionSpec:
+        """The action's declaration (ir/playbook/steps/)."""
+        return action_spec(self.action)
+
+    @property
     def destructive(self) -> bool:
-        return self.action in DESTRUCTIVE
+        return self.spec.destructive
 
     def acts_on_node(self, target_has_pod: bool) -> bool:
         """Whether this step changes a node: cordon, or labels/annotations on `object: node`
         (or on a target that names no pod, where they go to the node)."""
-        if self.action == "cordon":
-            return True
-        if self.action in ("label", "annotate"):
-            return self.params.get("object") == "node" or not target_has_pod
-        return False
+        return self.spec.acts_on_node(self.params, target_has_pod)
+
+    def needs(self, target: Target) -> str | None:
+        """What this step needs in `target`: "pod", "node" (a node, or a pod on one) or None."""
+        return self.spec.need(self.params, target)
 
 
 @dataclass(frozen=True)
