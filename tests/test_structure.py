@@ -45,15 +45,7 @@ MAX_LINES = 600
 OVER_REASON = "over 600 lines because"
 # Modules over MAX_LINES that are not split yet and cannot be edited in the change that added
 # this test. Split pending (issue 18); delete an entry once its file is split.
-OVERSIZED = frozenset(
-    {
-        "ir/cluster/capture.py",  # split pending (issue 18)
-        "ir/playbook/loader.py",  # split pending (issue 18)
-        "ir/replay/report.py",  # split pending (issue 18)
-        "ir/runtime/procfs.py",  # split pending (issue 18)
-        "ir/store/multipart.py",  # split pending (issue 18)
-    }
-)
+OVERSIZED: frozenset[str] = frozenset()  # none left
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,10 @@
-"""What a collector is, what it is given and what it yields: `Collector`, the `CaptureContext`
-it gets with the `CaptureTarget` (the container) and `CaptureOptions` it captures with, and
-`Artifact`. Collectors import ir.collect from here only, never the modules that run them.
-May import ir.runtime, ir.clock and ir.errors."""
+"""The collector contract: what a collector is (`Collector`), where its artifacts go (`Scope`),
+what it is given (`CaptureContext`, whose `target` is the container's `CaptureTarget` with the
+`CaptureOptions` it captures with, or a pod's, for the Kubernetes collectors), what it yields
+(`Artifact`), and the helpers every collector shares (`json_bytes`, `to_epoch_text`).
+
+Collectors import ir.collect from here only, never the modules that register or run them
+(`registry`, `runner`, `session`, `container`). May import ir.runtime, ir.clock and ir.errors."""
 
 from __future__ import annotations
 
@@ -10,7 +13,7 @@ import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import IO, Any, Protocol
+from typing import IO, Any, Literal, Protocol, TypeVar
 
 from ir.clock import parse_timestamp, utcnow
 from ir.errors import Unsupported, UsageError
@@ -22,10 +25,19 @@ __all__ = [
     "CaptureOptions",
     "CaptureTarget",
     "Collector",
+    "ContainerContext",
+    "Scope",
     "Unsupported",
     "json_bytes",
     "to_epoch_text",
 ]
+
+#: Where a collector's artifacts go, and how often a capture runs it: once per container, under
+#: `containers/<name>/` ("container"), or once per pod, at the top of the bundle ("pod").
+Scope = Literal["container", "pod"]
+
+TargetT_co = TypeVar("TargetT_co", covariant=True)  # what a context gives as `target`
+TargetT_contra = TypeVar("TargetT_contra", contravariant=True)  # what a collector takes
 
 MiB = 1024 * 1024
 GiB = 1024 * MiB
@@ -116,12 +128,15 @@ class CaptureTarget(Protocol):
     def sources(self) -> dict[str, Any]: ...  # collector name -> what it read from
 
 
-class CaptureContext(Protocol):
-    """What a collector gets: the target, the options, and a way to say what it did and what it
-    could not get. `ir.collect.runner.RunContext` is the one the runner gives."""
+class CaptureContext(Protocol[TargetT_co]):
+    """What a collector gets: its target, the options, and a way to say what it did and what it
+    could not get. `ir.collect.runner.RunContext` is the one the runner gives; a container
+    collector's target is a `CaptureTarget` (see `ContainerContext`), a Kubernetes collector's
+    the pod as `ir.cluster.context.KubeTarget`. A context gives no way to the bundle itself: the
+    runner writes what the collector yields."""
 
     @property
-    def target(self) -> CaptureTarget: ...
+    def target(self) -> TargetT_co: ...
 
     @property
     def options(self) -> dict[str, Any]: ...
@@ -136,17 +151,25 @@ class CaptureContext(Protocol):
         """Record a request made of the target in the manifest's actions."""
 
 
-class Collector(Protocol):
-    """A collector must have a `name` (the artifact family) and:
+#: What a container collector gets.
+ContainerContext = CaptureContext[CaptureTarget]
+
+
+class Collector(Protocol[TargetT_contra]):
+    """A collector must have a `name` (the artifact family; its manifest entry), a `scope`, and:
 
     - `check(ctx)`: raise Unsupported(reason) when it does not apply; never return False;
-    - `collect(ctx)`: yield Artifacts as `chunks` or `write`, never a whole artifact in memory."""
+    - `collect(ctx)`: yield Artifacts as `chunks` or `write`, never a whole artifact in memory.
+
+    It keeps no state between captures: one object serves every capture (a module's `COLLECTOR`,
+    registered in `ir.collect.registry`); all it needs comes in `ctx`."""
 
     name: str
+    scope: Scope
 
-    def check(self, ctx: CaptureContext) -> None:
+    def check(self, ctx: CaptureContext[TargetT_contra]) -> None:
         """Raise Unsupported(reason) when this collector does not apply to the target."""
 
-    def collect(self, ctx: CaptureContext) -> Iterator[Artifact]:
+    def collect(self, ctx: CaptureContext[TargetT_contra]) -> Iterator[Artifact]:
         """Yield artifacts; raising records the collector as failed, and the capture goes on."""
         ...

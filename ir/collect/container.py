@@ -13,7 +13,14 @@ from typing import Any
 from ir.bundle.layout import safe_component
 from ir.bundle.manifest import CollectorEntry
 from ir.clock import rfc3339, utcnow
-from ir.collect.base import Artifact, CaptureContext, CaptureOptions, CaptureTarget, json_bytes
+from ir.collect.base import (
+    Artifact,
+    CaptureOptions,
+    CaptureTarget,
+    ContainerContext,
+    Scope,
+    json_bytes,
+)
 from ir.collect.registry import container_collectors
 from ir.collect.runner import ProgressFn
 from ir.collect.session import CaptureSession
@@ -81,25 +88,19 @@ def capture_container(
 
 def drain_actions(session: CaptureSession, handle: ContainerHandle) -> None:
     """Move the runtime's recorded requests into the manifest, keeping their times."""
-    for action in handle.actions.drain():
-        detail = dict(action.detail)
-        if action.count > 1:
-            detail.update(count=action.count, last_time=action.last_time)
-        entry = session.writer.record_action(
-            action.action, handle.label, outcome=action.outcome, **detail
-        )
-        entry.time = action.time
+    session.record_runtime_actions(handle.actions.drain(), handle.label)
 
 
 class CaptureInfo:
     """The last word on one container: backend and why, options, state at start and end."""
 
     name = "capture-info"
+    scope: Scope = "container"
 
-    def check(self, ctx: CaptureContext) -> None:
+    def check(self, ctx: ContainerContext) -> None:
         return None
 
-    def collect(self, ctx: CaptureContext) -> Iterator[Artifact]:
+    def collect(self, ctx: ContainerContext) -> Iterator[Artifact]:
         target = ctx.target
         handle = target.handle
         try:

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import IO
 
 from ir.clock import from_epoch, rfc3339, rfc3339_ns
-from ir.collect.base import Artifact, CaptureContext
+from ir.collect.base import Artifact, ContainerContext, Scope
 from ir.errors import IrError
 from ir.records import FileChange, encode_path
 from ir.runtime.base import FileContent, FsDiffSource, FsEntry
@@ -50,11 +50,12 @@ class DiffStats:
 
 class FilesystemCollector:
     name = "filesystem"
+    scope: Scope = "container"
 
-    def check(self, ctx: CaptureContext) -> None:
+    def check(self, ctx: ContainerContext) -> None:
         ctx.target.handle.fs_diff()  # raises Unsupported (e.g. no overlay); cheap: nothing is walked
 
-    def collect(self, ctx: CaptureContext) -> Iterator[Artifact]:
+    def collect(self, ctx: ContainerContext) -> Iterator[Artifact]:
         target = ctx.target
         source = target.handle.fs_diff()
         target.sources[self.name] = source.description

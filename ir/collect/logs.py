@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from ir.clock import parse_timestamp, rfc3339
-from ir.collect.base import Artifact, CaptureContext, to_epoch_text
+from ir.collect.base import Artifact, ContainerContext, Scope, to_epoch_text
 from ir.records import LogLine
 
 MAX_LINE = 1024 * 1024  # a longer line is cut into pieces of this size
@@ -18,11 +18,12 @@ MAX_LINE = 1024 * 1024  # a longer line is cut into pieces of this size
 
 class LogsCollector:
     name = "logs"
+    scope: Scope = "container"
 
-    def check(self, ctx: CaptureContext) -> None:
+    def check(self, ctx: ContainerContext) -> None:
         ctx.target.handle.logs()  # raises Unsupported without a runtime that keeps logs
 
-    def collect(self, ctx: CaptureContext) -> Iterator[Artifact]:
+    def collect(self, ctx: ContainerContext) -> Iterator[Artifact]:
         target = ctx.target
         handle = target.handle
         source = handle.logs()

@@ -5,16 +5,17 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from ir.collect.base import Artifact, CaptureContext, json_bytes
+from ir.collect.base import Artifact, ContainerContext, Scope, json_bytes
 
 
 class MetadataCollector:
     name = "metadata"
+    scope: Scope = "container"
 
-    def check(self, ctx: CaptureContext) -> None:
+    def check(self, ctx: ContainerContext) -> None:
         return None
 
-    def collect(self, ctx: CaptureContext) -> Iterator[Artifact]:
+    def collect(self, ctx: ContainerContext) -> Iterator[Artifact]:
         target = ctx.target
         handle = target.handle
         inspect = handle.inspect()

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from ir.collect.base import Artifact, CaptureContext, json_bytes
+from ir.collect.base import Artifact, ContainerContext, Scope, json_bytes
 from ir.errors import IrError, Unsupported
 from ir.records import SocketRecord, encode_path
 from ir.runtime.procfs import ProcessGone
@@ -22,15 +22,16 @@ SMALL_FILE = 1024 * 1024
 
 class NetworkCollector:
     name = "network"
+    scope: Scope = "container"
 
-    def check(self, ctx: CaptureContext) -> None:
+    def check(self, ctx: ContainerContext) -> None:
         target = ctx.target
         if not target.was_running:
             raise Unsupported(
                 f"the container was {target.state_at_start.status} when the capture started: no sockets"
             )
 
-    def collect(self, ctx: CaptureContext) -> Iterator[Artifact]:
+    def collect(self, ctx: ContainerContext) -> Iterator[Artifact]:
         target = ctx.target
         handle = target.handle
         try:

@@ -12,7 +12,7 @@ import time
 from collections.abc import Iterator
 from typing import IO, Any
 
-from ir.collect.base import Artifact, CaptureContext
+from ir.collect.base import Artifact, ContainerContext, Scope
 from ir.errors import Unsupported
 from ir.records import ProcessRecord
 from ir.runtime.procfs import ProcessGone
@@ -22,15 +22,16 @@ READ_CHUNK = 1024 * 1024
 
 class ProcessesCollector:
     name = "processes"
+    scope: Scope = "container"
 
-    def check(self, ctx: CaptureContext) -> None:
+    def check(self, ctx: ContainerContext) -> None:
         target = ctx.target
         if not target.was_running:
             raise Unsupported(
                 f"the container was {target.state_at_start.status} when the capture started: no processes"
             )
 
-    def collect(self, ctx: CaptureContext) -> Iterator[Artifact]:
+    def collect(self, ctx: ContainerContext) -> Iterator[Artifact]:
         target = ctx.target
         opts = target.options
         try:
@@ -91,7 +92,7 @@ class ProcessesCollector:
 
 
 def deleted_exes_artifact(
-    ctx: CaptureContext, source: Any, deleted: list[tuple[int, str, str | None]], limit: int
+    ctx: ContainerContext, source: Any, deleted: list[tuple[int, str, str | None]], limit: int
 ) -> Artifact:
     """A tar of the binaries that processes run from deleted files, named by SHA-256."""
     kept: list[dict[str, Any]] = []

@@ -1,33 +1,36 @@
 """The collector runner: feeds each collector's artifacts into the bundle writer, catching every
-failure per collector so one broken collector never stops the capture."""
+failure per collector so one broken collector never stops the capture. `RunContext` is the
+`CaptureContext` a collector gets; the writer stays inside it, reached through its methods."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from ir.bundle.manifest import CollectorEntry
-from ir.bundle.writer import BundleWriter
+from ir.bundle.writer import ArtifactSink, BundleWriter
 from ir.clock import rfc3339, utcnow
 from ir.collect.base import Artifact, Collector
 from ir.errors import Unsupported
 
 ProgressFn = Callable[[str], None]
+TargetT = TypeVar("TargetT")
 
 
-class RunContext:
-    """A capture context bound to one scope (e.g. one container) of one bundle."""
+class RunContext(Generic[TargetT]):
+    """A capture context bound to one scope (e.g. one container) of one bundle: what the
+    collectors get (a `CaptureContext`), and what the runner writes through."""
 
     def __init__(
         self,
         writer: BundleWriter,
         *,
         scope: str | None,
-        target: Any,
+        target: TargetT,
         options: dict[str, Any],
         target_label: str,
     ) -> None:
-        self.writer = writer
+        self._writer = writer
         self.scope = scope  # e.g. "containers/web"; None for bundle-level artifacts
         self.target = target
         self.options = options
@@ -49,16 +52,35 @@ class RunContext:
         return found
 
     def record_action(self, action: str, outcome: str = "ok", **detail: Any) -> None:
-        self.writer.record_action(action, self.target_label, outcome=outcome, **detail)
+        self._writer.record_action(action, self.target_label, outcome=outcome, **detail)
 
     def take_notes(self) -> list[str]:
         notes, self._notes = self._notes, []
         return notes
 
+    # -- the runner's side: what it writes of a collector's run -----------------------------
+    def open_artifact(
+        self, artifact: Artifact, *, collector: str, container: str | None
+    ) -> tuple[str, ArtifactSink]:
+        """Open the bundle member of an artifact under this scope: (its name, its sink)."""
+        name = f"{self.scope}/{artifact.name}" if self.scope else artifact.name
+        sink = self._writer.artifact(
+            name,
+            kind=artifact.kind,
+            media_type=artifact.media_type,
+            collector=collector,
+            container=container,
+            meta=artifact.meta,
+        )
+        return name, sink
+
+    def record_collector(self, entry: CollectorEntry) -> None:
+        self._writer.record_collector(entry)
+
 
 def run_collectors(
-    ctx: RunContext,
-    collectors: Sequence[Collector],
+    ctx: RunContext[TargetT],
+    collectors: Sequence[Collector[TargetT]],
     *,
     container: str | None = None,
     progress: ProgressFn | None = None,
@@ -72,7 +94,7 @@ def run_collectors(
 
 
 def run_one(
-    ctx: RunContext, collector: Collector, *, container: str | None = None
+    ctx: RunContext[TargetT], collector: Collector[TargetT], *, container: str | None = None
 ) -> CollectorEntry:
     """Run one collector; never raises except KeyboardInterrupt/SystemExit (capture interrupted)."""
     entry = CollectorEntry(
@@ -99,26 +121,18 @@ def run_one(
             entry.status = "partial" if entry.artifacts else "failed"
             entry.error = entry.error or short[0]
         entry.notes.extend(ctx.take_notes())
-        ctx.writer.record_collector(entry)
+        ctx.record_collector(entry)
     return entry
 
 
 def _write_artifact(
-    ctx: RunContext,
+    ctx: RunContext[Any],
     collector: str,
     artifact: Artifact,
     container: str | None,
     entry: CollectorEntry,
 ) -> str:
-    name = f"{ctx.scope}/{artifact.name}" if ctx.scope else artifact.name
-    sink = ctx.writer.artifact(
-        name,
-        kind=artifact.kind,
-        media_type=artifact.media_type,
-        collector=collector,
-        container=container,
-        meta=artifact.meta,
-    )
+    name, sink = ctx.open_artifact(artifact, collector=collector, container=container)
     entry.artifacts.append(name)
     try:
         if artifact.write is not None:

@@ -1,13 +1,16 @@
 """One capture from start to stored bundle: open a writer in the store's staging area, run the
-collectors scope by scope, seal (even when interrupted), hand the sealed bundle to the store."""
+collectors scope by scope, seal (even when interrupted), hand the sealed bundle to the store.
+
+`CaptureSession` is the one way other modules and rooms write into the bundle: its writer is
+its own (`_writer`), and what a capture records goes through the session's methods."""
 
 from __future__ import annotations
 
 import hashlib
 import platform
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from ir import TOOL_NAME, __version__
 from ir.bundle.custody import host_facts, operator_name
@@ -19,7 +22,10 @@ from ir.clock import rfc3339, utcnow
 from ir.collect.base import Collector
 from ir.collect.runner import ProgressFn, RunContext, run_collectors
 from ir.errors import ExitCode
+from ir.runtime.base import RuntimeAction
 from ir.store.base import Store, StoreResult
+
+TargetT = TypeVar("TargetT")
 
 
 @dataclass
@@ -74,7 +80,7 @@ class CaptureSession:
     def __init__(self, store: Store, request: CaptureRequest) -> None:
         self.store = store
         self.request = request
-        self.writer = BundleWriter(
+        self._writer = BundleWriter(
             store.staging_dir(request.case_id),
             case_id=request.case_id,
             target=request.target,
@@ -86,27 +92,27 @@ class CaptureSession:
             level=request.level,
             threads=request.threads,
         )
-        store.attach(self.writer)
+        store.attach(self._writer)
         self.collectors: list[CollectorEntry] = []
         self._result: CaptureResult | None = None
 
     @property
     def bundle_id(self) -> str:
-        return self.writer.bundle_id
+        return self._writer.bundle_id
 
     def context(
-        self, *, scope: str | None, target: Any, options: dict[str, Any], label: str
-    ) -> RunContext:
+        self, *, scope: str | None, target: TargetT, options: dict[str, Any], label: str
+    ) -> RunContext[TargetT]:
         return RunContext(
-            self.writer, scope=scope, target=target, options=options, target_label=label
+            self._writer, scope=scope, target=target, options=options, target_label=label
         )
 
     def run(
         self,
-        collectors: Sequence[Collector],
+        collectors: Sequence[Collector[TargetT]],
         *,
         scope: str | None,
-        target: Any,
+        target: TargetT,
         options: dict[str, Any],
         label: str,
         container: str | None = None,
@@ -119,10 +125,22 @@ class CaptureSession:
 
     # -- what other rooms write into the bundle, through the session only ----------------------
     def record_action(self, action: str, target: str, outcome: str = "ok", **detail: Any) -> None:
-        self.writer.record_action(action, target, outcome=outcome, **detail)
+        self._writer.record_action(action, target, outcome=outcome, **detail)
+
+    def record_runtime_actions(self, actions: Iterable[RuntimeAction], target: str) -> None:
+        """The requests a runtime backend recorded (`ContainerHandle.actions`), as the manifest's
+        actions, each at the time it was made; a request repeated is one entry with its count."""
+        for action in actions:
+            detail = dict(action.detail)
+            if action.count > 1:
+                detail.update(count=action.count, last_time=action.last_time)
+            entry = self._writer.record_action(
+                action.action, target, outcome=action.outcome, **detail
+            )
+            entry.time = action.time
 
     def record_collector(self, entry: CollectorEntry) -> None:
-        self.writer.record_collector(entry)
+        self._writer.record_collector(entry)
 
     def record_access(
         self, name: str, note: str, *, status: str = "failed", container: str | None = None
@@ -133,7 +151,7 @@ class CaptureSession:
         self.record_collector(CollectorEntry(name, status, now, now, note, container=container))
 
     def add_json(self, name: str, document: Any, **kw: Any) -> None:
-        self.writer.add_json(name, document, **kw)
+        self._writer.add_json(name, document, **kw)
 
     def import_bundle(self, path: str, *, scope: str, container: str, via: str) -> None:
         """Copy another capture's bundle (e.g. ir's, in a node collector) into this one, under
@@ -147,7 +165,7 @@ class CaptureSession:
                 parts = entry.name.split("/", 2)
                 inside = parts[2] if len(parts) == 3 and parts[0] == "containers" else entry.name
                 name = renamed[entry.name] = f"{scope}/{inside}"
-                sink = self.writer.artifact(
+                sink = self._writer.artifact(
                     name,
                     kind=entry.kind,
                     media_type=entry.media_type,
@@ -172,7 +190,7 @@ class CaptureSession:
                     )
                 sink.close(status, error)
             for c in manifest.collectors:
-                self.writer.record_collector(
+                self._writer.record_collector(
                     CollectorEntry(
                         c.name,
                         c.status,
@@ -185,12 +203,12 @@ class CaptureSession:
                     )
                 )
             for a in manifest.actions:
-                self.writer.record_action(
+                self._writer.record_action(
                     a.action, a.target, outcome=a.outcome, **{**a.detail, "via": via}
                 )
 
     def finish(self, outcome: str | None = None) -> CaptureResult:
-        sealed = self.writer.seal(self.request.signer, outcome=outcome)
+        sealed = self._writer.seal(self.request.signer, outcome=outcome)
         stored = self.store.finish(sealed, custody_signer=self.request.signer)
         self._result = CaptureResult(sealed, stored, self.collectors)
         return self._result
@@ -199,7 +217,7 @@ class CaptureSession:
         return self
 
     def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
-        if self._result is not None or self.writer.sealed:
+        if self._result is not None or self._writer.sealed:
             return
         if exc is None:
             return
@@ -208,5 +226,5 @@ class CaptureSession:
         try:
             self.finish(outcome="interrupted")
         except Exception:  # noqa: BLE001 -- never mask the original error
-            self.writer.abandon()
-            self.store.abandon(self.writer)
+            self._writer.abandon()
+            self.store.abandon(self._writer)

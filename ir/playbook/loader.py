@@ -8,10 +8,8 @@ Refused outright: anchors/aliases (expansion bombs), custom tags, duplicate keys
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,245 +32,18 @@ from ir.playbook.spec import (
     Step,
     Trigger,
 )
-from ir.playbook.steps import At, action_spec
-
-MAX_FILE = 256 * 1024
-MAX_DEPTH = 20
-PLAYBOOK_SUFFIXES = (".yaml", ".yml")
-
-Path_ = At  # where a value stands in the document: ("steps", 2, "labels")
-
-
-@dataclass(frozen=True)
-class Problem:
-    file: str
-    line: int
-    column: int
-    where: str
-    message: str
-
-    def __str__(self) -> str:
-        where = f"{self.where}: " if self.where else ""
-        return f"{self.file}:{self.line}:{self.column}: {where}{self.message}"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "file": self.file,
-            "line": self.line,
-            "column": self.column,
-            "where": self.where,
-            "message": self.message,
-        }
-
-
-class PlaybookError(UsageError):
-    """One or more playbooks are invalid; `problems` says where and why."""
-
-    def __init__(self, problems: list[Problem]) -> None:
-        self.problems = problems
-        head = str(problems[0]) if problems else "invalid playbook"
-        more = f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else ""
-        super().__init__(head + more)
-
-
-class _Fatal(Exception):
-    def __init__(self, line: int, column: int, message: str) -> None:
-        super().__init__(message)
-        self.line, self.column, self.message = line, column, message
-
-
-def where_text(at: Path_) -> str:
-    out = ""
-    for part in at:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
-
-
-_SCALAR_TAGS = frozenset(
-    f"tag:yaml.org,2002:{t}" for t in ("str", "int", "float", "bool", "null", "timestamp")
+from ir.playbook.steps import action_spec
+from ir.playbook.yamlcheck import (
+    Checker,
+    Fatal,
+    Path_,
+    PlaybookError,
+    Problem,
+    Tree,
 )
 
-
-class _Tree:
-    """Plain Python data built from the YAML node tree, with each path's line and column."""
-
-    def __init__(self, root: yaml.Node) -> None:
-        self.marks: dict[Path_, tuple[int, int]] = {}  # where each value starts
-        self.key_marks: dict[Path_, tuple[int, int]] = {}  # where each mapping key starts
-        self._seen: set[int] = set()
-        self._constructor = yaml.SafeLoader("")
-        self.data = self._build(root, (), 0)
-
-    def _build(self, node: yaml.Node, at: Path_, depth: int) -> Any:
-        line, column = node.start_mark.line + 1, node.start_mark.column + 1
-        if id(node) in self._seen:
-            raise _Fatal(line, column, "YAML anchors and aliases are not allowed in playbooks")
-        self._seen.add(id(node))
-        if depth > MAX_DEPTH:
-            raise _Fatal(line, column, f"nested deeper than {MAX_DEPTH} levels")
-        self.marks[at] = (line, column)
-        if isinstance(node, yaml.MappingNode):
-            result: dict[str, Any] = {}
-            for key_node, value_node in node.value:
-                kline, kcol = key_node.start_mark.line + 1, key_node.start_mark.column + 1
-                if (
-                    not isinstance(key_node, yaml.ScalarNode)
-                    or key_node.tag != "tag:yaml.org,2002:str"
-                ):
-                    shown = key_node.value if isinstance(key_node, yaml.ScalarNode) else "?"
-                    raise _Fatal(
-                        kline,
-                        kcol,
-                        f"mapping key {shown!r} is not a plain string (YAML reads "
-                        f"it as {key_node.tag.rsplit(':', 1)[-1]}); quote it",
-                    )
-                key = str(key_node.value)
-                if key == "<<":
-                    raise _Fatal(kline, kcol, "YAML merge keys are not allowed in playbooks")
-                if key in result:
-                    raise _Fatal(
-                        kline, kcol, f"duplicate key {key!r} in {where_text(at) or 'document'}"
-                    )
-                self.key_marks[(*at, key)] = (kline, kcol)
-                result[key] = self._build(value_node, (*at, key), depth + 1)
-            return result
-        if isinstance(node, yaml.SequenceNode):
-            return [self._build(item, (*at, i), depth + 1) for i, item in enumerate(node.value)]
-        if node.tag not in _SCALAR_TAGS:
-            raise _Fatal(line, column, f"custom YAML tag {node.tag!r} is not allowed")
-        try:
-            return self._constructor.construct_object(node, deep=True)
-        except yaml.YAMLError as exc:
-            raise _Fatal(line, column, f"unreadable value: {exc}") from None
-
-
-class _Checker:
-    def __init__(self, file: str, tree: _Tree) -> None:
-        self.file = file
-        self.tree = tree
-        self.problems: list[Problem] = []
-
-    def error(self, at: Path_, message: str, *, at_key: bool = False) -> None:
-        """Record a problem at the value of `at` (or at its key with `at_key`)."""
-        if at_key and at in self.tree.key_marks:
-            line, column = self.tree.key_marks[at]
-        else:
-            probe = at
-            while probe not in self.tree.marks and probe:
-                probe = probe[:-1]
-            line, column = self.tree.marks.get(probe, (1, 1))
-        self.problems.append(Problem(self.file, line, column, where_text(at), message))
-
-    # -- typed readers: return None (and record a problem) when the value is wrong ------------
-    def mapping(self, value: Any, at: Path_) -> dict[str, Any] | None:
-        if isinstance(value, dict):
-            return value
-        self.error(at, f"must be a mapping, got {_type(value)}")
-        return None
-
-    def keys(
-        self,
-        mapping: dict[str, Any],
-        at: Path_,
-        allowed: Iterable[str],
-        required: Iterable[str] = (),
-    ) -> None:
-        allowed = tuple(allowed)
-        for key in mapping:
-            if key not in allowed:
-                hint = difflib.get_close_matches(key, allowed, n=1)
-                suggestion = f" (did you mean {hint[0]!r}?)" if hint else ""
-                self.error(
-                    (*at, key),
-                    f"unknown key {key!r}{suggestion}; allowed: {', '.join(allowed)}",
-                    at_key=True,
-                )
-        for key in required:
-            if key not in mapping:
-                self.error(at, f"missing required key {key!r}")
-
-    def string(self, value: Any, at: Path_, *, choices: Iterable[str] | None = None) -> str | None:
-        if not isinstance(value, str) or not value:
-            self.error(at, f"must be a non-empty string, got {_type(value)}")
-            return None
-        if choices is not None:
-            options = tuple(choices)
-            if value not in options:
-                self.error(at, f"{value!r} is not one of: {', '.join(options)}")
-                return None
-        return value
-
-    def boolean(self, value: Any, at: Path_) -> bool | None:
-        if isinstance(value, bool):
-            return value
-        self.error(at, f"must be true or false, got {_type(value)}")
-        return None
-
-    def integer(self, value: Any, at: Path_, low: int, high: int) -> int | None:
-        if isinstance(value, bool) or not isinstance(value, int):
-            self.error(at, f"must be an integer, got {_type(value)}")
-            return None
-        if not low <= value <= high:
-            self.error(at, f"must be between {low} and {high}, got {value}")
-            return None
-        return value
-
-    def number(self, value: Any, at: Path_, low: float, high: float) -> float | None:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            self.error(at, f"must be a number, got {_type(value)}")
-            return None
-        if not low <= value <= high:
-            self.error(at, f"must be between {low:g} and {high:g}, got {value}")
-            return None
-        return float(value)
-
-    def strings(self, value: Any, at: Path_) -> tuple[str, ...]:
-        if isinstance(value, str):
-            value = [value]
-        if not isinstance(value, list):
-            self.error(at, f"must be a list of strings, got {_type(value)}")
-            return ()
-        out = []
-        for i, item in enumerate(value):
-            text = self.string(item, (*at, i))
-            if text is not None:
-                out.append(text)
-        return tuple(out)
-
-    def size(self, value: Any, at: Path_) -> int | None:
-        """Bytes: an integer or '512MiB', '2GiB', '100MB'."""
-        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-            return value
-        if isinstance(value, str):
-            match = re.fullmatch(r"\s*(\d+)\s*([KMGT]i?B|B)?\s*", value)
-            if match:
-                units = {
-                    None: 1,
-                    "B": 1,
-                    "KB": 10**3,
-                    "MB": 10**6,
-                    "GB": 10**9,
-                    "TB": 10**12,
-                    "KiB": 2**10,
-                    "MiB": 2**20,
-                    "GiB": 2**30,
-                    "TiB": 2**40,
-                }
-                return int(match.group(1)) * units[match.group(2)]
-        self.error(at, f"must be a size in bytes (e.g. 536870912 or '512MiB'), got {value!r}")
-        return None
-
-
-def _type(value: Any) -> str:
-    return {
-        dict: "a mapping",
-        list: "a list",
-        str: "a string",
-        bool: "a boolean",
-        int: "an integer",
-        float: "a number",
-        type(None): "nothing (null)",
-    }.get(type(value), type(value).__name__)
+MAX_FILE = 256 * 1024
+PLAYBOOK_SUFFIXES = (".yaml", ".yml")
 
 
 _TOP_KEYS = (
@@ -322,17 +93,17 @@ def check_playbook_text(text: str, file: str) -> tuple[Playbook | None, list[Pro
             Problem(file, 1, 1, "", f"expected exactly one YAML document, found {len(nodes)}")
         ]
     try:
-        tree = _Tree(nodes[0])
-    except _Fatal as exc:
+        tree = Tree(nodes[0])
+    except Fatal as exc:
         return None, [Problem(file, exc.line, exc.column, "", exc.message)]
-    checker = _Checker(file, tree)
+    checker = Checker(file, tree)
     playbook = _check_playbook(checker, tree.data, file)
     if checker.problems:
         return None, sorted(checker.problems, key=lambda p: (p.line, p.column))
     return playbook, []
 
 
-def _check_playbook(c: _Checker, data: Any, file: str) -> Playbook | None:
+def _check_playbook(c: Checker, data: Any, file: str) -> Playbook | None:
     top = c.mapping(data, ())
     if top is None:
         return None
@@ -400,7 +171,7 @@ def _check_playbook(c: _Checker, data: Any, file: str) -> Playbook | None:
     )
 
 
-def _check_trigger(c: _Checker, value: Any, at: Path_) -> Trigger | None:
+def _check_trigger(c: Checker, value: Any, at: Path_) -> Trigger | None:
     trig = c.mapping(value, at)
     if trig is None:
         return None
@@ -481,7 +252,7 @@ def _check_trigger(c: _Checker, value: Any, at: Path_) -> Trigger | None:
     )
 
 
-def _check_target(c: _Checker, value: Any, at: Path_) -> dict[str, dict[str, str]]:
+def _check_target(c: Checker, value: Any, at: Path_) -> dict[str, dict[str, str]]:
     by_source = c.mapping(value, at)
     if by_source is None:
         return {}
@@ -507,7 +278,7 @@ def _check_target(c: _Checker, value: Any, at: Path_) -> dict[str, dict[str, str
     return result
 
 
-def _check_steps(c: _Checker, value: Any, at: Path_) -> tuple[Step, ...]:
+def _check_steps(c: Checker, value: Any, at: Path_) -> tuple[Step, ...]:
     if not isinstance(value, list) or not value:
         c.error(at, "must be a non-empty list of steps")
         return ()

@@ -9,6 +9,8 @@ from typing import Any, Protocol
 
 from ir.bundle.custody import CustodyBackend
 from ir.bundle.reader import BundleReader
+from ir.bundle.signing import Signer
+from ir.bundle.writer import BundleWriter, SealedBundle
 
 
 @dataclass
@@ -62,15 +64,15 @@ class Store(Protocol):
         """Where the writer puts the bundle file while it is written."""
         ...
 
-    def attach(self, writer: Any) -> None:
+    def attach(self, writer: BundleWriter) -> None:
         """Follow a writer as it writes (S3 streams parts while the capture runs)."""
         ...
 
-    def finish(self, sealed: Any, custody_signer: Any = None) -> StoreResult:
+    def finish(self, sealed: SealedBundle, custody_signer: Signer | None = None) -> StoreResult:
         """Make a sealed bundle durable in the store and append the custody record(s)."""
         ...
 
-    def abandon(self, writer: Any) -> None:
+    def abandon(self, writer: BundleWriter) -> None:
         """The capture stopped without sealing: keep what was written, stop following."""
         ...
 

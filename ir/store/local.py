@@ -10,6 +10,8 @@ from typing import Any
 from ir.bundle import layout
 from ir.bundle.custody import FileCustody, append_record
 from ir.bundle.reader import BundleReader
+from ir.bundle.signing import Signer
+from ir.bundle.writer import BundleWriter, SealedBundle
 from ir.errors import BundleFormatError, IrError, StoreError
 from ir.store.base import BundleHandle, BundleListing, StoreResult
 
@@ -23,7 +25,7 @@ def custody_path(bundle: Path) -> Path:
     return bundle.with_name(name + layout.CUSTODY_SUFFIX)
 
 
-def record_created(sealed: Any, custody_signer: Any = None) -> None:
+def record_created(sealed: SealedBundle, custody_signer: Signer | None = None) -> None:
     """The first custody record of a sealed bundle, in the `.custody.jsonl` beside its file."""
     append_record(
         FileCustody(custody_path(sealed.path)),
@@ -57,13 +59,13 @@ class LocalStore:
             ) from None
         return directory
 
-    def attach(self, writer: Any) -> None:
+    def attach(self, writer: BundleWriter) -> None:
         return None
 
-    def abandon(self, writer: Any) -> None:
+    def abandon(self, writer: BundleWriter) -> None:
         return None
 
-    def finish(self, sealed: Any, custody_signer: Any = None) -> StoreResult:
+    def finish(self, sealed: SealedBundle, custody_signer: Signer | None = None) -> StoreResult:
         record_created(sealed, custody_signer)
         return StoreResult(str(sealed.path), sealed.root_digest, sealed.size, confirmed=True)
 
@@ -75,6 +77,15 @@ class LocalStore:
         )
         for path in paths:
             yield listing_of(path)
+
+    @classmethod
+    def from_uri(cls, uri: str, **options: object) -> LocalStore:
+        """A directory path (the store's options are S3's: a directory has none)."""
+        return cls(uri)
+
+    @classmethod
+    def open_bundle(cls, ref: str, **options: object) -> BundleHandle:
+        return cls.open_path(ref)
 
     @staticmethod
     def open_path(ref: str | Path) -> BundleHandle:

@@ -12,21 +12,19 @@ streams out while it is being written, and only the part holding its header wait
 close. Parts are read back from the file (never kept in memory beyond a small window), and the
 file size is read before `stable_offset`, so a header patched in between is never sent stale.
 
-Part sizes grow with the part number (8 MiB for parts 1-1000, then doubling every 1000 parts), so
-10,000 parts cover S3's 5 TiB object limit without knowing the final size in advance.
+The parts' layout and how they are read from the file are in `ir.store.s3parts`; what a completed
+upload is and how S3's copy is confirmed, in `ir.store.s3confirm`. The names other modules import
+from here stay importable from here (`__all__`).
 """
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import io
 import os
 import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import Any
 
 from ir.bundle import layout
@@ -35,73 +33,38 @@ from ir.store.s3client import (
     S3Connection,
     TransientStoreError,
     error_code,
-    is_denied,
-    is_not_found,
     is_transient,
     store_error,
 )
+from ir.store.s3confirm import UploadOutcome, composite_checksum, confirm_object, object_matches
+from ir.store.s3parts import (
+    FIRST_PART,
+    MAX_PARTS,
+    MIN_PART,
+    MiB,
+    PartLayout,
+    b64,
+    iter_range,
+    read_part,
+)
 from ir.store.spool import PartState
 
-MiB = 1024 * 1024
-FIRST_PART = 8 * MiB
-MIN_PART = 5 * MiB  # S3's minimum for every part but the last
-TIER_PARTS = 1000
-MAX_PARTS = 10_000
-READ_CHUNK = MiB
+__all__ = [
+    "FIRST_PART",
+    "MAX_PARTS",
+    "MIN_PART",
+    "ChecksumMismatch",
+    "MultipartUpload",
+    "PartLayout",
+    "UploadOutcome",
+    "iter_range",
+    "object_matches",
+]
+
 HASH_SLICE = 64 * MiB  # hashing work per scheduler round, so part scheduling stays responsive
 MAX_BACKOFF = 30.0
 FINAL_ROUNDS = 2  # after the bundle is sealed, transient failures get this many more rounds
 STATE_INTERVAL = 2.0
-
-
-def b64(digest: bytes) -> str:
-    return base64.b64encode(digest).decode()
-
-
-@dataclass(frozen=True)
-class PartLayout:
-    """Where part N starts and how long it is: `first` bytes for parts 1..1000, doubling after."""
-
-    first: int = FIRST_PART
-
-    def size_of(self, number: int) -> int:
-        return self.first << ((number - 1) // TIER_PARTS)
-
-    def offset_of(self, number: int) -> int:
-        tier, index = divmod(number - 1, TIER_PARTS)
-        return TIER_PARTS * self.first * ((1 << tier) - 1) + index * (self.first << tier)
-
-    @property
-    def capacity(self) -> int:
-        return self.offset_of(MAX_PARTS + 1)
-
-    def parts_for(self, total: int) -> Iterator[tuple[int, int, int]]:
-        """(number, offset, size) of every part of a file of `total` bytes (at least one part)."""
-        number = 1
-        while True:
-            offset = self.offset_of(number)
-            size = min(self.size_of(number), total - offset)
-            yield number, offset, size
-            if offset + size >= total:
-                return
-            number += 1
-
-
-@dataclass
-class UploadOutcome:
-    """What the server confirmed about one completed upload."""
-
-    upload_id: str
-    parts: list[PartState]
-    size: int
-    object_sha256: str  # hex, of the whole file
-    s3_checksum: str  # composite "base64-N" as S3 defines it for SHA-256 multipart objects
-    version_id: str | None
-    etag: str | None
-    confirmed_by: str  # "s3-checksum" or "read-back"
-    parts_sent: int = 0
-    parts_reused: int = 0
-    warnings: list[str] = field(default_factory=list)
 
 
 class MultipartUpload:
@@ -473,178 +436,3 @@ class MultipartUpload:
 
 class ChecksumMismatch(TransientStoreError):
     """S3 answered a part with another checksum than the one sent: worth sending again."""
-
-
-def composite_checksum(parts: list[PartState]) -> str:
-    """S3's checksum of a multipart object: SHA-256 of the parts' SHA-256 digests, then -N."""
-    joined = b"".join(bytes.fromhex(p.sha256) for p in parts)
-    return f"{b64(hashlib.sha256(joined).digest())}-{len(parts)}"
-
-
-def confirm_object(
-    client: Any,
-    connection: S3Connection,
-    bucket: str,
-    key: str,
-    outcome: UploadOutcome,
-    reported: str | None = None,
-) -> None:
-    """Set `outcome.confirmed_by` once S3 shows it holds exactly the file; raise StoreError if not.
-
-    Accepted: S3's checksum equal to the composite computed here (or to the whole-file SHA-256);
-    otherwise (servers that do not keep checksums) the object is read back and hashed.
-    """
-    where = f"s3://{bucket}/{key}"
-    whole = b64(bytes.fromhex(outcome.object_sha256))
-    accepted = {outcome.s3_checksum, whole}
-    if reported in accepted:
-        # The completion itself names the parts' digests: enough, and it needs no read
-        # permission (write-only credentials are what a cluster should hold).
-        outcome.confirmed_by = "s3-checksum"
-        return
-    version = (
-        {"VersionId": outcome.version_id}
-        if outcome.version_id and outcome.version_id != "null"
-        else {}
-    )
-    try:
-        head = client.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED", **version)
-    except Exception as exc:  # noqa: BLE001
-        raise store_error(exc, "HeadObject", where, connection) from None
-    if int(head.get("ContentLength", -1)) != outcome.size:
-        raise StoreError(
-            f"{where}: S3 holds {head.get('ContentLength')} bytes, the bundle has {outcome.size}"
-        )
-    outcome.version_id = outcome.version_id or head.get("VersionId")
-    outcome.etag = outcome.etag or head.get("ETag")
-    if head.get("ChecksumSHA256") in accepted:
-        outcome.confirmed_by = "s3-checksum"
-        return
-    claimed = reported or head.get("ChecksumSHA256")
-    digest = hashlib.sha256()
-    try:
-        body = client.get_object(Bucket=bucket, Key=key, **version)["Body"]
-        for chunk in body.iter_chunks(READ_CHUNK):
-            digest.update(chunk)
-    except Exception as exc:  # noqa: BLE001
-        raise store_error(exc, "GetObject", where, connection) from None
-    if digest.hexdigest() != outcome.object_sha256:
-        raise StoreError(
-            f"{where}: the object read back from S3 does not match the bundle (sha256 "
-            f"{digest.hexdigest()}, expected {outcome.object_sha256})"
-        )
-    outcome.confirmed_by = "read-back"
-    outcome.warnings.append(
-        f"the S3 server did not confirm the SHA-256 checksum (it reported {claimed or 'none'}); "
-        "the object was read back and its SHA-256 matches the bundle"
-    )
-
-
-def object_matches(
-    client: Any,
-    connection: S3Connection,
-    bucket: str,
-    key: str,
-    fd: int,
-    total: int,
-    part_layout: PartLayout,
-    version_id: str | None = None,
-) -> UploadOutcome | None:
-    """If S3 already holds this exact file at `key` (a completion whose answer was lost),
-    return the confirmed outcome; None when there is no such object. Raises StoreError when a
-    different object is there."""
-    where = f"s3://{bucket}/{key}"
-    version = {"VersionId": version_id} if version_id and version_id != "null" else {}
-    try:
-        head = client.head_object(Bucket=bucket, Key=key, **version)
-    except Exception as exc:  # noqa: BLE001
-        if is_not_found(exc) or is_denied(exc):
-            return None  # nothing there, or write-only credentials that cannot tell: upload
-        raise store_error(exc, "HeadObject", where, connection) from None
-    if int(head.get("ContentLength", -1)) != total:
-        raise StoreError(
-            f"{where} already exists with other content ({head.get('ContentLength')} bytes, "
-            f"the bundle has {total}); refusing to overwrite it"
-        )
-    parts: list[PartState] = []
-    full = hashlib.sha256()
-    for number, offset, size in part_layout.parts_for(total):
-        sha = hashlib.sha256()
-        for chunk in iter_range(fd, offset, size):
-            sha.update(chunk)
-            full.update(chunk)
-        parts.append(PartState(number, offset, size, sha.hexdigest(), None))
-    outcome = UploadOutcome(
-        upload_id="",
-        parts=parts,
-        size=total,
-        object_sha256=full.hexdigest(),
-        s3_checksum=composite_checksum(parts),
-        version_id=head.get("VersionId"),
-        etag=head.get("ETag"),
-        confirmed_by="",
-    )
-    try:
-        confirm_object(client, connection, bucket, key, outcome)
-    except StoreError as exc:
-        raise StoreError(
-            f"{where} already exists with other content; refusing to overwrite it ({exc})"
-        ) from None
-    return outcome
-
-
-# -- reading the file -------------------------------------------------------------------------
-def iter_range(fd: int, offset: int, size: int) -> Iterator[bytes]:
-    """Chunks of [offset, offset+size) of a file; raises StoreError if the file is shorter."""
-    end = offset + size
-    while offset < end:
-        chunk = os.pread(fd, min(READ_CHUNK, end - offset), offset)
-        if not chunk:
-            raise StoreError(
-                f"bundle file ends at {offset}, expected {end} bytes (truncated while uploading?)"
-            )
-        offset += len(chunk)
-        yield chunk
-
-
-def read_part(fd: int, offset: int, size: int) -> tuple[bytes, Any]:
-    """(SHA-256 digest, body) of one part; the body is a stream over the file, never the part's
-    bytes in memory (4 parts of 8 MiB in flight held as bytes cost ~55 MiB of peak RSS on a
-    2 GiB upload, measured; read twice from the page cache instead, at no measurable speed cost)."""
-    sha = hashlib.sha256()
-    for chunk in iter_range(fd, offset, size):
-        sha.update(chunk)
-    return sha.digest(), io.BufferedReader(RangeReader(fd, offset, size), READ_CHUNK)
-
-
-class RangeReader(io.RawIOBase):
-    """A seekable, read-only view of [offset, offset+size) of an open file (for large part bodies)."""
-
-    def __init__(self, fd: int, offset: int, size: int) -> None:
-        self._fd, self._offset, self._size, self._pos = fd, offset, size, 0
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._pos
-
-    def seek(self, pos: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
-        self._pos = max(0, min(self._size, base + pos))
-        return self._pos
-
-    def readinto(self, buffer: Any) -> int:
-        want = min(len(buffer), self._size - self._pos)
-        if want <= 0:
-            return 0
-        data = os.pread(self._fd, want, self._offset + self._pos)
-        buffer[: len(data)] = data
-        self._pos += len(data)
-        return len(data)
-
-    def __len__(self) -> int:
-        return self._size

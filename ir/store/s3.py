@@ -27,6 +27,8 @@ from typing import Any
 
 from ir.bundle import layout
 from ir.bundle.reader import BundleReader
+from ir.bundle.signing import Signer
+from ir.bundle.writer import BundleWriter, SealedBundle
 from ir.clock import utcnow
 from ir.errors import StoreError, UsageError
 from ir.store.base import BundleListing, StoreResult
@@ -82,6 +84,11 @@ class S3Store:
         self._uploads: dict[str, Upload] = {}
         self._lock = threading.Lock()
         self._uploader = S3Uploader(self.client, self.connection, bucket, self.uri)
+
+    @staticmethod
+    def open_bundle(ref: str, **options: Any) -> S3BundleHandle:
+        """A bundle object `s3://bucket/key[?versionId=...]`, for reading (ir.store.s3read)."""
+        return open_s3_bundle(ref, **options)
 
     @classmethod
     def from_uri(
@@ -143,7 +150,7 @@ class S3Store:
         """The spool directory of a case: the bundle is written there, then uploaded."""
         return ensure_dir(ensure_dir(self.spool_dir) / layout.safe_component(case_id, "uncased"))
 
-    def attach(self, writer: Any) -> None:
+    def attach(self, writer: BundleWriter) -> None:
         """Start streaming the writer's file to S3 in the background (never blocks the capture)."""
         key = self.key_for(writer.manifest.case_id, writer.bundle_id)
         fd = os.open(writer.path, os.O_RDONLY)
@@ -161,7 +168,7 @@ class S3Store:
         writer.on_progress(upload.engine.wake)
         upload.engine.follow(lambda: int(writer.stable_offset))
 
-    def finish(self, sealed: Any, custody_signer: Any = None) -> StoreResult:
+    def finish(self, sealed: SealedBundle, custody_signer: Signer | None = None) -> StoreResult:
         """Upload the rest of a sealed bundle, complete and confirm it, write the manifest object,
         custody records and tags. On failure the bundle stays spooled (confirmed=False)."""
         record_created(sealed, custody_signer)
@@ -175,7 +182,7 @@ class S3Store:
         finally:
             os.close(upload.fd)
 
-    def abandon(self, writer: Any) -> None:
+    def abandon(self, writer: BundleWriter) -> None:
         """The capture stopped unsealed: stop uploading, keep the `.partial` and the upload state."""
         with self._lock:
             upload = self._uploads.pop(writer.bundle_id, None)
