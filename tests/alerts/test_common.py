@@ -1,15 +1,14 @@
-"""Alert parsers on real-shaped samples (samples/alerts), on upstream payloads
-(samples/alerts/upstream: what ir reports is what happened: times to the nanosecond, Falco's
-priority and event time through Alertmanager, host events, hostname vs node), strict JSON, and
+"""What every alert source shares, on real-shaped samples (samples/alerts) and upstream payloads
+(samples/alerts/upstream: what ir reports is what happened, times to the nanosecond): each sample
+and payload parsed to its normal form, strict JSON, source detection, malformed alerts refused
+with a reason, the priority scale and exact alert times (ir/playbook/alerts/model.py), and
 hostile input."""
 
 from __future__ import annotations
 
 import contextlib
 import json
-import re
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,13 +27,10 @@ from ir.playbook.alerts import (
     priority_rank,
 )
 from ir.playbook.alerts.model import PRECISIONS, format_time_ns, parse_alert_time_exact
+from tests.alerts import SAMPLES, UPSTREAM
 from tests.resilience import ATHERIS_REGRESSIONS
 from tests.strategies import json_values
 
-SAMPLES = Path(__file__).resolve().parent.parent / "samples" / "alerts"
-# Payloads from the upstream projects' own repositories, or derived from them by their code
-# (samples/alerts/README.md says which and how)
-UPSTREAM = SAMPLES / "upstream"
 NODE_1 = "ip-10-0-1-23.eu-west-1.compute.internal"
 NODE_2 = "ip-10-0-2-41.eu-west-1.compute.internal"
 NODE_3 = "ip-10-0-3-7.eu-west-1.compute.internal"
@@ -581,22 +577,6 @@ def test_malformed_alerts_are_refused_with_a_reason(document: dict[str, Any], me
         parse_document(document)
 
 
-def test_guardduty_shape_errors() -> None:
-    event = json.loads((SAMPLES / "guardduty-eventbridge-node.json").read_text())
-    wrong = dict(event, **{"detail-type": "GuardDuty Malware Protection Object Scan Result"})
-    with pytest.raises(AlertError, match="expected 'GuardDuty Finding'"):
-        parse_document(wrong)
-    for bad_severity in (11, -1, "high", True, None):
-        detail = dict(event["detail"], severity=bad_severity)
-        with pytest.raises(AlertError, match="severity"):
-            parse_document(dict(event, detail=detail))
-    detail = dict(event["detail"], resource=[1])
-    with pytest.raises(AlertError, match="'resource' must be an object"):
-        parse_document(dict(event, detail=detail))
-    with pytest.raises(AlertError, match="not a falco alert"):
-        parse_document(event, "falco")
-
-
 def test_source_detection() -> None:
     with pytest.raises(AlertError, match="not an alert of a known source"):
         parse_document({"hello": "world"})
@@ -689,24 +669,6 @@ def test_inputs_fuzzing_once_crashed_on_are_refused_cleanly(found: str) -> None:
     assert caught.value.message
 
 
-def test_guardduty_ec2_runtime_finding_names_no_node() -> None:
-    """A Runtime Monitoring finding on an EC2 host outside any EKS cluster: no node target, a note
-    saying why, and the node playbook (cordon) does not match it; the EKS node finding does, and
-    names its cluster."""
-    from ir.playbook.loader import load_playbooks_strict
-    from ir.playbook.match import match_alert
-
-    [ec2] = load_alert_file(SAMPLES / "guardduty-eventbridge-ec2-runtime.json")
-    assert ec2.node is None and any("not a Kubernetes finding" in n for n in ec2.notes)
-    [eks] = load_alert_file(SAMPLES / "guardduty-eventbridge-node.json")
-    assert eks.node and "eks-cluster:prod-eu" in eks.tags
-    books = load_playbooks_strict(sorted((SAMPLES.parent.parent / "playbooks").glob("*.yaml")))
-    assert "guardduty-eks-node" not in [
-        r.playbook.name for r in match_alert(books, ec2) if r.matched
-    ]
-    assert "guardduty-eks-node" in [r.playbook.name for r in match_alert(books, eks) if r.matched]
-
-
 # -- fidelity: what ir reports is what the source said ------------------------------------------
 
 
@@ -714,11 +676,6 @@ def _assert_time_consistent(alert: Alert) -> None:
     """`time_ns` is the exact instant; `time` is the same instant cut to microseconds."""
     assert alert.time_ns is not None and alert.time_precision in PRECISIONS
     assert alert.time == EPOCH + timedelta(microseconds=alert.time_ns // 1000)
-
-
-def _upstream(name: str) -> dict[str, Any]:
-    document: dict[str, Any] = json.loads((UPSTREAM / name).read_text())
-    return document
 
 
 def test_every_upstream_fixture_is_covered() -> None:
@@ -749,239 +706,6 @@ def test_upstream_fixture_parses_to_what_happened(name: str) -> None:
     for alert in alerts:
         _assert_time_consistent(alert)
         assert alert.to_dict()["time"] == alert.summary_dict()["time"] == alert.time_text
-
-
-def test_falco_time_is_kept_to_the_nanosecond() -> None:
-    """Falco writes `time` with nine fractional digits (falco userspace/engine/formats.cpp); a
-    datetime holds six. ir keeps the nanoseconds in time_ns and shows them."""
-    [alert] = load_alert_file(UPSTREAM / "falco-docs-json-output-terminal-shell.json")
-    assert alert.time_ns == 1_685_022_245_478_445_995
-    assert alert.time_ns == alert.raw["output_fields"]["evt.time"], "the same instant as evt.time"
-    assert alert.time.microsecond == 478445, "time (datetime) is kept for existing callers"
-    assert alert.summary_dict()["time"] == "2023-05-25T13:44:05.478445995Z"
-    assert alert.summary_dict()["time_precision"] == "ns"
-    assert alert.to_dict()["time_original"] == "2023-05-25T13:44:05.478445995Z"
-    assert json.loads(json.dumps(alert.summary_dict()))["time"].endswith(".478445995Z")
-
-
-def test_falcosidekick_through_alertmanager_reports_the_falco_event() -> None:
-    """Falcosidekick's Alertmanager output sends no startsAt (Alertmanager sets it when it receives
-    the alert) and a coarse `severity`: the event time comes from the evt_time label, the priority
-    from the priority label, and the alert says where each came from."""
-    [direct] = load_alert_file(UPSTREAM / "falco-docs-json-output-terminal-shell.json")
-    [via] = load_alert_file(UPSTREAM / "alertmanager-falcosidekick-terminal-shell.json")
-    labels = via.raw["labels"]
-    assert via.time_ns == direct.time_ns == int(labels["evt_time"])
-    assert via.summary_dict()["time"] == direct.summary_dict()["time"]
-    assert via.raw["startsAt"] == "2023-05-25T13:44:05.731250417Z" != via.summary_dict()["time"]
-    assert via.time_original == labels["evt_time"]
-    assert via.alert_id.endswith("@" + via.raw["startsAt"]), (
-        "the alert instance: fingerprint@startsAt"
-    )
-    assert via.priority_original == direct.priority_original == "Critical" == labels["priority"]
-    assert labels["severity"] == "critical", "Falcosidekick's coarse word, not the source's"
-    assert (via.rule, via.tags, via.summary) == (direct.rule, direct.tags, direct.summary)
-    assert any(note.startswith("sent by Falcosidekick") for note in via.notes)
-    assert via.claimed_target() == direct.claimed_target()
-
-    # Notice becomes severity "information": priority_original is still Falco's word
-    [notice] = parse_document(_with_labels(via.raw, priority="Notice", severity="information"))
-    assert (notice.priority, notice.priority_original) == ("notice", "Notice")
-    # a Falcosidekick that sent no priority label: the severity, said so
-    [coarse] = parse_document(_with_labels(via.raw, priority=None, severity="information"))
-    assert (coarse.priority, coarse.priority_original) == ("informational", "information")
-    assert any("no 'priority' label" in note for note in coarse.notes)
-
-
-def test_falco_event_time_label_missing_or_unusable_falls_back_to_starts_at() -> None:
-    raw = load_alert_file(UPSTREAM / "alertmanager-falcosidekick-terminal-shell.json")[0].raw
-    # Falco before evt.time was a number in JSON (2020 docs: "evt.time":"18:50:03.391767411")
-    # a number too short for epoch nanoseconds is not guessed at
-    for value in (None, "18:50:03.391767411", "", "1685022245"):
-        [alert] = parse_document(_with_labels(raw, evt_time=value))
-        assert alert.time_original == raw["startsAt"]
-        assert alert.summary_dict()["time"] == "2023-05-25T13:44:05.731250417Z"
-        assert any("startsAt, when Alertmanager received the alert" in n for n in alert.notes)
-    # Falco with time_format_iso_8601: the prefix field is evt.time.iso8601, also epoch ns in JSON
-    [iso] = parse_document(_with_labels(raw, evt_time=None, evt_time_iso8601="1685022245478445995"))
-    assert iso.time_ns == 1_685_022_245_478_445_995 and iso.time_precision == "ns"
-
-
-def test_host_marker_means_no_container_and_no_pod_on_both_paths() -> None:
-    """container.id "host" (Falco) and its label container_id="host" (Falcosidekick →
-    Alertmanager): the event is on the host, so no container, container id or pod is claimed."""
-    from ir.playbook.match import resolve_target
-
-    direct = load_alert_file(UPSTREAM / "falco-plugins-collector-host-event.json")[0]
-    via = load_alert_file(UPSTREAM / "alertmanager-falcosidekick-host-event.json")[0]
-    assert direct.raw["output_fields"]["container.id"] == "host"
-    assert via.raw["labels"]["container_id"] == via.raw["labels"]["container_name"] == "host"
-    book = _book_for_nodes()
-    for alert in (direct, via):
-        assert {k: v for k, v in alert.claimed_target().items() if v} == {}
-        assert any("event on the host" in note for note in alert.notes)
-        target, _ = resolve_target(book, alert)
-        assert target.kind == "none" and target.container is None, "no container named 'host'"
-    # a Falco pod/namespace field on a host event is not believed either
-    doc = _upstream("falco-plugins-collector-host-event.json")
-    doc["output_fields"].update({"k8s.pod.name": "web-1", "k8s.ns.name": "shop"})
-    [odd] = parse_document(doc)
-    assert (odd.namespace, odd.pod, odd.container, odd.container_id) == (None, None, None, None)
-
-
-def test_hostname_is_not_taken_as_the_node() -> None:
-    """Falco's docs show `hostname` as the Falco pod's name (falco-xczjd): without a field naming
-    the node, no node is claimed; the hostname is kept as `host`, with a note."""
-    for name in (
-        "falco-docs-json-output-terminal-shell.json",
-        "falcosidekick-webhook-terminal-shell.json",
-        "alertmanager-falcosidekick-terminal-shell.json",
-    ):
-        [alert] = load_alert_file(UPSTREAM / name)
-        assert alert.node is None and alert.host == "falco-xczjd"
-        assert alert.summary_dict()["host"] == "falco-xczjd"
-        assert "node" not in alert.summary_dict()["target"]
-        assert any("not taken as the node" in note for note in alert.notes)
-
-
-def test_k8s_node_name_is_the_node_when_present() -> None:
-    from ir.playbook.match import resolve_target
-
-    node = "ip-10-0-1-23.eu-west-1.compute.internal"
-    doc = _upstream("falco-docs-json-output-terminal-shell.json")
-    doc["output_fields"]["k8s.node.name"] = node
-    [alert] = parse_document(doc)
-    assert (alert.node, alert.host) == (node, "falco-xczjd")
-    assert any("another name" in note for note in alert.notes)
-    # through Falcosidekick and Alertmanager: the label k8s_node_name
-    raw = load_alert_file(UPSTREAM / "alertmanager-falcosidekick-terminal-shell.json")[0].raw
-    [via] = parse_document(_with_labels(raw, k8s_node_name=node))
-    assert (via.node, via.host) == (node, "falco-xczjd")
-
-    # a host event with the node named: the node is the target (node playbooks work on it)
-    book = _book_for_nodes()
-    host_doc = _upstream("falco-plugins-collector-host-event.json")
-    host_doc["output_fields"]["k8s.node.name"] = node
-    [host_event] = parse_document(host_doc)
-    target, _ = resolve_target(book, host_event)
-    assert (target.kind, target.key) == ("node", f"node/{node}")
-    host_raw = load_alert_file(UPSTREAM / "alertmanager-falcosidekick-host-event.json")[0].raw
-    [host_via] = parse_document(_with_labels(host_raw, k8s_node_name=node))
-    assert resolve_target(book, host_via)[0].key == f"node/{node}"
-
-    # the same hostname and node name: nothing to say about it
-    doc["hostname"] = node
-    [same] = parse_document(doc)
-    assert same.node == node and not any("hostname" in note for note in same.notes)
-    # a k8s_audit event is not about the node Falco runs on: k8s.node.name is not its node
-    audit = json.loads((SAMPLES / "falco-k8s-audit-exec.json").read_text())
-    audit["output_fields"]["k8s.node.name"] = node
-    [audited] = parse_document(audit)
-    assert audited.node is None and any("k8s_audit event" in n for n in audited.notes)
-
-
-def _with_labels(alert: dict[str, Any], **labels: str | None) -> dict[str, Any]:
-    """An Alertmanager webhook document of one alert, its labels changed (None removes one)."""
-    changed = {k: v for k, v in {**alert["labels"], **labels}.items() if v is not None}
-    return {"version": "4", "receiver": "ir-serve", "alerts": [dict(alert, labels=changed)]}
-
-
-def _book_for_nodes() -> Any:
-    from ir.playbook.loader import check_playbook_text
-
-    text = (
-        "apiVersion: ir/v1\nkind: Playbook\nname: node-test\ntrigger:\n  sources: [falco, "
-        "alertmanager]\n  rule_patterns: ['.']\n  targets: [node, pod]\nsteps:\n"
-        "  - action: capture\n"
-    )
-    book, problems = check_playbook_text(text, "node-test.yaml")
-    assert book is not None, problems
-    return book
-
-
-# -- the derived fixtures follow the upstream code they cite -----------------------------------
-
-# outputs/alertmanager.go defaultSeverityMap (falcosecurity/falcosidekick)
-_SIDEKICK_SEVERITY = {
-    "Debug": "information",
-    "Informational": "information",
-    "Notice": "information",
-    "Warning": "warning",
-    "Error": "warning",
-    "Critical": "critical",
-    "Alert": "critical",
-    "Emergency": "critical",
-}
-
-
-def _sidekick_labels(event: dict[str, Any]) -> dict[str, str]:
-    """newAlertmanagerPayload's labels for a Falco event (falcosecurity/falcosidekick
-    outputs/alertmanager.go; default configuration, no n_drop fields)."""
-    labels: dict[str, str] = {}
-    for key, value in event["output_fields"].items():
-        if isinstance(value, str):
-            labels[_safe_label(key)] = value
-        elif isinstance(value, int) and not isinstance(value, bool):  # json.Number
-            labels[_safe_label(key)] = str(value)
-    labels.update(source="falco", rule=event["rule"], alertname=event["rule"])
-    labels.update(eventsource=event["source"], hostname=event["hostname"])
-    labels.update(tags=",".join(sorted(event["tags"])), priority=event["priority"])
-    labels["severity"] = _SIDEKICK_SEVERITY[event["priority"]]
-    return labels
-
-
-def _safe_label(name: str) -> str:
-    """alertmanagerSafeLabel: unsafe characters to "_", "__" to "_", "_" trimmed."""
-    return re.sub(r"[^a-zA-Z0-9_]", "_", name).replace("__", "_").strip("_")
-
-
-def _fingerprint(labels: dict[str, str]) -> str:
-    """prometheus/common model labelSetToFingerprint (FNV-1a 64), as Alertmanager prints it."""
-    value = 14695981039346656037
-    for name in sorted(labels):
-        for byte in name.encode() + b"\xff" + labels[name].encode() + b"\xff":
-            value = ((value ^ byte) * 1099511628211) & 0xFFFFFFFFFFFFFFFF
-    return f"{value:016x}"
-
-
-@pytest.mark.parametrize(
-    ("derived", "source"),
-    [
-        (
-            "alertmanager-falcosidekick-terminal-shell.json",
-            "falco-docs-json-output-terminal-shell.json",
-        ),
-        ("alertmanager-falcosidekick-host-event.json", "falco-plugins-collector-host-event.json"),
-    ],
-)
-def test_alertmanager_fixtures_are_what_falcosidekick_and_alertmanager_send(
-    derived: str, source: str
-) -> None:
-    # the FNV-1a implementation against prometheus/common model/signature_test.go
-    assert _fingerprint({"name": "garland, briggs", "fear": "love is not enough"}) == (
-        f"{5799056148416392346:016x}"
-    )
-    event, webhook = _upstream(source), _upstream(derived)
-    [alert] = webhook["alerts"]
-    assert alert["labels"] == _sidekick_labels(event) == webhook["commonLabels"]
-    assert alert["annotations"] == {
-        "info": event["output"],
-        "description": event["output"],
-        "summary": event["rule"],
-    }
-    assert alert["fingerprint"] == _fingerprint(alert["labels"])
-    assert alert["endsAt"] == "0001-01-01T00:00:00Z" and alert["generatorURL"] == ""
-    # the route matching source="falco" under the root, grouping by alertname
-    assert (
-        webhook["groupKey"] == '{}/{source="falco"}:{alertname=' + json.dumps(event["rule"]) + "}"
-    )
-
-
-def test_falcosidekick_webhook_fixture_is_the_falco_event_with_a_uuid() -> None:
-    event = _upstream("falco-docs-json-output-terminal-shell.json")
-    forwarded = _upstream("falcosidekick-webhook-terminal-shell.json")
-    assert forwarded.pop("uuid")
-    assert forwarded == event
 
 
 @pytest.mark.parametrize(
@@ -1018,13 +742,3 @@ def test_alert_built_without_exact_time_keeps_the_old_form() -> None:
     alert = Alert("falco", "r", None, "", when, "x", "id")
     assert alert.summary_dict()["time"] == "2024-06-03T13:50:25.826284Z"
     assert alert.summary_dict()["time_precision"] is None and "host" not in alert.summary_dict()
-
-
-def test_guardduty_time_field_and_precision() -> None:
-    [gd] = load_alert_file(SAMPLES / "guardduty-eventbridge-reverse-shell.json")
-    assert gd.time_original == gd.raw["service"]["eventLastSeen"] and gd.time_precision == "ms"
-    event = json.loads((SAMPLES / "guardduty-eventbridge-reverse-shell.json").read_text())
-    del event["detail"]["service"]["eventLastSeen"]
-    [updated] = parse_document(event)
-    assert updated.time_original == event["detail"]["updatedAt"]
-    assert any("the time is the finding's updatedAt" in note for note in updated.notes)
