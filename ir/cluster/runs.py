@@ -39,6 +39,7 @@ from ir.playbook.runstate import (
     NewRun,
     RunState,
     RunStoreError,
+    duplicate_of,
 )
 
 GROUP, VERSION, KIND, PLURAL = "ir.forensics", "v1", "IrRun", "irruns"
@@ -90,7 +91,7 @@ class KubeRuns:
             # decides a race between replicas)
             existing = self._read(run.name)
             if existing is not None:
-                duplicate = _duplicate(existing, run, window)
+                duplicate = duplicate_of(existing, run, window)
                 if duplicate is not None:
                     return duplicate
             if limit > 0:
@@ -132,7 +133,7 @@ class KubeRuns:
             existing = self._read(run.name)
             if existing is None:
                 continue  # deleted in between: try again
-            duplicate = _duplicate(existing, run, window)
+            duplicate = duplicate_of(existing, run, window)
             if duplicate is not None:
                 return duplicate
             try:  # finished and outside the window: this record makes way for the new one
@@ -288,20 +289,6 @@ class KubeRuns:
 
 def _transient(exc: ApiError) -> bool:
     return exc.status in (0, 429) or exc.status >= 500
-
-
-def _duplicate(existing: RunState, run: NewRun, window: float) -> Acceptance | None:
-    """A DUPLICATE answer when `existing` still holds the name: open, or inside the window."""
-    age = run.accepted_at - existing.accepted_at
-    if existing.is_finished and age >= window:
-        return None
-    state = "open" if not existing.is_finished else existing.phase.lower()
-    return Acceptance(
-        DUPLICATE,
-        f"run {existing.name} on {run.target_key} by playbook {run.playbook}, "
-        f"accepted {max(0.0, age):.0f}s ago, is {state}",
-        existing,
-    )
 
 
 def _times(lease: Any) -> list[float]:

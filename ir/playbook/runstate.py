@@ -263,6 +263,21 @@ def finish(state: RunState, status: str, reason: str, now: float) -> None:
     state.finished = now
 
 
+def duplicate_of(existing: RunState, run: NewRun, window: float) -> Acceptance | None:
+    """The DUPLICATE answer while `existing` holds the name `run` wants (open, or accepted inside
+    the dedupe window); None when it may make way."""
+    age = run.accepted_at - existing.accepted_at
+    if existing.is_finished and age >= window:
+        return None
+    state = "open" if not existing.is_finished else existing.phase.lower()
+    return Acceptance(
+        DUPLICATE,
+        f"run {existing.name} on {run.target_key} by playbook {run.playbook}, "
+        f"accepted {max(0.0, age):.0f}s ago, is {state}",
+        existing,
+    )
+
+
 class RunStore(Protocol):
     """Where accepted runs are recorded. `durable` says whether a record outlives this process."""
 

@@ -11,7 +11,6 @@ import time
 
 from ir.playbook.runstate import (
     CREATED,
-    DUPLICATE,
     FULL,
     PENDING,
     RATE_LIMITED,
@@ -19,6 +18,7 @@ from ir.playbook.runstate import (
     Conflict,
     NewRun,
     RunState,
+    duplicate_of,
 )
 from ir.serve.limits import RateLimiter
 
@@ -46,16 +46,9 @@ class MemoryRuns:
     def accept(self, run: NewRun, seal: str, window: float, rate: tuple[int, float]) -> Acceptance:
         with self._lock:
             existing = self._runs.get(run.name)
-            if existing is not None:
-                age = run.accepted_at - existing.accepted_at
-                if not existing.is_finished or age < window:
-                    where = "open" if not existing.is_finished else existing.phase.lower()
-                    return Acceptance(
-                        DUPLICATE,
-                        f"run {existing.name} on {run.target_key} by playbook {run.playbook}, "
-                        f"accepted {max(0.0, age):.0f}s ago, is {where}",
-                        existing,
-                    )
+            duplicate = duplicate_of(existing, run, window) if existing is not None else None
+            if duplicate is not None:
+                return duplicate
             if self._waiting() >= self.max_open:
                 return Acceptance(FULL, f"{self.max_open} runs waiting for a worker")
             limit, per = rate

@@ -131,7 +131,8 @@ def install_run_store(cp: ControlPlane) -> None:
 
 
 def _wait_established(cp: ControlPlane, docs: list[dict[str, Any]], deadline: float) -> None:
-    """Custom resources are served once their CRD is Established."""
+    """Custom resources are served once their CRD is Established, and listed once the
+    apiserver's storage for them is ready (until then it answers 429)."""
     for doc in docs:
         if doc["kind"] != "CustomResourceDefinition":
             continue
@@ -140,6 +141,16 @@ def _wait_established(cp: ControlPlane, docs: list[dict[str, Any]], deadline: fl
             if any(c["type"] == "Established" and c["status"] == "True" for c in conditions):
                 break
             time.sleep(0.2)
+        spec = doc["spec"]
+        listing = f"/apis/{spec['group']}/{spec['versions'][0]['name']}/{spec['names']['plural']}"
+        while time.monotonic() < deadline:
+            try:
+                cp.api("GET", listing)
+                break
+            except urllib.error.HTTPError as exc:
+                if exc.code not in (404, 429, 503):
+                    raise
+                time.sleep(0.2)
 
 
 @dataclass
