@@ -20,12 +20,11 @@ admission rules of its own instead of a share of every ConfigMap's.
 
 from __future__ import annotations
 
-import calendar
 import hashlib
 import json
-import time
 from typing import Any
 
+from ir.clock import parse_utc
 from ir.cluster.kube import ApiError, Kube
 from ir.playbook.runstate import (
     CREATED,
@@ -306,11 +305,11 @@ def _times(lease: Any) -> list[float]:
 
 def _state(doc: dict[str, Any]) -> RunState:
     meta = doc.get("metadata") or {}
-    created = meta.get("creationTimestamp")
-    try:
-        created_at = float(calendar.timegm(time.strptime(str(created), "%Y-%m-%dT%H:%M:%SZ")))
-    except (TypeError, ValueError):
-        created_at = 0.0
+    try:  # the apiserver's own RFC 3339 time, read by ir's one time parser
+        when = parse_utc(meta.get("creationTimestamp"))
+    except ValueError:
+        when = None
+    created_at = when.timestamp() if when is not None else 0.0
     spec = doc.get("spec")
     if not isinstance(spec, dict):
         spec = {}

@@ -119,11 +119,10 @@ def install_shipped(
 def install_run_store(cp: ControlPlane) -> None:
     """Just what `ir serve --runs cluster` needs to record runs with an administrator's
     credentials: namespace ir-system and the IrRun CustomResourceDefinition, Established."""
-    docs = [d for d in shipped_documents() if d["kind"] == "CustomResourceDefinition"]
+    shipped = shipped_documents()
+    docs = [d for d in shipped if d["kind"] == "CustomResourceDefinition"]
     namespace = next(
-        d
-        for d in shipped_documents()
-        if d["kind"] == "Namespace" and d["metadata"]["name"] == "ir-system"
+        d for d in shipped if d["kind"] == "Namespace" and d["metadata"]["name"] == "ir-system"
     )
     for doc in [namespace, *docs]:
         apply(cp, doc)
