@@ -1,0 +1,56 @@
+"""The root command's table of command modules (ir/cli/main.py:COMMAND_MODULES) against what the
+modules register: every command reachable, none loaded by a command that does not need it."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import subprocess
+import sys
+
+import click
+
+import ir.cli
+from ir.cli.main import COMMAND_MODULES, cli, load_commands
+
+
+def test_every_module_with_commands_is_in_the_table() -> None:
+    listed = {m for modules in COMMAND_MODULES.values() for m in modules}
+    for info in pkgutil.iter_modules(ir.cli.__path__):
+        module = importlib.import_module(f"ir.cli.{info.name}")
+        commands = getattr(module, "COMMANDS", None)
+        if commands is None:
+            continue
+        assert info.name in listed, (
+            f"ir/cli/{info.name}.py has COMMANDS but is not in COMMAND_MODULES"
+        )
+        for command in commands:
+            assert info.name in COMMAND_MODULES.get(command.name or "", ()), (
+                f"command {command.name!r} of ir/cli/{info.name}.py is not mapped to its module"
+            )
+
+
+def test_the_table_names_real_commands() -> None:
+    load_commands()
+    assert set(cli.commands) == set(COMMAND_MODULES)
+    for name in COMMAND_MODULES:
+        assert isinstance(cli.commands[name], click.Command)
+
+
+def test_a_command_imports_only_its_modules() -> None:
+    # A fresh interpreter: `ir bundle verify --help` loads the modules of `bundle`, no other's.
+    probe = (
+        "import sys\n"
+        "from ir.cli.main import main\n"
+        "try:\n"
+        "    main(['bundle', 'verify', '--help'])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print(' '.join(sorted(m for m in sys.modules if m.startswith('ir.cli.'))))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    loaded = {m.removeprefix("ir.cli.") for m in done.stdout.strip().splitlines()[-1].split()}
+    others = {m for modules in COMMAND_MODULES.values() for m in modules} - set(
+        COMMAND_MODULES["bundle"]
+    )
+    assert not loaded & others, f"bundle verify loaded {sorted(loaded & others)}"
