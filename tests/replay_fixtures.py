@@ -2,8 +2,10 @@
 
 `build_bundle(directory, spec)` writes a sealed bundle through the real BundleWriter, laid out as
 ir/records describes (containers/<name>/processes.jsonl, ..., k8s/*.json, alert.json), with the
-writer's clock frozen so the same spec gives the same bytes. `compromised_spec()` plants the facts
-the replay views must show; `clean_spec()` is its clean replacement for `ir bundle diff`;
+writer's clock frozen so the same spec gives the same bytes. The pod scenarios are built, not
+copied: a `WebPod` (one run of the shop's web pod) gives the records every run has, and
+`compromised_spec()` adds the facts the replay views must show to one (COMPROMISED_POD), while
+`clean_spec()` is its clean replacement (REPLACEMENT_POD) for `ir bundle diff`;
 `sample_container_spec()` is what `ir capture container` records of samples/compromised/ (the
 shapes of a real capture, the times of the run the fidelity issue reported).
 """
@@ -307,6 +309,244 @@ def log(
     )
 
 
+# -- the shop's web pod: what the pod scenarios are built from ---------------------------------
+
+WEB_IMAGE = "registry.example/shop/web:1.4.2"
+AGENT_IMAGE = "registry.example/ops/agent:2.0"
+INGRESS = "10.244.0.5"  # the peer of every connection the web pod serves (and of its probes)
+
+
+def later(hms: str, ms: int) -> str:
+    """`t(hms)`, `ms` milliseconds later."""
+    moment = datetime.fromisoformat(f"2025-03-14T{hms}+00:00") + timedelta(milliseconds=ms)
+    return rfc3339(moment) or ""
+
+
+@dataclass(frozen=True)
+class WebPod:
+    """One run of the shop's web pod (namespace shop, Deployment web): nginx in container `web`
+    serving port 80, the monitoring agent in `agent` listening on 9090, one network namespace
+    for both (each container's socket table shows the other's sockets too).
+
+    Each pod scenario is built from one: the records every run of the pod has come from here,
+    the scenario adds what it plants (`compromised_spec`) or nothing (`clean_spec`). Times are
+    HH:MM:SS[.fff] on the scenario's day."""
+
+    name: str  # the pod: web-<hash>
+    uid: str
+    ip: str
+    since: str  # when the pod was created: its Kubernetes times count from here
+    agent_restarts: int  # before the capture (an OOM kill, in its pod status and events)
+    web_id: str  # the containers' runtime ids
+    agent_id: str
+    web_created: str
+    web_started: str  # the runtime's State.StartedAt, with the nanoseconds it gives
+    nginx_started: str  # nginx's master: its pid file 1 ms later, client_temp 2, its worker 10
+    notice_at: str  # nginx's "start worker processes" line
+    agent_created: str
+    agent_started: str  # HH:MM:SS; its process 10 ms later, its first log line 100 ms later
+    nginx_pid: int  # the master's host pid: its shim is 21 below, its worker 29 above, the agent 99
+    web_inodes: int  # web's socket inodes: the listener's is 1 above, the served connection's 10
+    agent_inodes: int  # the agent's listener's is 3 above
+    client_port: int  # the ingress's end of the served connection
+
+    @property
+    def worker_pid(self) -> int:
+        return self.nginx_pid + 29
+
+    @property
+    def agent_pid(self) -> int:
+        return self.nginx_pid + 99
+
+    def web_inspect(self, **state: Any) -> dict[str, Any]:
+        """What the runtime says of `web`; `state`: what more it says in State."""
+        return {
+            "Id": self.web_id,
+            "Name": f"/k8s_web_{self.name}",
+            "Created": t(self.web_created),
+            "State": {"Status": "running", "StartedAt": self.web_started, **state},
+            "Config": {"Image": WEB_IMAGE, "ExposedPorts": {"80/tcp": {}}},
+        }
+
+    def agent_inspect(self) -> dict[str, Any]:
+        """What the runtime says of `agent`."""
+        return {
+            "Id": self.agent_id,
+            "Name": f"/k8s_agent_{self.name}",
+            "Created": t(self.agent_created),
+            "State": {
+                "Status": "running",
+                "StartedAt": f"2025-03-14T{self.agent_started}.000000000Z",
+            },
+            "Config": {"Image": AGENT_IMAGE},
+        }
+
+    def nginx(self, *, state: str | None = None, fds: bool = False) -> list[ProcessRecord]:
+        """nginx's master (pid 1 of `web`) and its worker; `state` and `fds` (each one's socket:
+        the listener, the served connection) when the capture read them."""
+
+        def holding(inode: int) -> list[str]:
+            return [f"socket:[{inode}]"] if fds else []
+
+        common: dict[str, Any] = {
+            "name": "nginx",
+            "exe": "/usr/sbin/nginx",
+            "exe_sha256": "1" * 64,
+            "state": state,
+        }
+        return [
+            ProcessRecord(
+                pid=self.nginx_pid,
+                ppid=self.nginx_pid - 21,
+                ns_pid=1,
+                uid=0,
+                user="root",
+                cmdline=["nginx: master process nginx -g daemon off;"],
+                start_time=t(self.nginx_started),
+                fds=holding(self.web_inodes + 1),
+                **common,
+            ),
+            ProcessRecord(
+                pid=self.worker_pid,
+                ppid=self.nginx_pid,
+                ns_pid=29,
+                uid=33,
+                user="www-data",
+                cmdline=["nginx: worker process"],
+                start_time=later(self.nginx_started, 10),
+                fds=holding(self.web_inodes + 10),
+                **common,
+            ),
+        ]
+
+    def agent_process(self, *, fds: bool = False) -> ProcessRecord:
+        """The agent (pid 1 of `agent`); `fds` (its listener) when the capture read them."""
+        return ProcessRecord(
+            pid=self.agent_pid,
+            ppid=self.agent_pid - 10,
+            ns_pid=1,
+            uid=1000,
+            user="agent",
+            name="agent",
+            cmdline=["/usr/local/bin/agent", "--listen=:9090"],
+            exe="/usr/local/bin/agent",
+            exe_sha256="3" * 64,
+            start_time=later(self.agent_started, 10),
+            fds=[f"socket:[{self.agent_inodes + 3}]"] if fds else [],
+        )
+
+    def listener(self) -> SocketRecord:
+        """nginx listening on port 80, the one the pod spec declares for `web`."""
+        inode, pid = self.web_inodes + 1, self.nginx_pid
+        return SocketRecord("tcp", "0.0.0.0", 80, "0.0.0.0", 0, "LISTEN", inode, 0, pid, "nginx")
+
+    def served(self) -> SocketRecord:
+        """A connection the worker serves, from the ingress."""
+        inode, port, pid = self.web_inodes + 10, self.client_port, self.worker_pid
+        return SocketRecord(
+            "tcp", self.ip, 80, INGRESS, port, "ESTABLISHED", inode, 33, pid, "nginx"
+        )
+
+    def agent_listener(self) -> SocketRecord:
+        """The agent listening on 9090, the port the pod spec declares for it."""
+        inode, pid = self.agent_inodes + 3, self.agent_pid
+        return SocketRecord("tcp6", "::", 9090, "::", 0, "LISTEN", inode, 1000, pid, "agent")
+
+    def nginx_changes(self) -> list[FileChange]:
+        """What nginx changes in `web` as it starts: its pid file and its client_temp directory."""
+        start = self.nginx_started
+        return [
+            change("/run/nginx.pid", "added", content=NGINX_PID, mtime=later(start, 1)),
+            change(
+                "/var/cache/nginx/client_temp",
+                "added",
+                type="dir",
+                mode="0700",
+                mtime=later(start, 2),
+            ),
+        ]
+
+    def notice(self) -> LogLine:
+        """nginx's first log line, on stderr."""
+        text = f"2025/03/14 {self.notice_at[:8]} [notice] 1#1: start worker processes"
+        return log(t(self.notice_at), text, "stderr")
+
+    def agent_starting(self) -> LogLine:
+        """The agent's first log line (klog), on stderr."""
+        at = later(self.agent_started, 100)
+        return log(
+            at, f"I0314 {at[11:26]}       1 main.go:20] agent v1.2 starting", "stderr", "agent"
+        )
+
+    def spec(
+        self,
+        *,
+        bundle_id: str,
+        reason: str,
+        web: ContainerSpec,
+        agent: ContainerSpec,
+        suspicious: bool,
+        k8s: dict[str, Any] | None = None,
+        **more: Any,
+    ) -> BundleSpec:
+        """The capture of this pod for case INC-42: its two containers, its pod and events
+        (`suspicious`: with the agent's back-off and failing probes) and `k8s`'s documents."""
+        return BundleSpec(
+            bundle_id=bundle_id,
+            case_id="INC-42",
+            target={"kind": "pod", "namespace": "shop", "name": self.name, "uid": self.uid},
+            reason=reason,
+            containers={"web": web, "agent": agent},
+            k8s={
+                "pod": _pod(self.name, self.ip, restarts=self.agent_restarts, start=self.since),
+                "events": _events(self.name, suspicious=suspicious, start=self.since),
+                **(k8s or {}),
+            },
+            **more,
+        )
+
+
+# The pod the scenarios of an intrusion were captured from, and its clean replacement.
+COMPROMISED_POD = WebPod(
+    name="web-7f9c",
+    uid="6b1f0e44-1c2d-4e5f-9a8b-7c6d5e4f3a2b",
+    ip="10.244.1.17",
+    since="08:00:00",
+    agent_restarts=1,
+    web_id="3f2a9c0d" * 8,
+    agent_id="9e8d7c6b" * 8,
+    web_created="08:00:03.200",
+    web_started="2025-03-14T08:00:05.123456789Z",
+    nginx_started="08:00:05.130",
+    notice_at="08:00:05.200",
+    agent_created="08:00:04.000",
+    agent_started="08:30:02",
+    nginx_pid=4101,
+    web_inodes=70000,
+    agent_inodes=90000,
+    client_port=51234,
+)
+REPLACEMENT_POD = WebPod(
+    name="web-8d2e",
+    uid="0c9b8a7f-6e5d-4c3b-2a19-08f7e6d5c4b3",
+    ip="10.244.2.9",
+    since="10:31:00",
+    agent_restarts=0,
+    web_id="7a6b5c4d" * 8,
+    agent_id="1a2b3c4d" * 8,
+    web_created="10:31:00.000",
+    web_started="2025-03-14T10:31:02.000000000Z",
+    nginx_started="10:31:02.010",
+    notice_at="10:31:02.100",
+    agent_created="10:31:00.500",
+    agent_started="10:31:03",
+    nginx_pid=6101,
+    web_inodes=71000,
+    agent_inodes=91000,
+    client_port=53311,
+)
+
+
 # -- the compromised pod -----------------------------------------------------------------------
 
 KWORKER = b"\x7fELF\x02\x01\x01" + b"reverse-shell-to-203.0.113.7:4444" * 4
@@ -365,28 +605,23 @@ MESSAGE_TIMES = [
 
 
 def compromised_spec() -> BundleSpec:
+    pod = COMPROMISED_POD
+    # the backdoor's listener (its owner found through the fds of pid 5133), seen by both
+    # containers: one network namespace
+    backdoor = SocketRecord("tcp", "0.0.0.0", 31337, "0.0.0.0", 0, "LISTEN", 88002, 33)
     web = ContainerSpec(
         inspect={
-            "Id": "3f2a9c0d" * 8,
-            "Name": "/k8s_web_web-7f9c",
-            "Created": t("08:00:03.200"),
+            **pod.web_inspect(FinishedAt="0001-01-01T00:00:00Z", Pid=pod.nginx_pid),
             "Image": "sha256:" + "ab" * 32,
-            "State": {
-                "Status": "running",
-                "StartedAt": "2025-03-14T08:00:05.123456789Z",
-                "FinishedAt": "0001-01-01T00:00:00Z",
-                "Pid": 4101,
-            },
-            "Config": {"Image": "registry.example/shop/web:1.4.2", "ExposedPorts": {"80/tcp": {}}},
         },
         image={
             "Id": "sha256:" + "ab" * 32,
-            "RepoTags": ["registry.example/shop/web:1.4.2"],
+            "RepoTags": [WEB_IMAGE],
             "Created": "2025-02-20T11:00:00.000000000Z",
         },
         network={
             "interfaces": [
-                {"name": "eth0", "addresses": ["10.244.1.17/24"]},
+                {"name": "eth0", "addresses": [f"{pod.ip}/24"]},
                 {"name": "lo", "addresses": ["127.0.0.1/8"]},
             ],
             "routes": [],
@@ -395,37 +630,10 @@ def compromised_spec() -> BundleSpec:
             "netns": "net:[4026532290]",
         },
         processes=[
-            ProcessRecord(
-                pid=4101,
-                ppid=4080,
-                ns_pid=1,
-                uid=0,
-                user="root",
-                name="nginx",
-                cmdline=["nginx: master process nginx -g daemon off;"],
-                exe="/usr/sbin/nginx",
-                exe_sha256="1" * 64,
-                start_time=t("08:00:05.130"),
-                state="S",
-                fds=["socket:[70001]"],
-            ),
-            ProcessRecord(
-                pid=4130,
-                ppid=4101,
-                ns_pid=29,
-                uid=33,
-                user="www-data",
-                name="nginx",
-                cmdline=["nginx: worker process"],
-                exe="/usr/sbin/nginx",
-                exe_sha256="1" * 64,
-                start_time=t("08:00:05.140"),
-                state="S",
-                fds=["socket:[70010]"],
-            ),
+            *pod.nginx(state="S", fds=True),
             ProcessRecord(
                 pid=5120,
-                ppid=4130,
+                ppid=pod.worker_pid,
                 ns_pid=31,
                 uid=33,
                 user="www-data",
@@ -466,25 +674,11 @@ def compromised_spec() -> BundleSpec:
             ),
         ],
         sockets=[
-            SocketRecord("tcp", "0.0.0.0", 80, "0.0.0.0", 0, "LISTEN", 70001, 0, 4101, "nginx"),
-            SocketRecord(
-                "tcp", "0.0.0.0", 31337, "0.0.0.0", 0, "LISTEN", 88002, 33
-            ),  # owner via fds
-            SocketRecord(
-                "tcp",
-                "10.244.1.17",
-                80,
-                "10.244.0.5",
-                51234,
-                "ESTABLISHED",
-                70010,
-                33,
-                4130,
-                "nginx",
-            ),
-            SocketRecord(
-                "tcp", "10.244.1.17", 40112, "203.0.113.7", 4444, "ESTABLISHED", 88001, 33
-            ),
+            pod.listener(),
+            backdoor,
+            pod.served(),
+            SocketRecord("tcp", pod.ip, 40112, "203.0.113.7", 4444, "ESTABLISHED", 88001, 33),
+            # the agent probing nginx over loopback: both ends
             SocketRecord(
                 "tcp",
                 "127.0.0.1",
@@ -494,31 +688,33 @@ def compromised_spec() -> BundleSpec:
                 "ESTABLISHED",
                 90001,
                 1000,
-                4200,
+                pod.agent_pid,
                 "agent",
             ),
             SocketRecord(
-                "tcp", "127.0.0.1", 80, "127.0.0.1", 45678, "ESTABLISHED", 90002, 33, 4130, "nginx"
+                "tcp",
+                "127.0.0.1",
+                80,
+                "127.0.0.1",
+                45678,
+                "ESTABLISHED",
+                90002,
+                33,
+                pod.worker_pid,
+                "nginx",
             ),
-            SocketRecord("tcp6", "::", 9090, "::", 0, "LISTEN", 90003, 1000, 4200, "agent"),
+            pod.agent_listener(),
             SocketRecord(
                 "unix",
                 state="LISTEN",
                 inode=70020,
-                pid=4101,
+                pid=pod.nginx_pid,
                 process="nginx",
                 path="/run/nginx.sock",
             ),
         ],
         changes=[
-            change("/run/nginx.pid", "added", content=NGINX_PID, mtime=t("08:00:05.131")),
-            change(
-                "/var/cache/nginx/client_temp",
-                "added",
-                type="dir",
-                mode="0700",
-                mtime=t("08:00:05.132"),
-            ),
+            *pod.nginx_changes(),
             change(
                 "/tmp/payload.sh", "added", content=PAYLOAD, mode="0755", mtime=t("09:12:05.000")
             ),
@@ -567,11 +763,7 @@ def compromised_spec() -> BundleSpec:
         },
         logs={
             "current": [
-                log(
-                    t("08:00:05.200"),
-                    "2025/03/14 08:00:05 [notice] 1#1: start worker processes",
-                    "stderr",
-                ),
+                pod.notice(),
                 log(
                     t("09:11:50.100"),
                     '10.244.0.5 - - [14/Mar/2025:09:11:50 +0000] "POST /upload.php HTTP/1.1" 201 12 "-" "python-requests/2.31"',
@@ -595,40 +787,12 @@ def compromised_spec() -> BundleSpec:
         },
     )
     agent = ContainerSpec(
-        inspect={
-            "Id": "9e8d7c6b" * 8,
-            "Name": "/k8s_agent_web-7f9c",
-            "Created": t("08:00:04.000"),
-            "State": {"Status": "running", "StartedAt": "2025-03-14T08:30:02.000000000Z"},
-            "Config": {"Image": "registry.example/ops/agent:2.0"},
-        },
-        processes=[
-            ProcessRecord(
-                pid=4200,
-                ppid=4190,
-                ns_pid=1,
-                uid=1000,
-                user="agent",
-                name="agent",
-                cmdline=["/usr/local/bin/agent", "--listen=:9090"],
-                exe="/usr/local/bin/agent",
-                exe_sha256="3" * 64,
-                start_time=t("08:30:02.010"),
-                fds=["socket:[90003]"],
-            )
-        ],
-        sockets=[  # the same network namespace as web: the same sockets, seen again
-            SocketRecord("tcp", "0.0.0.0", 31337, "0.0.0.0", 0, "LISTEN", 88002, 33),
-            SocketRecord("tcp6", "::", 9090, "::", 0, "LISTEN", 90003, 1000, 4200, "agent"),
-        ],
+        inspect=pod.agent_inspect(),
+        processes=[pod.agent_process(fds=True)],
+        sockets=[backdoor, pod.agent_listener()],  # web's network namespace: its sockets again
         logs={
             "current": [
-                log(
-                    t("08:30:02.100"),
-                    "I0314 08:30:02.100000       1 main.go:20] agent v1.2 starting",
-                    "stderr",
-                    "agent",
-                ),
+                pod.agent_starting(),
                 log(
                     t("09:12:04.250"),
                     "I0314 09:12:04.250000       1 watcher.go:88] new process pid=5120 comm=sh",
@@ -659,21 +823,13 @@ def compromised_spec() -> BundleSpec:
             + [log(None, "a line with no time at all", container="agent", instance="previous")],
         },
     )
-    pod = _pod("web-7f9c", "10.244.1.17", restarts=1)
-    return BundleSpec(
+    return pod.spec(
         bundle_id="5d0c1b2a-7e3f-4a9b-8c6d-0f1e2d3c4b5a",
-        case_id="INC-42",
-        target={
-            "kind": "pod",
-            "namespace": "shop",
-            "name": "web-7f9c",
-            "uid": "6b1f0e44-1c2d-4e5f-9a8b-7c6d5e4f3a2b",
-        },
         reason="falco: Terminal shell in container",
-        containers={"web": web, "agent": agent},
+        web=web,
+        agent=agent,
+        suspicious=True,
         k8s={
-            "pod": pod,
-            "events": _events("web-7f9c", suspicious=True),
             "owners": _owners(),
             "node": {
                 "metadata": {"name": "node-1"},
@@ -921,76 +1077,19 @@ def sample_container_spec() -> BundleSpec:
 
 def clean_spec() -> BundleSpec:
     """The replacement pod, captured a little later: same image, nothing planted."""
-    start = CAPTURE_START + timedelta(minutes=15)
+    pod = REPLACEMENT_POD
     web = ContainerSpec(
-        inspect={
-            "Id": "7a6b5c4d" * 8,
-            "Name": "/k8s_web_web-8d2e",
-            "Created": t("10:31:00.000"),
-            "State": {"Status": "running", "StartedAt": "2025-03-14T10:31:02.000000000Z"},
-            "Config": {"Image": "registry.example/shop/web:1.4.2", "ExposedPorts": {"80/tcp": {}}},
-        },
-        processes=[
-            ProcessRecord(
-                pid=6101,
-                ppid=6080,
-                ns_pid=1,
-                uid=0,
-                user="root",
-                name="nginx",
-                cmdline=["nginx: master process nginx -g daemon off;"],
-                exe="/usr/sbin/nginx",
-                exe_sha256="1" * 64,
-                start_time=t("10:31:02.010"),
-            ),
-            ProcessRecord(
-                pid=6130,
-                ppid=6101,
-                ns_pid=29,
-                uid=33,
-                user="www-data",
-                name="nginx",
-                cmdline=["nginx: worker process"],
-                exe="/usr/sbin/nginx",
-                exe_sha256="1" * 64,
-                start_time=t("10:31:02.020"),
-            ),
-        ],
-        sockets=[
-            SocketRecord("tcp", "0.0.0.0", 80, "0.0.0.0", 0, "LISTEN", 71001, 0, 6101, "nginx"),
-            SocketRecord(
-                "tcp",
-                "10.244.2.9",
-                80,
-                "10.244.0.5",
-                53311,
-                "ESTABLISHED",
-                71010,
-                33,
-                6130,
-                "nginx",
-            ),
-            SocketRecord("tcp6", "::", 9090, "::", 0, "LISTEN", 91003, 1000, 6200, "agent"),
-        ],
+        inspect=pod.web_inspect(),
+        processes=pod.nginx(),
+        sockets=[pod.listener(), pod.served(), pod.agent_listener()],
         changes=[
-            change("/run/nginx.pid", "added", content=NGINX_PID, mtime=t("10:31:02.011")),
-            change(
-                "/var/cache/nginx/client_temp",
-                "added",
-                type="dir",
-                mode="0700",
-                mtime=t("10:31:02.012"),
-            ),
+            *pod.nginx_changes(),
             change("/var/log/nginx/access.log", "changed", mode="0640", mtime=t("10:44:00.000")),
         ],
         files={"/run/nginx.pid": NGINX_PID},
         logs={
             "current": [
-                log(
-                    t("10:31:02.100"),
-                    "2025/03/14 10:31:02 [notice] 1#1: start worker processes",
-                    "stderr",
-                ),
+                pod.notice(),
                 log(
                     t("10:40:00.000"),
                     '10.244.0.5 - - [14/Mar/2025:10:40:00 +0000] "GET / HTTP/1.1" 200 612 "-" "kube-probe/1.35"',
@@ -999,55 +1098,18 @@ def clean_spec() -> BundleSpec:
         },
     )
     agent = ContainerSpec(
-        inspect={
-            "Id": "1a2b3c4d" * 8,
-            "Name": "/k8s_agent_web-8d2e",
-            "Created": t("10:31:00.500"),
-            "State": {"Status": "running", "StartedAt": "2025-03-14T10:31:03.000000000Z"},
-            "Config": {"Image": "registry.example/ops/agent:2.0"},
-        },
-        processes=[
-            ProcessRecord(
-                pid=6200,
-                ppid=6190,
-                ns_pid=1,
-                uid=1000,
-                user="agent",
-                name="agent",
-                cmdline=["/usr/local/bin/agent", "--listen=:9090"],
-                exe="/usr/local/bin/agent",
-                exe_sha256="3" * 64,
-                start_time=t("10:31:03.010"),
-            )
-        ],
-        sockets=[SocketRecord("tcp6", "::", 9090, "::", 0, "LISTEN", 91003, 1000, 6200, "agent")],
-        logs={
-            "current": [
-                log(
-                    t("10:31:03.100"),
-                    "I0314 10:31:03.100000       1 main.go:20] agent v1.2 starting",
-                    "stderr",
-                    "agent",
-                )
-            ]
-        },
+        inspect=pod.agent_inspect(),
+        processes=[pod.agent_process()],
+        sockets=[pod.agent_listener()],
+        logs={"current": [pod.agent_starting()]},
     )
-    return BundleSpec(
+    return pod.spec(
         bundle_id="8e7d6c5b-4a39-4281-9f0e-1d2c3b4a5968",
-        case_id="INC-42",
-        target={
-            "kind": "pod",
-            "namespace": "shop",
-            "name": "web-8d2e",
-            "uid": "0c9b8a7f-6e5d-4c3b-2a19-08f7e6d5c4b3",
-        },
         reason="clean replacement of web-7f9c, for comparison",
-        containers={"web": web, "agent": agent},
-        k8s={
-            "pod": _pod("web-8d2e", "10.244.2.9", restarts=0, start="10:31:00"),
-            "events": _events("web-8d2e", suspicious=False, start="10:31:00"),
-        },
-        capture_start=start,
+        web=web,
+        agent=agent,
+        suspicious=False,
+        capture_start=CAPTURE_START + timedelta(minutes=15),
     )
 
 

@@ -1,6 +1,8 @@
 """`ir bundle diff A B`: what differs between two bundles of the same workload (the comparison
 is `ir.replay.diff`, its text and JSON `ir.replay.render.diff`); both bundles are opened and
-verified as a replay page opens one (`ir.cli.replayopts`)."""
+verified as a replay page opens one (`ir.cli.replayopts`). Not a view of `ir.replay.views`,
+whose page is of one bundle (`ir replay BUNDLE <view>`): this command opens two, so it keeps
+its own."""
 
 from __future__ import annotations
 

@@ -1,13 +1,15 @@
 """`ir replay BUNDLE ...`: the click commands of the offline views over a bundle (verified
-first). Each command opens the bundle (`ir.cli.replayopts`), asks the view in `ir.replay` for its
-rows and prints them as its renderer in `ir.replay.render` lays them out. `ir bundle diff` is in
-`ir.cli.bundle_diff`."""
+first). Each view of `ir.replay.views` is one command, made here from its declaration (name,
+help, options, page) and nothing else: it opens the bundle (`ir.cli.replayopts`), asks the view
+for its page and prints it. Beside them, what is not a page: `fs cat` (a captured file's bytes)
+and `export` (files). `ir bundle diff` is in `ir.cli.bundle_diff`."""
 
 from __future__ import annotations
 
 import hashlib
 import sys
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +17,7 @@ import click
 
 from ir.cli.output import echo_lines, emit_json, info, printable
 from ir.cli.replayopts import (
+    TRUST_KEYS,
     ReplayOptions,
     ReplaySession,
     exit_code_of,
@@ -23,23 +26,17 @@ from ir.cli.replayopts import (
     page,
     print_banner_stderr,
     print_problems,
-    size_option,
-    time_option,
+    replay_options,
     trust_options,
 )
 from ir.errors import UsageError
-from ir.replay.export import write_csv, write_jsonl, write_timesketch
-from ir.replay.files import DeletionTimes, FsFilter, iter_changes, locate_file, stream_file
-from ir.replay.network import connection_rows
-from ir.replay.processes import process_rows
-from ir.replay.render.files import write_fs_jsonl, write_fs_table
-from ir.replay.render.network import connection_lines
-from ir.replay.render.processes import process_lines
-from ir.replay.render.summary import summary_lines
-from ir.replay.render.timeline import without_ir, write_log_table, write_timeline_table
+from ir.replay.evidence import Evidence
+from ir.replay.export import write_timesketch
+from ir.replay.files import locate_file, stream_file
 from ir.replay.report import write_report
-from ir.replay.summary import build_summary
-from ir.replay.timeline import SOURCES, TimelineStats, build_timeline
+from ir.replay.timeline import build_timeline
+from ir.replay.trust import Trust
+from ir.replay.views import Document, Option, Page, Text, View, views
 
 
 class _ReplayGroup(click.Group):
@@ -103,176 +100,81 @@ def replay(
     )
 
 
-_output_text_json = click.option(
-    "-o",
-    "--output",
-    type=click.Choice(["text", "json"]),
-    default="text",
-    show_default=True,
-    help="text for people, json for machines.",
-)
+# -- the views: one command each, made from its declaration in ir.replay.views -----------------
 
 
-@replay.command("summary")
-@_output_text_json
-@trust_options
-@click.pass_context
-def summary_cmd(ctx: click.Context, output: str, **trust_opts: Any) -> int:
-    """Target, times, collectors and key findings."""
-    ev, trust = open_replay(ctx, **trust_opts, announce=output == "json")
-    doc = build_summary(ev, trust)
-    if output == "json":
-        emit_json(doc)
+def _click_option(option: Option) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """The click option an `Option` declares."""
+    attrs: dict[str, Any] = {"help": option.help}
+    if option.metavar:
+        attrs["metavar"] = option.metavar
+    if option.choices:
+        attrs["type"] = click.Choice(list(option.choices))
+    if option.default is not None:
+        attrs["default"] = option.default
+    if option.show_default:
+        attrs["show_default"] = True
+    if option.multiple:
+        attrs["multiple"] = True
+    if option.flag:
+        attrs.update(is_flag=True, default=None)
+    return click.option(*[d for d in (option.short, option.spelling, option.name) if d], **attrs)
+
+
+def _show(shown: Page, ev: Evidence, trust: Trust, output: str) -> None:
+    """Print a view's page: a document as it is; text and a table between the banners of a
+    bundle that failed verification; rows to their file, saying how many; then the notes and
+    what could not be read."""
+    if isinstance(shown, Document):
+        emit_json(shown.content)  # the document carries the verification and the problems
+        return
+    if isinstance(shown, Text):
+        with page(trust, output):
+            echo_lines(shown.lines)
+    else:
+        started = time.monotonic()
+        target = shown.out_path
+        with out_stream(target) as out, page(trust, output if target is None else "file"):
+            n = shown.write(out, info)
+        if target:
+            info(f"ir: wrote {n} rows to {target} in {time.monotonic() - started:.1f}s")
+        for note in shown.notes():
+            info(note)
+    print_problems(ev)
+
+
+def _view_command(view: View, subcommands: Sequence[click.Command] = ()) -> click.Command:
+    """`ir replay BUNDLE <view>`: its options, then the trust options; a group when it has
+    subcommands, which open the bundle themselves."""
+
+    def run(ctx: click.Context, **values: Any) -> int | None:
+        trust_opts = {key: values.pop(key) for key in TRUST_KEYS}
+        if ctx.invoked_subcommand is not None:
+            ctx.obj.options = ctx.obj.options.merge(replay_options(**trust_opts))
+            return None
+        output = values["output"]
+        ev, trust = open_replay(ctx, **trust_opts, announce=output not in view.verdict_on_page)
+        _show(view.page(ev, trust, **values), ev, trust, output)
         return exit_code_of(trust)
-    with page(trust, output):
-        echo_lines(summary_lines(doc, trust))
-    print_problems(ev)
-    return exit_code_of(trust)
+
+    callback = trust_options(click.pass_context(run))
+    for option in reversed(view.options):
+        callback = _click_option(option)(callback)
+    if not subcommands:
+        return replay.command(view.name, help=view.help)(callback)
+    group = replay.group(view.name, help=view.help, invoke_without_command=True)(callback)
+    for command in subcommands:
+        group.add_command(command)
+    return group
 
 
-@replay.command("ps")
-@click.option("--container", help="Only this container.")
-@_output_text_json
-@trust_options
-@click.pass_context
-def ps_cmd(ctx: click.Context, container: str | None, output: str, **trust_opts: Any) -> int:
-    """The process tree: users, start times, executables and their hashes.
+# -- what is not a page: kept as commands of their own ------------------------------------------
 
-    Flags: D deleted executable, L started after the container, T running from a temp dir."""
-    ev, trust = open_replay(ctx, **trust_opts)
-    rows = list(process_rows(ev, container))
-    if output == "json":
-        emit_json(
-            {
-                "verification": trust.to_dict(),
-                "processes": [r.to_dict() for r in rows],
-                "problems": ev.problems,
-            }
-        )
-        return exit_code_of(trust)
-    with page(trust, output):
-        echo_lines(process_lines(rows))
-    print_problems(ev)
-    return exit_code_of(trust)
+# `fs cat PATH` writes one captured file's bytes (escaped on a terminal, the banner on stderr),
+# not a page of rows; it is a subcommand of the `fs` view.
 
 
-@replay.command("net")
-@click.option("--container", help="Only this container.")
-@click.option(
-    "--direction",
-    type=click.Choice(["listen", "inbound", "outbound", "unknown", "unix", "other", "local"]),
-    multiple=True,
-    help="Only these directions (repeatable); local: connections whose peer is a socket of the "
-    "same network namespace, either direction.",
-)
-@_output_text_json
-@trust_options
-@click.pass_context
-def net_cmd(
-    ctx: click.Context,
-    container: str | None,
-    direction: tuple[str, ...],
-    output: str,
-    **trust_opts: Any,
-) -> int:
-    """Sockets with their owning processes: listeners, and connections inbound (a listener of the
-    same network namespace has their port), outbound or unknown, each with the reason."""
-    ev, trust = open_replay(ctx, **trust_opts)
-    rows = [
-        r
-        for r in connection_rows(ev, container)
-        if not direction or r.direction in direction or ("local" in direction and r.peer_here)
-    ]
-    if output == "json":
-        emit_json(
-            {
-                "verification": trust.to_dict(),
-                "connections": [r.to_dict() for r in rows],
-                "problems": ev.problems,
-            }
-        )
-        return exit_code_of(trust)
-    with page(trust, output):
-        echo_lines(connection_lines(rows))
-    print_problems(ev)
-    return exit_code_of(trust)
-
-
-@replay.group("fs", invoke_without_command=True)
-@click.option("--container", help="Only this container.")
-@click.option(
-    "--glob", "glob", metavar="PATTERN", help="Path glob, e.g. '/usr/bin/*' ('*' also crosses '/')."
-)
-@click.option("--type", "types", multiple=True, help="file, dir, symlink, ... (repeatable).")
-@click.option(
-    "--change",
-    "changes",
-    type=click.Choice(["added", "changed", "deleted"]),
-    multiple=True,
-    help="Only these changes (repeatable).",
-)
-@click.option("--min-size", metavar="SIZE", help="At least this size (4096, 10k, 2M).")
-@click.option("--max-size", metavar="SIZE", help="At most this size.")
-@click.option(
-    "--since", metavar="TIME", help="mtime or ctime at or after TIME (any format ir parses)."
-)
-@click.option("--until", metavar="TIME", help="mtime or ctime at or before TIME.")
-@click.option("--executable", is_flag=True, default=None, help="Only executable files.")
-@click.option(
-    "-o", "--output", type=click.Choice(["text", "jsonl"]), default="text", show_default=True
-)
-@trust_options
-@click.pass_context
-def fs_cmd(
-    ctx: click.Context,
-    container: str | None,
-    glob: str | None,
-    types: tuple[str, ...],
-    changes: tuple[str, ...],
-    min_size: str | None,
-    max_size: str | None,
-    since: str | None,
-    until: str | None,
-    executable: bool | None,
-    output: str,
-    **trust_opts: Any,
-) -> int | None:
-    """Added, changed and deleted files (streamed), with filters; `fs cat PATH` prints one
-    captured file."""
-    if ctx.invoked_subcommand is not None:
-        ctx.obj.options = ctx.obj.options.merge(
-            ReplayOptions(
-                bool(trust_opts["force"]),
-                trust_opts["public_key"],
-                bool(trust_opts["reverify"]),
-                trust_opts["endpoint"],
-                bool(trust_opts["verdict_details"]),
-            )
-        )
-        return None
-    ev, trust = open_replay(ctx, **trust_opts)
-    flt = FsFilter(
-        glob=glob,
-        types=set(types),
-        changes=set(changes),
-        min_size=size_option(min_size, "--min-size"),
-        max_size=size_option(max_size, "--max-size"),
-        since=time_option(since, ev, "--since"),
-        until=time_option(until, ev, "--until"),
-        executable=executable,
-    )
-    deletions = DeletionTimes()
-    found = iter_changes(ev, flt, container, deletions)
-    with page(trust, output):
-        if output == "jsonl":
-            write_fs_jsonl(found, sys.stdout, verdict=trust.overall)
-        else:
-            write_fs_table(found, deletions, sys.stdout)
-    print_problems(ev)
-    return exit_code_of(trust)
-
-
-@fs_cmd.command("cat")
+@click.command("cat")
 @click.argument("path")
 @click.option(
     "--container", help="The container whose capture holds PATH (needed when several do)."
@@ -309,172 +211,13 @@ def fs_cat_cmd(
     return exit_code_of(trust)
 
 
-@replay.command("logs")
-@click.option(
-    "--container", "containers", multiple=True, help="Only these containers (repeatable)."
-)
-@click.option(
-    "--instance", type=click.Choice(["current", "previous"]), help="Only this container instance."
-)
-@click.option(
-    "--since",
-    metavar="TIME",
-    help="At or after TIME (any format ir parses; year-less: capture's year).",
-)
-@click.option("--until", metavar="TIME", help="At or before TIME.")
-@click.option(
-    "-o", "--output", type=click.Choice(["text", "jsonl", "csv"]), default="text", show_default=True
-)
-@trust_options
-@click.pass_context
-def logs_cmd(
-    ctx: click.Context,
-    containers: tuple[str, ...],
-    instance: str | None,
-    since: str | None,
-    until: str | None,
-    output: str,
-    **trust_opts: Any,
-) -> int:
-    """Container logs merged across containers and instances, in time order (UTC), each line's
-    time as precise as it was given and where it came from (the runtime's stamp, else the time
-    written in the message)."""
-    ev, trust = open_replay(ctx, **trust_opts)
-    stats = TimelineStats()
-    rows = build_timeline(
-        ev,
-        sources=["log"],
-        since=time_option(since, ev, "--since"),
-        until=time_option(until, ev, "--until"),
-        containers=set(containers) or None,
-        stats=stats,
-    )
-    if instance:
-        rows = (r for r in rows if r.fields.get("instance") == instance)
-    with page(trust, output):
-        if output == "jsonl":
-            write_jsonl(rows, sys.stdout, verdict=trust.overall)
-        elif output == "csv":
-            write_csv(rows, sys.stdout, verdict=trust.overall)
-        else:
-            write_log_table(rows, sys.stdout)
-    _stats_notes(stats)
-    print_problems(ev)
-    return exit_code_of(trust)
+# The commands hung under a view's (the view's own then runs only without one of them).
+SUBCOMMANDS: dict[str, list[click.Command]] = {"fs": [fs_cat_cmd]}
+# One command per view of ir.replay.views, each registered on `replay` as it is made.
+VIEW_COMMANDS = [_view_command(view, SUBCOMMANDS.get(view.name, ())) for view in views()]
 
-
-def _stats_notes(stats: TimelineStats) -> None:
-    if stats.late.late:
-        info(
-            f"note: {stats.late.late} log line(s) were more than the reorder window out of order and are shown "
-            "where they were read"
-        )
-
-
-def _sources_option(values: tuple[str, ...]) -> list[str] | None:
-    chosen = [s.strip() for v in values for s in v.split(",") if s.strip()]
-    unknown = [s for s in chosen if s not in SOURCES]
-    if unknown:
-        raise UsageError(
-            f"--source: unknown {', '.join(unknown)}; choose from {', '.join(SOURCES)}"
-        )
-    return chosen or None
-
-
-@replay.command("timeline")
-@click.option(
-    "--since",
-    metavar="TIME",
-    help="At or after TIME (RFC 3339, '10/Oct/2000:13:55:36 -0700', epoch, ...).",
-)
-@click.option("--until", metavar="TIME", help="At or before TIME.")
-@click.option(
-    "--source",
-    "sources",
-    multiple=True,
-    metavar="NAME[,NAME]",
-    help=f"Only these sources: {', '.join(SOURCES)} (repeatable or comma-separated).",
-)
-@click.option(
-    "--container",
-    "containers",
-    multiple=True,
-    help="Only rows of these containers (and bundle-level rows).",
-)
-@click.option(
-    "-o",
-    "--output",
-    type=click.Choice(["table", "csv", "jsonl", "timesketch"]),
-    default="table",
-    show_default=True,
-    help="timesketch: JSON Lines ready for Timesketch import.",
-)
-@click.option("--out", "out_path", metavar="FILE", help="Write to FILE instead of stdout.")
-@click.option(
-    "--all",
-    "show_all",
-    is_flag=True,
-    help="The table shows ir's own capture actions too (left out by default, counted on stderr; "
-    "csv, jsonl and timesketch always carry every row).",
-)
-@trust_options
-@click.pass_context
-def timeline_cmd(
-    ctx: click.Context,
-    since: str | None,
-    until: str | None,
-    sources: tuple[str, ...],
-    containers: tuple[str, ...],
-    output: str,
-    out_path: str | None,
-    show_all: bool,
-    **trust_opts: Any,
-) -> int:
-    """One merged, UTC timeline: log lines, Kubernetes events and pod status, container and
-    process starts, file mtimes/ctimes, the alert and ir's own actions, each row citing its
-    artifact and line. The table leaves ir's own actions out unless --all or --source ir. Year-less times (syslog, klog) take the capture's year; times without
-    offset are taken as UTC and say so."""
-    ev, trust = open_replay(ctx, **trust_opts)
-    stats = TimelineStats()
-    rows = build_timeline(
-        ev,
-        sources=_sources_option(sources),
-        since=time_option(since, ev, "--since"),
-        until=time_option(until, ev, "--until"),
-        containers=set(containers) or None,
-        stats=stats,
-    )
-    started = time.monotonic()
-    with out_stream(out_path) as out, page(trust, output if out_path is None else "file"):
-        if output == "csv":
-            n = write_csv(rows, out, verdict=trust.overall)
-        elif output == "jsonl":
-            n = write_jsonl(rows, out, verdict=trust.overall)
-        elif output == "timesketch":
-            n = write_timesketch(
-                rows,
-                out,
-                bundle_id=ev.manifest.bundle_id,
-                case_id=ev.manifest.case_id,
-                verdict=trust.overall,
-            )
-        else:
-            own = show_all or "ir" in (_sources_option(sources) or ())
-            hidden = [0]
-            others: set[str] = set()
-            n = write_timeline_table(without_ir(rows, hidden) if not own else rows, out, others)
-            if others:
-                info(
-                    f"ir: clock*: not the capture host's clock ({', '.join(sorted(others))}); order "
-                    "across clocks is only as good as their agreement (docs/replay.md, Clocks)"
-                )
-            if hidden[0]:
-                info(f"ir: {hidden[0]} of ir's own capture actions not shown (--all shows them)")
-    if out_path:
-        info(f"ir: wrote {n} rows to {out_path} in {time.monotonic() - started:.1f}s")
-    _stats_notes(stats)
-    print_problems(ev)
-    return exit_code_of(trust)
+# `export` writes files, not pages: the whole timeline for Timesketch, a self-contained HTML
+# report (hashed again for it, with the bundle file's own sha256); the banner goes to stderr.
 
 
 @replay.group("export")

@@ -1,6 +1,7 @@
 """What every replay page shares: the trust options (on `ir replay` and on each of its commands,
 and on `ir bundle diff`), opening and verifying a bundle, the verdict banner around a text page,
-the exit code a verdict gives, and the parsing of time, size and output-file options."""
+the exit code a verdict gives, and the output file an --out option names. (The views' own
+options, times and sizes included, are read in `ir.replay.views`.)"""
 
 from __future__ import annotations
 
@@ -8,15 +9,13 @@ import contextlib
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
 from typing import IO, Any
 
 import click
 
 from ir.cli.bundle import TRUST_HELP, trust_from
 from ir.cli.output import byte_progress, info, printable
-from ir.clock import parse_timestamp
-from ir.errors import ExitCode, UsageError
+from ir.errors import ExitCode
 from ir.replay.evidence import Evidence
 from ir.replay.trust import Trust, establish_trust
 from ir.store import open_bundle
@@ -50,6 +49,21 @@ class ReplaySession:
 
     ref: str
     options: ReplayOptions
+
+
+#: The keywords the trust options pass (`trust_options`), as `open_replay` takes them.
+TRUST_KEYS = ("force", "public_key", "reverify", "endpoint", "verdict_details")
+
+
+def replay_options(
+    force: bool | None,
+    public_key: str | None,
+    reverify: bool | None,
+    endpoint: str | None,
+    verdict_details: bool | None,
+) -> ReplayOptions:
+    """The trust options as given to a command (a flag not given is None)."""
+    return ReplayOptions(bool(force), public_key, bool(reverify), endpoint, bool(verdict_details))
 
 
 def trust_options(f: Callable[..., Any]) -> Callable[..., Any]:
@@ -110,7 +124,7 @@ def open_replay(
     merged with the command's (both spellings work)."""
     session: ReplaySession = ctx.find_object(ReplaySession)  # type: ignore[assignment]
     opts = session.options.merge(
-        ReplayOptions(bool(force), public_key, bool(reverify), endpoint, bool(verdict_details))
+        replay_options(force, public_key, reverify, endpoint, verdict_details)
     )
     return open_evidence(ctx, session.ref, opts, announce=announce)
 
@@ -180,32 +194,6 @@ def print_problems(ev: Evidence) -> None:
     """What could not be read in the bundle, on stderr."""
     for problem in ev.problems:
         click.echo(f"problem: {printable(problem)}", err=True)
-
-
-def time_option(value: str | None, ev: Evidence, name: str) -> datetime | None:
-    """A time option in any format ir parses (year-less: the capture's year), in UTC."""
-    if value is None:
-        return None
-    try:
-        return parse_timestamp(value, reference=ev.reference_time).utc
-    except ValueError as exc:
-        raise UsageError(f"{name}: {exc}") from None
-
-
-def size_option(value: str | None, name: str) -> int | None:
-    """A size option in bytes: 4096, 10k, 2M, 1G (binary multiples)."""
-    if value is None:
-        return None
-    text = value.strip().upper().removesuffix("B").removesuffix("I")
-    factor = 1
-    for suffix, mult in (("K", 1024), ("M", 1024**2), ("G", 1024**3), ("T", 1024**4)):
-        if text.endswith(suffix):
-            text, factor = text[:-1], mult
-            break
-    try:
-        return int(float(text) * factor)
-    except ValueError:
-        raise UsageError(f"{name}: not a size: {value!r} (e.g. 4096, 10k, 2M)") from None
 
 
 def out_stream(path: str | None) -> contextlib.AbstractContextManager[IO[str]]:

@@ -1,8 +1,9 @@
-"""Tests of `ir replay`'s views and `ir bundle diff` (ir/replay/), one file per view:
-test_summary.py, test_processes.py (ps), test_network.py (net), test_files.py (fs),
-test_logs.py, test_timeline.py, test_diff.py, test_exports.py, and test_common.py for what every
-view shares (verification and refusal, the verdict cache, hostile content, the committed
-samples). Their bundles are synthetic, with planted facts (tests/replay_fixtures.py; fixtures in
+"""Tests of `ir replay`'s views and `ir bundle diff` (ir/replay/), one file per view, named
+after the module declaring it in ir/replay/views/: test_summary.py, test_processes.py (ps),
+test_network.py (net), test_files.py (fs), test_logs.py, test_timeline.py; and test_diff.py,
+test_exports.py, test_common.py for what every view shares (verification and refusal, the
+verdict cache, hostile content, the committed samples), test_every_view.py for the rules of the
+recipe (docs/architecture.md: every view declared whole, with its test file). Their bundles are synthetic, with planted facts (tests/replay_fixtures.py; fixtures in
 conftest.py); no mocks: real bundle files, the real CLI entry point. Here: the helpers the files
 share, reading the text tables the views print."""
 

@@ -1,6 +1,7 @@
 """The timeline and log views (`ir replay timeline`, `ir replay logs`) as streamed text tables:
 each time with the digits its source gave, its precision and the clock that made it, and each row
-citing its artifact and line. (csv, jsonl and Timesketch are `ir.replay.export`.)"""
+citing its artifact and line; and the notes said after them. (csv, jsonl and Timesketch are
+`ir.replay.export`.)"""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from collections.abc import Iterable, Iterator
 from typing import IO, Any
 
 from ir.replay.render.text import stream_table
-from ir.replay.timeline import RUNTIME_LOG, TimelineEvent
+from ir.replay.timeline import RUNTIME_LOG, TimelineEvent, TimelineStats
 
 TIMELINE_COLUMNS = ("time (UTC)", "precision", "clock", "source", "container", "message  [cited]")
 LOG_COLUMNS = ("time (UTC)", "time from", "container", "instance/stream", "message")
@@ -22,6 +23,16 @@ def without_ir(rows: Iterable[TimelineEvent], hidden: list[int]) -> Iterator[Tim
             hidden[0] += 1
             continue
         yield row
+
+
+def stats_notes(stats: TimelineStats) -> Iterator[str]:
+    """What a reader of the rows must know once they are out: log lines read too far out of
+    order to be placed by time."""
+    if stats.late.late:
+        yield (
+            f"note: {stats.late.late} log line(s) were more than the reorder window out of order "
+            "and are shown where they were read"
+        )
 
 
 def write_timeline_table(rows: Iterable[TimelineEvent], out: IO[str], others: set[str]) -> int:

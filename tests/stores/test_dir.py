@@ -1,6 +1,7 @@
-"""The stores' one declaration: ir.store.STORES maps a URI scheme to its class (imported when
-first used), a reference without a scheme is a local directory, and any other scheme is refused
-naming the ones known -- never taken for a directory called "file:"."""
+"""The local directory store (ir/store/local.py: LocalStore), the one a reference without a
+scheme names: ir.store.STORES maps a URI scheme to its class (imported when first used), a
+reference without a scheme is a local directory, and any other scheme is refused naming the ones
+known -- never taken for a directory called "file:"."""
 
 from __future__ import annotations
 

@@ -50,7 +50,7 @@ from tests.testbed.s3 import (
 pytestmark = pytest.mark.s3
 
 MiB = 1024 * 1024
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def ir(*args: str, env: dict[str, str], timeout: float = 300) -> subprocess.CompletedProcess[str]:
