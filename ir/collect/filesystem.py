@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO
 
+from ir.bundle.pipeline import DigestWorker
 from ir.clock import from_epoch, rfc3339, rfc3339_ns
 from ir.collect.base import Artifact, ContainerContext, Scope
 from ir.errors import IrError
@@ -32,6 +33,9 @@ from ir.runtime.base import FileContent, FsDiffSource, FsEntry
 from ir.runtime.overlay import OPAQUE, WHITEOUT, ExactEntry
 
 READ_CHUNK = 1024 * 1024
+# Files at least this big are hashed in a thread while their next piece is read (and while
+# the tar and the compressor take the last one); smaller ones inline: a hand-off costs more.
+HASH_IN_THREAD = 1024 * 1024
 SPOOL_IN_MEMORY = 8 * 1024 * 1024
 
 
@@ -135,9 +139,13 @@ def write_diff(
     """Stream the diff of `source` as a tar into `sink`, writing one FileChange line per path
     to `records`. Per-path problems become record fields; only a broken source raises."""
     entries = source.entries()
+    digests = DigestWorker()
     try:
-        _write_tar(sink, source, entries, records, stats, max_file=max_file, max_total=max_total)
+        _write_tar(
+            sink, source, entries, records, stats, digests, max_file=max_file, max_total=max_total
+        )
     finally:
+        digests.close()
         # Close the listing now, not at garbage collection: a Docker archive stream left open
         # keeps the container locked in the engine, and every later request on it would hang.
         close = getattr(entries, "close", None)
@@ -151,6 +159,7 @@ def _write_tar(
     entries: Iterator[FsEntry],
     records: IO[bytes],
     stats: DiffStats,
+    digests: DigestWorker,
     *,
     max_file: int,
     max_total: int,
@@ -176,7 +185,7 @@ def _write_tar(
             elif entry.type == "symlink":
                 _add_symlink(tar, entry, record, stats)
             elif entry.type == "file":
-                _add_file(tar, source, entry, record, stats, max_file, max_total)
+                _add_file(tar, source, entry, record, stats, digests, max_file, max_total)
             elif entry.type in ("fifo", "socket", "char", "block"):
                 record.skipped = f"{entry.type}: listed, never opened"
             if record.skipped:
@@ -277,6 +286,7 @@ def _add_file(
     entry: FsEntry,
     record: FileChange,
     stats: DiffStats,
+    digests: DigestWorker,
     max_file: int,
     max_total: int,
 ) -> None:
@@ -304,7 +314,7 @@ def _add_file(
         info.size = declared
         record.uid, record.gid = entry.uid, entry.gid
         info.uid, info.gid = entry.uid or 0, entry.gid or 0
-        reader = _ExactReader(content, declared)
+        reader = _ExactReader(content, declared, digests if declared >= HASH_IN_THREAD else None)
         tar.addfile(info, reader)
         record.sha256 = reader.hexdigest()
         record.size = declared
@@ -325,9 +335,10 @@ def _add_file(
 class _ExactReader:
     """Exactly `size` bytes of a FileContent for tarfile (zero-padded if it ends early), hashed."""
 
-    def __init__(self, content: FileContent, size: int) -> None:
+    def __init__(self, content: FileContent, size: int, digests: DigestWorker | None) -> None:
         self.content, self.left = content, size
         self.h = hashlib.sha256()
+        self.digests = digests
         self.padded = 0
 
     def read(self, n: int = -1) -> bytes:
@@ -339,10 +350,15 @@ class _ExactReader:
             data = b"\0" * want
             self.padded += want
         self.left -= len(data)
-        self.h.update(data)
+        if self.digests is not None:
+            self.digests.update(self.h, data)
+        else:
+            self.h.update(data)
         return data
 
     def hexdigest(self) -> str:
+        if self.digests is not None:
+            self.digests.wait()
         return self.h.hexdigest()
 
     def short_note(self) -> str | None:

@@ -232,18 +232,19 @@ class LayerLookup:
 
 
 class OverlayFile:
-    """A regular file of the upperdir, opened read-only without following links."""
+    """A regular file of the upperdir, opened read-only without following links. `before` is
+    the fstat taken when it was found regular (the same inode): no second stat to open it."""
 
-    def __init__(self, fd: int) -> None:
-        self._fh = os.fdopen(fd, "rb", buffering=0)
-        self._before = os.fstat(fd)
+    def __init__(self, fd: int, before: os.stat_result | None = None) -> None:
+        self._fd = fd
+        self._before = before if before is not None else os.fstat(fd)
         self.size = self._before.st_size
 
     def read(self, n: int) -> bytes:
-        return self._fh.read(n) or b""
+        return os.read(self._fd, n)
 
     def changed(self) -> str | None:
-        after = os.fstat(self._fh.fileno())
+        after = os.fstat(self._fd)
         b = self._before
         if (after.st_size, after.st_mtime_ns, after.st_ctime_ns) != (
             b.st_size,
@@ -254,7 +255,9 @@ class OverlayFile:
         return None
 
     def close(self) -> None:
-        self._fh.close()
+        if self._fd >= 0:
+            fd, self._fd = self._fd, -1
+            os.close(fd)
 
 
 class OverlayDiff:
@@ -280,14 +283,16 @@ class OverlayDiff:
         self.description["lower_layers_readable"] = len(lowers.roots)
         root_fd = open_dir(self.mount.upperdir)
         try:
-            yield from self._walk(root_fd, b"", lowers, 0)
+            yield from self._walk(root_fd, b"", lowers, 0, True)
         finally:
             os.close(root_fd)
             lowers.close()
 
     def _walk(
-        self, dir_fd: int, rel_dir: bytes, lowers: LayerLookup, depth: int
+        self, dir_fd: int, rel_dir: bytes, lowers: LayerLookup, depth: int, in_image: bool
     ) -> Iterator[FsEntry]:
+        """Entries under `rel_dir`; `in_image`: the lower layers have that directory (when they
+        do not, nothing under it can be there: no lookup per path)."""
         with os.scandir(dir_fd) as it:
             for dirent in it:
                 name = os.fsencode(dirent.name)
@@ -302,7 +307,7 @@ class OverlayDiff:
                 if kind == "char" and st.st_rdev == 0:
                     yield self._deleted(path, rel, lowers, whiteout=st)
                     continue
-                below = lowers.lstat(rel)
+                below = lowers.lstat(rel) if in_image else None
                 entry = stat_entry(
                     path, "changed" if below is not None else "added", st, dir_fd, name
                 )
@@ -330,7 +335,7 @@ class OverlayDiff:
                         yield from self._opaque_deletions(sub, rel, lowers, st)
                     if depth + 1 >= MAX_DEPTH:
                         continue
-                    yield from self._walk(sub, rel, lowers, depth + 1)
+                    yield from self._walk(sub, rel, lowers, depth + 1, below is not None)
                 finally:
                     os.close(sub)
 
@@ -443,7 +448,7 @@ def open_regular(dir_fd: int, name: bytes) -> OverlayFile:
             fd = os.open(f"/proc/self/fd/{pfd}", flags)
     finally:
         os.close(pfd)
-    return OverlayFile(fd)
+    return OverlayFile(fd, st)
 
 
 def _is_opaque(dir_fd: int) -> bool:
