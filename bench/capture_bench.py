@@ -3,18 +3,21 @@
 machine and the pipeline a responder would type by hand; then verify and replay of the bundles
 against `zstd -d` of the same stored bytes.
 
-    python bench/capture_bench.py                       # 100 MiB and 2 GiB diffs, 3 runs each
-    python bench/capture_bench.py --sizes 100 --runs 5 --backends node
+    python bench/capture_bench.py                       # mixed tree, 100 MiB and 2 GiB diffs
+    python bench/capture_bench.py --sizes mixed --runs 5 --backends node
     python bench/capture_bench.py --s3                  # also capture to SeaweedFS (test bed)
 
-Data: for each size, a container of the test bed's busybox image (tests/testbed/docker.py) whose
-writable layer gets SIZE MiB of files written straight into its overlay upperdir before it starts
-(`docker inspect` GraphDriver.Data.UpperDir): half varied log-like text (~3.8x with zstd -3), half
-random bytes, 512 B to 24 MiB per file, many small files (bench/common.py:fill_tree).
+Data: for each corpus, a container of the test bed's busybox image (tests/testbed/docker.py)
+whose writable layer gets its files written straight into its overlay upperdir before it starts
+(`docker inspect` GraphDriver.Data.UpperDir):
+  mixed   real software trees copied in -- every JDK under /usr/lib/jvm and the Go toolchain
+          (~800 MiB in ~17,000 files) -- plus a 200 MiB random blob (bench/common.py:mixed_tree)
+  N       N MiB: half varied log-like text (~3.8x with zstd -3), half random bytes, 512 B to
+          24 MiB per file, many small files (bench/common.py:fill_tree)
 
 Cases, each run --runs times in a rotating order, medians printed with ratios measured in the
 same run (the machine is shared: absolute times alone mean little). The page cache is warm for all.
-  limit       tar -C UPPERDIR -c . | zstd -3 -T2 > /dev/null      (read + compress, nothing else)
+  limit       tar -C UPPERDIR -c . | zstd -3 -T2 -o OUT            (read, compress, write a file)
   hand        docker export C | gzip > FILE                       (what a responder types)
   ir-node     ir capture container C --backend node  --store DIR  (all collectors)
   ir-docker   ir capture container C --backend docker --store DIR (Engine API only)
@@ -23,7 +26,10 @@ same run (the machine is shared: absolute times alone mean little). The page cac
   hand-s3     docker export C | gzip | boto3 upload_fileobj       (--s3)
 ir runs with --max-file-size 1G --max-diff-size 64G so the whole diff is captured (the defaults,
 64M and 1G, would skip part of the 2 GiB set). MiB/s are of the data set's bytes for every case.
-Peak RSS of ir comes from GNU time (/usr/bin/time -f %M).
+Peak RSS and CPU seconds (user + system, children included) come from GNU time. Every case
+writes into the same work directory; before each one the previous outputs are deleted and the
+machine left --settle seconds (this VM hands freed memory back to its host: the first write
+into it costs several times a later one, so every case starts from the same state).
 
 Verify and replay (the first run's ir-node bundle of each size):
   zstd-d      zstd -dc STORED > /dev/null, STORED = `tar -xOf B --wildcards 'artifacts/*'`
@@ -33,7 +39,8 @@ Verify and replay (the first run's ir-node bundle of each size):
 MiB/s there are of the bundle's content (decompressed) bytes.
 
 --profile DIR: one extra py-spy run of each ir capture case; prints the functions where the
-samples land and writes DIR/<case>-<size>.svg (flame graph) and .txt.
+samples land and writes DIR/<case>-<size>.svg (flame graph) and .txt; and one run under
+bench/threadtimes.py: CPU seconds per thread of ir (main, hashers, writer, zstd workers).
 """
 
 from __future__ import annotations
@@ -57,6 +64,7 @@ from bench.common import (  # noqa: E402
     fill_tree,
     machine,
     median,
+    mixed_tree,
     need,
     timed,
     write_json,
@@ -83,13 +91,15 @@ def docker_cli(env: dict[str, str], *args: str, check: bool = True) -> str:
     return run.stdout.strip()
 
 
-def prepare(
-    env: dict[str, str], image: str, size_mib: int, seed: int, work: Path
-) -> dict[str, Any]:
-    """A running container of the test image with `size_mib` MiB written into its upperdir (reused
-    when a container of the same data version, size and seed is already there)."""
-    name = f"ir-bench-capture-{size_mib}m"
-    tag = f"v{DATA_VERSION}-{size_mib}-{seed}"
+def corpus_label(corpus: str) -> str:
+    return "mixed" if corpus == "mixed" else f"{corpus}m"
+
+
+def prepare(env: dict[str, str], image: str, corpus: str, seed: int, work: Path) -> dict[str, Any]:
+    """A running container of the test image with the corpus written into its upperdir (reused
+    when a container of the same data version, corpus and seed is already there)."""
+    name = f"ir-bench-capture-{corpus_label(corpus)}"
+    tag = f"v{DATA_VERSION}-{corpus}-{seed}"
     info_file = work / f"{name}.json"
     found = docker_cli(
         env,
@@ -105,7 +115,7 @@ def prepare(
         if state == "running" and label == tag and info_file.exists():
             info = json.loads(info_file.read_text())
             if info.get("id") == cid:
-                print(f"reusing {name} ({size_mib} MiB data set)", file=sys.stderr)
+                print(f"reusing {name} ({corpus} data set)", file=sys.stderr)
                 return dict(info)
         docker_cli(env, "rm", "-f", "-v", name)
     cid = docker_cli(
@@ -124,7 +134,10 @@ def prepare(
     )
     upper = Path(docker_cli(env, "inspect", "-f", "{{.GraphDriver.Data.UpperDir}}", cid))
     started = time.perf_counter()
-    data = fill_tree(upper, size_mib * MiB, seed=seed)
+    if corpus == "mixed":
+        data = mixed_tree(upper, seed=seed)
+    else:
+        data = fill_tree(upper, int(corpus) * MiB, seed=seed)
     docker_cli(env, "start", cid)
     info = {
         "name": name,
@@ -134,6 +147,7 @@ def prepare(
         "bytes": data.bytes,
         "text_bytes": data.text_bytes,
         "random_bytes": data.random_bytes,
+        "corpus": corpus,
     }
     info_file.write_text(json.dumps(info))
     print(
@@ -150,7 +164,7 @@ def prepare(
 
 def ir_capture(
     name: str, backend: str, store: str, env: dict[str, str]
-) -> tuple[float, float, dict[str, Any]]:
+) -> tuple[float, float, dict[str, Any], float]:
     res = timed(
         [
             *IR,
@@ -176,17 +190,19 @@ def ir_capture(
         raise SystemExit(
             f"capture {backend} -> {store}: outcome {doc.get('outcome')}: {res.stderr[-2000:]}"
         )
-    return res.seconds, res.rss_mib, doc
+    return res.seconds, res.rss_mib, doc, res.cpu_s
 
 
 def run_size(
-    args: argparse.Namespace, env: dict[str, str], image: str, size: int, work: Path, s3: Any
+    args: argparse.Namespace, env: dict[str, str], image: str, corpus: str, work: Path, s3: Any
 ) -> dict[str, Any]:
-    info = prepare(env, image, size, args.seed, work)
+    info = prepare(env, image, corpus, args.seed, work)
     name, upper, data_bytes = info["name"], info["upperdir"], int(info["bytes"])
+    size = corpus_label(corpus)
+    size_mib = data_bytes // MiB
     subprocess.run(f"tar -C {upper} -c . > /dev/null", shell=True, check=True)  # warm the cache
     runs = args.runs
-    slow_runs = runs if size <= args.large_mib else min(runs, args.large_slow_runs)
+    slow_runs = runs if size_mib <= args.large_mib else min(runs, args.large_slow_runs)
     slow = {"hand-s3"}  # minutes per run on the large set: fewer runs there
     cases: list[str] = ["limit", "ir-startup"] if args.no_hand else ["limit", "hand", "ir-startup"]
     if "node" in args.backends:
@@ -199,6 +215,7 @@ def run_size(
             cases.append("hand-s3")
     seconds: dict[str, list[float]] = {c: [] for c in cases}
     rss: dict[str, list[float]] = {c: [] for c in cases}
+    cpu: dict[str, list[float]] = {c: [] for c in cases}
     sizes: dict[str, int] = {}
     keep: dict[str, Any] = {}
     for run in range(runs):
@@ -207,11 +224,15 @@ def run_size(
             if case in slow and run >= slow_runs:
                 continue
             out = work / f"out-{size}-{case}"
-            shutil.rmtree(out, ignore_errors=True)
+            for old in work.glob("out-*"):
+                shutil.rmtree(old, ignore_errors=True)
             out.mkdir(parents=True)
+            time.sleep(args.settle)
             if case == "limit":
-                res = timed(f"tar -C {upper} -c . | zstd -3 -T2 -q > /dev/null", env=env)
+                res = timed(f"tar -C {upper} -c . | zstd -3 -T2 -q -o {out}/limit.zst", env=env)
                 seconds[case].append(res.seconds)
+                cpu[case].append(res.cpu_s)
+                sizes[case] = (out / "limit.zst").stat().st_size
             elif case == "ir-startup":  # the fixed cost in every ir run: interpreter + imports
                 res = timed([*IR, "--help"], env=env)
                 seconds[case].append(res.seconds)
@@ -234,9 +255,10 @@ def run_size(
                     store = f"s3://{bucket}/evidence"
                 else:
                     store = str(out / "store")
-                secs, peak, doc = ir_capture(name, backend, store, env)
+                secs, peak, doc, cpu_s = ir_capture(name, backend, store, env)
                 seconds[case].append(secs)
                 rss[case].append(peak)
+                cpu[case].append(cpu_s)
                 sizes[case] = int(doc.get("size") or 0)
                 if case == "ir-node" and run == 0:
                     keep_dir = work / f"bundle-{size}"
@@ -249,13 +271,13 @@ def run_size(
                         "content_bytes": sum(int(a.get("size") or 0) for a in doc["artifacts"]),
                     }
             shutil.rmtree(out, ignore_errors=True)
-            print(
-                f"  {size} MiB run {run + 1}: {case:<10} {seconds[case][-1]:7.2f}s", file=sys.stderr
-            )
+            print(f"  {size} run {run + 1}: {case:<10} {seconds[case][-1]:7.2f}s", file=sys.stderr)
     med = {c: median(v) for c, v in seconds.items()}
     result: dict[str, Any] = {
-        "size_mib": size,
+        "corpus": corpus,
+        "size_mib": size_mib,
         "files": info["files"],
+        "random_bytes": info["random_bytes"],
         "data_bytes": data_bytes,
         "runs": runs,
         "cases": {
@@ -264,6 +286,7 @@ def run_size(
                 "mib_s": round(data_bytes / MiB / med[c], 1),
                 "runs_s": [round(x, 3) for x in seconds[c]],
                 "peak_rss_mib": round(max(rss[c]), 1) if rss[c] else None,
+                "cpu_s": round(median(cpu[c]), 2) if cpu[c] else None,
                 "output_bytes": sizes.get(c),
             }
             for c in cases
@@ -308,7 +331,10 @@ def verify_cases(
             if case == "zstd-d":
                 res = timed(f"zstd -dcq {stored} > /dev/null", env=venv)
             elif case == "verify":
-                res = timed([*IR, "bundle", "verify", str(bundle), "-o", "json"], env=venv)
+                res = timed(
+                    [*IR, "bundle", "verify", str(bundle), "--allow-unsigned", "-o", "json"],
+                    env=venv,
+                )
             elif case == "timeline":
                 shutil.rmtree(cache, ignore_errors=True)
                 res = timed(f"{' '.join(IR)} replay {bundle} timeline -o csv > /dev/null", env=venv)
@@ -344,7 +370,7 @@ def _has_replay() -> bool:
 
 
 def profile(
-    args: argparse.Namespace, name: str, size: int, env: dict[str, str], work: Path
+    args: argparse.Namespace, name: str, size: str, env: dict[str, str], work: Path
 ) -> dict[str, Any]:
     """One py-spy run per ir case: where the samples land (own time per function, all threads)."""
     if shutil.which("py-spy") is None:
@@ -353,7 +379,7 @@ def profile(
     outdir.mkdir(parents=True, exist_ok=True)
     found: dict[str, Any] = {}
     for backend in args.backends:
-        raw = outdir / f"ir-{backend}-{size}m.raw"
+        raw = outdir / f"ir-{backend}-{size}.raw"
         store = work / "profile-store"
         shutil.rmtree(store, ignore_errors=True)
         cmd = [
@@ -410,6 +436,11 @@ def profile(
             "\n".join(f"{n:6d} {share:5.1f}% {where}" for where, n, share in top) + "\n"
         )
         found[backend] = [{"where": w, "samples": n, "share": s} for w, n, s in top[:12]]
+        shutil.rmtree(store, ignore_errors=True)
+        time.sleep(args.settle)
+        tt = timed([sys.executable, str(REPO / "bench" / "threadtimes.py"), *cmd[1:]], env=env)
+        found[f"{backend}-threads"] = json.loads(tt.stderr.strip().splitlines()[-1])
+        shutil.rmtree(store, ignore_errors=True)
     return found
 
 
@@ -436,14 +467,26 @@ def summarize_raw(raw: Path, limit: int = 25) -> list[tuple[str, int, float]]:
 
 def report(results: list[dict[str, Any]]) -> None:
     for res in results:
-        print(
-            f"\n== diff of {res['size_mib']} MiB, {res['files']} files; {res['runs']} run(s); medians"
+        what = (
+            "mixed tree (JDKs + Go toolchain + random blob)" if res["corpus"] == "mixed" else "diff"
         )
-        print(f"{'case':<12} {'seconds':>8} {'MiB/s':>8} {'peak RSS MiB':>13} {'output MiB':>11}")
+        print(
+            f"\n== {what} of {res['size_mib']} MiB ({res['random_bytes'] / MiB:.0f} MiB random), "
+            f"{res['files']} files; {res['runs']} run(s); medians"
+        )
+        print(
+            f"{'case':<12} {'seconds':>8} {'MiB/s':>8} {'CPU s':>6} {'peak RSS MiB':>13} "
+            f"{'output MiB':>11}"
+        )
         for case, c in res["cases"].items():
             peak = f"{c['peak_rss_mib']:.0f}" if c["peak_rss_mib"] else "-"
             outb = f"{c['output_bytes'] / MiB:.0f}" if c.get("output_bytes") else "-"
-            print(f"{case:<12} {c['median_s']:8.2f} {c['mib_s']:8.1f} {peak:>13} {outb:>11}")
+            cpu = (
+                f"{c['cpu_s']:.2f}" if c.get("cpu_s") == c.get("cpu_s") and c.get("cpu_s") else "-"
+            )
+            print(
+                f"{case:<12} {c['median_s']:8.2f} {c['mib_s']:8.1f} {cpu:>6} {peak:>13} {outb:>11}"
+            )
         for k, v in res["ratios"].items():
             print(f"  throughput {k:<22} {v:.2f}x")
         ver = res.get("verify")
@@ -459,6 +502,11 @@ def report(results: list[dict[str, Any]]) -> None:
             for k, v in ver["ratios"].items():
                 print(f"  throughput {k:<22} {v:.2f}x")
         for backend, top in (res.get("profile") or {}).items():
+            if backend.endswith("-threads"):
+                print(f"-- CPU seconds per thread, ir capture --backend {backend[:-8]}")
+                for thread, secs in top.items():
+                    print(f"  {secs:6.2f} {thread}")
+                continue
             print(
                 f"-- profile, ir capture --backend {backend} (share of samples, all threads, idle included)"
             )
@@ -470,7 +518,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--sizes", default="100,2048", help="diff sizes in MiB, comma-separated")
+    parser.add_argument(
+        "--sizes",
+        default="mixed,100,2048",
+        help="corpora, comma-separated: mixed (software trees + random blob) or a size in MiB",
+    )
+    parser.add_argument(
+        "--settle",
+        type=float,
+        default=3.0,
+        help="seconds between deleting the last outputs and the next case",
+    )
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--backends", default="node,docker", help="ir backends: node,docker")
     parser.add_argument(
@@ -524,14 +582,16 @@ def main() -> None:
             s3 = SeaweedFS(work / "seaweedfs").start()
             env.update(s3.env())
             env["IR_SPOOL_DIR"] = str(work / "spool")
-        for size in [int(s) for s in args.sizes.split(",") if s]:
-            results.append(run_size(args, env, bed.image, size, work, s3))
+        for corpus in [s for s in args.sizes.split(",") if s]:
+            results.append(run_size(args, env, bed.image, corpus, work, s3))
     finally:
         if s3 is not None:
             s3.stop()
         if not args.keep:
-            for size in [int(s) for s in args.sizes.split(",") if s]:
-                docker_cli(env, "rm", "-f", "-v", f"ir-bench-capture-{size}m", check=False)
+            for corpus in [s for s in args.sizes.split(",") if s]:
+                docker_cli(
+                    env, "rm", "-f", "-v", f"ir-bench-capture-{corpus_label(corpus)}", check=False
+                )
             shutil.rmtree(work, ignore_errors=True)
     doc = {
         "bench": "capture",

@@ -54,6 +54,7 @@ class Timed:
     returncode: int
     stdout: str
     stderr: str
+    cpu_s: float = float("nan")  # user + system CPU seconds of the command and its children
 
 
 def ensure_gnu_time() -> None:
@@ -91,7 +92,7 @@ def timed(
     cmd = list(argv) if not isinstance(argv, str) else ["sh", "-c", argv]
     started = time.perf_counter()
     run = subprocess.run(
-        [TIME, "-f", "\nir-bench-maxrss-kib=%M", *cmd],
+        [TIME, "-f", "\nir-bench-maxrss-kib=%M %U %S", *cmd],
         env=env,
         capture_output=True,
         text=True,
@@ -102,13 +103,14 @@ def timed(
     stderr, _, tail = run.stderr.rpartition("ir-bench-maxrss-kib=")
     try:
         rss = int(tail.split()[0]) / 1024
+        cpu = float(tail.split()[1]) + float(tail.split()[2])
     except (IndexError, ValueError):
-        rss, stderr = float("nan"), run.stderr
+        rss, cpu, stderr = float("nan"), float("nan"), run.stderr
     if check and run.returncode not in ok_codes:
         raise SystemExit(
             f"command failed ({run.returncode}): {cmd}\n{run.stdout[-3000:]}\n{stderr[-3000:]}"
         )
-    return Timed(elapsed, rss, run.returncode, run.stdout, stderr)
+    return Timed(elapsed, rss, run.returncode, run.stdout, stderr, cpu)
 
 
 # -- the machine -----------------------------------------------------------------------------
@@ -309,6 +311,51 @@ def fill_tree(root: Path, total: int, *, seed: int = 1, pool_mib: int = 32) -> D
         else:
             random_bytes += size
     return DataSet(files, written, text_bytes, random_bytes)
+
+
+MIXED_BLOB_MIB = 200
+
+
+def toolchains() -> list[Path]:
+    """The real software trees of this machine the mixed corpus copies: every JDK under
+    /usr/lib/jvm (not the links to them) and the Go toolchain's GOROOT."""
+    found = sorted(p for p in Path("/usr/lib/jvm").glob("*") if p.is_dir() and not p.is_symlink())
+    go = shutil.which("go")
+    if go is not None:
+        root = subprocess.run([go, "env", "GOROOT"], capture_output=True, text=True).stdout
+        if root.strip():
+            found.append(Path(root.strip()))
+    return found
+
+
+def mixed_tree(root: Path, *, seed: int = 1) -> DataSet:
+    """The "mixed" corpus of issue 17: real software trees copied in (the JDKs and the Go
+    toolchain here: ~800 MiB in ~17,000 files: class libraries, jars, binaries, sources, many
+    small files) plus one incompressible blob of MIXED_BLOB_MIB MiB."""
+    trees = toolchains()
+    if not any("jvm" in str(t) for t in trees) or not any("jvm" not in str(t) for t in trees):
+        raise SystemExit(
+            "the mixed corpus copies a JDK (/usr/lib/jvm/*) and the Go toolchain (`go env "
+            f"GOROOT`); found {[str(t) for t in trees]}: install openjdk-17-jdk-headless and Go"
+        )
+    for n, tree in enumerate(trees):
+        dest = root / "opt" / f"{n:02d}-{tree.name}"
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["cp", "-a", str(tree), str(dest)], check=True)
+    blob = root / "var" / "cache" / "blob.bin"
+    blob.parent.mkdir(parents=True, exist_ok=True)
+    rng = random.Random(seed)
+    with open(blob, "wb") as fh:
+        for _ in range(MIXED_BLOB_MIB):
+            fh.write(rng.randbytes(MiB))
+    files = total = 0
+    for dirpath, _dirs, names in os.walk(root):
+        for name in names:
+            st = os.lstat(os.path.join(dirpath, name))
+            files += 1
+            total += st.st_size
+    blob_bytes = MIXED_BLOB_MIB * MiB
+    return DataSet(files, total, total - blob_bytes, blob_bytes)
 
 
 def du_bytes(path: Path) -> int:
