@@ -10,7 +10,9 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import queue
 import tarfile
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -434,6 +436,56 @@ def decompress_bounded(chunks: Iterator[bytes], declared: int, label: str) -> It
         raise IntegrityError(
             f"artifact {label!r}: decompressed to {produced} bytes, manifest declares {declared}"
         )
+
+
+class ContentCheck:
+    """Decompress and hash one artifact's stored bytes in a thread while they are handed over
+    (`feed`), with decompress_bounded's limits; `result()` gives the content's (size, sha256)
+    or raises IntegrityError; `stop()` gives what was decompressed up to an interruption."""
+
+    _END = object()
+
+    def __init__(self, declared: int, label: str) -> None:
+        self.size = 0
+        self._digest = hashlib.sha256()
+        self._declared, self._label = declared, label
+        self._error: BaseException | None = None
+        self._ended = False  # the end mark was taken from the queue
+        self._q: queue.Queue[Any] = queue.Queue(maxsize=4)
+        self._thread = threading.Thread(target=self._run, name="ir-content-check", daemon=True)
+        self._thread.start()
+
+    def _chunks(self) -> Iterator[bytes]:
+        while (item := self._q.get()) is not self._END:
+            yield item
+        self._ended = True
+
+    def _run(self) -> None:
+        try:
+            for out in decompress_bounded(self._chunks(), self._declared, self._label):
+                self._digest.update(out)
+                self.size += len(out)
+        except BaseException as exc:  # noqa: BLE001 -- raised to the caller by result()
+            self._error = exc
+            while not self._ended:  # keep taking until the end mark: the feeder never blocks
+                self._ended = self._q.get() is self._END
+
+    def feed(self, chunk: bytes) -> None:
+        """Hand over the next stored bytes; they must not be mutated afterwards."""
+        self._q.put(chunk)
+
+    def result(self) -> tuple[int, str]:
+        self._q.put(self._END)
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self.size, self._digest.hexdigest()
+
+    def stop(self) -> tuple[int, str]:
+        """End early: the size and digest of the content decompressed so far."""
+        self._q.put(self._END)
+        self._thread.join()
+        return self.size, self._digest.hexdigest()
 
 
 class _ChunkStream(io.RawIOBase):

@@ -14,10 +14,10 @@ from typing import Any, TypeVar
 
 from ir import TOOL_NAME, __version__
 from ir.bundle.custody import host_facts, operator_name
-from ir.bundle.manifest import CollectorEntry
-from ir.bundle.reader import BundleReader
+from ir.bundle.manifest import ArtifactEntry, CollectorEntry
+from ir.bundle.reader import BundleReader, ContentCheck
 from ir.bundle.signing import Signer
-from ir.bundle.writer import BundleWriter, SealedBundle
+from ir.bundle.writer import ArtifactSink, BundleWriter, SealedBundle, StoredCopy
 from ir.clock import rfc3339, utcnow
 from ir.collect.base import Collector
 from ir.collect.runner import ProgressFn, RunContext, run_collectors
@@ -155,8 +155,10 @@ class CaptureSession:
 
     def import_bundle(self, path: str, *, scope: str, container: str, via: str) -> None:
         """Copy another capture's bundle (e.g. ir's, in a node collector) into this one, under
-        `scope`: every artifact re-hashed while copied and compared with that bundle's manifest
-        (a mismatch fails the artifact, a read error makes it partial); its collectors and actions
+        `scope`: every artifact's content decompressed, hashed and compared with that bundle's
+        manifest first; one that agrees is copied as its stored zstd frames (no second
+        compression), one that does not is decompressed and compressed again, marked failed
+        (digest differs) or partial (unreadable) with the cause. Its collectors and actions are
         kept, each marked with `via`."""
         with BundleReader.open(path) as reader:
             manifest = reader.manifest
@@ -165,30 +167,17 @@ class CaptureSession:
                 parts = entry.name.split("/", 2)
                 inside = parts[2] if len(parts) == 3 and parts[0] == "containers" else entry.name
                 name = renamed[entry.name] = f"{scope}/{inside}"
-                sink = self._writer.artifact(
-                    name,
-                    kind=entry.kind,
-                    media_type=entry.media_type,
-                    collector=entry.collector,
-                    container=container,
-                    meta={**entry.meta, "via": via},
-                )
-                status, error = entry.status, entry.error
-                check, size = hashlib.sha256(), 0
-                try:
-                    for chunk in reader.iter_artifact(entry):
-                        check.update(chunk)
-                        size += len(chunk)
-                        sink.write(chunk)
-                except Exception as exc:  # noqa: BLE001 -- recorded on the artifact; goes on
-                    status, error = "partial", f"copy from the imported bundle failed: {exc}"
-                if (check.hexdigest(), size) != (entry.sha256, entry.size) and status == "ok":
-                    status, error = (
-                        "failed",
-                        f"sha256 {check.hexdigest()} ({size} bytes) differs from the imported "
-                        f"bundle's {entry.sha256} ({entry.size} bytes)",
-                    )
-                sink.close(status, error)
+                opened: dict[str, Any] = {
+                    "kind": entry.kind,
+                    "media_type": entry.media_type,
+                    "collector": entry.collector,
+                    "container": container,
+                    "meta": {**entry.meta, "via": via},
+                }
+                if _content_agrees(reader, entry):
+                    _copy_stored(self._writer.copy_artifact(name, **opened), reader, entry)
+                else:
+                    _copy_content(self._writer.artifact(name, **opened), reader, entry)
             for c in manifest.collectors:
                 self._writer.record_collector(
                     CollectorEntry(
@@ -228,3 +217,47 @@ class CaptureSession:
         except Exception:  # noqa: BLE001 -- never mask the original error
             self._writer.abandon()
             self.store.abandon(self._writer)
+
+
+def _content_agrees(reader: BundleReader, entry: ArtifactEntry) -> bool:
+    """Does the artifact decompress to the size and digest its manifest says?"""
+    check = ContentCheck(entry.size, entry.name)
+    try:
+        for chunk in reader.stored_chunks(entry):
+            check.feed(chunk)
+        return check.result() == (entry.size, entry.sha256)
+    except Exception:  # noqa: BLE001 -- unreadable or corrupt: the slow path says why
+        check.stop()
+        return False
+
+
+def _copy_stored(sink: StoredCopy, reader: BundleReader, entry: ArtifactEntry) -> None:
+    """The artifact's stored bytes as they are (checked just before by _content_agrees)."""
+    status, error = entry.status, entry.error
+    try:
+        for chunk in reader.stored_chunks(entry):
+            sink.write(chunk)
+    except Exception as exc:  # noqa: BLE001 -- read a moment ago: a failing disk; recorded
+        status, error = "partial", f"copy from the imported bundle failed: {exc}"
+    sink.close(status, error, size=entry.size, sha256=entry.sha256)
+
+
+def _copy_content(sink: ArtifactSink, reader: BundleReader, entry: ArtifactEntry) -> None:
+    """The artifact's content decompressed and compressed again, hashed on the way; what
+    differs from its manifest, or cannot be read, is said on the artifact."""
+    status, error = entry.status, entry.error
+    check, size = hashlib.sha256(), 0
+    try:
+        for chunk in reader.iter_artifact(entry):
+            check.update(chunk)
+            size += len(chunk)
+            sink.write(chunk)
+    except Exception as exc:  # noqa: BLE001 -- recorded on the artifact; goes on
+        status, error = "partial", f"copy from the imported bundle failed: {exc}"
+    if (check.hexdigest(), size) != (entry.sha256, entry.size) and status == "ok":
+        status, error = (
+            "failed",
+            f"sha256 {check.hexdigest()} ({size} bytes) differs from the imported "
+            f"bundle's {entry.sha256} ({entry.size} bytes)",
+        )
+    sink.close(status, error)
