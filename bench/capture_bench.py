@@ -207,8 +207,8 @@ def run_size(
     cases: list[str] = ["limit", "ir-startup"] if args.no_hand else ["limit", "hand", "ir-startup"]
     if "node" in args.backends:
         cases.append("ir-node")
-    if "docker" in args.backends:
-        cases.append("ir-docker")
+    if "docker" in args.backends and size_mib <= args.docker_max_mib:
+        cases.append("ir-docker")  # the Engine API path: ~5 MiB/s, minutes per GiB
     if s3 is not None:
         cases.append("ir-node-s3")
         if slow_runs > 0:
@@ -539,6 +539,13 @@ def main() -> None:
         "an upload) runs --large-slow-runs times",
     )
     parser.add_argument("--large-slow-runs", type=int, default=1)
+    parser.add_argument(
+        "--docker-max-mib",
+        type=int,
+        default=512,
+        help="the docker backend runs on corpora up to this size only (it reads through the "
+        "Engine API's archive endpoint: minutes per GiB)",
+    )
     parser.add_argument(
         "--s3", action="store_true", help="also capture to SeaweedFS (tests/testbed/s3.py)"
     )
