@@ -21,20 +21,24 @@ def prefetch(source: Iterator[T], depth: int = 4) -> Iterator[T]:
     q: queue.Queue[Any] = queue.Queue(maxsize=depth)
     stop = threading.Event()
 
+    def hand(item: Any) -> bool:
+        """Put `item` for the consumer; False once the consumer has stopped."""
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
     def run() -> None:
         try:
             for item in source:
-                while not stop.is_set():
-                    try:
-                        q.put(item, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
+                if not hand(item):
                     return
-            q.put(_DONE)
+            hand(_DONE)
         except BaseException as exc:  # noqa: BLE001 -- handed to the consumer thread
-            q.put(_Raised(exc))
+            hand(_Raised(exc))
 
     thread = threading.Thread(target=run, name="ir-prefetch", daemon=True)
     thread.start()
@@ -108,46 +112,3 @@ class BackgroundHasher(Background):
     def hexdigest(self) -> str:
         self.close()
         return str(self.digest.hexdigest())
-
-
-class DigestWorker:
-    """Update digests in a worker thread: `update(digest, chunk)` returns at once, `wait()`
-    returns when every chunk handed over so far is in its digest (then read the digest).
-    Chunks must not be mutated after `update`. One worker serves many digests, in order."""
-
-    def __init__(self, depth: int = 4) -> None:
-        self._q: queue.Queue[Any] = queue.Queue(maxsize=depth)
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="ir-digests", daemon=True)
-        self._thread.start()
-        self._closed = False
-
-    def _run(self) -> None:
-        while True:
-            item = self._q.get()
-            try:
-                if item is _DONE:
-                    return
-                if self._error is None:
-                    digest, chunk = item
-                    digest.update(chunk)
-            except BaseException as exc:  # noqa: BLE001 -- re-raised by wait/close
-                self._error = exc
-            finally:
-                self._q.task_done()
-
-    def update(self, digest: Any, chunk: bytes) -> None:
-        if self._error is not None:
-            raise self._error
-        self._q.put((digest, chunk))
-
-    def wait(self) -> None:
-        self._q.join()
-        if self._error is not None:
-            raise self._error
-
-    def close(self) -> None:
-        if not self._closed:
-            self._closed = True
-            self._q.put(_DONE)
-            self._thread.join()

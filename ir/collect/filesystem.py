@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO
 
-from ir.bundle.pipeline import DigestWorker
+from ir.bundle.pipeline import prefetch
 from ir.clock import from_epoch, rfc3339, rfc3339_ns
 from ir.collect.base import Artifact, ContainerContext, Scope
 from ir.errors import IrError
@@ -33,9 +33,9 @@ from ir.runtime.base import FileContent, FsDiffSource, FsEntry
 from ir.runtime.overlay import OPAQUE, WHITEOUT, ExactEntry
 
 READ_CHUNK = 1024 * 1024
-# Files at least this big are hashed in a thread while their next piece is read (and while
-# the tar and the compressor take the last one); smaller ones inline: a hand-off costs more.
-HASH_IN_THREAD = 1024 * 1024
+# Files at least this big are read and hashed in a thread, a few pieces ahead of the tar and
+# the compressor; smaller ones inline (a thread costs more than it saves there).
+READ_AHEAD = 1024 * 1024
 SPOOL_IN_MEMORY = 8 * 1024 * 1024
 
 
@@ -139,13 +139,9 @@ def write_diff(
     """Stream the diff of `source` as a tar into `sink`, writing one FileChange line per path
     to `records`. Per-path problems become record fields; only a broken source raises."""
     entries = source.entries()
-    digests = DigestWorker()
     try:
-        _write_tar(
-            sink, source, entries, records, stats, digests, max_file=max_file, max_total=max_total
-        )
+        _write_tar(sink, source, entries, records, stats, max_file=max_file, max_total=max_total)
     finally:
-        digests.close()
         # Close the listing now, not at garbage collection: a Docker archive stream left open
         # keeps the container locked in the engine, and every later request on it would hang.
         close = getattr(entries, "close", None)
@@ -159,7 +155,6 @@ def _write_tar(
     entries: Iterator[FsEntry],
     records: IO[bytes],
     stats: DiffStats,
-    digests: DigestWorker,
     *,
     max_file: int,
     max_total: int,
@@ -185,7 +180,7 @@ def _write_tar(
             elif entry.type == "symlink":
                 _add_symlink(tar, entry, record, stats)
             elif entry.type == "file":
-                _add_file(tar, source, entry, record, stats, digests, max_file, max_total)
+                _add_file(tar, source, entry, record, stats, max_file, max_total)
             elif entry.type in ("fifo", "socket", "char", "block"):
                 record.skipped = f"{entry.type}: listed, never opened"
             if record.skipped:
@@ -286,7 +281,6 @@ def _add_file(
     entry: FsEntry,
     record: FileChange,
     stats: DiffStats,
-    digests: DigestWorker,
     max_file: int,
     max_total: int,
 ) -> None:
@@ -314,8 +308,11 @@ def _add_file(
         info.size = declared
         record.uid, record.gid = entry.uid, entry.gid
         info.uid, info.gid = entry.uid or 0, entry.gid or 0
-        reader = _ExactReader(content, declared, digests if declared >= HASH_IN_THREAD else None)
-        tar.addfile(info, reader)
+        reader = _ExactReader(content, declared, ahead=declared >= READ_AHEAD)
+        try:
+            tar.addfile(info, reader)
+        finally:
+            reader.close()  # the read-ahead thread is done with the file before it is closed
         record.sha256 = reader.hexdigest()
         record.size = declared
         record.captured = True
@@ -333,32 +330,52 @@ def _add_file(
 
 
 class _ExactReader:
-    """Exactly `size` bytes of a FileContent for tarfile (zero-padded if it ends early), hashed."""
+    """Exactly `size` bytes of a FileContent for tarfile, in pieces of READ_CHUNK, zero-padded if
+    the file ends early, hashed. With `ahead`, the pieces are read and hashed in a thread a few
+    pieces ahead (reads and SHA-256 release the GIL: they run beside the compressor hand-off)."""
 
-    def __init__(self, content: FileContent, size: int, digests: DigestWorker | None) -> None:
-        self.content, self.left = content, size
+    def __init__(self, content: FileContent, size: int, *, ahead: bool) -> None:
+        self.content, self.size = content, size
         self.h = hashlib.sha256()
-        self.digests = digests
         self.padded = 0
+        self._pieces: Iterator[bytes] = prefetch(self._read(), 4) if ahead else self._read()
+        self._rest = b""
+
+    def _read(self) -> Iterator[bytes]:
+        left = self.size
+        while left > 0:
+            want = min(left, READ_CHUNK)
+            data = b"" if self.padded else self.content.read(want)
+            while data and len(data) < want:  # a short read before the end: read on
+                more = self.content.read(want - len(data))
+                if not more:
+                    break
+                data += more
+            if len(data) < want:
+                self.padded += want - len(data)
+                data += b"\0" * (want - len(data))
+            self.h.update(data)
+            left -= want
+            yield data
 
     def read(self, n: int = -1) -> bytes:
-        if self.left <= 0:
-            return b""
-        want = min(self.left, READ_CHUNK if n < 0 else n)
-        data = b"" if self.padded else self.content.read(want)
-        if not data:
-            data = b"\0" * want
-            self.padded += want
-        self.left -= len(data)
-        if self.digests is not None:
-            self.digests.update(self.h, data)
-        else:
-            self.h.update(data)
+        n = READ_CHUNK if n < 0 else n
+        while len(self._rest) < n:
+            piece = next(self._pieces, None)
+            if piece is None:
+                break
+            self._rest = self._rest + piece if self._rest else piece
+        data, self._rest = self._rest[:n], self._rest[n:]
         return data
 
+    def close(self) -> None:
+        close = getattr(self._pieces, "close", None)
+        if close is not None:
+            close()
+
     def hexdigest(self) -> str:
-        if self.digests is not None:
-            self.digests.wait()
+        for _ in self._pieces:  # the last piece's hash is in; lets the read-ahead thread end
+            pass
         return self.h.hexdigest()
 
     def short_note(self) -> str | None:
