@@ -26,6 +26,15 @@ def test_each_action_module_declares_the_action_it_is_named_after() -> None:
     assert sorted(s.name for s in SPECS) == sorted(modules)
 
 
+def test_every_action_has_its_test() -> None:
+    missing = [
+        f"tests/steps/test_{s.name}.py"
+        for s in SPECS
+        if not (ROOT / "tests/steps" / f"test_{s.name}.py").is_file()
+    ]
+    assert not missing, f"an action comes with its test (docs/architecture.md): {missing}"
+
+
 def test_the_action_list_keeps_its_order() -> None:
     """By rank: the order "is not one of: ..." has always listed them in."""
     first = ("capture", "quarantine", "replace", "cordon", "label", "annotate", "delete", "notify")

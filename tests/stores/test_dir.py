@@ -1,7 +1,7 @@
 """The local directory store (ir/store/local.py: LocalStore), the one a reference without a
 scheme names: ir.store.STORES maps a URI scheme to its class (imported when first used), a
 reference without a scheme is a local directory, and any other scheme is refused naming the ones
-known -- never taken for a directory called "file:"."""
+known -- never taken for a directory called "gs:"."""
 
 from __future__ import annotations
 
@@ -27,7 +27,8 @@ def test_each_scheme_names_its_class_and_a_path_is_a_directory(tmp_path: Path) -
     assert isinstance(store, LocalStore) and store.root == tmp_path / "evidence"
 
 
-@pytest.mark.parametrize("uri", ["file:///tmp/evidence", "gs://bucket/ir", "https://example/ir"])
+@pytest.mark.parametrize("uri", ["sftp://host/evidence", "gs://bucket/ir", "https://example/ir"])
 def test_an_unknown_scheme_is_refused_naming_the_known_ones(uri: str) -> None:
-    with pytest.raises(UsageError, match=r"unknown store .*: use s3:// or a path"):
+    known = ", ".join(f"{scheme}://" for scheme in sorted(STORES))
+    with pytest.raises(UsageError, match=rf"unknown store .*: use {known} or a path"):
         open_store(uri)
