@@ -54,6 +54,18 @@ def capture_rows(doc: dict[str, Any]) -> list[Row]:
                     f"{ratio:.2f}x ({_met(ratio >= 0.8)})",
                 )
             )
+            floor = res.get("floor")
+            if case == "ir-node" and floor:
+                rows.append(
+                    (
+                        f"capture vs its floor, {what}",
+                        f"{c['median_s']:.2f} s",
+                        f"floor {floor['seconds']:.2f} s (limit CPU + SHA-256, over "
+                        f"{floor['cores']} cores) = {floor['ratio_to_limit']:.2f}x the limit",
+                        "-",
+                        f"{ratios['ir-node/floor']:.2f}x of the floor",
+                    )
+                )
             if case == "ir-node":
                 rows.append(
                     (
@@ -77,6 +89,18 @@ def capture_rows(doc: dict[str, Any]) -> list[Row]:
                     f"{ratio:.2f}x ({_met(ratio >= 0.8)})",
                 )
             )
+            vf = ver.get("floor")
+            if vf:
+                rows.append(
+                    (
+                        f"bundle verify vs its floor, {what}",
+                        f"{v['median_s']:.2f} s",
+                        f"floor {vf['seconds']:.2f} s (zstd -d + SHA-256 over every core) = "
+                        f"{vf['ratio_to_zstd_d']:.2f}x zstd -d",
+                        "-",
+                        f"{ver['ratios']['verify/floor']:.2f}x of the floor",
+                    )
+                )
     return rows
 
 
