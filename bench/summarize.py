@@ -49,7 +49,7 @@ def capture_rows(doc: dict[str, Any]) -> list[Row]:
                     f"capture, {label}, {what}",
                     f"{c['median_s']:.2f} s ({c.get('cpu_s') or '-'} CPU-s), "
                     f"peak RSS {c['peak_rss_mib']:.0f} MiB",
-                    f"tar | zstd -3 -T2: {lim['median_s']:.2f} s ({lim.get('cpu_s') or '-'} CPU-s)",
+                    f"tar \\| zstd -3 -T2: {lim['median_s']:.2f} s ({lim.get('cpu_s') or '-'} CPU-s)",
                     "0.8x",
                     f"{ratio:.2f}x ({_met(ratio >= 0.8)})",
                 )
