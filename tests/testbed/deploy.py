@@ -136,7 +136,9 @@ def _wait_established(cp: ControlPlane, docs: list[dict[str, Any]], deadline: fl
         if doc["kind"] != "CustomResourceDefinition":
             continue
         while time.monotonic() < deadline:
-            conditions = cp.api("GET", path_of(doc)).get("status", {}).get("conditions", [])
+            # status and its conditions are null for a moment after the CRD is created
+            status = cp.api("GET", path_of(doc)).get("status") or {}
+            conditions = status.get("conditions") or []
             if any(c["type"] == "Established" and c["status"] == "True" for c in conditions):
                 break
             time.sleep(0.2)
