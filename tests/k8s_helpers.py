@@ -97,6 +97,47 @@ def wait_ready(cp: ControlPlane, ns: str, name: str, timeout: float = 90) -> dic
     )
 
 
+def deploy_web(cp: ControlPlane, ns: str, replicas: int = 2) -> None:
+    """Deployment `web` (labels app=web, tier=front; each pod plants /tmp/dropped.txt, deletes
+    /etc/motd and serves OK_SERVER on 8080) and Service `web` in front of it."""
+    labels = {"app": "web", "tier": "front"}
+    create(
+        cp,
+        ns,
+        deployment(
+            "web",
+            "echo ready; echo planted > /tmp/dropped.txt; rm -f /etc/motd; "
+            + OK_SERVER.format(port=8080),
+            replicas=replicas,
+            labels=labels,
+            port=8080,
+        ),
+    )
+    create(
+        cp,
+        ns,
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": "web"},
+            "spec": {"selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": 8080}]},
+        },
+    )
+
+
+def web_pods(
+    cp: ControlPlane, ns: str, replicas: int = 2, timeout: float = 90
+) -> list[dict[str, Any]]:
+    """The one pod set-up the Kubernetes tests share: `deploy_web` with `replicas` pods, returned
+    once exactly that many are Ready."""
+    deploy_web(cp, ns, replicas=replicas)
+    return wait_for(  # type: ignore[no-any-return]
+        f"{replicas} ready web pod(s)",
+        lambda: (lambda p: p if len(p) == replicas else None)(ready_pods(cp, ns, "app=web")),
+        timeout,
+    )
+
+
 def kubectl_exec(
     cp: ControlPlane, ns: str, pod: str, command: list[str], timeout: float = 30
 ) -> subprocess.CompletedProcess[str]:

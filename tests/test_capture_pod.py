@@ -17,7 +17,15 @@ import pytest
 
 from ir.bundle.signing import generate_keypair
 from tests.fixtures_k8s import IMAGE, wait_for
-from tests.k8s_helpers import OK_SERVER, bare_pod, create, deployment, wait_ready, wait_traffic
+from tests.k8s_helpers import (
+    OK_SERVER,
+    bare_pod,
+    create,
+    deploy_web,  # noqa: F401 -- other test modules import it from here
+    wait_ready,
+    wait_traffic,
+    web_pods,
+)
 from tests.k8s_helpers import ready_pods as _ready_pods
 from tests.testbed.docker import DockerBed
 from tests.testbed.k8s import ControlPlane
@@ -48,32 +56,6 @@ def run_ir(
     )
 
 
-def deploy_web(cp: ControlPlane, ns: str, replicas: int = 2) -> None:
-    labels = {"app": "web", "tier": "front"}
-    create(
-        cp,
-        ns,
-        deployment(
-            "web",
-            "echo ready; echo planted > /tmp/dropped.txt; rm -f /etc/motd; "
-            + OK_SERVER.format(port=8080),
-            replicas=replicas,
-            labels=labels,
-            port=8080,
-        ),
-    )
-    create(
-        cp,
-        ns,
-        {
-            "apiVersion": "v1",
-            "kind": "Service",
-            "metadata": {"name": "web"},
-            "spec": {"selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": 8080}]},
-        },
-    )
-
-
 def ready_pods(cp: ControlPlane, ns: str, selector: str = "app=web") -> list[dict[str, Any]]:
     return _ready_pods(cp, ns, selector)
 
@@ -83,8 +65,7 @@ def web(
     control_plane: ControlPlane, node: RealNode, namespace: str, monkeypatch: pytest.MonkeyPatch
 ) -> str:
     monkeypatch.setenv("IR_NODE_ROOT", node.host_root)
-    deploy_web(control_plane, namespace)
-    wait_for("2 ready web pods", lambda: len(ready_pods(control_plane, namespace)) == 2, 90)
+    web_pods(control_plane, namespace)
     return namespace
 
 

@@ -214,15 +214,16 @@ def load_public_key(source: str | None) -> PublicKey | None:
     return key
 
 
-def signature_document(signer: Signer, data: bytes) -> bytes:
-    """The `manifest.sig` member: algorithm, key id, the public key (so the signature can be
+def signature_document(signer: Signer, data: bytes, signed: str = "manifest.json") -> bytes:
+    """The `manifest.sig` member (or the detached signature of another document named
+    `signed`, e.g. a case index): algorithm, key id, the public key (so the signature can be
     checked for consistency even without a trusted key at hand), and the signature in base64."""
     doc = {
         "algorithm": signer.algorithm,
         "key_id": signer.key_id,
         "public_key": base64.b64encode(signer.public_key_raw()).decode(),
         "signature": base64.b64encode(signer.sign(data)).decode(),
-        "signed": "manifest.json",
+        "signed": signed,
     }
     return (json.dumps(doc, sort_keys=True) + "\n").encode()
 
@@ -243,9 +244,17 @@ class SignatureCheck:
     detail: str = ""
 
 
-def check_signature(sig_doc: bytes | None, data: bytes, trust: KeyLookup | None) -> SignatureCheck:
+def check_signature(
+    sig_doc: bytes | None,
+    data: bytes,
+    trust: KeyLookup | None,
+    signed: str = "manifest.json",
+    what: str = "bundle",
+) -> SignatureCheck:
+    """The signature document `sig_doc` of `data` (the document named `signed`, the `what`'s):
+    valid (a trusted key), untrusted (intact, by a key not trusted), invalid or unsigned."""
     if sig_doc is None:
-        return SignatureCheck("unsigned", detail="bundle is unsigned: its origin cannot be proven")
+        return SignatureCheck("unsigned", detail=f"{what} is unsigned: its origin cannot be proven")
     try:
         doc = json.loads(sig_doc)
         key_id = str(doc["key_id"])
@@ -256,8 +265,8 @@ def check_signature(sig_doc: bytes | None, data: bytes, trust: KeyLookup | None)
                 "invalid", key_id, f"unsupported signature algorithm {algorithm!r}"
             )
         embedded = embedded_key(algorithm, base64.b64decode(doc["public_key"], validate=True))
-        if doc.get("signed") != "manifest.json":
-            raise ValueError("signature does not name manifest.json")
+        if doc.get("signed") != signed:
+            raise ValueError(f"signature does not name {signed}")
     except (ValueError, KeyError, TypeError) as exc:
         return SignatureCheck("invalid", detail=f"signature document is malformed: {exc}")
     if key_id_of(embedded) != key_id:
@@ -266,7 +275,7 @@ def check_signature(sig_doc: bytes | None, data: bytes, trust: KeyLookup | None)
     try:
         verify_with(trusted or embedded, signature, data)
     except InvalidSignature:
-        return SignatureCheck("invalid", key_id, "signature does not match manifest.json")
+        return SignatureCheck("invalid", key_id, f"signature does not match {signed}")
     if trusted is None:
         return SignatureCheck(
             "untrusted",

@@ -1,4 +1,6 @@
-"""`ir capture pod`: capture a suspect pod, then quarantine and replace it."""
+"""`ir capture pod`: capture a suspect pod, then quarantine and replace it; or every pod of a
+label selector (-l) or of a workload (TYPE/NAME --all), each into its own bundle, with a signed
+case index (ir.cluster.podset; its output is ir/cli/capture_pods.py)."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import click
 
 from ir.bundle.signing import load_signer
 from ir.cli.capture import capture
+from ir.cli.capture_pods import capture_many
 from ir.cli.kubeopts import (
     collector_options,
     collector_settings,
@@ -22,13 +25,46 @@ from ir.cli.kubeopts import (
 from ir.cli.output import emit, exit_line, info, output_option, printable, table, warn
 from ir.cli.transfer import open_capture_store, s3_capture_options
 from ir.cluster.capture import PodCaptureOptions, capture_pod
+from ir.cluster.nodecollectors import COLLECTOR_SLOTS
+from ir.cluster.selection import Workload, parse_target, select_pods
 from ir.collect.registry import CONTAINER_COLLECTORS
 from ir.errors import UsageError
 
 
 @capture.command("pod")
-@click.argument("name")
+@click.argument("name", metavar="[NAME | TYPE/NAME]", required=False)
 @kube_options
+@click.option(
+    "-l",
+    "--selector",
+    metavar="SELECTOR",
+    help="Capture every pod this label selector matches (app=web, 'tier in (a,b)', !canary), "
+    "each into its own bundle, as kubectl -l.",
+)
+@click.option(
+    "--all",
+    "all_pods",
+    is_flag=True,
+    help="With TYPE/NAME (deployment, statefulset, daemonset, replicaset, job; kubectl's short "
+    "names too): capture every pod of that workload, as kubectl logs --all-pods (the pods its "
+    "selector matches that it owns).",
+)
+@click.option(
+    "-A",
+    "--all-namespaces",
+    is_flag=True,
+    help="With -l: match pods in every namespace (protected ones are refused per pod when ir "
+    "acts on the pods).",
+)
+@click.option(
+    "--parallel",
+    type=click.IntRange(1, 64),
+    default=4,
+    show_default=True,
+    metavar="N",
+    help="With -l or --all: pods captured at once (pods on one node share one node collector, "
+    f"which runs at most {COLLECTOR_SLOTS} captures at once).",
+)
 @click.option("--case", "case_id", default=None, help="Case id (default: adhoc-<UTC date>).")
 @click.option("--reason", help="Why this pod is captured (goes into the manifest and annotations).")
 @click.option("--operator", help="Who captures (default $IR_OPERATOR or the login name).")
@@ -139,10 +175,14 @@ from ir.errors import UsageError
 @protected_option
 @output_option
 def capture_pod_cmd(
-    name: str,
+    name: str | None,
     kubeconfig: str | None,
     kube_context: str | None,
     namespace: str | None,
+    selector: str | None,
+    all_pods: bool,
+    all_namespaces: bool,
+    parallel: int,
     case_id: str | None,
     reason: str | None,
     operator: str | None,
@@ -180,9 +220,28 @@ def capture_pod_cmd(
     quarantine it (deny-all NetworkPolicy) and replace it (the controller starts a clean pod).
 
     Nothing on the cluster changes unless the capture succeeded (--force overrides, recorded).
-    With --dry-run nothing is captured or changed: the API requests are printed."""
+    With --dry-run nothing is captured or changed: the API requests are printed.
+
+    Many pods: `-l SELECTOR`, or `TYPE/NAME --all` for every pod of a workload (deployment/web,
+    sts/db, ds/agent, rs/web-7f9c, job/batch). Each pod gets its own bundle, exactly as one pod
+    does; up to --parallel pods are captured at once, pods on one node through one node
+    collector (started once, removed at the end); each pod is quarantined and replaced right
+    after its own capture, only if that capture succeeded; a pod that fails is recorded and the
+    others go on. Then a case index (JSON: what was selected, by whom, when, and per pod its
+    bundle, root digest, outcome, quarantine and replacement, errors), signed with the bundles'
+    key, is stored beside the bundles: `<case>/case-index-<id>.json` (+ `.sig`). Progress goes
+    to stderr, one table line per pod to stdout (-o json: one document).
+
+    \b
+    Exit codes with many pods: 0 when every pod is complete (and acted on
+    as asked); else the worst of the pods' own codes, in this order:
+      70 internal error, 4 cluster (also: no pod matched), 5 refused (the
+      safety gate, a protected namespace), 3 store (also: the case index
+      not stored), 1 a capture not complete; 2 a bad selector or target;
+      130 interrupted (the pods under way finish, the index is written)."""
     from ir.clock import utcnow
 
+    single, workload = _target(name, selector, all_pods, all_namespaces)
     kube = kube_from(kubeconfig, kube_context, namespace)
     store = open_capture_store(store_uri, s3)
     alert: dict[str, Any] | None = None
@@ -235,25 +294,22 @@ def capture_pod_cmd(
         collectors=tuple(n.strip() for n in (collectors or "").split(",") if n.strip()),
         only_container=only_container,
     )
-    result = capture_pod(kube, store, kube.namespace, name, opts, echo=info)
-    doc = {
-        "target": result.target.describe(),
-        "bundle": None
-        if result.capture is None
-        else {
-            "location": result.capture.stored.location,
-            "root_digest": result.capture.sealed.root_digest,
-            "outcome": result.capture.sealed.manifest.outcome,
-            "stored": result.capture.stored.confirmed,
-            "spooled": result.capture.stored.spooled,
-        },
-        "gate": {"open": result.gate_open, "reason": result.gate_reason},
-        "quarantine": None if result.quarantine is None else vars(result.quarantine),
-        "replace": None if result.replace is None else vars(result.replace),
-        "actions": result.actions,
-        "exit_code": int(result.exit_code),
-        "errors": result.reasons(),  # the one that decides the exit code last
-    }
+    if single is None:
+        return capture_many(
+            kube,
+            store,
+            select_pods(
+                kube,
+                None if all_namespaces else kube.namespace,
+                selector=selector,
+                workload=workload,
+            ),
+            opts,
+            parallel=parallel,
+            output=output,
+        )
+    result = capture_pod(kube, store, kube.namespace, single, opts, echo=info)
+    doc = result.document()
     warnings = list(result.quarantine.warnings) if result.quarantine else []
     if output == "json":
         for w in warnings:
@@ -296,6 +352,37 @@ def capture_pod_cmd(
 
     emit(output, doc, text)
     return int(result.exit_code)
+
+
+def _target(
+    name: str | None, selector: str | None, all_pods: bool, all_namespaces: bool
+) -> tuple[str | None, Workload | None]:
+    """(one pod's name, None) or (None, the workload or None for -l), checked like kubectl."""
+    if name and selector is not None:
+        raise UsageError("give a pod NAME (or TYPE/NAME --all) or -l SELECTOR, not both")
+    if all_namespaces and selector is None:
+        raise UsageError("-A (every namespace) goes with -l SELECTOR")
+    if selector is not None:
+        if all_pods:
+            raise UsageError("--all goes with TYPE/NAME; -l takes every pod it matches already")
+        return None, None
+    if not name:
+        raise UsageError(
+            "give a pod NAME, a workload TYPE/NAME with --all, or -l SELECTOR (see --help)"
+        )
+    target = parse_target(name)
+    if isinstance(target, Workload):
+        if not all_pods:
+            raise UsageError(
+                f"{name} is a workload, not a pod: add --all to capture every one of its pods "
+                "(as kubectl logs --all-pods), or name one pod"
+            )
+        return None, target
+    if all_pods:
+        raise UsageError(
+            f"--all takes the pods of a workload (e.g. deployment/{target}); {name} is one pod"
+        )
+    return target, None
 
 
 COMMANDS: list[Any] = []

@@ -2,40 +2,46 @@
 bundle, then -- only if the capture succeeded (or --force) -- quarantine and replace it.
 
 The bundle is sealed and stored before anything is changed on the cluster; the actions that
-follow are appended to the bundle's chain of custody.
+follow are appended to the bundle's chain of custody. `capture_target` is that whole sequence
+for one resolved pod: `capture_pod` (one pod by name) and ir.cluster.podset (every pod of a
+selector or workload, one bundle each) both run it.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
-from typing import Any
 
+from ir.bundle.custody import operator_name
+from ir.cluster.collector import DEADLINE_SECONDS, collector_manifest, collector_name
+from ir.cluster.containers import ContainerCapturer, scope_of
 from ir.cluster.context import KubeTarget, PodAsk, pod_collectors
 from ir.cluster.directupload import CollectorFailed, capture_direct, uploads_direct
 from ir.cluster.kube import Kube
-from ir.cluster.ops import Operator, check_namespace
-from ir.cluster.podoptions import (
-    PodCaptureOptions,
-    PodCaptureResult,
-    collector_needed,
-    collector_options,
-    container_collector_args,
-    container_names,
-)
+from ir.cluster.nodecollectors import NodeCollectors
+from ir.cluster.ops import Operator, Request, check_namespace
+from ir.cluster.podoptions import PodCaptureOptions, PodCaptureResult, collector_needed
 from ir.cluster.record import record_actions
 from ir.cluster.replace import replace_pod
 from ir.cluster.resolve import ContainerRef, PodTarget, resolve_pod
 from ir.cluster.respond import quarantine_pod
 from ir.collect.session import CaptureRequest, CaptureResult, CaptureSession
+from ir.errors import IrError
 from ir.store.base import Store
 
 Echo = Callable[[str], None]
-__all__ = ["PodCaptureOptions", "PodCaptureResult", "capture_pod"]  # the options live beside
+#: Asked after the capture, before acting: a reason not to act on the pod now (a run that was
+#: interrupted), or None. Unlike the capture's own gate, --force does not override it.
+Hold = Callable[[], str | None]
+__all__ = ["PodCaptureOptions", "PodCaptureResult", "capture_pod", "capture_target"]
 
 ContainerCapture = Callable[
     [CaptureSession, PodTarget, ContainerRef, PodCaptureOptions, Echo], None
 ]
+
+
+def acting(opts: PodCaptureOptions) -> bool:
+    """Whether the capture is to be followed by a change to the pod or its node."""
+    return opts.quarantine or opts.replace or opts.cordon
 
 
 def capture_pod(
@@ -48,17 +54,35 @@ def capture_pod(
     echo: Echo,
     capture_container: ContainerCapture | None = None,
 ) -> PodCaptureResult:
-    acting = opts.quarantine or opts.replace or opts.cordon
-    if acting:
+    if acting(opts):
         check_namespace(namespace, opts.allow_protected)
     target = resolve_pod(kube, namespace, name)
     if opts.dry_run:
-        return _dry_run(kube, store, target, opts, echo)
-    capturer = capture_container or ContainerCapturer(kube)
+        return dry_run(kube, store, target, opts, echo)
+    return capture_target(kube, store, target, opts, echo=echo, capture_container=capture_container)
+
+
+def capture_target(
+    kube: Kube,
+    store: Store,
+    target: PodTarget,
+    opts: PodCaptureOptions,
+    *,
+    echo: Echo,
+    capture_container: ContainerCapture | None = None,
+    collectors: NodeCollectors | None = None,
+    hold: Hold | None = None,
+) -> PodCaptureResult:
+    """Capture one resolved pod into its own bundle, then act on it if the gate is open.
+    `collectors`: the node collectors to use (shared by a run); by default the pod's own,
+    started when needed and removed when its capture ends."""
+    if collectors is None and opts.collector is not None:
+        collectors = NodeCollectors(kube, opts.collector, shared=False)
+    capturer = capture_container or ContainerCapturer(kube, collectors)
     capture, failed = None, None
-    if capture_container is None and uploads_direct(store, target, opts):
+    if capture_container is None and collectors is not None and uploads_direct(store, target, opts):
         try:
-            capture = capture_direct(kube, store, target, opts, echo, capturer)
+            capture = capture_direct(kube, store, target, opts, echo, collectors)
         except CollectorFailed as exc:
             echo(f"  direct upload failed: {exc.message}; capturing through this ir instead")
             failed = exc
@@ -73,18 +97,21 @@ def capture_pod(
             else "the bundle is not confirmed stored"
         ) + "; nothing destructive without --force"
         gate_open = opts.force
+    held = hold() if hold is not None else None
+    if held:
+        gate_open, gate_reason = False, held
     result = PodCaptureResult(
         target,
         capture,
         gate_open,
         gate_reason,
-        requested_action=acting,
+        requested_action=acting(opts),
         replace_timeout=opts.replace_timeout,
     )
     op = Operator(kube, gate_open=gate_open, gate_reason=gate_reason, echo=echo)
-    if opts.force and gate_reason:
+    if opts.force and gate_reason and not held:
         op.note("gate", "forced", why=gate_reason)
-    if acting and not gate_open:
+    if acting(opts) and not gate_open:
         echo(f"not acting on the pod: {gate_reason}")
     else:
         _respond(op, target, opts, capture, result)
@@ -101,9 +128,6 @@ def _respond(
     capture: CaptureResult,
     result: PodCaptureResult,
 ) -> None:
-    from ir.bundle.custody import operator_name
-    from ir.errors import IrError
-
     try:
         if opts.quarantine:
             result.quarantine = quarantine_pod(
@@ -196,7 +220,7 @@ def _capture_into(
         if extra:
             session.run(
                 extra,
-                scope=_scope(ref),
+                scope=scope_of(ref),
                 target=here,
                 options={},
                 label=label,
@@ -204,298 +228,68 @@ def _capture_into(
             )
 
 
-class ContainerCapturer:
-    """Reach each container of the pod and run every container collector on it.
-
-    Docker containers through the node's engine (--docker-host) or its /proc; CRI containers
-    (containerd, CRI-O) through their node: locally when ir runs there (the runtime's task state
-    is under --node-root), else through the node collector pod (--collector-image), one per pod
-    capture, removed at the end. When a container cannot be reached, a failed `container-access`
-    collector says why and what to do."""
-
-    def __init__(self, kube: Kube) -> None:
-        self.kube = kube
-        self.collector: Any = None  # ir.cluster.collector.CollectorPod, once started
-        self.collector_error: str | None = None
-        self.collector_refused = False  # by the apiserver: then the debug-container fallback
-        self._record: Any = None  # records the collector's actions in the pod's bundle
-
-    def __call__(
-        self,
-        session: CaptureSession,
-        target: PodTarget,
-        ref: ContainerRef,
-        opts: PodCaptureOptions,
-        echo: Echo,
-    ) -> None:
-        from ir.errors import IrError, Unsupported
-        from ir.runtime import open_container
-        from ir.runtime.cri_node import node_has_runtime_state
-        from ir.runtime.resolve import open_cri_container
-
-        echo(f"  container {ref.name} ({ref.container_id})")
-        try:
-            if ref.runtime in ("docker", None):
-                handle = open_container(
-                    ref.runtime_id,
-                    backend=opts.backend,
-                    docker_host=opts.docker_host,
-                    name=ref.name,
-                )
-            elif opts.backend == "docker":
-                raise Unsupported(f"runtime {ref.runtime}: the Docker API cannot read it")
-            elif opts.collector and not node_has_runtime_state(ref.runtime, opts.node_root):
-                self._via_collector(session, target, ref, opts, echo)
-                return
-            else:
-                handle = open_cri_container(
-                    ref.runtime,
-                    ref.runtime_id or "",
-                    node_root=opts.node_root,
-                    pod={
-                        "namespace": target.namespace,
-                        "pod": target.name,
-                        "uid": target.uid,
-                        "container": ref.name,
-                        **({"image": ref.image} if ref.image else {}),
-                    },
-                )
-        except (IrError, Unsupported) as exc:
-            why = exc.message if isinstance(exc, IrError) else str(exc)
-            hint = (
-                "Give --collector-image (ir's collector image) so ir captures it on its node, "
-                "run ir on that node (--node-root for its filesystem), or give --docker-host for "
-                "a Docker node."
-            )
-            _access_failed(
-                session,
-                ref,
-                f"cannot reach container {ref.container_id} on node {target.node}: {why}. {hint}",
-            )
-            return
-        from ir.collect.container import CaptureOptions, capture_container
-
-        try:
-            known = set(CaptureOptions.__dataclass_fields__)
-            options = CaptureOptions(
-                **{k: v for k, v in opts.container_options.items() if k in known}
-            )
-            capture_container(
-                session,
-                handle,
-                options,
-                scope=_scope(ref),
-                collectors=container_names(opts) or None,
-            )
-        finally:
-            handle.close()
-
-    def _via_collector(
-        self,
-        session: CaptureSession,
-        target: PodTarget,
-        ref: ContainerRef,
-        opts: PodCaptureOptions,
-        echo: Echo,
-    ) -> None:
-        from ir.cluster.collector import CollectorRefused, capture_in_collector, start_collector
-        from ir.errors import IrError
-
-        if self._record is None:
-            label = f"pod {target.namespace}/{target.name}"
-
-            def record(action: str, outcome: str, **detail: Any) -> None:
-                session.record_action(action, label, outcome=outcome, **detail)
-
-            self._record = record
-        settings = opts.collector
-        assert settings is not None
-        if self.collector is None and self.collector_error is None:
-            echo(f"  starting the node collector on {target.node} ({settings.image})")
-            try:
-                self.collector = start_collector(
-                    self.kube, target, str(ref.runtime), settings, record=self._record
-                )
-            except CollectorRefused as exc:
-                self.collector_error, self.collector_refused = exc.message, True
-            except IrError as exc:
-                self.collector_error = exc.message
-        if self.collector is None:
-            if self.collector_refused:
-                self._via_debug_container(session, target, ref, opts, echo)
-                return
-            _access_failed(
-                session,
-                ref,
-                f"node collector for container {ref.container_id} on node {target.node} not "
-                f"available: {self.collector_error}",
-            )
-            return
-        try:
-            moved = capture_in_collector(
-                self.kube,
-                self.collector,
-                ref,
-                case_id=opts.case_id,
-                reason=opts.reason,
-                options=collector_options(opts) + container_collector_args(opts),
-                record=self._record,
-            )
-        except IrError as exc:
-            _access_failed(session, ref, f"node collector {self.collector.name}: {exc.message}")
-            return
-        try:
-            session.import_bundle(
-                moved.path,
-                scope=_scope(ref),
-                container=ref.name,
-                via=f"node collector pod {self.collector.name} on node {target.node}",
-            )
-        finally:
-            os.unlink(moved.path)
-        echo(
-            f"    via collector {self.collector.name}: capture {moved.seconds.get('capture')} s, "
-            f"transfer {moved.size} bytes in {moved.seconds.get('transfer')} s (sha256 matched)"
-        )
-
-    def _via_debug_container(
-        self,
-        session: CaptureSession,
-        target: PodTarget,
-        ref: ContainerRef,
-        opts: PodCaptureOptions,
-        echo: Echo,
-    ) -> None:
-        """The collector was refused: capture from an ephemeral debug container in the suspect's
-        pod (ir.cluster.debug), else say that only the apiserver's evidence is left."""
-        from ir.cluster.collector import capture_in_collector
-        from ir.cluster.debug import (
-            NOT_REMOVABLE,
-            WORK,
-            start_debug_container,
-            stop_debug_container,
-        )
-        from ir.errors import IrError
-
-        assert opts.collector is not None
-        refused = f"the node collector was refused ({self.collector_error})"
-        if ref.state != "running":
-            _access_failed(
-                session,
-                ref,
-                f"{refused}; container {ref.name} is {ref.state}, so no debug container can join "
-                "it: only the apiserver's evidence (Kubernetes context, logs)",
-            )
-            return
-        echo(f"  {refused}; trying an ephemeral debug container in the pod for {ref.name}")
-        try:
-            debug = start_debug_container(
-                self.kube, target, ref, opts.collector.image, record=self._record
-            )
-        except IrError as exc:
-            _access_failed(
-                session,
-                ref,
-                f"{refused}; the ephemeral debug container too ({exc.message}): only the "
-                "apiserver's evidence (Kubernetes context, logs)",
-            )
-            return
-        try:
-            moved = capture_in_collector(
-                self.kube,
-                debug,
-                ref,
-                case_id=opts.case_id,
-                reason=opts.reason,
-                options=collector_options(opts) + container_collector_args(opts),
-                record=self._record,
-                source=["--backend", "node", "--pid", "1", "--root-walk", "--name", ref.name],
-                work=WORK,
-            )
-        except IrError as exc:
-            _access_failed(
-                session, ref, f"{refused}; debug container {debug.container}: {exc.message}"
-            )
-            return
-        finally:
-            stop_debug_container(self.kube, debug, self._record)
-        via = f"ephemeral debug container {debug.container} in pod {target.namespace}/{target.name}"
-        try:
-            session.import_bundle(moved.path, scope=_scope(ref), container=ref.name, via=via)
-        finally:
-            os.unlink(moved.path)
-        _access_failed(
-            session,
-            ref,
-            f"{refused}; captured from the {via} instead: processes and sockets as on the node, "
-            "the filesystem as changes since the start (not an image diff, deletions unseen); "
-            f"{NOT_REMOVABLE}",
-            status="partial",
-        )
-        echo(f"    via {via}: {moved.size} bytes (sha256 matched)")
-
-    def close(self, session: CaptureSession) -> None:
-        if self.collector is not None:
-            from ir.cluster.collector import remove_collector
-
-            remove_collector(self.kube, self.collector, self._record)
-            self.collector = None
-
-
-def _scope(ref: ContainerRef) -> str:
-    from ir.bundle.layout import safe_component
-
-    return f"containers/{safe_component(ref.name, 'container')}"
-
-
-def _access_failed(
-    session: CaptureSession, ref: ContainerRef, note: str, status: str = "failed"
-) -> None:
-    """The `container-access` entry: how (or why not) the container was reached."""
-    session.record_access("container-access", note, status=status, container=ref.name)
-
-
-def _dry_run(
-    kube: Kube, store: Store, target: PodTarget, opts: PodCaptureOptions, echo: Echo
+def dry_run(
+    kube: Kube,
+    store: Store,
+    target: PodTarget,
+    opts: PodCaptureOptions,
+    echo: Echo,
+    *,
+    collector_planned: bool = False,
 ) -> PodCaptureResult:
-    from ir.cluster.ops import Request
-
+    """Every request the real run would send, sent as server-side dry runs (nothing captured or
+    changed). `collector_planned`: the node collector's request was planned already (a run's
+    collector is shared by every pod of its node: ir.cluster.podset)."""
     echo(
         f"[dry-run] would capture pod {target.namespace}/{target.name} (uid {target.uid}) on node {target.node}: "
         f"Kubernetes context and containers "
         + ", ".join(f"{c.name} ({c.container_id})" for c in target.containers)
     )
     op = Operator(kube, dry_run=True, echo=echo)
-    collector = collector_needed(target, opts)
-    if collector is not None and opts.collector is not None:
-        from ir.cluster.collector import DEADLINE_SECONDS, collector_manifest, collector_name
-
-        direct = uploads_direct(store, target, opts)
-        settings = opts.collector
-        doc = collector_manifest(
-            collector_name(), target, collector, settings, DEADLINE_SECONDS, direct=direct
-        )
-        how = (
-            f"ir capture pod in it uploads to {getattr(store, 'uri', '')} itself; this ir "
-            "verifies the bundle there and adds a receive custody record"
-            if direct
-            else "ir capture container in it per container; each bundle streamed back through "
-            "the apiserver, hashed on both ends"
-        )
-        op.apply(
-            "create-collector-pod",
-            Request(
-                "POST",
-                f"/api/v1/namespaces/{settings.namespace}/pods",
-                doc,
-                why=f"the node collector on {target.node}: {how}; deleted when done",
-                destructive=False,
-            ),
-        )
+    if not collector_planned:
+        plan_collector(op, store, target, opts)
     result = PodCaptureResult(target, None, True, "")
     _respond(op, target, opts, _DryCapture(), result)  # type: ignore[arg-type]
     result.actions = [a.to_dict() for a in op.log]
     return result
+
+
+def plan_collector(
+    op: Operator, store: Store, target: PodTarget, opts: PodCaptureOptions, *, shared: bool = False
+) -> bool:
+    """The node collector's create request for `target`'s node, through `op` (a dry run), when
+    one is needed; True then. `shared`: it serves every pod of the run on that node."""
+    collector = collector_needed(target, opts)
+    if collector is None or opts.collector is None:
+        return False
+    direct = uploads_direct(store, target, opts)
+    settings = opts.collector
+    doc = collector_manifest(
+        collector_name(), target, collector, settings, DEADLINE_SECONDS, direct=direct
+    )
+    how = (
+        f"ir capture pod in it uploads to {getattr(store, 'uri', '')} itself; this ir "
+        "verifies the bundle there and adds a receive custody record"
+        if direct
+        else "ir capture container in it per container; each bundle streamed back through "
+        "the apiserver, hashed on both ends"
+    )
+    when = (
+        "every pod of this run on the node; deleted when the run ends"
+        if shared
+        else "deleted when done"
+    )
+    op.apply(
+        "create-collector-pod",
+        Request(
+            "POST",
+            f"/api/v1/namespaces/{settings.namespace}/pods",
+            doc,
+            why=f"the node collector on {target.node}: {how}; {when}",
+            destructive=False,
+        ),
+    )
+    return True
 
 
 class _DryCapture:

@@ -5,14 +5,19 @@ the collector. When the collector cannot start, the relay path (ir.cluster.captu
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable
 from typing import Any
 
+from ir.clock import rfc3339, utcnow
+from ir.cluster.collector import capture_pod_in_collector, fetch_file
 from ir.cluster.kube import Kube
+from ir.cluster.nodecollectors import NodeCollectors
 from ir.cluster.podoptions import PodCaptureOptions, collector_needed, collector_options
 from ir.cluster.resolve import PodTarget
 from ir.collect.session import CaptureResult
+from ir.errors import IrError
 from ir.store.base import Store
 
 Echo = Callable[[str], None]
@@ -36,46 +41,38 @@ def capture_direct(
     target: PodTarget,
     opts: PodCaptureOptions,
     echo: Echo,
-    capturer: Any,
+    collectors: NodeCollectors,
 ) -> CaptureResult | None:
     """The node collector captures the pod straight into the S3 store; this ir then reads the
     bundle back from S3, verifies it (every artifact, the root digest the collector reported, the
     pod's UID) and appends a `receive` custody record with every request made to the collector.
 
     Returns None when the relay path should run instead (the collector could not start: its error
-    is handed to `capturer`, so each container records why). A bundle the collector could only
-    spool in its pod is brought here through the apiserver and pushed to the store by this ir."""
-    from ir.cluster.collector import (
-        CollectorRefused,
-        capture_pod_in_collector,
-        fetch_file,
-        remove_collector,
-        start_collector,
-    )
-    from ir.errors import IrError
-
+    stays with `collectors`, so each container records why). A bundle the collector could only
+    spool in its pod is brought here through the apiserver and pushed to the store by this ir.
+    The collector is the node's in `collectors`: this pod's own (removed when done here) or the
+    run's (removed when the run ends)."""
     log: list[dict[str, Any]] = []
 
     def record(action: str, outcome: str, **detail: Any) -> None:
-        from ir.clock import rfc3339, utcnow
-
         log.append({"at": rfc3339(utcnow()), "action": action, "outcome": outcome, **detail})
 
     runtime = collector_needed(target, opts)
     settings = opts.collector
     assert settings is not None and runtime is not None  # uploads_direct said so
-    echo(
-        f"starting the node collector on {target.node} ({settings.image}); it uploads "
-        f"to {getattr(store, 'uri', '')} itself"
+    node = collectors.get(
+        target,
+        runtime,
+        record=record,
+        echo=echo,
+        direct=True,
+        start_line=f"starting the node collector on {target.node} ({settings.image}); it uploads "
+        f"to {getattr(store, 'uri', '')} itself",
     )
-    try:
-        pod = start_collector(kube, target, runtime, settings, direct=True, record=record)
-    except IrError as exc:
-        if hasattr(capturer, "collector_error"):  # the relay path reuses the verdict
-            capturer.collector_error = exc.message
-            capturer.collector_refused = isinstance(exc, CollectorRefused)
-        echo(f"  node collector not available: {exc.message}")
+    if node.pod is None:
+        echo(f"  node collector not available: {node.error}")
         return None
+    pod = node.pod
     argv = collector_options(opts)
     for flag, value in (("--reason", opts.reason), ("--operator", opts.operator)):
         if value:
@@ -87,25 +84,28 @@ def capture_direct(
     if opts.only_container:
         argv += ["--container", opts.only_container]
     if opts.alert is not None:
-        import json
-
         argv += ["--alert-json", json.dumps(opts.alert, separators=(",", ":"))]
     fetched: str | None = None
     try:
-        doc = capture_pod_in_collector(
-            kube, pod, target, getattr(store, "uri", ""), case_id=opts.case_id,
-            options=argv, record=record,
-        )  # fmt: skip
-        bundle = doc.get("bundle") or {}
-        location = str(bundle.get("location") or "")
-        spooled = str(bundle.get("spooled") or "")
-        if not bundle.get("stored") and spooled.startswith(WORK_PREFIX):
-            echo(f"  the collector could not upload ({location}); bringing its spooled copy here")
-            fetched = fetch_file(kube, pod, spooled, what="the spooled bundle", record=record).path
+        with collectors.slot(node):
+            doc = capture_pod_in_collector(
+                kube, pod, target, getattr(store, "uri", ""), case_id=opts.case_id,
+                options=argv, record=record,
+            )  # fmt: skip
+            bundle = doc.get("bundle") or {}
+            location = str(bundle.get("location") or "")
+            spooled = str(bundle.get("spooled") or "")
+            if not bundle.get("stored") and spooled.startswith(WORK_PREFIX):
+                echo(
+                    f"  the collector could not upload ({location}); bringing its spooled copy here"
+                )
+                fetched = fetch_file(
+                    kube, pod, spooled, what="the spooled bundle", record=record
+                ).path
     except IrError as exc:
-        remove_collector(kube, pod, record)
+        collectors.finished(record)
         raise CollectorFailed(exc.message, log) from None
-    remove_collector(kube, pod, record)
+    collectors.finished(record)
     return receive(store, target, opts, doc, fetched, log, echo)
 
 

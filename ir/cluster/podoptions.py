@@ -130,6 +130,28 @@ class PodCaptureResult:
         )
         return f"replace: {which} within {limit:g} s; {kept}"
 
+    def document(self) -> dict[str, Any]:
+        """What `ir capture pod -o json` prints for this pod (and, per pod, `-l`'s document)."""
+        capture = self.capture
+        return {
+            "target": self.target.describe(),
+            "bundle": None
+            if capture is None
+            else {
+                "location": capture.stored.location,
+                "root_digest": capture.sealed.root_digest,
+                "outcome": capture.sealed.manifest.outcome,
+                "stored": capture.stored.confirmed,
+                "spooled": capture.stored.spooled,
+            },
+            "gate": {"open": self.gate_open, "reason": self.gate_reason},
+            "quarantine": None if self.quarantine is None else vars(self.quarantine),
+            "replace": None if self.replace is None else vars(self.replace),
+            "actions": self.actions,
+            "exit_code": int(self.exit_code),
+            "errors": self.reasons(),  # the one that decides the exit code last
+        }
+
     def reasons(self) -> list[str]:
         """Why the exit code is not 0, in words (empty when it is 0), the one that decides the
         exit code last: the last line of the text output; `errors` of -o json."""

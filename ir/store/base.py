@@ -77,3 +77,10 @@ class Store(Protocol):
         ...
 
     def list_bundles(self) -> Iterator[BundleListing]: ...
+
+    def put_document(self, case_id: str, name: str, data: bytes) -> StoreResult:
+        """Store a small document of a case (a case index, its signature) beside the case's
+        bundles, once: written whole or not at all, never over an existing one (StoreError then),
+        its SHA-256 checked by the store. The result's `root_digest` is the document's SHA-256;
+        `confirmed=False` with `spooled` when only a local copy could be kept."""
+        ...

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -69,6 +71,12 @@ class LocalStore:
         record_created(sealed, custody_signer)
         return StoreResult(str(sealed.path), sealed.root_digest, sealed.size, confirmed=True)
 
+    def put_document(self, case_id: str, name: str, data: bytes) -> StoreResult:
+        """STORE/<case>/<name>, written once (see `write_once`)."""
+        path = self.staging_dir(case_id) / document_name(name)
+        write_once(path, data)
+        return StoreResult(str(path), hashlib.sha256(data).hexdigest(), len(data), confirmed=True)
+
     def list_bundles(self) -> Iterator[BundleListing]:
         if not self.root.is_dir():
             raise StoreError(f"{self.root}: no such evidence directory")
@@ -92,6 +100,39 @@ class LocalStore:
         path = Path(ref)
         reader = BundleReader.open(path)
         return BundleHandle(reader, FileCustody(custody_path(path)), str(path), path)
+
+
+def document_name(name: str) -> str:
+    """A case document's name is one plain file name (ir makes it; this keeps it so)."""
+    if layout.safe_component(name) != name or name.endswith(layout.BUNDLE_SUFFIX):
+        raise StoreError(f"{name!r} is not a name a case document can have")
+    return name
+
+
+def write_once(path: Path, data: bytes) -> None:
+    """Write `path` whole or not at all, and never over an existing file: the bytes go to a
+    temporary file beside it, synced, which is then linked to its name (a link never replaces a
+    file that is there) and the directory synced. Raises StoreError."""
+    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        try:
+            os.link(temporary, path)
+        except FileExistsError:
+            raise StoreError(f"{path} exists; a stored document is never overwritten") from None
+        directory = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
+    except OSError as exc:
+        raise StoreError(f"cannot write {path}: {exc.strerror}") from None
+    finally:
+        temporary.unlink(missing_ok=True)
 
 
 def listing_of(path: Path) -> BundleListing:

@@ -18,6 +18,7 @@ job later. The spooled copy is deleted only once S3 confirmed the checksum and e
 
 from __future__ import annotations
 
+import hashlib
 import os
 import threading
 from collections.abc import Callable, Iterator
@@ -32,12 +33,26 @@ from ir.bundle.writer import BundleWriter, SealedBundle
 from ir.clock import utcnow
 from ir.errors import StoreError, UsageError
 from ir.store.base import BundleListing, StoreResult
-from ir.store.local import record_created
+from ir.store.local import document_name, record_created, write_once
 from ir.store.multipart import FIRST_PART, UploadOutcome
-from ir.store.s3client import S3Connection, S3Ref, parse_s3_uri
+from ir.store.s3client import (
+    S3Connection,
+    S3Ref,
+    error_code,
+    is_not_found,
+    parse_s3_uri,
+    store_error,
+)
 from ir.store.s3custody import S3Custody
-from ir.store.s3layout import CUSTODY_DIR_SUFFIX, MANIFEST_SUFFIX, META_LIMIT, bundle_metadata
+from ir.store.s3layout import (
+    CUSTODY_DIR_SUFFIX,
+    MANIFEST_SUFFIX,
+    META_LIMIT,
+    b64sha,
+    bundle_metadata,
+)
 from ir.store.s3listing import S3Listing
+from ir.store.s3lock import lock_check
 from ir.store.s3options import MAX_USER_TAGS, RETENTION_MODES, SSE_MODES, S3Options
 from ir.store.s3read import PullResult, S3BundleHandle, S3Source, open_s3_bundle, pull_bundle
 from ir.store.s3upload import FdSource, S3Uploader, Upload
@@ -196,6 +211,60 @@ class S3Store:
         finally:
             os.close(upload.fd)
 
+    # -- case documents (a case index and its signature) ----------------------------------------
+    def put_document(self, case_id: str, name: str, data: bytes) -> StoreResult:
+        """PREFIX/<case>/<name>, written once: If-None-Match (a second write of the name is
+        refused), its SHA-256 checked by S3 (ChecksumSHA256), with the store's encryption and
+        Object Lock. When S3 fails, the document is kept in the spool (confirmed=False)."""
+        name = document_name(name)
+        in_case = f"{layout.safe_component(case_id, 'uncased')}/{name}"
+        key = f"{self.prefix}/{in_case}" if self.prefix else in_case
+        location = self.location(key)
+        digest = hashlib.sha256(data).hexdigest()
+        args: dict[str, Any] = {
+            "Bucket": self.bucket,
+            "Key": key,
+            "Body": data,
+            "ContentType": "application/json",
+            "ChecksumSHA256": b64sha(data),
+            **self.options.encryption_args(),
+        }
+        warnings: list[str] = []
+        if self.options.wants_lock:
+            warnings, lock_ok = lock_check(
+                self.client, self.connection, self.bucket, self.uri, self.options
+            )
+            if lock_ok:
+                args.update(self.options.lock_args(self.options.retain_until()))
+        try:
+            answer = put_once(self.client, args)
+        except StoreError:
+            raise
+        except Exception as exc:  # noqa: BLE001 -- S3 failed: the document is kept in the spool
+            error = store_error(exc, "PutObject", location, self.connection).message
+            spooled = self.staging_dir(case_id) / name
+            write_once(spooled, data)
+            return StoreResult(
+                location,
+                digest,
+                len(data),
+                confirmed=False,
+                spooled=str(spooled),
+                warnings=[
+                    *warnings,
+                    f"S3 upload failed: {error}",
+                    f"kept in the spool: {spooled} (copy it to {location} once S3 is back)",
+                ],
+            )
+        return StoreResult(
+            location,
+            digest,
+            len(data),
+            confirmed=True,
+            detail={"version_id": answer.get("VersionId")},
+            warnings=warnings,
+        )
+
     # -- push: a sealed bundle from the spool (or anywhere) ------------------------------------------
     def push(
         self,
@@ -294,6 +363,32 @@ class S3Store:
         """Download one bundle to `to/<case>/<id>.tar`, verify it there, and record the download
         in both custody logs. Raises StoreError/UsageError; a failed verification is in the result."""
         return pull_bundle(self.client, self.connection, ref, to, public_key=public_key)
+
+
+def put_once(client: Any, args: dict[str, Any]) -> dict[str, Any]:
+    """PutObject that never replaces an object: If-None-Match, or on a server without
+    conditional writes, a HEAD first (a small race window). Raises StoreError when the key is
+    taken; other failures as the client raised them."""
+    where = f"s3://{args['Bucket']}/{args['Key']}"
+    try:
+        try:
+            return dict(client.put_object(IfNoneMatch="*", **args))
+        except Exception as exc:  # noqa: BLE001
+            if error_code(exc) != "NotImplemented":
+                raise
+            try:
+                client.head_object(Bucket=args["Bucket"], Key=args["Key"])
+            except Exception as missing:  # noqa: BLE001
+                if not is_not_found(missing):
+                    raise
+                return dict(client.put_object(**args))
+            raise StoreError(f"{where} exists; a stored document is never overwritten") from None
+    except StoreError:
+        raise
+    except Exception as exc:  # noqa: BLE001
+        if error_code(exc) in ("PreconditionFailed", "412", "ConditionalRequestConflict"):
+            raise StoreError(f"{where} exists; a stored document is never overwritten") from None
+        raise
 
 
 def _inside(path: Path, directory: Path) -> bool:

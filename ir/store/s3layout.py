@@ -6,6 +6,8 @@ Objects, for a store `s3://BUCKET/PREFIX`:
   PREFIX/<case>/<bundle-id>.tar.manifest.json   its manifest.json, byte for byte (so its SHA-256
                                                 is the root digest), with summary metadata for `ls`
   PREFIX/<case>/<bundle-id>.tar.custody/<seq>.json   one object per custody record (S3 cannot append)
+  PREFIX/<case>/<name>                          a case's own documents (S3Store.put_document:
+                                                a case index .json and its .sig), written once
 
 May import ir.store.local (describe_target) and the standard library only.
 """

@@ -21,7 +21,7 @@ import pytest
 
 from ir.cluster import kube as kube_module
 from ir.store.local import custody_path
-from tests.fixtures_k8s import wait_for
+from tests.k8s_helpers import web_pods
 from tests.resilience.faults import (
     Fault,
     FaultProxy,
@@ -32,7 +32,6 @@ from tests.resilience.faults import (
     ir_env,
     run_ir,
 )
-from tests.test_capture_pod import deploy_web, ready_pods
 from tests.testbed.docker import DockerBed
 from tests.testbed.k8s import ControlPlane
 
@@ -58,8 +57,7 @@ def via_proxy(proxy: FaultProxy, control_plane: ControlPlane, tmp_path: Path) ->
 @pytest.fixture
 def suspect(control_plane: ControlPlane, node: Any, namespace: str) -> tuple[str, str]:
     """(namespace, pod name) of the one ready pod of Deployment web."""
-    deploy_web(control_plane, namespace, replicas=1)
-    pods = wait_for("1 ready web pod", lambda: ready_pods(control_plane, namespace), 90)
+    pods = web_pods(control_plane, namespace, replicas=1)
     return namespace, pods[0]["metadata"]["name"]
 
 

@@ -25,8 +25,9 @@ import pytest
 import yaml
 
 from tests.fixtures_k8s import wait_for
+from tests.k8s_helpers import web_pods
 from tests.resilience.faults import IrRun, ir_env, repo_path, run_ir
-from tests.test_capture_pod import POLICY_API, deploy_web, ready_pods
+from tests.test_capture_pod import POLICY_API
 from tests.testbed.deploy import Identity
 from tests.testbed.docker import DockerBed
 from tests.testbed.k8s import ControlPlane
@@ -189,14 +190,7 @@ def web(
     control_plane: ControlPlane, node: Any, namespace: str
 ) -> Callable[[int], list[dict[str, Any]]]:
     def deploy(replicas: int) -> list[dict[str, Any]]:
-        deploy_web(control_plane, namespace, replicas=replicas)
-        return wait_for(
-            f"{replicas} ready web pod(s)",  # type: ignore[no-any-return]
-            lambda: (lambda p: p if len(p) == replicas else None)(
-                ready_pods(control_plane, namespace)
-            ),
-            90,
-        )
+        return web_pods(control_plane, namespace, replicas=replicas)
 
     return deploy
 
@@ -294,6 +288,39 @@ def test_least_privilege_is_enough_for_capture_quarantine_replace_release(
             ]
         ),
     )
+
+
+def test_responder_role_is_enough_for_every_pod_of_a_workload(
+    control_plane: ControlPlane, docker_bed: DockerBed, grant: Grant, web: Any, tmp_path: Path
+) -> None:
+    """`ir capture pod deployment/web --all` with the responder's rules (+ `get` on roles, as
+    above): the Deployment read (get), its pods listed by its selector (list), their ReplicaSet
+    read (get) to check they are its own; each pod complete and quarantined. No new verb."""
+    grant.set(needed_rules())
+    pods = web(2)
+    done = ir_as(
+        grant,
+        docker_bed,
+        "capture",
+        "pod",
+        "deployment/web",
+        "--all",
+        "-n",
+        grant.namespace,
+        "--store",
+        str(tmp_path),
+        "--no-replace",
+        "-o",
+        "json",
+    )
+    assert done.returncode == 0, done.stderr + done.stdout
+    doc = done.json()
+    assert sorted(p["target"]["name"] for p in doc["pods"]) == sorted(
+        p["metadata"]["name"] for p in pods
+    )
+    for pod in doc["pods"]:
+        assert pod["bundle"]["outcome"] == "complete" and pod["quarantine"]["policy_verified"]
+    assert doc["index"]["confirmed"]
 
 
 # verb, API group, resource, subresource: what ir must never be able to do with the shipped role
