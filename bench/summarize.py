@@ -151,18 +151,19 @@ def response_rows(doc: dict[str, Any]) -> list[Row]:
 
 def pods_rows(doc: dict[str, Any]) -> list[Row]:
     rows: list[Row] = []
-    for r in doc.get("results", []) if isinstance(doc.get("results"), list) else []:
-        label = r.get("label") or f"{r.get('pods')} pods, --parallel {r.get('parallel')}"
-        total = r.get("total_s")
-        limit = r.get("limit_s")
-        ratio = r.get("ratio")
+    cases, ratios, n = doc.get("cases") or {}, doc.get("ratios") or {}, doc.get("pods")
+    for label, r in ratios.items():
+        e = cases[label]
+        path = "through one shared collector" if "-collector-" in label else "ir on the node"
         rows.append(
             (
-                f"capture pods: {label}",
-                f"{total} s" if total is not None else "-",
-                f"{limit} s" if limit is not None else str(r.get("limit") or "-"),
+                f"capture pod -l, {n} pods x {doc.get('size_mib')} MiB, {path}, "
+                f"--parallel {label.rsplit('-p', 1)[1]}",
+                f"{e['total_s']:.2f} s ({e['per_pod_s']:.2f} s a pod; CPU "
+                f"{100 * (e.get('cpu_busy_mean') or 0):.0f} % busy)",
+                f"{n} x one pod alone",
                 "-",
-                f"{ratio}x" if ratio is not None else "-",
+                f"{r['speedup']:.2f}x",
             )
         )
     return rows
