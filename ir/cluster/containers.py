@@ -161,15 +161,9 @@ class ContainerCapturer:
         except IrError as exc:
             _access_failed(session, ref, f"node collector {collector.name}: {exc.message}")
             return
-        try:
-            session.import_bundle(
-                moved.path,
-                scope=scope_of(ref),
-                container=ref.name,
-                via=f"node collector pod {collector.name} on node {target.node}",
-            )
-        finally:
-            os.unlink(moved.path)
+        _import(
+            session, moved.path, ref, f"node collector pod {collector.name} on node {target.node}"
+        )
         echo(
             f"    via collector {collector.name}: capture {moved.seconds.get('capture')} s, "
             f"transfer {moved.size} bytes in {moved.seconds.get('transfer')} s (sha256 matched)"
@@ -229,10 +223,7 @@ class ContainerCapturer:
         finally:
             stop_debug_container(self.kube, debug, self._record)
         via = f"ephemeral debug container {debug.container} in pod {target.namespace}/{target.name}"
-        try:
-            session.import_bundle(moved.path, scope=scope_of(ref), container=ref.name, via=via)
-        finally:
-            os.unlink(moved.path)
+        _import(session, moved.path, ref, via)
         _access_failed(
             session,
             ref,
@@ -247,6 +238,14 @@ class ContainerCapturer:
         """The pod's capture ends: its own collector pod goes (a shared one stays for the run)."""
         if self.collectors is not None:
             self.collectors.finished(self._record)
+
+
+def _import(session: CaptureSession, path: str, ref: ContainerRef, via: str) -> None:
+    """The container's bundle, brought from where ir captured it, into the pod's bundle; the
+    local copy goes once imported. If the import fails (the pod's bundle cannot be written),
+    the copy stays where it arrived, checked: evidence is not deleted before it is stored."""
+    session.import_bundle(path, scope=scope_of(ref), container=ref.name, via=via)
+    os.unlink(path)
 
 
 def scope_of(ref: ContainerRef) -> str:
