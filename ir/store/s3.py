@@ -38,9 +38,8 @@ from ir.store.multipart import FIRST_PART, UploadOutcome
 from ir.store.s3client import (
     S3Connection,
     S3Ref,
-    error_code,
-    is_not_found,
     parse_s3_uri,
+    put_once,
     store_error,
 )
 from ir.store.s3custody import S3Custody
@@ -238,8 +237,6 @@ class S3Store:
                 args.update(self.options.lock_args(self.options.retain_until()))
         try:
             answer = put_once(self.client, args)
-        except StoreError:
-            raise
         except Exception as exc:  # noqa: BLE001 -- S3 failed: the document is kept in the spool
             error = store_error(exc, "PutObject", location, self.connection).message
             spooled = self.staging_dir(case_id) / name
@@ -256,6 +253,8 @@ class S3Store:
                     f"kept in the spool: {spooled} (copy it to {location} once S3 is back)",
                 ],
             )
+        if answer is None:
+            raise StoreError(f"{location} exists; a stored document is never overwritten")
         return StoreResult(
             location,
             digest,
@@ -363,32 +362,6 @@ class S3Store:
         """Download one bundle to `to/<case>/<id>.tar`, verify it there, and record the download
         in both custody logs. Raises StoreError/UsageError; a failed verification is in the result."""
         return pull_bundle(self.client, self.connection, ref, to, public_key=public_key)
-
-
-def put_once(client: Any, args: dict[str, Any]) -> dict[str, Any]:
-    """PutObject that never replaces an object: If-None-Match, or on a server without
-    conditional writes, a HEAD first (a small race window). Raises StoreError when the key is
-    taken; other failures as the client raised them."""
-    where = f"s3://{args['Bucket']}/{args['Key']}"
-    try:
-        try:
-            return dict(client.put_object(IfNoneMatch="*", **args))
-        except Exception as exc:  # noqa: BLE001
-            if error_code(exc) != "NotImplemented":
-                raise
-            try:
-                client.head_object(Bucket=args["Bucket"], Key=args["Key"])
-            except Exception as missing:  # noqa: BLE001
-                if not is_not_found(missing):
-                    raise
-                return dict(client.put_object(**args))
-            raise StoreError(f"{where} exists; a stored document is never overwritten") from None
-    except StoreError:
-        raise
-    except Exception as exc:  # noqa: BLE001
-        if error_code(exc) in ("PreconditionFailed", "412", "ConditionalRequestConflict"):
-            raise StoreError(f"{where} exists; a stored document is never overwritten") from None
-        raise
 
 
 def _inside(path: Path, directory: Path) -> bool:

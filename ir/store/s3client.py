@@ -193,6 +193,29 @@ def is_not_found(exc: BaseException) -> bool:
     )
 
 
+def put_once(client: Any, args: dict[str, Any]) -> dict[str, Any] | None:
+    """PutObject that never replaces an object: If-None-Match, or on a server without
+    conditional writes, a HEAD first (a small race window). Returns the answer, or None when the
+    key is taken; other failures as the client raised them."""
+    try:
+        try:
+            return dict(client.put_object(IfNoneMatch="*", **args))
+        except Exception as exc:  # noqa: BLE001
+            if error_code(exc) != "NotImplemented":
+                raise
+        try:
+            client.head_object(Bucket=args["Bucket"], Key=args["Key"])
+        except Exception as missing:  # noqa: BLE001
+            if not is_not_found(missing):
+                raise
+            return dict(client.put_object(**args))
+        return None
+    except Exception as exc:  # noqa: BLE001
+        if error_code(exc) in ("PreconditionFailed", "412", "ConditionalRequestConflict"):
+            return None
+        raise
+
+
 def store_error(
     exc: BaseException, operation: str, where: str, connection: S3Connection | None = None
 ) -> StoreError:

@@ -9,7 +9,7 @@ from typing import Any
 
 from ir.bundle.custody import FileCustody
 from ir.errors import StoreError
-from ir.store.s3client import S3Connection, error_code, is_denied, is_not_found, store_error
+from ir.store.s3client import S3Connection, is_denied, put_once, store_error
 from ir.store.s3layout import CUSTODY_DIR_SUFFIX, b64sha
 
 
@@ -107,38 +107,19 @@ class S3Custody:
             **self._args(),
         }
         try:
-            try:
-                self.client.put_object(IfNoneMatch="*", **put)
-            except Exception as exc:  # noqa: BLE001
-                if error_code(exc) != "NotImplemented":
-                    raise
-                # A server without conditional writes: check, then write (a small race window).
-                if self._exists(key):
-                    raise _Taken() from None
-                self.client.put_object(**put)
-        except _Taken:
-            raise self._taken(seq) from None
+            answer = put_once(self.client, put)
         except Exception as exc:  # noqa: BLE001
-            if error_code(exc) in ("PreconditionFailed", "412", "ConditionalRequestConflict"):
-                raise self._taken(seq) from None
             raise store_error(
                 exc, "PutObject", f"s3://{self.bucket}/{key}", self.connection
             ) from None
+        if answer is None:
+            raise self._taken(seq)
 
     def _taken(self, seq: int) -> StoreError:
         return StoreError(
             f"custody record {seq} of s3://{self.bucket}/{self._bundle_key} was written by "
             "someone else at the same time; run the command again"
         )
-
-    def _exists(self, key: str) -> bool:
-        try:
-            self.client.head_object(Bucket=self.bucket, Key=key)
-        except Exception as exc:  # noqa: BLE001
-            if is_not_found(exc):
-                return False
-            raise
-        return True
 
     def _args(self) -> dict[str, Any]:
         """Records appended later inherit the bundle's encryption and retention."""
@@ -159,10 +140,6 @@ class S3Custody:
             args["ObjectLockRetainUntilDate"] = head["ObjectLockRetainUntilDate"]
         self.object_args = args
         return args
-
-
-class _Taken(Exception):
-    """A custody record number is already used."""
 
 
 class WriteOnlyCustody:
