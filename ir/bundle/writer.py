@@ -450,7 +450,7 @@ class BundleWriter:
         os.fsync(self._fh.fileno())
         self._fh.close()
         os.replace(self.path, self.final_path)
-        _fsync_dir(self.final_path.parent)
+        fsync_dir(self.final_path.parent)
         self.sealed = True
         self._advance_stable(self._pos)
         return SealedBundle(self.final_path, digest, self._pos, m)
@@ -500,7 +500,8 @@ def _json_bytes(document: Any) -> bytes:
     ).encode()
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
+    """Make a directory's entries (a rename, a new link) durable."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)

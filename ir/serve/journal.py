@@ -31,6 +31,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from ir.bundle.writer import fsync_dir
 from ir.errors import UsageError
 
 SCHEMA = "ir.serve-replay/1"
@@ -187,11 +188,7 @@ class UsedSignatures:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, self.path)
-        directory = os.open(self.path.parent, os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            os.fsync(directory)
-        finally:
-            os.close(directory)
+        fsync_dir(self.path.parent)
         if self._fd is not None:
             os.close(self._fd)
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)

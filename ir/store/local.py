@@ -13,7 +13,7 @@ from ir.bundle import layout
 from ir.bundle.custody import FileCustody, append_record
 from ir.bundle.reader import BundleReader
 from ir.bundle.signing import Signer
-from ir.bundle.writer import BundleWriter, SealedBundle
+from ir.bundle.writer import BundleWriter, SealedBundle, fsync_dir
 from ir.errors import BundleFormatError, IrError, StoreError
 from ir.store.base import BundleHandle, BundleListing, StoreResult
 
@@ -124,11 +124,7 @@ def write_once(path: Path, data: bytes) -> None:
             os.link(temporary, path)
         except FileExistsError:
             raise StoreError(f"{path} exists; a stored document is never overwritten") from None
-        directory = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(directory)
-        finally:
-            os.close(directory)
+        fsync_dir(path.parent)
     except OSError as exc:
         raise StoreError(f"cannot write {path}: {exc.strerror}") from None
     finally:
