@@ -475,11 +475,10 @@ class ContentCheck:
         self._q.put(chunk)
 
     def result(self) -> tuple[int, str]:
-        self._q.put(self._END)
-        self._thread.join()
+        done = self.stop()
         if self._error is not None:
             raise self._error
-        return self.size, self._digest.hexdigest()
+        return done
 
     def stop(self) -> tuple[int, str]:
         """End early: the size and digest of the content decompressed so far."""
