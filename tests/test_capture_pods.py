@@ -94,14 +94,20 @@ def test_a_workload_selector_is_written_as_the_apiserver_reads_it() -> None:
     assert selector_text(None) == "" and selector_text({}) == ""
 
 
-def run_cli(args: list[str], **env: str) -> subprocess.CompletedProcess[str]:
+def run_ir(
+    args: list[str], env: dict[str, str], timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "ir.cli.main", *args],
         capture_output=True,
         text=True,
-        env={**os.environ, **env},
-        timeout=300,
+        env=env,
+        timeout=timeout,
     )
+
+
+def run_cli(args: list[str], **env: str) -> subprocess.CompletedProcess[str]:
+    return run_ir(args, {**os.environ, **env})
 
 
 @pytest.mark.parametrize(
@@ -256,13 +262,7 @@ def laptop(
     args: list[str], cp: ControlPlane, timeout: float = 600
 ) -> subprocess.CompletedProcess[str]:
     """ir with a kubeconfig only: the containers are reached through the node collector."""
-    return subprocess.run(
-        [sys.executable, "-m", "ir.cli.main", *args],
-        capture_output=True,
-        text=True,
-        env=_laptop_env(cp),
-        timeout=timeout,
-    )
+    return run_ir(args, _laptop_env(cp), timeout)
 
 
 def _laptop_env(cp: ControlPlane) -> dict[str, str]:
@@ -274,13 +274,7 @@ def on_node(args: list[str], cp: ControlPlane, node: RealNode) -> subprocess.Com
     """ir as it runs on the node itself: the containerd state under IR_NODE_ROOT."""
     env = {**os.environ, "KUBECONFIG": str(cp.kubeconfig), "IR_OPERATOR": "pytest"}
     env["IR_NODE_ROOT"] = node.host_root
-    return subprocess.run(
-        [sys.executable, "-m", "ir.cli.main", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=600,
-    )
+    return run_ir(args, env, 600)
 
 
 def manifest_of(bundle: str, cp: ControlPlane) -> dict[str, Any]:
