@@ -14,7 +14,7 @@ from typing import Any
 
 from ir.clock import rfc3339, utcnow
 from ir.cluster.ops import MERGE_PATCH, Operator, Request, check_namespace
-from ir.cluster.resolve import OWNER_PATHS, PodTarget, pod_path
+from ir.cluster.resolve import OWNER_PATHS, PodTarget, controller_of, pod_path
 from ir.cluster.respond import ANN_ORIGINAL_LABELS, ANN_REPLACED, LABEL_QUARANTINE
 from ir.cluster.selectors import selector_keys, service_selects
 from ir.errors import ClusterError
@@ -236,9 +236,7 @@ def wait_for_replacement(
     existing = existing or set()
     while time.monotonic() < deadline:
         suspect = op.kube.get_optional(pod_path(ns, target.name))
-        released = suspect is not None and not any(
-            r.get("controller") for r in suspect.get("metadata", {}).get("ownerReferences") or []
-        )
+        released = suspect is not None and controller_of(suspect) is None
         candidates = (
             op.kube.get(f"/api/v1/namespaces/{ns}/pods", labelSelector=selector).get("items", [])
             if selector

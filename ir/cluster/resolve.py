@@ -88,10 +88,7 @@ class PodTarget:
     @property
     def controller(self) -> dict[str, Any] | None:
         """The direct controlling owner reference (ownerReferences[].controller), if any."""
-        for ref in self.pod.get("metadata", {}).get("ownerReferences") or []:
-            if ref.get("controller"):
-                return dict(ref)
-        return None
+        return controller_of(self.pod)
 
     @property
     def top_owner_kind(self) -> str:
@@ -197,6 +194,14 @@ def containers_of(pod: dict[str, Any]) -> list[ContainerRef]:
                 )
             )
     return result
+
+
+def controller_of(obj: dict[str, Any]) -> dict[str, Any] | None:
+    """An object's controlling owner reference (ownerReferences[].controller), if any."""
+    for ref in (obj.get("metadata") or {}).get("ownerReferences") or []:
+        if ref.get("controller"):
+            return dict(ref)
+    return None
 
 
 def owner_chain(

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ir.cluster.kube import ApiError, Kube
-from ir.cluster.resolve import OWNER_PATHS, check_name
+from ir.cluster.resolve import OWNER_PATHS, check_name, controller_of
 from ir.errors import ClusterError, UsageError
 
 #: Pods one run captures at most. A selector that matches more is more likely a mistake than an
@@ -220,7 +220,7 @@ class _Owned:
         self._replicasets: dict[str, str | None] = {}  # name -> its controller's uid
 
     def why_not(self, pod: dict[str, Any]) -> str | None:
-        ref = _controller(pod)
+        ref = controller_of(pod)
         if ref is None:
             return "matches the selector but has no controller"
         owner = f"{ref.get('kind')}/{ref.get('name')}"
@@ -234,18 +234,11 @@ class _Owned:
         if name not in self._replicasets:
             path = OWNER_PATHS["ReplicaSet"].format(ns=self.namespace, name=check_name("rs", name))
             found = self.kube.get_optional(path)
-            parent = _controller(found) if found else None
+            parent = controller_of(found) if found else None
             self._replicasets[name] = str(parent.get("uid")) if parent else None
         if self._replicasets[name] == self.uid:
             return None
         return f"matches the selector but its {owner} is not the deployment's"
-
-
-def _controller(obj: dict[str, Any]) -> dict[str, Any] | None:
-    for ref in (obj.get("metadata") or {}).get("ownerReferences") or []:
-        if ref.get("controller"):
-            return dict(ref)
-    return None
 
 
 def _nothing(kube: Kube, selection: Selection) -> str:
