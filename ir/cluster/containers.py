@@ -148,7 +148,7 @@ class ContainerCapturer:
             return
         collector = node.pod
         try:
-            with self.collectors.slot(node):
+            with node.slots:
                 moved = capture_in_collector(
                     self.kube,
                     collector,

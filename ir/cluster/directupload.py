@@ -87,7 +87,7 @@ def capture_direct(
         argv += ["--alert-json", json.dumps(opts.alert, separators=(",", ":"))]
     fetched: str | None = None
     try:
-        with collectors.slot(node):
+        with node.slots:
             doc = capture_pod_in_collector(
                 kube, pod, target, getattr(store, "uri", ""), case_id=opts.case_id,
                 options=argv, record=record,

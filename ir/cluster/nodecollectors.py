@@ -15,9 +15,8 @@ May import ir.cluster.collector, kube, resolve and ir.errors.
 
 from __future__ import annotations
 
-import contextlib
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,6 +52,7 @@ class NodeCollector:
     started_for: str = ""  # the pod whose capture started it (PodTarget.collects)
     direct: bool = False
     actions: list[dict[str, Any]] = field(default_factory=list)
+    # held while a capture runs in it: `with state.slots:`
     slots: threading.BoundedSemaphore = field(
         default_factory=lambda: threading.BoundedSemaphore(COLLECTOR_SLOTS)
     )
@@ -141,12 +141,6 @@ class NodeCollectors:
                     started_for=state.started_for,
                 )
         return state
-
-    @contextlib.contextmanager
-    def slot(self, state: NodeCollector) -> Iterator[None]:
-        """Hold one of the collector's COLLECTOR_SLOTS while a capture runs in it."""
-        with state.slots:
-            yield
 
     def finished(self, record: Record | None) -> None:
         """A pod's capture is done with its collectors: removed now unless they are shared (then
