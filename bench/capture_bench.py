@@ -492,7 +492,9 @@ def profile(
         found[backend] = [{"where": w, "samples": n, "share": s} for w, n, s in top[:12]]
         shutil.rmtree(store, ignore_errors=True)
         time.sleep(args.settle)
-        tt = timed([sys.executable, str(REPO / "bench" / "threadtimes.py"), *cmd[1:]], env=env)
+        tt = timed(
+            [sys.executable, str(REPO / "bench" / "threadtimes.py"), *cmd[len(IR) :]], env=env
+        )
         found[f"{backend}-threads"] = json.loads(tt.stderr.strip().splitlines()[-1])
         shutil.rmtree(store, ignore_errors=True)
     return found
