@@ -27,6 +27,7 @@ from typing import IO
 from ir.bundle.pipeline import prefetch
 from ir.clock import from_epoch, rfc3339, rfc3339_ns
 from ir.collect.base import Artifact, ContainerContext, Scope
+from ir.collect.tarstream import TarStream
 from ir.errors import IrError
 from ir.records import FileChange, encode_path
 from ir.runtime.base import FileContent, FsDiffSource, FsEntry
@@ -159,33 +160,25 @@ def _write_tar(
     max_file: int,
     max_total: int,
 ) -> None:
-    with tarfile.open(
-        fileobj=sink,
-        # "w", not the stream mode "w|": same bytes, but file contents are copied in 1 MiB
-        # pieces instead of 10 KiB blocks (the sink only needs write() and tell()).
-        mode="w",
-        copybufsize=1024 * 1024,
-        format=tarfile.PAX_FORMAT,  # type: ignore[call-overload]
-        encoding="utf-8",
-        errors="surrogateescape",
-    ) as tar:
-        for entry in entries:
-            stats.entries += 1
-            setattr(stats, entry.change, getattr(stats, entry.change, 0) + 1)
-            record = file_change(entry)
-            if entry.error:
-                record.skipped = entry.error
-            elif entry.change == "deleted":
-                pass
-            elif entry.type == "symlink":
-                _add_symlink(tar, entry, record, stats)
-            elif entry.type == "file":
-                _add_file(tar, source, entry, record, stats, max_file, max_total)
-            elif entry.type in ("fifo", "socket", "char", "block"):
-                record.skipped = f"{entry.type}: listed, never opened"
-            if record.skipped:
-                stats.skipped += 1
-            records.write(record.to_line())
+    tar = TarStream(sink)  # what tarfile's PAX "w" mode writes, at a fraction of its cost
+    for entry in entries:
+        stats.entries += 1
+        setattr(stats, entry.change, getattr(stats, entry.change, 0) + 1)
+        record = file_change(entry)
+        if entry.error:
+            record.skipped = entry.error
+        elif entry.change == "deleted":
+            pass
+        elif entry.type == "symlink":
+            _add_symlink(tar, entry, record, stats)
+        elif entry.type == "file":
+            _add_file(tar, source, entry, record, stats, max_file, max_total)
+        elif entry.type in ("fifo", "socket", "char", "block"):
+            record.skipped = f"{entry.type}: listed, never opened"
+        if record.skipped:
+            stats.skipped += 1
+        records.write(record.to_line())
+    tar.close()
 
 
 def amend_changed_while_read(
@@ -261,22 +254,20 @@ def _member(entry: FsEntry) -> tarfile.TarInfo:
     return info
 
 
-def _add_symlink(
-    tar: tarfile.TarFile, entry: FsEntry, record: FileChange, stats: DiffStats
-) -> None:
+def _add_symlink(tar: TarStream, entry: FsEntry, record: FileChange, stats: DiffStats) -> None:
     if entry.link_target is None:
         record.skipped = "symlink target unknown"
         return
     info = _member(entry)
     info.type = tarfile.SYMTYPE
     info.linkname = entry.link_target.decode("utf-8", "surrogateescape")
-    tar.addfile(info)
+    tar.add(info)
     record.captured = True
     stats.symlinks_captured += 1
 
 
 def _add_file(
-    tar: tarfile.TarFile,
+    tar: TarStream,
     source: FsDiffSource,
     entry: FsEntry,
     record: FileChange,
@@ -310,7 +301,7 @@ def _add_file(
         info.uid, info.gid = entry.uid or 0, entry.gid or 0
         reader = _ExactReader(content, declared, ahead=declared >= READ_AHEAD)
         try:
-            tar.addfile(info, reader)
+            tar.add(info, reader.pieces)
         finally:
             reader.close()  # the read-ahead thread is done with the file before it is closed
         record.sha256 = reader.hexdigest()
@@ -330,7 +321,7 @@ def _add_file(
 
 
 class _ExactReader:
-    """Exactly `size` bytes of a FileContent for tarfile, in pieces of READ_CHUNK, zero-padded if
+    """Exactly `size` bytes of a FileContent for the tar stream, in pieces of READ_CHUNK, zero-padded if
     the file ends early, hashed. With `ahead`, the pieces are read and hashed in a thread a few
     pieces ahead (reads and SHA-256 release the GIL: they run beside the compressor hand-off)."""
 
@@ -338,8 +329,8 @@ class _ExactReader:
         self.content, self.size = content, size
         self.h = hashlib.sha256()
         self.padded = 0
-        self._pieces: Iterator[bytes] = prefetch(self._read(), 4) if ahead else self._read()
-        self._rest = b""
+        # exactly `size` bytes in pieces of at most READ_CHUNK, for TarStream.add
+        self.pieces: Iterator[bytes] = prefetch(self._read(), 4) if ahead else self._read()
 
     def _read(self) -> Iterator[bytes]:
         left = self.size
@@ -358,23 +349,13 @@ class _ExactReader:
             left -= want
             yield data
 
-    def read(self, n: int = -1) -> bytes:
-        n = READ_CHUNK if n < 0 else n
-        while len(self._rest) < n:
-            piece = next(self._pieces, None)
-            if piece is None:
-                break
-            self._rest = self._rest + piece if self._rest else piece
-        data, self._rest = self._rest[:n], self._rest[n:]
-        return data
-
     def close(self) -> None:
-        close = getattr(self._pieces, "close", None)
+        close = getattr(self.pieces, "close", None)
         if close is not None:
             close()
 
     def hexdigest(self) -> str:
-        for _ in self._pieces:  # the last piece's hash is in; lets the read-ahead thread end
+        for _ in self.pieces:  # the last piece's hash is in; lets the read-ahead thread end
             pass
         return self.h.hexdigest()
 
