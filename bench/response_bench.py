@@ -340,6 +340,16 @@ def start_serve(
         "PYTHONPATH": str(REPO),
     }
     env.pop("IR_NOTIFY_URL", None)
+    # ir serve signs what it captures (a deployment mounts the ir-signing Secret): a fresh key
+    keys = work / "keys"
+    if not (keys / "ir-signing.key").exists():
+        subprocess.run(
+            [sys.executable, "-m", "ir.cli.main", "keys", "generate", "--out", str(keys)],
+            env=env,
+            check=True,
+            capture_output=True,
+        )
+    env["IR_SIGNING_KEY"] = str(keys / "ir-signing.key")
     argv = [
         sys.executable,
         "-m",
