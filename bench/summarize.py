@@ -66,6 +66,19 @@ def capture_rows(doc: dict[str, Any]) -> list[Row]:
                         f"{ratios['ir-node/floor']:.2f}x of the floor",
                     )
                 )
+            if case == "ir-node" and c.get("cpu_s") and lim.get("cpu_s"):
+                # ir's wall time if it kept as many cores busy as tar | zstd does: what is left
+                # once parallelism is equal is CPU ir spends and the limit does not
+                rows.append(
+                    (
+                        f"capture CPU vs the limit's, {what}",
+                        f"{c['cpu_s']:.2f} CPU-s ({c['cpu_s'] / c['median_s']:.2f} cores busy)",
+                        f"tar \\| zstd -3 -T2: {lim['cpu_s']:.2f} CPU-s "
+                        f"({lim['cpu_s'] / lim['median_s']:.2f} cores busy)",
+                        "-",
+                        f"{lim['cpu_s'] / c['cpu_s']:.2f}x at the limit's own parallelism",
+                    )
+                )
             if case == "ir-node":
                 rows.append(
                     (
