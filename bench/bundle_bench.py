@@ -104,7 +104,8 @@ def main() -> None:
         )
         rows["limit-decomp"].append(timed(f"zstd -dcq {stored} > /dev/null"))
         res = child("verify", bundle, out)
-        assert res["result"] == "valid", res
+        # written without a signing key: intact and unsigned is the best verdict it can get
+        assert res["result"] == "unsigned", res
         rows["ir-verify"].append(float(res["seconds"]))
         rss["ir-verify"] = max(rss["ir-verify"], float(res["rss_mib"]))
         bundle.unlink()
