@@ -374,11 +374,14 @@ def start_serve(
         argv += ["--playbooks", str(p)]
     proc = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True, env=env)
     assert proc.stderr is not None
-    line = proc.stderr.readline()
-    match = re.search(r"listening on (http://\S+) ", line)
+    said = ""  # warnings may come first (e.g. acting with the kubeconfig's own rights)
+    while line := proc.stderr.readline():
+        said += line
+        if match := re.search(r"listening on (http://\S+) ", line):
+            break
     if not match:
         proc.kill()
-        raise SystemExit(f"ir serve did not start: {line}{proc.stderr.read()}")
+        raise SystemExit(f"ir serve did not start: {said}{proc.stderr.read()}")
     threading.Thread(target=lambda: [None for _ in proc.stderr], daemon=True).start()  # type: ignore[union-attr]
     return proc, match.group(1)
 
