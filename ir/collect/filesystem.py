@@ -321,9 +321,10 @@ def _add_file(
 
 
 class _ExactReader:
-    """Exactly `size` bytes of a FileContent for the tar stream, in pieces of READ_CHUNK, zero-padded if
-    the file ends early, hashed. With `ahead`, the pieces are read and hashed in a thread a few
-    pieces ahead (reads and SHA-256 release the GIL: they run beside the compressor hand-off)."""
+    """Exactly `size` bytes of a FileContent for the tar stream, in pieces of READ_CHUNK,
+    zero-padded if the file ends early, hashed. With `ahead`, the pieces are read and hashed in a
+    thread a few pieces ahead (reads and SHA-256 release the GIL: they run beside the compressor
+    hand-off)."""
 
     def __init__(self, content: FileContent, size: int, *, ahead: bool) -> None:
         self.content, self.size = content, size
