@@ -340,16 +340,6 @@ def start_serve(
         "PYTHONPATH": str(REPO),
     }
     env.pop("IR_NOTIFY_URL", None)
-    # ir serve signs what it captures (a deployment mounts the ir-signing Secret): a fresh key
-    keys = work / "keys"
-    if not (keys / "ir-signing.key").exists():
-        subprocess.run(
-            [sys.executable, "-m", "ir.cli.main", "keys", "generate", "--out", str(keys)],
-            env=env,
-            check=True,
-            capture_output=True,
-        )
-    env["IR_SIGNING_KEY"] = str(keys / "ir-signing.key")
     argv = [
         sys.executable,
         "-m",
@@ -630,10 +620,14 @@ def main() -> None:
     parser.add_argument("--json", metavar="FILE", help="write the results as JSON too")
     args = parser.parse_args()
 
+    from ir.bundle.signing import generate_keypair
     from ir.runtime.cri_node import CriContainer
     from tests.testbed.node import start_cluster
 
     work = Path(tempfile.mkdtemp(prefix="ir-response-bench-", dir="/var/tmp"))
+    # ir serve signs what it captures (a deployment mounts the ir-signing Secret)
+    key, pub = generate_keypair(work / "keys")
+    os.environ.update(IR_SIGNING_KEY=str(key), IR_TRUST=str(pub))
     procs: list[subprocess.Popen[Any]] = []
     node = None
     result: dict[str, Any] = {}
