@@ -4,9 +4,9 @@ encoding="utf-8", errors="surrogateescape")` writes, without its per-member cost
 `tarfile` copies each TarInfo, builds a dict of its fields and checks every one for a PAX
 extension: about 45 us a member, a third of the capture's own work per file in a tree of small
 files. Here the common member (an ASCII name and link of at most 100 bytes, numbers that fit
-their octal fields) gets its ustar header from one format string; any other member falls back
-to `TarInfo.tobuf`, which writes the PAX extended header exactly as tarfile would. A small
-file's header, content and padding go to the sink as one write.
+their octal fields, no PAX records of its own) gets its ustar header from one format string;
+any other member falls back to `TarInfo.tobuf`, which writes the PAX extended header exactly as
+tarfile would. A small file's header, content and padding go to the sink as one write.
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ def _ustar(info: tarfile.TarInfo) -> bytes | None:
         or len(link) > 100
         or info.uname
         or info.gname
+        or info.pax_headers
         or type(mtime) is not int
         or not (0 <= uid < _OCT7 and 0 <= gid < _OCT7)
         or not (0 <= size < _OCT11 and 0 <= mtime < _OCT11)

@@ -1,6 +1,7 @@
 """TarStream writes what tarfile's PAX "w" mode writes, byte for byte: the fast ustar header for
 the common member, tarfile's own PAX extended header for every other (long or non-ASCII names
-and links, numbers past their octal fields, fractional mtimes), the padding and the archive end.
+and links, numbers past their octal fields, fractional mtimes, PAX records set by the caller),
+the padding and the archive end.
 The stream is read back by tarfile and by GNU tar."""
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ def members() -> list[tuple[tarfile.TarInfo, bytes]]:
         else:
             info.size = SIZES[n % len(SIZES)]
             data = bytes([n % 251]) * info.size
+        if n % 7 == 0:  # records of the caller's own (as deleted-exes.tar's comment)
+            info.pax_headers = {"comment": f"member {n}"}
         out.append((info, data))
     return out
 
