@@ -15,10 +15,10 @@ import tarfile
 from collections.abc import Iterable
 from typing import IO
 
-BLOCK = tarfile.BLOCKSIZE
+from ir.bundle.layout import BLOCK, padding
+
 RECORD = tarfile.RECORDSIZE
 ONE_WRITE = 256 * 1024  # members up to this size are handed to the sink in one piece
-_NUL_BLOCK = b"\0" * BLOCK
 _OCT7 = 8**7
 _OCT11 = 8**11
 _TAIL = b"ustar\x0000" + b"\0" * (32 + 32 + 8 + 8 + 155 + 12)  # magic .. prefix, to 512 bytes
@@ -71,17 +71,16 @@ class TarStream:
 
     def add(self, info: tarfile.TarInfo, pieces: Iterable[bytes] = ()) -> None:
         """Write a member: its header, then `pieces` (exactly info.size bytes), then padding."""
-        head = header(info)
-        pad = -info.size % BLOCK
+        head, pad = header(info), padding(info.size)
         if info.size <= ONE_WRITE:
-            self.sink.write(b"".join([head, *pieces, _NUL_BLOCK[:pad]]))
+            self.sink.write(b"".join([head, *pieces, pad]))
         else:
             self.sink.write(head)
             for piece in pieces:
                 self.sink.write(piece)
             if pad:
-                self.sink.write(_NUL_BLOCK[:pad])
-        self.offset += len(head) + info.size + pad
+                self.sink.write(pad)
+        self.offset += len(head) + info.size + len(pad)
 
     def close(self) -> None:
         end = 2 * BLOCK
