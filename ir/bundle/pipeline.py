@@ -15,6 +15,38 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 _DONE = object()
 
+# glibc's mallopt parameters (malloc.h).
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+_steady = False
+
+
+def steady_heap() -> None:
+    """Let the streaming stages reuse the memory of the chunks they free, instead of handing it
+    back to the kernel and faulting fresh zeroed pages in for the next chunk.
+
+    Every stage allocates and frees chunks of about a MiB (a read, a decompressed piece, a
+    compressed block). glibc's dynamic thresholds turn that mix of sizes into a stream of mmap,
+    munmap and heap trims, each new chunk faulted in afresh (and a first touch of memory is dear
+    on a VM). Measured here: `ir bundle verify` of a 1.1 GiB bundle 36,000-161,000 page faults
+    -> 17,400 and 1.59-2.24 s -> 1.33-1.93 s; a capture of 1.2 GiB in 17,361 files
+    106,000-132,000 -> 15,000-18,500 and 5.9-9.2 s -> 5.6-6.5 s, the same peak RSS within the
+    runs' spread. Fixed thresholds -- allocations under 4 MiB from the heap, its free top kept up
+    to 32 MiB -- make the freed chunk the next one. Once per process; nothing where the C library
+    is not glibc (musl has no such tuning).
+    """
+    global _steady
+    if _steady:
+        return
+    _steady = True
+    try:
+        import ctypes  # here: only the streaming commands pay for its import
+
+        mallopt = ctypes.CDLL("libc.so.6").mallopt
+    except (ImportError, OSError, AttributeError):
+        return
+    mallopt(_M_MMAP_THRESHOLD, 4 * 1024 * 1024)
+    mallopt(_M_TRIM_THRESHOLD, 32 * 1024 * 1024)
+
 
 def prefetch(source: Iterator[T], depth: int = 4) -> Iterator[T]:
     """Run `source` in a background thread, `depth` items ahead; exceptions are re-raised here."""

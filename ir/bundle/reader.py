@@ -22,6 +22,7 @@ import pyzstd
 
 from ir.bundle import layout
 from ir.bundle.manifest import ArtifactEntry, Manifest
+from ir.bundle.pipeline import steady_heap
 from ir.bundle.source import ByteSource, FileSource, NotAFile
 from ir.errors import BundleFormatError, IntegrityError
 
@@ -406,6 +407,7 @@ class BundleReader:
 
 def decompress_bounded(chunks: Iterator[bytes], declared: int, label: str) -> Iterator[bytes]:
     """Decompress one zstd frame, refusing output beyond `declared` bytes and trailing garbage."""
+    steady_heap()  # verify, replay and import stream pieces of a MiB from here
     decompressor = pyzstd.ZstdDecompressor()
     produced = 0
     try:

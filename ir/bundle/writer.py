@@ -23,7 +23,7 @@ import pyzstd
 
 from ir.bundle import layout
 from ir.bundle.manifest import ActionEntry, ArtifactEntry, CollectorEntry, Manifest
-from ir.bundle.pipeline import Background, BackgroundHasher
+from ir.bundle.pipeline import Background, BackgroundHasher, steady_heap
 from ir.bundle.signing import Signer, signature_document
 from ir.clock import rfc3339, utcnow
 from ir.errors import IrError, StoreError
@@ -214,6 +214,7 @@ class BundleWriter:
         level: int = DEFAULT_LEVEL,
         threads: int = 0,
     ) -> None:
+        steady_heap()  # chunks of a MiB stream through every stage from here on
         self.bundle_id = bundle_id or str(uuid.uuid4())
         self.final_path = directory / f"{self.bundle_id}{layout.BUNDLE_SUFFIX}"
         self.path = directory / f"{self.bundle_id}{layout.PARTIAL_SUFFIX}"
