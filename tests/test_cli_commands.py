@@ -11,6 +11,7 @@ import sys
 import click
 
 import ir.cli
+from ir.cli.bundle import SUBCOMMAND_MODULES, bundle
 from ir.cli.main import COMMAND_MODULES, cli, load_commands
 
 
@@ -54,3 +55,39 @@ def test_a_command_imports_only_its_modules() -> None:
         COMMAND_MODULES["bundle"]
     )
     assert not loaded & others, f"bundle verify loaded {sorted(loaded & others)}"
+
+
+def test_bundle_subcommands_elsewhere_are_in_its_table() -> None:
+    for info in pkgutil.iter_modules(ir.cli.__path__):
+        importlib.import_module(f"ir.cli.{info.name}")
+    for name, command in bundle.commands.items():
+        module = (command.callback.__module__ if command.callback else "").removeprefix("ir.cli.")
+        if module != "bundle":
+            assert SUBCOMMAND_MODULES.get(name) == module, (
+                f"`ir bundle {name}` is declared in ir/cli/{module}.py: add it to "
+                "ir.cli.bundle.SUBCOMMAND_MODULES"
+            )
+    assert set(SUBCOMMAND_MODULES) <= set(bundle.commands)
+
+
+def test_bundle_verify_does_not_import_s3_or_replay() -> None:
+    probe = (
+        "import sys\n"
+        "from ir.cli.main import main\n"
+        "try:\n"
+        "    main(['bundle', 'verify', '--help'])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print(' '.join(sorted(m for m in sys.modules if m.startswith('ir.'))))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    loaded = set(done.stdout.strip().splitlines()[-1].split())
+    heavy = {"ir.store.s3", "ir.replay.diff", "ir.cli.transfer", "ir.cli.bundle_diff"}
+    assert not loaded & heavy, f"bundle verify imported {sorted(loaded & heavy)}"
+
+
+def test_bundle_help_lists_every_subcommand() -> None:
+    probe = "from ir.cli.main import main\nmain(['bundle', '--help'])\n"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    for name in ("verify", "push", "pull", "diff", "custody"):
+        assert f"  {name} " in done.stdout, done.stdout

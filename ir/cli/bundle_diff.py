@@ -61,7 +61,3 @@ def diff_cmd(
     for problem in a.problems + b.problems:
         click.echo(f"problem: {printable(problem)}", err=True)
     return exit_code_of(trust_a, trust_b)
-
-
-# `diff` is a command of the `bundle` group (ir.cli.bundle), registered by the decorator above.
-COMMANDS: list[click.Command] = []

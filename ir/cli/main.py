@@ -15,11 +15,11 @@ from ir.errors import ExitCode, IrError
 
 # The command tree, loaded on demand: running `ir capture container` imports the modules of
 # `capture` only, not serve, replay or the playbooks (a third of a second of imports saved on
-# every run). Each module lists its top-level click commands in `COMMANDS`, or registers
-# subcommands on a group of a module named before it. tests/test_structure.py checks this
-# table against the modules' COMMANDS.
+# every run). Each module lists its top-level click commands in `COMMANDS`; a group may load
+# its own subcommands on demand too (`ir.cli.bundle.SUBCOMMAND_MODULES`).
+# tests/test_cli_commands.py checks these tables against what the modules register.
 COMMAND_MODULES: dict[str, tuple[str, ...]] = {
-    "bundle": ("bundle", "bundle_diff", "transfer"),
+    "bundle": ("bundle",),
     "capture": ("capture", "capture_pod"),
     "collector": ("collector",),
     "keys": ("keys",),

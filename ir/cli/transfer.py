@@ -389,10 +389,6 @@ def pull(
     return int(code)
 
 
-# Both commands are added to the `bundle` group above; nothing new at the top level.
-COMMANDS: list[click.Command] = []
-
-
 def s3_capture_options(func: F) -> F:
     """Everything an S3 store takes, for the capture commands (endpoint, profile, SSE, lock...)."""
     func = s3_store_options(func)
