@@ -11,7 +11,7 @@ import sys
 import click
 
 import ir.cli
-from ir.cli.bundle import SUBCOMMAND_MODULES, bundle
+from ir.cli.lazygroup import LazyGroup
 from ir.cli.main import COMMAND_MODULES, cli, load_commands
 
 
@@ -57,37 +57,60 @@ def test_a_command_imports_only_its_modules() -> None:
     assert not loaded & others, f"bundle verify loaded {sorted(loaded & others)}"
 
 
-def test_bundle_subcommands_elsewhere_are_in_its_table() -> None:
+def test_subcommands_of_other_modules_are_in_their_group_table() -> None:
     for info in pkgutil.iter_modules(ir.cli.__path__):
         importlib.import_module(f"ir.cli.{info.name}")
-    for name, command in bundle.commands.items():
-        module = (command.callback.__module__ if command.callback else "").removeprefix("ir.cli.")
-        if module != "bundle":
-            assert SUBCOMMAND_MODULES.get(name) == module, (
-                f"`ir bundle {name}` is declared in ir/cli/{module}.py: add it to "
-                "ir.cli.bundle.SUBCOMMAND_MODULES"
+    load_commands()
+    groups = [g for g in cli.commands.values() if isinstance(g, LazyGroup)]
+    assert {g.name for g in groups} >= {"bundle", "capture"}
+    for group in groups:
+        for name, command in group.commands.items():
+            module = (command.callback.__module__ if command.callback else "").removeprefix(
+                "ir.cli."
             )
-    assert set(SUBCOMMAND_MODULES) <= set(bundle.commands)
+            owner = (group.callback.__module__ if group.callback else "").removeprefix("ir.cli.")
+            if module != owner:
+                assert group.elsewhere.get(name) == module, (
+                    f"`ir {group.name} {name}` is declared in ir/cli/{module}.py: add it to "
+                    f"the `elsewhere` table of the {group.name!r} group"
+                )
+        assert set(group.elsewhere) <= set(group.commands), group.name
 
 
-def test_bundle_verify_does_not_import_s3_or_replay() -> None:
+def _loaded_by(*argv: str) -> set[str]:
     probe = (
         "import sys\n"
         "from ir.cli.main import main\n"
         "try:\n"
-        "    main(['bundle', 'verify', '--help'])\n"
+        f"    main({list(argv)!r})\n"
         "except SystemExit:\n"
         "    pass\n"
-        "print(' '.join(sorted(m for m in sys.modules if m.startswith('ir.'))))\n"
+        "print(' '.join(sorted(sys.modules)))\n"
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
-    loaded = set(done.stdout.strip().splitlines()[-1].split())
+    return set(done.stdout.strip().splitlines()[-1].split())
+
+
+def test_bundle_verify_does_not_import_s3_or_replay() -> None:
+    loaded = _loaded_by("bundle", "verify", "--help")
     heavy = {"ir.store.s3", "ir.replay.diff", "ir.cli.transfer", "ir.cli.bundle_diff"}
     assert not loaded & heavy, f"bundle verify imported {sorted(loaded & heavy)}"
 
 
-def test_bundle_help_lists_every_subcommand() -> None:
+def test_capture_container_does_not_import_docker_or_kubernetes() -> None:
+    # The collector runs `ir capture container` on every pod it captures: the Docker SDK is
+    # imported only when a capture goes through Docker, the pod capture's modules not at all.
+    loaded = _loaded_by("capture", "container", "--help")
+    heavy = {"docker", "requests", "kubernetes", "ir.cli.capture_pod", "ir.cluster.capture"}
+    assert not loaded & heavy, f"capture container imported {sorted(loaded & heavy)}"
+
+
+def test_group_help_lists_every_subcommand() -> None:
     probe = "from ir.cli.main import main\nmain(['bundle', '--help'])\n"
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
     for name in ("verify", "push", "pull", "diff", "custody"):
+        assert f"  {name} " in done.stdout, done.stdout
+    probe = "from ir.cli.main import main\nmain(['capture', '--help'])\n"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    for name in ("container", "pod"):
         assert f"  {name} " in done.stdout, done.stdout

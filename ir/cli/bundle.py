@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import sys
 from pathlib import Path
 from typing import Any
@@ -12,6 +11,7 @@ import click
 from ir.bundle.custody import append_record
 from ir.bundle.signing import load_signer
 from ir.bundle.verify import VALID, verify_bundle
+from ir.cli.lazygroup import LazyGroup
 from ir.cli.output import (
     byte_progress,
     emit,
@@ -51,23 +51,11 @@ endpoint_option = click.option(
 )
 
 
-# Subcommands declared in other modules, imported when looked up: `ir bundle verify` does not
-# import the S3 store or the replay diff (a twentieth of a second on every verify).
-# tests/test_cli_commands.py checks this table against what the modules register.
-SUBCOMMAND_MODULES: dict[str, str] = {"push": "transfer", "pull": "transfer", "diff": "bundle_diff"}
-
-
-class _BundleGroup(click.Group):
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(set(self.commands) | set(SUBCOMMAND_MODULES))
-
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        if cmd_name not in self.commands and cmd_name in SUBCOMMAND_MODULES:
-            importlib.import_module(f"ir.cli.{SUBCOMMAND_MODULES[cmd_name]}")
-        return super().get_command(ctx, cmd_name)
-
-
-@click.group("bundle", cls=_BundleGroup)
+@click.group(
+    "bundle",
+    cls=LazyGroup,
+    elsewhere={"push": "transfer", "pull": "transfer", "diff": "bundle_diff"},
+)
 def bundle() -> None:
     """Work with evidence bundles: verify, show, ls, cat, extract (paths or s3:// URIs)."""
 

@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from ir.bundle.signing import load_signer
+from ir.cli.lazygroup import LazyGroup
 from ir.cli.output import emit, exit_line, output_option, printable, table, warn
 from ir.cli.transfer import open_capture_store, s3_capture_options
 from ir.collect.container import CaptureOptions, capture_container
@@ -44,7 +45,7 @@ class SizeParam(click.ParamType):
             self.fail(exc.message, param, ctx)
 
 
-@click.group("capture")
+@click.group("capture", cls=LazyGroup, elsewhere={"pod": "capture_pod"})
 def capture() -> None:
     """Capture evidence: a container (Docker API or node backend) or a pod."""
 

@@ -383,6 +383,3 @@ def _target(
             f"--all takes the pods of a workload (e.g. deployment/{target}); {name} is one pod"
         )
     return target, None
-
-
-COMMANDS: list[Any] = []

@@ -16,11 +16,11 @@ from ir.errors import ExitCode, IrError
 # The command tree, loaded on demand: running `ir capture container` imports the modules of
 # `capture` only, not serve, replay or the playbooks (a third of a second of imports saved on
 # every run). Each module lists its top-level click commands in `COMMANDS`; a group may load
-# its own subcommands on demand too (`ir.cli.bundle.SUBCOMMAND_MODULES`).
+# its own subcommands on demand too (`ir.cli.lazygroup.LazyGroup`).
 # tests/test_cli_commands.py checks these tables against what the modules register.
 COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "bundle": ("bundle",),
-    "capture": ("capture", "capture_pod"),
+    "capture": ("capture",),
     "collector": ("collector",),
     "keys": ("keys",),
     "playbook": ("playbook",),

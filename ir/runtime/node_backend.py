@@ -15,12 +15,11 @@ from __future__ import annotations
 import os
 import platform
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ir.errors import IrError, Unsupported, UsageError
 from ir.runtime.base import ActionLog, ContainerHandle, ContainerState, LogSource
 from ir.runtime.cri_node import CriContainer
-from ir.runtime.docker_backend import DockerContainer
 from ir.runtime.overlay import OverlayDiff, OverlayMount, _split_lower, root_overlay
 from ir.runtime.procfs import (
     CLK_TCK,
@@ -37,6 +36,10 @@ from ir.runtime.procfs import (
     start_ticks,
 )
 from ir.runtime.rootwalk import RootWalk
+
+if TYPE_CHECKING:  # the Docker SDK is imported only by a capture that uses Docker
+    from ir.runtime.docker_backend import DockerContainer
+
 
 _CONTAINER_ID = re.compile(r"([0-9a-f]{64})")
 

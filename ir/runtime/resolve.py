@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 from ir.errors import IrError, Unsupported, UsageError
 from ir.runtime.base import ActionLog, ContainerHandle
 from ir.runtime.cri_node import LAYOUTS, CriContainer, node_has_runtime_state
-from ir.runtime.docker_backend import DockerContainer, open_docker, state_of
 from ir.runtime.node_backend import open_node
 from ir.runtime.procfs import PROC
+
+if TYPE_CHECKING:  # the Docker SDK (and requests) only when a capture goes through Docker
+    from ir.runtime.docker_backend import DockerContainer
 
 BACKENDS = ("auto", "docker", "node")
 
@@ -51,6 +54,8 @@ def open_container(
         handle = open_node(pid=pid, name=name, root_walk=root_walk)
         handle.decisions["backend"] = "node: given a host pid"
         return handle
+    from ir.runtime.docker_backend import open_docker
+
     docker = open_docker(ref, docker_host=docker_host, allow_exec=allow_exec, actions=actions)
     if backend == "docker":
         docker.decisions["backend"] = "docker: asked for"
@@ -83,6 +88,8 @@ def _node_unusable(docker: DockerContainer) -> str | None:
     driver = (docker.first_inspect.get("GraphDriver") or {}).get("Name")
     if driver not in ("overlay2", "overlay", "overlayfs"):
         return f"storage driver {driver!r} is not overlay"
+    from ir.runtime.docker_backend import state_of
+
     state = state_of(docker.first_inspect)
     if state.running and not (docker.decisions.get("procfs", "").startswith("used")):
         return "this host's /proc does not show the container"
