@@ -21,7 +21,7 @@ same run (the machine is shared: absolute times alone mean little). The page cac
   hand        docker export C | gzip > FILE                       (what a responder types)
   ir-node     ir capture container C --backend node  --store DIR  (all collectors)
   ir-docker   ir capture container C --backend docker --store DIR (Engine API only)
-  ir-startup  ir --help                                           (interpreter + imports: fixed cost)
+  ir-startup  ir capture container --help                         (interpreter + its imports: fixed cost)
   ir-node-s3  ir capture container C --backend node --store s3:// (--s3: SeaweedFS)
   hand-s3     docker export C | gzip | boto3 upload_fileobj       (--s3)
 ir runs with --max-file-size 1G --max-diff-size 64G so the whole diff is captured (the defaults,
@@ -233,8 +233,8 @@ def run_size(
                 seconds[case].append(res.seconds)
                 cpu[case].append(res.cpu_s)
                 sizes[case] = (out / "limit.zst").stat().st_size
-            elif case == "ir-startup":  # the fixed cost in every ir run: interpreter + imports
-                res = timed([*IR, "--help"], env=env)
+            elif case == "ir-startup":  # the fixed cost of every capture: interpreter + imports
+                res = timed([*IR, "capture", "container", "--help"], env=env)
                 seconds[case].append(res.seconds)
                 rss[case].append(res.rss_mib)
             elif case == "hand":
