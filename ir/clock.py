@@ -12,9 +12,7 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-
-from dateutil import parser as dateutil_parser
-from dateutil import tz
+from functools import cache
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -73,13 +71,21 @@ _NGINX_RE = re.compile(
 )
 _SYSLOG_RE = re.compile(r"^(" + _MONTHS + r") +(\d{1,2}) (\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?$")
 _GOLOG_RE = re.compile(r"^(\d{4})/(\d{2})/(\d{2}) (\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?$")
-# Zone abbreviations we are sure of; anything else is kept as "no offset" (assumed_utc).
-_TZINFOS: dict[str, object] = {
-    "UTC": tz.UTC, "Z": tz.UTC, "GMT": tz.UTC, "UT": tz.UTC,
-    "EST": -5 * 3600, "EDT": -4 * 3600, "CST": -6 * 3600, "CDT": -5 * 3600,
-    "MST": -7 * 3600, "MDT": -6 * 3600, "PST": -8 * 3600, "PDT": -7 * 3600,
-    "CET": 3600, "CEST": 7200, "EET": 7200, "EEST": 3 * 3600, "JST": 9 * 3600,
-}  # fmt: skip
+
+
+@cache
+def _tzinfos() -> dict[str, object]:
+    """Zone abbreviations we are sure of; anything else is kept as "no offset" (assumed_utc)."""
+    from dateutil import tz
+
+    return {
+        "UTC": tz.UTC, "Z": tz.UTC, "GMT": tz.UTC, "UT": tz.UTC,
+        "EST": -5 * 3600, "EDT": -4 * 3600, "CST": -6 * 3600, "CDT": -5 * 3600,
+        "MST": -7 * 3600, "MDT": -6 * 3600, "PST": -8 * 3600, "PDT": -7 * 3600,
+        "CET": 3600, "CEST": 7200, "EET": 7200, "EEST": 3 * 3600, "JST": 9 * 3600,
+    }  # fmt: skip
+
+
 # A year-less stamp (syslog, klog) this far after the reference is from the year before.
 _YEAR_ROLLOVER_SLACK = timedelta(days=2)
 
@@ -114,12 +120,15 @@ def parse_timestamp(text: str, *, reference: datetime | None = None) -> ParsedTi
     if fast is not None:
         return fast
     default = datetime(ref.year, 1, 1)
+    # dateutil only here: most ir runs never reach it, and its import costs every run ~15 ms
+    from dateutil import parser as dateutil_parser
+
     try:
         with warnings.catch_warnings():
             # An unknown zone name ("IST": India or Ireland?) must not print a warning on the
             # terminal; the time is kept as written and flagged assumed_utc instead.
             warnings.simplefilter("ignore", dateutil_parser.UnknownTimezoneWarning)
-            dt = dateutil_parser.parse(s, default=default, tzinfos=_TZINFOS)  # type: ignore[arg-type]
+            dt = dateutil_parser.parse(s, default=default, tzinfos=_tzinfos())  # type: ignore[arg-type]
     except (ValueError, ArithmeticError) as exc:
         # ArithmeticError: dateutil overflows, or raises decimal.InvalidOperation on a field of
         # thirty digits ("10:2222...22:40Z", found by atheris in a GuardDuty finding)
