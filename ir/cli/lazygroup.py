@@ -7,22 +7,29 @@ every run. tests/test_cli_commands.py checks each table against what the modules
 from __future__ import annotations
 
 import importlib
+from collections.abc import Mapping
 from typing import Any
 
 import click
 
 
 class LazyGroup(click.Group):
-    """`elsewhere`: {subcommand: module of ir.cli that adds it to this group}."""
+    """`elsewhere`: {subcommand: module of ir.cli that adds it to this group}, imported by `load`
+    when the subcommand is looked up (the root group loads its modules its own way)."""
 
-    def __init__(self, *args: Any, elsewhere: dict[str, str] | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, elsewhere: Mapping[str, Any] | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
-        self.elsewhere: dict[str, str] = dict(elsewhere or {})
+        self.elsewhere: dict[str, Any] = dict(elsewhere or {})
+
+    def load(self, name: str) -> None:
+        importlib.import_module(f"ir.cli.{self.elsewhere[name]}")
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(set(self.commands) | set(self.elsewhere))
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name not in self.commands and cmd_name in self.elsewhere:
-            importlib.import_module(f"ir.cli.{self.elsewhere[cmd_name]}")
+            self.load(cmd_name)
         return super().get_command(ctx, cmd_name)

@@ -10,6 +10,7 @@ from typing import NoReturn
 import click
 
 from ir import __version__
+from ir.cli.lazygroup import LazyGroup
 from ir.cli.output import emit_json, json_requested, remember_output
 from ir.errors import ExitCode, IrError
 
@@ -49,20 +50,17 @@ of the output (in -o json: "errors").
 """
 
 
-class _LazyGroup(click.Group):
-    """The root group: a command's modules are imported when it is looked up."""
+class _RootGroup(LazyGroup):
+    """The root group: a command's modules are imported, and their COMMANDS added, when it is
+    looked up."""
 
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(set(COMMAND_MODULES) | set(self.commands))
-
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        if cmd_name not in self.commands and cmd_name in COMMAND_MODULES:
-            load_commands(cmd_name)
-        return super().get_command(ctx, cmd_name)
+    def load(self, name: str) -> None:
+        load_commands(name)
 
 
 @click.group(
-    cls=_LazyGroup,
+    cls=_RootGroup,
+    elsewhere=COMMAND_MODULES,
     help=HELP,
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
 )
