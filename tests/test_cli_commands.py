@@ -40,17 +40,11 @@ def test_the_table_names_real_commands() -> None:
 
 def test_a_command_imports_only_its_modules() -> None:
     # A fresh interpreter: `ir bundle verify --help` loads the modules of `bundle`, no other's.
-    probe = (
-        "import sys\n"
-        "from ir.cli.main import main\n"
-        "try:\n"
-        "    main(['bundle', 'verify', '--help'])\n"
-        "except SystemExit:\n"
-        "    pass\n"
-        "print(' '.join(sorted(m for m in sys.modules if m.startswith('ir.cli.'))))\n"
-    )
-    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
-    loaded = {m.removeprefix("ir.cli.") for m in done.stdout.strip().splitlines()[-1].split()}
+    loaded = {
+        m.removeprefix("ir.cli.")
+        for m in _loaded_by("bundle", "verify", "--help")
+        if m.startswith("ir.cli.")
+    }
     others = {m for modules in COMMAND_MODULES.values() for m in modules} - set(
         COMMAND_MODULES["bundle"]
     )
@@ -106,11 +100,11 @@ def test_capture_container_does_not_import_docker_or_kubernetes() -> None:
 
 
 def test_group_help_lists_every_subcommand() -> None:
-    probe = "from ir.cli.main import main\nmain(['bundle', '--help'])\n"
-    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
-    for name in ("verify", "push", "pull", "diff", "custody"):
-        assert f"  {name} " in done.stdout, done.stdout
-    probe = "from ir.cli.main import main\nmain(['capture', '--help'])\n"
-    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
-    for name in ("container", "pod"):
-        assert f"  {name} " in done.stdout, done.stdout
+    for group, names in (
+        ("bundle", ("verify", "push", "pull", "diff", "custody")),
+        ("capture", ("container", "pod")),
+    ):
+        probe = f"from ir.cli.main import main\nmain([{group!r}, '--help'])\n"
+        done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+        for name in names:
+            assert f"  {name} " in done.stdout, done.stdout
