@@ -12,7 +12,7 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from functools import cache
+from functools import cache, lru_cache
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -38,10 +38,16 @@ def rfc3339_ns(ns: int, digits: int = 9) -> str:
     """Epoch nanoseconds as RFC 3339 UTC with `digits` fractional digits (9: every nanosecond)
     and `Z`, by integer arithmetic (a float would round the nanoseconds away)."""
     seconds, fraction = divmod(ns, 1_000_000_000)
-    base = (EPOCH + timedelta(seconds=seconds)).isoformat(timespec="seconds")[:-6]
+    base = _second(seconds)
     if digits <= 0:
         return base + "Z"
     return f"{base}.{fraction:09d}"[: len(base) + 1 + digits] + "Z"
+
+
+@lru_cache(maxsize=4096)
+def _second(seconds: int) -> str:
+    # the files of a tree share a few mtimes (an image layer, a package install): format once
+    return (EPOCH + timedelta(seconds=seconds)).isoformat(timespec="seconds")[:-6]
 
 
 def from_epoch(seconds: float) -> datetime:
