@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -48,8 +48,12 @@ def steady_heap() -> None:
     mallopt(_M_TRIM_THRESHOLD, 32 * 1024 * 1024)
 
 
-def prefetch(source: Iterator[T], depth: int = 4) -> Iterator[T]:
-    """Run `source` in a background thread, `depth` items ahead; exceptions are re-raised here."""
+def prefetch(
+    source: Iterator[T], depth: int = 4, discard: Callable[[T], Any] | None = None
+) -> Generator[T, None, None]:
+    """Run `source` in a background thread, `depth` items ahead; exceptions are re-raised here.
+    The thread closes `source` when it ends. `discard(item)` is called on every item made but
+    never consumed (the consumer stopped early): one that holds open files closes them."""
     q: queue.Queue[Any] = queue.Queue(maxsize=depth)
     stop = threading.Event()
 
@@ -61,6 +65,8 @@ def prefetch(source: Iterator[T], depth: int = 4) -> Iterator[T]:
                 return True
             except queue.Full:
                 continue
+        if discard is not None and item is not _DONE and not isinstance(item, _Raised):
+            discard(item)
         return False
 
     def run() -> None:
@@ -71,6 +77,10 @@ def prefetch(source: Iterator[T], depth: int = 4) -> Iterator[T]:
             hand(_DONE)
         except BaseException as exc:  # noqa: BLE001 -- handed to the consumer thread
             hand(_Raised(exc))
+        finally:
+            close = getattr(source, "close", None)
+            if close is not None:
+                close()  # a generator's own cleanup, in the thread that ran it
 
     thread = threading.Thread(target=run, name="ir-prefetch", daemon=True)
     thread.start()
@@ -85,6 +95,13 @@ def prefetch(source: Iterator[T], depth: int = 4) -> Iterator[T]:
     finally:
         stop.set()
         thread.join(timeout=5)
+        while discard is not None:
+            try:
+                left = q.get_nowait()
+            except queue.Empty:
+                break
+            if left is not _DONE and not isinstance(left, _Raised):
+                discard(left)
 
 
 class _Raised:

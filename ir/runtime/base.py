@@ -131,6 +131,10 @@ class FileContent(Protocol):
 
 class FsDiffSource(Protocol):
     description: dict[str, Any]
+    # True when the walk and the opens may run in a thread ahead of the writer: a file opened
+    # before the iterator advanced stays readable after it (an open file of a directory walk);
+    # False when content must be read before advancing (one archive stream).
+    opens_ahead: bool
 
     def entries(self) -> Iterator[FsEntry]:
         """Changed paths. `open()` an entry before advancing the iterator."""

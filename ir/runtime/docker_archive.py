@@ -104,6 +104,8 @@ class DockerArchiveDiff:
     deliver). Each archive request costs the engine a mount and a chrooted tar (~50-100 ms), so
     per-path requests made the docker backend 10-20x slower than the node backend."""
 
+    opens_ahead = False  # a file's content is the archive stream's next bytes: read it first
+
     def __init__(self, runtime: DockerRuntime, cid: str) -> None:
         self.runtime = runtime
         self.cid = cid

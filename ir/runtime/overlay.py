@@ -263,6 +263,8 @@ class OverlayFile:
 class OverlayDiff:
     """FsDiffSource over an overlay upperdir."""
 
+    opens_ahead = True  # a walk of directories: an opened file stays readable
+
     def __init__(self, mount: OverlayMount) -> None:
         self.mount = mount
         self.description: dict[str, Any] = {"source": "overlay-upperdir", **mount.to_dict()}

@@ -39,6 +39,8 @@ NOT_A_DIFF = (
 class RootWalk:
     """FsDiffSource over /proc/PID/root: paths with ctime >= `since` (epoch seconds)."""
 
+    opens_ahead = True  # a walk of directories: an opened file stays readable
+
     def __init__(self, root: str, since: float) -> None:
         self.root = root
         self.since = since

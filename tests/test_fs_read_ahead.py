@@ -1,0 +1,93 @@
+"""The filesystem diff's read-ahead (ir/collect/filesystem.py): on a directory walk the walk, the
+opens and the reading and hashing of small files run in a thread ahead of the tar writer. On a
+real directory tree (an overlay upperdir is one), the read-ahead must write exactly the bytes and
+records the one-by-one path writes, keep every limit, and leave no file or thread open when the
+writer stops half-way."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import threading
+from pathlib import Path
+
+import pytest
+
+from ir.collect.filesystem import BATCH_FILES, DiffStats, write_diff
+from ir.runtime.overlay import OverlayDiff, OverlayMount
+
+
+class OneByOne(OverlayDiff):
+    opens_ahead = False
+
+
+def _tree(root: Path) -> None:
+    root.mkdir()
+    (root / "small").mkdir()
+    for i in range(BATCH_FILES * 3 + 7):  # several batches, the last one short
+        (root / "small" / f"f{i:04d}").write_bytes(os.urandom(i % 50) * (i % 300))
+    (root / "big.bin").write_bytes(os.urandom(3 * 1024 * 1024 + 17))  # read by the writer
+    (root / "over-limit").write_bytes(b"x" * 5_000_000)  # over --max-file-size
+    (root / "empty").write_bytes(b"")
+    (root / "link").symlink_to("/etc/shadow")
+    os.mkfifo(root / "fifo")
+    (root / "caf\xe9".encode("latin-1").decode("utf-8", "surrogateescape")).write_bytes(b"bytes")
+    (root / "zz-after-budget").mkdir()
+    for i in range(5):
+        (root / "zz-after-budget" / f"g{i}").write_bytes(b"y" * 400_000)
+
+
+def _capture(source: OverlayDiff, *, max_total: int) -> tuple[bytes, list[dict], DiffStats]:
+    records, sink, stats = io.BytesIO(), io.BytesIO(), DiffStats()
+    write_diff(sink, source, records, stats, max_file=4_000_000, max_total=max_total)
+    return sink.getvalue(), [json.loads(x) for x in records.getvalue().splitlines()], stats
+
+
+@pytest.mark.parametrize("max_total", [1 << 30, 5_000_000], ids=["all", "budget"])
+def test_read_ahead_writes_what_one_by_one_writes(tmp_path: Path, max_total: int) -> None:
+    upper = tmp_path / "upper"
+    _tree(upper)
+    mount = OverlayMount(str(upper), [], None, "test")
+    ahead = _capture(OverlayDiff(mount), max_total=max_total)
+    inline = _capture(OneByOne(mount), max_total=max_total)
+    assert ahead[0] == inline[0]  # the tar, byte for byte
+    assert ahead[1] == inline[1]  # every record
+    assert vars(ahead[2]) == vars(inline[2])
+    by_path = {r["path"]: r for r in ahead[1]}
+    assert by_path["/over-limit"]["skipped"].startswith("larger than --max-file-size")
+    assert by_path["/fifo"]["skipped"] == "fifo: listed, never opened"
+    assert by_path["/big.bin"]["captured"]
+    if max_total < 1 << 30:
+        assert any("budget exhausted" in (r["skipped"] or "") for r in ahead[1])
+
+
+class FailingSink(io.BytesIO):
+    def __init__(self, after: int) -> None:
+        super().__init__()
+        self.left = after
+
+    def write(self, data: bytes) -> int:  # type: ignore[override]
+        self.left -= 1
+        if self.left < 0:
+            raise OSError(28, "No space left on device")
+        return super().write(data)
+
+
+def test_a_writer_stopping_half_way_leaves_nothing_open(tmp_path: Path) -> None:
+    upper = tmp_path / "upper"
+    _tree(upper)
+    for i in range(12):  # files the writer reads: each waits in the queue open
+        (upper / "small" / f"h{i:02d}").write_bytes(b"z" * (1024 * 1024 + i))
+    before = set(os.listdir("/proc/self/fd"))
+    with pytest.raises(OSError, match="No space left"):
+        write_diff(
+            FailingSink(after=3),
+            OverlayDiff(OverlayMount(str(upper), [], None, "test")),
+            io.BytesIO(),
+            DiffStats(),
+            max_file=1 << 30,
+            max_total=1 << 30,
+        )
+    assert not [t for t in threading.enumerate() if t.name == "ir-prefetch"]
+    assert set(os.listdir("/proc/self/fd")) == before  # walk directories and opened files
