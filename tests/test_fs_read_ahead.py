@@ -9,12 +9,15 @@ from __future__ import annotations
 import io
 import json
 import os
+import tarfile
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from ir.collect.filesystem import BATCH_FILES, DiffStats, write_diff
+from ir.runtime.base import FsEntry
 from ir.runtime.overlay import OverlayDiff, OverlayMount
 
 
@@ -91,3 +94,35 @@ def test_a_writer_stopping_half_way_leaves_nothing_open(tmp_path: Path) -> None:
         )
     assert not [t for t in threading.enumerate() if t.name == "ir-prefetch"]
     assert set(os.listdir("/proc/self/fd")) == before  # walk directories and opened files
+
+
+@pytest.mark.parametrize("ahead", [True, False], ids=["read-ahead", "one-by-one"])
+def test_a_file_cut_short_while_read_is_padded_to_its_declared_size(
+    tmp_path: Path, ahead: bool
+) -> None:
+    """The container truncates a file between ir's open and its read: the tar holds the size
+    declared at open (zero-padded: the stream stays a valid tar) and the record says so."""
+    upper = tmp_path / "upper"
+    upper.mkdir()
+    small, big = b"s" * 10_000, b"b" * (2 * 1024 * 1024 + 5)  # read by the taker / the writer
+    (upper / "small").write_bytes(small)
+    (upper / "big").write_bytes(big)
+
+    class Truncating(OverlayDiff):
+        opens_ahead = ahead
+
+        def open(self, entry: FsEntry) -> Any:
+            content = super().open(entry)
+            os.truncate(upper / entry.path.decode().lstrip("/"), 100)
+            return content
+
+    tar, records, _stats = _capture(
+        Truncating(OverlayMount(str(upper), [], None, "t")), max_total=1 << 30
+    )
+    with tarfile.open(fileobj=io.BytesIO(tar)) as archive:
+        for name, original in (("small", small), ("big", big)):
+            (record,) = [r for r in records if r["path"] == "/" + name]
+            assert record["captured"] and record["changed_while_read"] and record["note"]
+            assert record["size"] == len(original) == archive.getmember(name).size
+            got = archive.extractfile(name).read()  # type: ignore[union-attr]
+            assert got == original[:100] + b"\0" * (len(original) - 100)

@@ -219,12 +219,11 @@ class _Taker:
             )
         self.used += declared
         taken = _Taken(declared, content=content)
-        if read_small and declared < READ_AHEAD:
+        if read_small and declared < READ_AHEAD:  # one read, one hash: no reader object
             try:
-                reader = _ExactReader(content, declared, ahead=False)
-                taken.data = b"".join(reader.pieces)
-                taken.sha256 = reader.hexdigest()
-                taken.why = content.changed() or reader.short_note()
+                data, padded = _read_exact(content, declared) if declared else (b"", 0)
+                taken.data, taken.sha256 = data, hashlib.sha256(data).hexdigest()
+                taken.why = content.changed() or _short_note(padded)
             finally:
                 taken.close()
         return taken
@@ -429,15 +428,8 @@ class _ExactReader:
         left = self.size
         while left > 0:
             want = min(left, READ_CHUNK)
-            data = b"" if self.padded else self.content.read(want)
-            while data and len(data) < want:  # a short read before the end: read on
-                more = self.content.read(want - len(data))
-                if not more:
-                    break
-                data += more
-            if len(data) < want:
-                self.padded += want - len(data)
-                data += b"\0" * (want - len(data))
+            data, short = _read_exact(self.content, want, ended=self.padded > 0)
+            self.padded += short
             self.h.update(data)
             left -= want
             yield data
@@ -453,11 +445,26 @@ class _ExactReader:
         return self.h.hexdigest()
 
     def short_note(self) -> str | None:
-        return (
-            f"file ended {self.padded} bytes early while read (zero-padded in the tar)"
-            if self.padded
-            else None
-        )
+        return _short_note(self.padded)
+
+
+def _read_exact(content: FileContent, want: int, *, ended: bool = False) -> tuple[bytes, int]:
+    """`want` bytes of `content`, read on over short reads, zero-padded if the file ends first
+    (or had `ended` already): (the bytes, how many of them are padding)."""
+    data = b"" if ended else content.read(want)
+    while data and len(data) < want:  # a short read before the end: read on
+        more = content.read(want - len(data))
+        if not more:
+            break
+        data += more
+    short = want - len(data)
+    return (data + b"\0" * short if short else data), short
+
+
+def _short_note(padded: int) -> str | None:
+    return (
+        f"file ended {padded} bytes early while read (zero-padded in the tar)" if padded else None
+    )
 
 
 def _chunks(fh: IO[bytes]) -> Iterator[bytes]:
