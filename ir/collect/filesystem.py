@@ -141,9 +141,9 @@ def write_diff(
     to `records`. Per-path problems become record fields; only a broken source raises.
 
     Where the source allows it (`opens_ahead`), the walk, the opens and the reading and hashing
-    of small files run in a thread ahead of the tar writer: they are system calls and SHA-256,
-    which release the GIL, so they overlap the writer's per-file Python work and the compressor
-    instead of adding to them (a tree of many small files kept one core busy, not two)."""
+    of small files run in a thread ahead of the tar writer: their system calls and SHA-256
+    release the GIL and overlap the writer's per-file Python work (the two threads' own Python
+    still takes turns on the GIL: in a tree of small files that is what bounds the speed)."""
     entries = source.entries()
     taker = _Taker(source, max_file, max_total)
     batches = (
