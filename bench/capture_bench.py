@@ -495,7 +495,11 @@ def profile(
         tt = timed(
             [sys.executable, str(REPO / "bench" / "threadtimes.py"), *cmd[len(IR) :]], env=env
         )
-        found[f"{backend}-threads"] = json.loads(tt.stderr.strip().splitlines()[-1])
+        lines = tt.stderr.strip().splitlines()
+        found[f"{backend}-threads"] = json.loads(lines[-1])
+        raw.with_name(f"{backend}-timeline.txt").write_text(
+            "".join(line + "\n" for line in lines if line.startswith("timeline "))
+        )
         shutil.rmtree(store, ignore_errors=True)
     return found
 
