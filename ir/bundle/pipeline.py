@@ -16,7 +16,7 @@ T = TypeVar("T")
 _DONE = object()
 
 # glibc's mallopt parameters (malloc.h).
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD, _M_ARENA_MAX = -1, -3, -8
 _steady = False
 
 
@@ -46,6 +46,10 @@ def steady_heap() -> None:
         return
     mallopt(_M_MMAP_THRESHOLD, 4 * 1024 * 1024)
     mallopt(_M_TRIM_THRESHOLD, 32 * 1024 * 1024)
+    # One arena: a chunk one thread frees (the walker reads a file, the writer drops it) is the
+    # next any thread allocates, not memory kept apart in a per-thread arena. Capture of the
+    # mixed tree with the walker thread: peak RSS 98-106 -> 82-91 MiB, the same time.
+    mallopt(_M_ARENA_MAX, 1)
 
 
 def prefetch(
