@@ -154,12 +154,9 @@ def write_diff(
     try:
         _write_tar(sink, batches, records, stats)
     finally:
-        batches.close()  # ahead: stops the thread, which closes the walk and what it opened
-        # Close the listing now, not at garbage collection: a Docker archive stream left open
-        # keeps the container locked in the engine, and every later request on it would hang.
-        close = getattr(entries, "close", None)
-        if close is not None and not source.opens_ahead:
-            close()
+        # Either generator closes the listing as it ends (ahead: in the walking thread, which
+        # this stops), not at garbage collection.
+        batches.close()
 
 
 @dataclass
@@ -230,8 +227,11 @@ class _Taker:
 
     def one_by_one(self, entries: Iterator[FsEntry]) -> Generator[Batch, None, None]:
         """Each entry in a batch of its own, its file opened just before it is written."""
-        for entry in entries:
-            yield [(entry, self.take(entry, read_small=False))]
+        try:
+            for entry in entries:
+                yield [(entry, self.take(entry, read_small=False))]
+        finally:
+            _close_listing(entries)
 
     def batches(self, entries: Iterator[FsEntry]) -> Generator[Batch, None, None]:
         """The entries in batches, small files read (for a thread ahead of the writer)."""
@@ -250,9 +250,15 @@ class _Taker:
                 yield batch
         finally:
             _close_batch(batch)  # cut short: files opened for a batch never handed over
-            close = getattr(entries, "close", None)
-            if close is not None:
-                close()
+            _close_listing(entries)
+
+
+def _close_listing(entries: Iterator[FsEntry]) -> None:
+    # Now, not at garbage collection: a Docker archive stream left open keeps the container
+    # locked in the engine, and every later request on it would hang.
+    close = getattr(entries, "close", None)
+    if close is not None:
+        close()
 
 
 def _close_batch(batch: Batch) -> None:
