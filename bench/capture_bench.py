@@ -38,6 +38,11 @@ Verify and replay (the first run's ir-node bundle of each size):
   timeline-c  the same with the verdict cached (the timeline alone)
 MiB/s there are of the bundle's content (decompressed) bytes.
 
+Floors, from the same run: how fast ir could be at best with the format's three SHA-256 digests
+(each file, the tar stream, the stored bytes), the interpreter's start-up (ir-startup) and the
+Python ir spends per file beyond tar's own work (bench/filecost.py, one thread, on the same tree)
+added to the limit's CPU -- spread over every core, and over as many as the limit keeps busy.
+
 --profile DIR: one extra py-spy run of each ir capture case; prints the functions where the
 samples land and writes DIR/<case>-<size>.svg (flame graph) and .txt; and one run under
 bench/threadtimes.py: CPU seconds per thread of ir (main, hashers, writer, zstd workers).
@@ -303,7 +308,12 @@ def run_size(
     result["ratios"] = ratios
     if "ir-node" in med and cpu["limit"]:
         result["floor"] = capture_floor(
-            median(cpu["limit"]), med["limit"], data_bytes, sizes.get("ir-node") or 0
+            median(cpu["limit"]),
+            med["limit"],
+            data_bytes,
+            sizes.get("ir-node") or 0,
+            startup_s=med.get("ir-startup", 0.0),
+            per_file=file_cost(upper, env),
         )
         ratios["ir-node/floor"] = round(result["floor"]["seconds"] / med["ir-node"], 3)
     if keep and not args.no_verify:
@@ -327,25 +337,61 @@ def sha256_rate() -> float:
     return 256 * MiB / (time.perf_counter() - started)
 
 
+def file_cost(upper: str, env: dict[str, str]) -> dict[str, Any]:
+    """ir's per-file work on the tree against tar's (bench/filecost.py, the best of 2 runs)."""
+    run = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "filecost.py"), upper],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return dict(json.loads(run.stdout))
+
+
 def capture_floor(
-    limit_cpu: float, limit_s: float, data_bytes: int, stored_bytes: int
+    limit_cpu: float,
+    limit_s: float,
+    data_bytes: int,
+    stored_bytes: int,
+    *,
+    startup_s: float = 0.0,
+    per_file: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The fastest ir could be on this machine, from the same run: the limit's own CPU seconds
-    (read, compress, write) plus the SHA-256 the format needs -- each file's content, the tar
-    stream's content and the stored bytes: about twice the data plus the bundle -- spread over
-    every core, and never faster than the limit itself."""
+    """The fastest ir could be on this machine, from the same run. Its CPU: the limit's own (read,
+    compress, write), plus the SHA-256 the format needs -- each file's content, the tar stream's
+    content, the stored bytes: about twice the data plus the bundle -- plus what ir's Python does
+    per file beyond tar's own work (`per_file`, bench/filecost.py; its per-file digest is in the
+    SHA-256 term already). The interpreter's start-up (`startup_s`, one core) comes first; the
+    rest spread over every core (`seconds`), or over as many as the limit itself keeps busy
+    (`seconds_at_limit_cores`: what ir can reach if it parallelises exactly as well as
+    tar | zstd -T2). Never faster than the limit."""
     rate = sha256_rate()
     hashed = 2 * data_bytes + stored_bytes
     cores = os.cpu_count() or 1
-    seconds = max(limit_s, (limit_cpu + hashed / rate) / cores)
+    extra = 0.0
+    if per_file:
+        own = per_file["ir_cpu_s"] - per_file["hashed_bytes"] / rate - per_file["tar_cpu_s"]
+        extra = max(0.0, own)
+    cpu = limit_cpu + hashed / rate + extra
+    limit_cores = limit_cpu / limit_s if limit_s else cores
+    seconds = max(limit_s, startup_s + (cpu - startup_s) / cores)
+    at_limit_cores = max(limit_s, startup_s + (cpu - startup_s) / limit_cores)
     return {
         "seconds": round(seconds, 3),
+        "seconds_at_limit_cores": round(at_limit_cores, 3),
         "sha256_mib_s": round(rate / MiB, 1),
         "hashed_bytes": hashed,
         "hash_cpu_s": round(hashed / rate, 3),
         "limit_cpu_s": round(limit_cpu, 3),
+        "limit_cores": round(limit_cores, 2),
+        "startup_s": round(startup_s, 3),
+        "per_file": per_file,
+        "per_file_extra_cpu_s": round(extra, 3),
+        "cpu_s": round(cpu, 3),
         "cores": cores,
         "ratio_to_limit": round(limit_s / seconds, 3),
+        "ratio_to_limit_at_limit_cores": round(limit_s / at_limit_cores, 3),
     }
 
 
@@ -552,11 +598,23 @@ def report(results: list[dict[str, Any]]) -> None:
         floor = res.get("floor")
         if floor:
             print(
-                f"  floor (limit's {floor['limit_cpu_s']} CPU-s + SHA-256 of "
-                f"{floor['hashed_bytes'] / MiB:.0f} MiB at {floor['sha256_mib_s']} MiB/s = "
-                f"{floor['hash_cpu_s']} CPU-s, over {floor['cores']} cores): {floor['seconds']} s "
-                f"= {floor['ratio_to_limit']:.2f}x the limit at best"
+                f"  floor (start-up {floor.get('startup_s', 0)} s, then the limit's "
+                f"{floor['limit_cpu_s']} CPU-s + SHA-256 of {floor['hashed_bytes'] / MiB:.0f} MiB "
+                f"at {floor['sha256_mib_s']} MiB/s = {floor['hash_cpu_s']} CPU-s + ir's per-file "
+                f"Python beyond tar's {floor.get('per_file_extra_cpu_s', 0)} CPU-s, over "
+                f"{floor['cores']} cores): {floor['seconds']} s = "
+                f"{floor['ratio_to_limit']:.2f}x the limit at best; over the "
+                f"{floor.get('limit_cores', '-')} cores the limit keeps busy: "
+                f"{floor.get('seconds_at_limit_cores', '-')} s = "
+                f"{floor.get('ratio_to_limit_at_limit_cores', 0):.2f}x"
             )
+            pf = floor.get("per_file")
+            if pf:
+                print(
+                    f"  per file ({pf['entries']} entries, bench/filecost.py): ir {pf['ir_cpu_s']} "
+                    f"CPU-s in one thread (reads and per-file SHA-256 included), tar "
+                    f"{pf['tar_cpu_s']} CPU-s"
+                )
         ver = res.get("verify")
         if ver:
             print(
