@@ -65,6 +65,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.common import (  # noqa: E402
     REPO,
     MiB,
+    compile_ir,
     ensure_gnu_time,
     fill_tree,
     machine,
@@ -698,6 +699,7 @@ def main() -> None:
     args = parser.parse_args()
     args.backends = [b for b in args.backends.split(",") if b]
     ensure_gnu_time()
+    compile_ir()
     need("zstd", "zstd")
     need("gzip", "gzip")
     from tests.testbed.docker import ensure_docker
