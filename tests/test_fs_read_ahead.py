@@ -11,6 +11,7 @@ import json
 import os
 import tarfile
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,19 @@ from ir.runtime.overlay import OverlayDiff, OverlayMount
 
 class OneByOne(OverlayDiff):
     opens_ahead = False
+
+
+class WalkedIn(OverlayDiff):
+    """Notes the threads its walk ran in."""
+
+    def __init__(self, mount: OverlayMount) -> None:
+        super().__init__(mount)
+        self.threads: set[str] = set()
+
+    def entries(self) -> Iterator[FsEntry]:
+        for entry in super().entries():
+            self.threads.add(threading.current_thread().name)
+            yield entry
 
 
 def _tree(root: Path) -> None:
@@ -41,9 +55,11 @@ def _tree(root: Path) -> None:
         (root / "zz-after-budget" / f"g{i}").write_bytes(b"y" * 400_000)
 
 
-def _capture(source: OverlayDiff, *, max_total: int) -> tuple[bytes, list[dict], DiffStats]:
+def _capture(
+    source: OverlayDiff, *, max_total: int, ahead: bool = True
+) -> tuple[bytes, list[dict], DiffStats]:
     records, sink, stats = io.BytesIO(), io.BytesIO(), DiffStats()
-    write_diff(sink, source, records, stats, max_file=4_000_000, max_total=max_total)
+    write_diff(sink, source, records, stats, max_file=4_000_000, max_total=max_total, ahead=ahead)
     return sink.getvalue(), [json.loads(x) for x in records.getvalue().splitlines()], stats
 
 
@@ -54,9 +70,13 @@ def test_read_ahead_writes_what_one_by_one_writes(tmp_path: Path, max_total: int
     mount = OverlayMount(str(upper), [], None, "test")
     ahead = _capture(OverlayDiff(mount), max_total=max_total)
     inline = _capture(OneByOne(mount), max_total=max_total)
-    assert ahead[0] == inline[0]  # the tar, byte for byte
-    assert ahead[1] == inline[1]  # every record
-    assert vars(ahead[2]) == vars(inline[2])
+    walked_in = WalkedIn(mount)
+    one_thread = _capture(walked_in, max_total=max_total, ahead=False)
+    assert walked_in.threads == {threading.current_thread().name}  # ahead=False: walked here
+    for other in (inline, one_thread):
+        assert ahead[0] == other[0]  # the tar, byte for byte
+        assert ahead[1] == other[1]  # every record
+        assert vars(ahead[2]) == vars(other[2])
     by_path = {r["path"]: r for r in ahead[1]}
     assert by_path["/over-limit"]["skipped"].startswith("larger than --max-file-size")
     assert by_path["/fifo"]["skipped"] == "fifo: listed, never opened"

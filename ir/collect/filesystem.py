@@ -136,6 +136,7 @@ def write_diff(
     *,
     max_file: int,
     max_total: int,
+    ahead: bool = True,
 ) -> None:
     """Stream the diff of `source` as a tar into `sink`, writing one FileChange line per path
     to `records`. Per-path problems become record fields; only a broken source raises.
@@ -143,14 +144,16 @@ def write_diff(
     Where the source allows it (`opens_ahead`), the walk, the opens and the reading and hashing
     of small files run in a thread ahead of the tar writer: their system calls and SHA-256
     release the GIL and overlap the writer's per-file Python work (the two threads' own Python
-    still takes turns on the GIL: in a tree of small files that is what bounds the speed)."""
+    still takes turns on the GIL: in a tree of small files that is what bounds the speed).
+    `ahead=False` does the same work in the calling thread (bench/filecost.py measures it so)."""
     entries = source.entries()
     taker = _Taker(source, max_file, max_total)
-    batches = (
-        prefetch(taker.batches(entries), 4, discard=_close_batch)
-        if source.opens_ahead
-        else taker.one_by_one(entries)
-    )
+    if not source.opens_ahead:
+        batches = taker.one_by_one(entries)
+    elif ahead:
+        batches = prefetch(taker.batches(entries), 4, discard=_close_batch)
+    else:
+        batches = taker.batches(entries)
     try:
         _write_tar(sink, batches, records, stats)
     finally:
