@@ -17,6 +17,7 @@ from ir.cli.output import (
     emit,
     emit_json,
     exit_line,
+    info,
     output_option,
     printable,
     table,
@@ -57,7 +58,7 @@ endpoint_option = click.option(
     elsewhere={"push": "transfer", "pull": "transfer", "diff": "bundle_diff"},
 )
 def bundle() -> None:
-    """Work with evidence bundles: verify, show, ls, cat, extract (paths or s3:// URIs)."""
+    """Work with evidence bundles: verify, verify-case, show, ls, cat, extract (paths or s3:// URIs)."""
 
 
 @bundle.command("verify")
@@ -194,6 +195,80 @@ def _print_report(report: Any) -> None:
         click.echo(f"  FAIL: {printable(error)}")
     for warning in report.warnings:
         click.echo(f"  note: {printable(warning)}")
+
+
+@bundle.command("verify-case")
+@click.argument("index", metavar="CASE_INDEX")
+@public_key_option
+@click.option(
+    "--allow-unsigned",
+    is_flag=True,
+    help="Exit 0 when the index or a bundle is intact but unsigned (the verdicts still say so).",
+)
+@click.option(
+    "--allow-untrusted",
+    is_flag=True,
+    help="Exit 0 when the index or a bundle is intact but signed by a key not trusted.",
+)
+@endpoint_option
+@output_option
+def verify_case(
+    index: str,
+    public_key: str | None,
+    allow_unsigned: bool,
+    allow_untrusted: bool,
+    s3_endpoint_url: str | None,
+    output: str,
+) -> int:
+    """Check the case index of one `ir capture pod -l`/`--all` run and every bundle it lists:
+    the index's signature (CASE_INDEX.sig beside it), then each bundle end to end as
+    `ir bundle verify` does, against the root digest the signed index records for it -- so a
+    bundle swapped for another, even a valid one, is found.
+
+    \b
+    CASE_INDEX is a local file (<store>/<case>/case-index-<time>-<id>.json; copy it out of S3
+    first). Each bundle is read where the index says (a path, or an s3:// URI), or beside the
+    index by its file name (a case directory copied elsewhere). Pods the index records as not
+    captured are listed, not failed. Nothing is written.
+    Exit 0: the index and every bundle valid (or allowed). 6: every digest agrees but an origin is
+    not proven. 1: the index or a bundle tampered, incomplete, missing or unreadable (each named).
+    2: not a case index. Progress, one line a pod, on stderr."""
+    from ir.cluster.caseindex import verify_index  # here: only this command reads an index
+
+    def progress(number: int, total: int, pod: Any) -> None:
+        if output != "json":
+            info(f"[{number}/{total}] {printable(pod.pod)}: {pod.verdict}")
+
+    check = verify_index(
+        Path(index),
+        trust_from(public_key),
+        allow_unsigned=allow_unsigned,
+        allow_untrusted=allow_untrusted,
+        progress=progress,
+        endpoint_url=s3_endpoint_url,
+    )
+    doc = check.describe()
+    cause = check.errors[-1] if check.errors else None
+
+    def text() -> None:
+        mark = {0: "VALID", 6: "INTACT, ORIGIN NOT PROVEN"}.get(check.exit_code, "FAILED")
+        click.echo(f"{mark}: case index {printable(check.index)}")
+        click.echo(
+            f"  case:      {printable(str(doc['case_id']))} (index {printable(str(doc['index_id']))})"
+        )
+        click.echo(f"  signature: {check.signature.status}: {printable(check.signature.detail)}")
+        counts = ", ".join(f"{n} {verdict}" for verdict, n in sorted(check.counts().items()))
+        click.echo(f"  pods:      {len(check.pods)} listed: {counts or 'none'}")
+        table(
+            [[p.pod, p.verdict, p.recorded, p.location or "-"] for p in check.pods],
+            ["pod", "verdict", "recorded outcome", "bundle read"],
+        )
+        for error in check.errors[:-1]:
+            click.echo(f"  FAIL: {printable(error)}")
+        exit_line(check.exit_code, cause)
+
+    emit(output, doc, text)
+    return check.exit_code
 
 
 @bundle.command("show")
