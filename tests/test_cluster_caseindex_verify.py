@@ -143,6 +143,14 @@ def test_missing_bundle_and_altered_index_fail(
     check = verify_index(index, trust)
     assert check.pods[0].verdict == "missing" and check.exit_code == 1
     assert "bundle not found" in str(check.pods[0].cause)
+    # a hostile location: a NUL byte, a way out of the directory -- not found, never a traceback
+    for location in ("x\0y.tar", "../../../../etc/passwd"):
+        doc = json.loads(index.read_bytes())
+        doc["pods"][1]["bundle"]["location"] = location
+        hostile = index.with_name("case-index-hostile.json")
+        hostile.write_text(json.dumps(doc))
+        found = verify_index(hostile, trust).pods[1]
+        assert found.exit_code == 1 and found.verdict in ("missing", "unreadable"), found
     # one byte of the index changed: its signature no longer holds
     data = index.read_bytes()
     index.chmod(0o644)

@@ -300,7 +300,10 @@ def _locate(location: str, here: Path) -> str | None:
     (by its file name: one component, never a way out of the directory), else as recorded."""
     if "://" in location:
         return location
-    beside = here / Path(location).name
-    if beside.is_file():
-        return str(beside)
-    return location if Path(location).is_file() else None
+    try:
+        beside = here / Path(location).name
+        if beside.is_file():
+            return str(beside)
+        return location if Path(location).is_file() else None
+    except (ValueError, OSError):  # a NUL byte, a name too long: not a file there
+        return None
