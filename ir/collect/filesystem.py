@@ -145,7 +145,8 @@ def write_diff(
     of small files run in a thread ahead of the tar writer: their system calls and SHA-256
     release the GIL and overlap the writer's per-file Python work (the two threads' own Python
     still takes turns on the GIL: in a tree of small files that is what bounds the speed).
-    `ahead=False` does the same work in the calling thread (bench/filecost.py measures it so)."""
+    `ahead=False` walks, opens and reads the small files in the calling thread instead (files
+    of READ_AHEAD and more are still read a few pieces ahead); bench/filecost.py measures so."""
     entries = source.entries()
     taker = _Taker(source, max_file, max_total)
     if not source.opens_ahead:
