@@ -202,3 +202,36 @@ def test_the_command(
         main(["bundle", "verify-case", str(tmp_path / "junk.json")])
     assert exited.value.code == 2
     assert "not a case index" in capsys.readouterr().err
+
+
+def test_a_read_failing_half_way_is_that_bundle_s_verdict(
+    tmp_path: Path,
+    make_bundle: MakeBundle,
+    signer: Ed25519Signer,
+    keypair: tuple[Path, Path],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """EIO from a failing disk: no real part here can fail a read half-way, so the verifier of
+    one bundle is made to raise it (a stand-in, for this case only). The other pods still get
+    their verdicts."""
+    import errno
+
+    import ir.cluster.caseindex as caseindex
+
+    index, bundles = _case(tmp_path, make_bundle, signer)
+    real = caseindex.verify_bundle
+
+    def failing(reader: Any, **kw: Any) -> Any:
+        if Path(reader.source.name).name == bundles["web-a"].path.name:
+            raise OSError(errno.EIO, "Input/output error")
+        return real(reader, **kw)
+
+    monkeypatch.setattr(caseindex, "verify_bundle", failing)
+    check = verify_index(index, load_trust([str(keypair[1])], environment=False))
+    assert [(p.verdict, p.exit_code) for p in check.pods] == [
+        ("unreadable", 1),
+        ("valid", 0),
+        ("not-captured", 0),
+    ]
+    assert "read failed: Input/output error" in str(check.pods[0].cause)
+    assert check.exit_code == 1

@@ -283,6 +283,9 @@ def _check_pod(
             )
     except IrError as exc:
         return PodCheck(name, recorded, UNREADABLE, int(ExitCode.FAILED), str(exc), where)
+    except OSError as exc:  # a read failing half-way (EIO): this bundle's verdict, not the run's
+        cause = f"{where}: read failed: {exc.strerror or exc}"
+        return PodCheck(name, recorded, UNREADABLE, int(ExitCode.FAILED), cause, where)
     policy = {"allow_unsigned": allow_unsigned, "allow_untrusted": allow_untrusted}
     return PodCheck(
         name,
