@@ -27,6 +27,17 @@ VALID, UNSIGNED, UNTRUSTED = "valid", "unsigned", "untrusted"
 INCOMPLETE, TAMPERED = "incomplete", "tampered"
 
 
+def origin_accepted(
+    verdict: str, *, allow_unsigned: bool = False, allow_untrusted: bool = False
+) -> bool:
+    """Does the policy accept `verdict` -- a bundle's, or a signature check's status (the same
+    words) -- as proof enough of origin: valid, or unsigned / untrusted where allowed."""
+    return verdict == VALID or (verdict, True) in (
+        (UNSIGNED, allow_unsigned),
+        (UNTRUSTED, allow_untrusted),
+    )
+
+
 @dataclass
 class VerifyReport:
     bundle: str
@@ -67,10 +78,8 @@ class VerifyReport:
     def exit_code_for(self, *, allow_unsigned: bool = False, allow_untrusted: bool = False) -> int:
         """0 valid; 6 (UNTRUSTED) intact but origin not proven, unless the policy allows it;
         1 incomplete or tampered."""
-        verdict = self.verdict
-        if verdict == VALID or (verdict, True) in (
-            (UNSIGNED, allow_unsigned),
-            (UNTRUSTED, allow_untrusted),
+        if origin_accepted(
+            self.verdict, allow_unsigned=allow_unsigned, allow_untrusted=allow_untrusted
         ):
             return int(ExitCode.OK)
         return int(ExitCode.UNTRUSTED if self.intact else ExitCode.FAILED)

@@ -30,7 +30,7 @@ from typing import Any
 
 from ir.bundle import signing
 from ir.bundle.signing import KeyLookup, SignatureCheck, Signer
-from ir.bundle.verify import verify_bundle
+from ir.bundle.verify import origin_accepted, verify_bundle
 from ir.clock import utcnow
 from ir.errors import BundleFormatError, ExitCode, IrError
 from ir.store import open_bundle
@@ -224,8 +224,8 @@ def verify_index(
     status = check.signature.status
     if status == "invalid":
         failed.append(f"the case index: {check.signature.detail}")
-    elif status != "valid" and not (
-        (status == "unsigned" and allow_unsigned) or (status == "untrusted" and allow_untrusted)
+    elif not origin_accepted(
+        status, allow_unsigned=allow_unsigned, allow_untrusted=allow_untrusted
     ):
         unproven.append(f"the case index: {check.signature.detail}")
     for pod in check.pods:
