@@ -216,17 +216,17 @@ def test_a_read_failing_half_way_is_that_bundle_s_verdict(
     their verdicts."""
     import errno
 
-    import ir.cluster.caseindex as caseindex
+    import ir.store.base as store_base
 
     index, bundles = _case(tmp_path, make_bundle, signer)
-    real = caseindex.verify_bundle
+    real = store_base.verify_bundle
 
     def failing(reader: Any, **kw: Any) -> Any:
         if Path(reader.source.name).name == bundles["web-a"].path.name:
             raise OSError(errno.EIO, "Input/output error")
         return real(reader, **kw)
 
-    monkeypatch.setattr(caseindex, "verify_bundle", failing)
+    monkeypatch.setattr(store_base, "verify_bundle", failing)
     check = verify_index(index, load_trust([str(keypair[1])], environment=False))
     assert [(p.verdict, p.exit_code) for p in check.pods] == [
         ("unreadable", 1),

@@ -10,7 +10,7 @@ import click
 
 from ir.bundle.custody import append_record
 from ir.bundle.signing import load_signer
-from ir.bundle.verify import VALID, verify_bundle
+from ir.bundle.verify import VALID
 from ir.cli.lazygroup import LazyGroup
 from ir.cli.output import (
     byte_progress,
@@ -124,14 +124,7 @@ def verify(
             else 0
         )
         with byte_progress(total, "verifying") as advance:
-            report = verify_bundle(
-                handle.reader,
-                trust=key,
-                custody_lines=handle.custody.read_lines(),
-                expected_digest=expect_digest,
-                progress=advance,
-                custody_problems=getattr(handle.custody, "rewritten", None),
-            )
+            report = handle.verify(trust=key, expected_digest=expect_digest, progress=advance)
         if record and report.root_digest and report.intact:
             append_record(
                 handle.custody,

@@ -30,7 +30,7 @@ from typing import Any
 
 from ir.bundle import signing
 from ir.bundle.signing import KeyLookup, SignatureCheck, Signer
-from ir.bundle.verify import origin_accepted, verify_bundle
+from ir.bundle.verify import origin_accepted
 from ir.clock import utcnow
 from ir.errors import BundleFormatError, ExitCode, IrError
 from ir.store import open_bundle
@@ -274,13 +274,7 @@ def _check_pod(
         )
     try:
         with open_bundle(where, endpoint_url=endpoint_url) as handle:
-            report = verify_bundle(
-                handle.reader,
-                trust=trust,
-                custody_lines=handle.custody.read_lines(),
-                expected_digest=digest,
-                custody_problems=getattr(handle.custody, "rewritten", None),
-            )
+            report = handle.verify(trust=trust, expected_digest=digest)
     except IrError as exc:
         return PodCheck(name, recorded, UNREADABLE, int(ExitCode.FAILED), str(exc), where)
     except OSError as exc:  # a read failing half-way (EIO): this bundle's verdict, not the run's

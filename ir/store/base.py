@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 from ir.bundle.custody import CustodyBackend
 from ir.bundle.reader import BundleReader
-from ir.bundle.signing import Signer
+from ir.bundle.signing import KeyLookup, Signer
+from ir.bundle.verify import VerifyReport, verify_bundle
 from ir.bundle.writer import BundleWriter, SealedBundle
 
 
@@ -46,6 +47,24 @@ class BundleHandle:
     custody: CustodyBackend
     display: str
     local_path: Path | None = None
+
+    def verify(
+        self,
+        *,
+        trust: KeyLookup | None = None,
+        expected_digest: str | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> VerifyReport:
+        """verify_bundle of this bundle, its custody log included (and the records its custody
+        backend found rewritten, where it keeps them)."""
+        return verify_bundle(
+            self.reader,
+            trust=trust,
+            custody_lines=self.custody.read_lines(),
+            expected_digest=expected_digest,
+            progress=progress,
+            custody_problems=getattr(self.custody, "rewritten", None),
+        )
 
     def close(self) -> None:
         self.reader.close()
