@@ -238,7 +238,8 @@ class _Taker:
             _close_listing(entries)
 
     def batches(self, entries: Iterator[FsEntry]) -> Generator[Batch, None, None]:
-        """The entries in batches, small files read (for a thread ahead of the writer)."""
+        """The entries in batches, small files read (run in a thread ahead of the writer, or
+        in the writer's own with write_diff(ahead=False))."""
         batch: Batch = []
         held = 0
         try:
